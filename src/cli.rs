@@ -1,0 +1,199 @@
+//! Command-line interface: clap derive types only. `lib::run` turns them into work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// dispel: watch Socket.IO work, byte by byte, with links to the Python code that does each step.
+#[derive(Debug, Parser)]
+#[command(name = "dispel", version, about, long_about = None, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  dispel serve                          # auction page on http://127.0.0.1:5000/auctions, narrated
+  dispel serve -v --stage 'sio.*'       # only Socket.IO events, with details
+  dispel serve --format jsonl --out trace.jsonl
+  dispel replay capture.pcapng          # the same trace from a Wireshark/tcpdump capture
+  dispel links ws.handshake --format md # the Python call chain of one stage, as Markdown";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the auction server (Engine.IO v4, Socket.IO v5, RFC 6455) and narrate every stage.
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve(ServeArgs),
+    /// Decode a pcap/pcapng capture of any Socket.IO app into the same annotated trace.
+    #[command(after_help = REPLAY_EXAMPLES)]
+    Replay(ReplayArgs),
+    /// Print the Flask-SocketIO call chain behind each stage, with permalinks.
+    #[command(after_help = LINKS_EXAMPLES)]
+    Links(LinksArgs),
+}
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  dispel serve                                  # 127.0.0.1:5000, pretty trace on stdout
+  dispel serve -q                               # only Socket.IO events (a busy classroom)
+  dispel serve --conn 3 -vv                     # one connection, every field and link
+  dispel serve --format jsonl --out trace.jsonl # machine-readable trace
+  dispel serve --host 0.0.0.0                   # let a classroom connect (prints a warning)
+  dispel serve --app conformance --port 3000    # for the official protocol test suites";
+
+const REPLAY_EXAMPLES: &str = "\
+Examples:
+  dispel replay capture.pcapng
+  dispel replay capture.pcap --server-port 5000 --format jsonl --out trace.jsonl
+  dispel replay capture.pcap --stage 'ws.*' -v";
+
+const LINKS_EXAMPLES: &str = "\
+Examples:
+  dispel links                         # every stage, numbered, with permalinks
+  dispel links sio.broadcast --format md
+  dispel links --versions seed --format json
+  dispel links --python .venv/bin/python   # links for the versions installed there";
+
+/// Options shared by every command that prints a trace.
+#[derive(Debug, Clone, Args)]
+pub struct TraceArgs {
+    /// Output format of the trace.
+    #[arg(long, value_enum, default_value_t = Format::Pretty)]
+    pub format: Format,
+    /// Write the trace to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// When to colour the pretty trace (NO_COLOR is honoured; never colour when not a terminal).
+    #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+    /// More detail: -v shows fields and the deepest source line, -vv every field and every link.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only Socket.IO events (sio.*) and errors: the quiet level for a busy room.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Only these connections (repeatable).
+    #[arg(long, value_name = "N")]
+    pub conn: Vec<u64>,
+    /// Only stages matching these globs, e.g. 'sio.*' or 'ws.frame' (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub stage: Vec<String>,
+    /// Which version set the source links point at.
+    #[arg(long, value_enum, default_value_t = VersionSet::Current)]
+    pub versions: VersionSet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Pretty,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VersionSet {
+    /// Flask-SocketIO 5.6.1, python-socketio 5.16.3, python-engineio 4.13.3, Werkzeug 3.1.8.
+    Current,
+    /// Flask-SocketIO 5.3.3 stack of the course's sample report.
+    Seed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum App {
+    /// The Flask-SocketIO auction: `replace old value` in, `replaced values` out to everyone.
+    Auction,
+    /// What the official engine.io-protocol and socket.io-protocol test suites expect.
+    Conformance,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to bind. Anything but loopback exposes the server to your network.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to bind (0 picks a free one; the URL printed says which).
+    #[arg(long, default_value_t = 5000)]
+    pub port: u16,
+    /// Which application to serve.
+    #[arg(long, value_enum, default_value_t = App::Auction)]
+    pub app: App,
+    /// Turn the trace off entirely (for benchmarks).
+    #[arg(long)]
+    pub no_trace: bool,
+    #[command(flatten)]
+    pub trace: TraceArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Protocol timers and limits. Defaults match python-engineio's.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Engine.IO pingInterval in milliseconds (conformance app: 300).
+    #[arg(long, value_name = "MS")]
+    pub ping_interval: Option<u64>,
+    /// Engine.IO pingTimeout in milliseconds (conformance app: 200).
+    #[arg(long, value_name = "MS")]
+    pub ping_timeout: Option<u64>,
+    /// Engine.IO maxPayload: largest polling body or WebSocket message accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1_000_000)]
+    pub max_payload: usize,
+    /// Largest HTTP request head, in bytes (431 above it).
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024)]
+    pub max_head_bytes: usize,
+    /// Most HTTP request headers (431 above it).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_headers: usize,
+    /// Most simultaneous TCP connections (503 above it).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Packets queued for one client before it is dropped as too slow.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_queue: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// The capture: pcap (either byte order, µs or ns) or pcapng.
+    pub file: PathBuf,
+    /// Treat this TCP port as the server's (otherwise: from the SYN, else the HTTP request).
+    #[arg(long, value_name = "PORT")]
+    pub server_port: Option<u16>,
+    #[command(flatten)]
+    pub trace: TraceArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LinksArgs {
+    /// Only this stage (e.g. ws.handshake); all stages when omitted.
+    pub stage: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = LinksFormat::Text)]
+    pub format: LinksFormat,
+    /// Which built-in version set.
+    #[arg(long, value_enum, default_value_t = VersionSet::Current)]
+    pub versions: VersionSet,
+    /// Read the versions installed in this site-packages folder and link exactly those.
+    #[arg(long, value_name = "DIR", conflicts_with = "python")]
+    pub site_packages: Option<PathBuf>,
+    /// Ask this Python interpreter where its site-packages is, then as --site-packages.
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// When to colour the text output.
+    #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LinksFormat {
+    Text,
+    Json,
+    Md,
+}

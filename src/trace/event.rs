@@ -1,0 +1,144 @@
+//! The trace event: one observed step of one connection.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+/// The stable stage names (documented in docs/trace-format.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    TcpAccept,
+    HttpRequest,
+    HttpResponse,
+    WsHandshake,
+    WsFrame,
+    WsMessage,
+    EioPacket,
+    EioUpgrade,
+    SioPacket,
+    SioDispatch,
+    SioBroadcast,
+    WsClose,
+    TcpClose,
+    /// Bytes that could not be decoded as what they should have been (gap, non-frame bytes...).
+    TcpData,
+    Error,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 15] = [
+        Stage::TcpAccept,
+        Stage::HttpRequest,
+        Stage::HttpResponse,
+        Stage::WsHandshake,
+        Stage::WsFrame,
+        Stage::WsMessage,
+        Stage::EioPacket,
+        Stage::EioUpgrade,
+        Stage::SioPacket,
+        Stage::SioDispatch,
+        Stage::SioBroadcast,
+        Stage::WsClose,
+        Stage::TcpClose,
+        Stage::TcpData,
+        Stage::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::TcpAccept => "tcp.accept",
+            Stage::HttpRequest => "http.request",
+            Stage::HttpResponse => "http.response",
+            Stage::WsHandshake => "ws.handshake",
+            Stage::WsFrame => "ws.frame",
+            Stage::WsMessage => "ws.message",
+            Stage::EioPacket => "eio.packet",
+            Stage::EioUpgrade => "eio.upgrade",
+            Stage::SioPacket => "sio.packet",
+            Stage::SioDispatch => "sio.dispatch",
+            Stage::SioBroadcast => "sio.broadcast",
+            Stage::WsClose => "ws.close",
+            Stage::TcpClose => "tcp.close",
+            Stage::TcpData => "tcp.data",
+            Stage::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Stage> {
+        Stage::ALL.iter().copied().find(|st| st.as_str() == s)
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which way the bytes went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dir {
+    /// Client to server.
+    C2S,
+    /// Server to client.
+    S2C,
+}
+
+impl Dir {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dir::C2S => "c2s",
+            Dir::S2C => "s2c",
+        }
+    }
+    pub fn other(self) -> Dir {
+        match self {
+            Dir::C2S => Dir::S2C,
+            Dir::S2C => Dir::C2S,
+        }
+    }
+    pub fn index(self) -> usize {
+        match self {
+            Dir::C2S => 0,
+            Dir::S2C => 1,
+        }
+    }
+}
+
+/// One trace event. `seq` is assigned by the writer, in output order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub t: f64,
+    pub conn: Option<u64>,
+    pub dir: Option<Dir>,
+    pub stage: Stage,
+    pub summary: String,
+    pub fields: Map<String, Value>,
+    /// Which source-chain variant applies (e.g. the Engine.IO packet type), for the links.
+    pub kind: Option<&'static str>,
+}
+
+impl Event {
+    pub fn new(stage: Stage, t: f64, conn: Option<u64>, dir: Option<Dir>, summary: String) -> Event {
+        Event {
+            t,
+            conn,
+            dir,
+            stage,
+            summary,
+            fields: Map::new(),
+            kind: None,
+        }
+    }
+
+    /// Adds a field (builder style).
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Event {
+        self.fields.insert(key.to_string(), value.into());
+        self
+    }
+
+    pub fn kind(mut self, kind: &'static str) -> Event {
+        self.kind = Some(kind);
+        self
+    }
+}

@@ -1,0 +1,5 @@
+//! Trace events and where they go.
+
+mod event;
+
+pub use event::{Dir, Event, Stage};

@@ -1,0 +1,1 @@
+//! Integration tests: start the binary and drive it with real clients.
