@@ -119,7 +119,13 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn new(stage: Stage, t: f64, conn: Option<u64>, dir: Option<Dir>, summary: String) -> Event {
+    pub fn new(
+        stage: Stage,
+        t: f64,
+        conn: Option<u64>,
+        dir: Option<Dir>,
+        summary: String,
+    ) -> Event {
         Event {
             t,
             conn,

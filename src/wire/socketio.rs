@@ -1,0 +1,400 @@
+//! Socket.IO protocol v5 packets, carried in Engine.IO MESSAGE packets.
+//!
+//! # Format
+//! ```text
+//! <type>[<attachments>-][<namespace>,][<ack id>][<JSON data>]
+//!
+//! 0                                  CONNECT to "/"
+//! 0/admin,{"token":"x"}              CONNECT to "/admin" with auth
+//! 2["replace old value",{"bid":12}]  EVENT
+//! 213["bid-with-ack",{"bid":12}]     EVENT asking for ack 13
+//! 313[{"ok":true}]                   ACK 13
+//! 51-["upload",{"_placeholder":true,"num":0}]   BINARY_EVENT, then 1 binary attachment
+//! ```
+
+use std::fmt;
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketType {
+    Connect,
+    Disconnect,
+    Event,
+    Ack,
+    ConnectError,
+    BinaryEvent,
+    BinaryAck,
+    Unknown(u8),
+}
+
+impl PacketType {
+    pub fn from_char(c: u8) -> PacketType {
+        match c {
+            b'0' => PacketType::Connect,
+            b'1' => PacketType::Disconnect,
+            b'2' => PacketType::Event,
+            b'3' => PacketType::Ack,
+            b'4' => PacketType::ConnectError,
+            b'5' => PacketType::BinaryEvent,
+            b'6' => PacketType::BinaryAck,
+            other => PacketType::Unknown(other),
+        }
+    }
+
+    pub fn as_char(self) -> char {
+        match self {
+            PacketType::Connect => '0',
+            PacketType::Disconnect => '1',
+            PacketType::Event => '2',
+            PacketType::Ack => '3',
+            PacketType::ConnectError => '4',
+            PacketType::BinaryEvent => '5',
+            PacketType::BinaryAck => '6',
+            PacketType::Unknown(c) => c as char,
+        }
+    }
+
+    /// The spec's name: CONNECT, EVENT, BINARY_ACK...
+    pub fn spec_name(self) -> &'static str {
+        match self {
+            PacketType::Connect => "CONNECT",
+            PacketType::Disconnect => "DISCONNECT",
+            PacketType::Event => "EVENT",
+            PacketType::Ack => "ACK",
+            PacketType::ConnectError => "CONNECT_ERROR",
+            PacketType::BinaryEvent => "BINARY_EVENT",
+            PacketType::BinaryAck => "BINARY_ACK",
+            PacketType::Unknown(_) => "UNKNOWN",
+        }
+    }
+
+    /// Lower-case name, the `kind` for source links.
+    pub fn name(self) -> &'static str {
+        match self {
+            PacketType::Connect => "connect",
+            PacketType::Disconnect => "disconnect",
+            PacketType::Event => "event",
+            PacketType::Ack => "ack",
+            PacketType::ConnectError => "connect_error",
+            PacketType::BinaryEvent => "binary_event",
+            PacketType::BinaryAck => "binary_ack",
+            PacketType::Unknown(_) => "unknown",
+        }
+    }
+
+    pub fn is_binary(self) -> bool {
+        matches!(self, PacketType::BinaryEvent | PacketType::BinaryAck)
+    }
+}
+
+impl fmt::Display for PacketType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.spec_name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Packet {
+    pub ptype: PacketType,
+    /// Binary attachments that follow (BINARY_EVENT / BINARY_ACK only).
+    pub attachments: usize,
+    pub nsp: String,
+    pub id: Option<u64>,
+    pub data: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SioError {
+    EmptyPacket,
+    /// Type digit not 0-6 (Socket.IO v5 §Packet types).
+    UnknownPacketType(char),
+    /// `<n>-` attachment count missing or not a number on a binary packet.
+    BadAttachmentCount,
+    /// A namespace starts with `/` and ends at `,`.
+    BadNamespace,
+    /// The ack id is not a number that fits in 64 bits.
+    BadAckId,
+    /// The data is not JSON.
+    BadJson(String),
+    /// The data does not have the shape its type requires (an EVENT is a non-empty array whose
+    /// first element is the event name; an ACK is an array; CONNECT an object).
+    BadShape(&'static str),
+}
+
+impl fmt::Display for SioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SioError::EmptyPacket => f.write_str("empty packet (Socket.IO v5 §Packet encoding)"),
+            SioError::UnknownPacketType(c) => write!(
+                f,
+                "unknown packet type {c:?}, expected 0-6 (Socket.IO v5 §Packet types)"
+            ),
+            SioError::BadAttachmentCount => f.write_str(
+                "binary packet without a valid `<n>-` attachment count (Socket.IO v5 §Packet encoding)",
+            ),
+            SioError::BadNamespace => f.write_str("namespace not terminated by ',' (Socket.IO v5 §Packet encoding)"),
+            SioError::BadAckId => f.write_str("acknowledgement id is not a number (Socket.IO v5 §Packet encoding)"),
+            SioError::BadJson(e) => write!(f, "payload is not JSON: {e} (Socket.IO v5 §Packet encoding)"),
+            SioError::BadShape(what) => write!(f, "{what} (Socket.IO v5 §Packet types)"),
+        }
+    }
+}
+
+impl std::error::Error for SioError {}
+
+impl Packet {
+    pub fn new(ptype: PacketType, nsp: &str, id: Option<u64>, data: Option<Value>) -> Packet {
+        Packet {
+            ptype,
+            attachments: 0,
+            nsp: nsp.to_string(),
+            id,
+            data,
+        }
+    }
+
+    /// Decodes a packet from the text of an Engine.IO MESSAGE.
+    pub fn decode(s: &str) -> Result<Packet, SioError> {
+        let bytes = s.as_bytes();
+        let first = *bytes.first().ok_or(SioError::EmptyPacket)?;
+        let ptype = match PacketType::from_char(first) {
+            PacketType::Unknown(c) => return Err(SioError::UnknownPacketType(c as char)),
+            t => t,
+        };
+        let mut pos = 1;
+        let mut attachments = 0;
+        if ptype.is_binary() {
+            let dash = s[pos..].find('-').ok_or(SioError::BadAttachmentCount)?;
+            attachments = s[pos..pos + dash]
+                .parse::<usize>()
+                .map_err(|_| SioError::BadAttachmentCount)?;
+            pos += dash + 1;
+        }
+        let mut nsp = "/".to_string();
+        if bytes.get(pos) == Some(&b'/') {
+            let comma = s[pos..].find(',');
+            match comma {
+                Some(c) => {
+                    nsp = s[pos..pos + c].to_string();
+                    pos += c + 1;
+                }
+                // "1/admin" (a DISCONNECT with nothing after the namespace) is valid.
+                None if s[pos..].bytes().all(|b| b != b'[' && b != b'{') => {
+                    nsp = s[pos..].to_string();
+                    pos = s.len();
+                }
+                None => return Err(SioError::BadNamespace),
+            }
+        }
+        let digits = bytes[pos..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let id = if digits > 0 {
+            let id = s[pos..pos + digits]
+                .parse::<u64>()
+                .map_err(|_| SioError::BadAckId)?;
+            pos += digits;
+            Some(id)
+        } else {
+            None
+        };
+        let data = if pos < s.len() {
+            Some(
+                serde_json::from_str::<Value>(&s[pos..])
+                    .map_err(|e| SioError::BadJson(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let packet = Packet {
+            ptype,
+            attachments,
+            nsp,
+            id,
+            data,
+        };
+        packet.check_shape()?;
+        Ok(packet)
+    }
+
+    fn check_shape(&self) -> Result<(), SioError> {
+        match self.ptype {
+            PacketType::Event | PacketType::BinaryEvent => match &self.data {
+                Some(Value::Array(a)) if a.first().is_some_and(Value::is_string) => Ok(()),
+                _ => Err(SioError::BadShape(
+                    "an EVENT's data must be an array starting with the event name",
+                )),
+            },
+            PacketType::Ack | PacketType::BinaryAck => match &self.data {
+                Some(Value::Array(_)) => Ok(()),
+                _ => Err(SioError::BadShape("an ACK's data must be an array")),
+            },
+            PacketType::Connect => match &self.data {
+                None | Some(Value::Object(_)) => Ok(()),
+                _ => Err(SioError::BadShape("CONNECT data (auth) must be an object")),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// The event name of an EVENT / BINARY_EVENT.
+    pub fn event_name(&self) -> Option<&str> {
+        match (self.ptype, &self.data) {
+            (PacketType::Event | PacketType::BinaryEvent, Some(Value::Array(a))) => {
+                a.first().and_then(Value::as_str)
+            }
+            _ => None,
+        }
+    }
+
+    /// The arguments after the event name (EVENT) or all of them (ACK).
+    pub fn args(&self) -> &[Value] {
+        match (&self.data, self.ptype) {
+            (Some(Value::Array(a)), PacketType::Event | PacketType::BinaryEvent) => {
+                a.get(1..).unwrap_or(&[])
+            }
+            (Some(Value::Array(a)), _) => a,
+            _ => &[],
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut s = String::new();
+        s.push(self.ptype.as_char());
+        if self.ptype.is_binary() {
+            s.push_str(&self.attachments.to_string());
+            s.push('-');
+        }
+        if self.nsp != "/" {
+            s.push_str(&self.nsp);
+            s.push(',');
+        }
+        if let Some(id) = self.id {
+            s.push_str(&id.to_string());
+        }
+        if let Some(d) = &self.data {
+            s.push_str(&d.to_string());
+        }
+        s
+    }
+}
+
+/// Replaces every `{"_placeholder":true,"num":N}` in `value` with `f(N)`. Returns the number of
+/// placeholders seen.
+pub fn fill_placeholders(value: &mut Value, f: &mut dyn FnMut(usize) -> Value) -> usize {
+    match value {
+        Value::Object(map) if map.get("_placeholder") == Some(&Value::Bool(true)) => {
+            let num = map.get("num").and_then(Value::as_u64).unwrap_or(u64::MAX);
+            *value = f(num as usize);
+            1
+        }
+        Value::Object(map) => map.values_mut().map(|v| fill_placeholders(v, f)).sum(),
+        Value::Array(items) => items.iter_mut().map(|v| fill_placeholders(v, f)).sum(),
+        _ => 0,
+    }
+}
+
+/// A placeholder for attachment `num`.
+pub fn placeholder(num: usize) -> Value {
+    serde_json::json!({"_placeholder": true, "num": num})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn examples_from_the_spec() {
+        let p = Packet::decode("0").unwrap();
+        assert_eq!(p, Packet::new(PacketType::Connect, "/", None, None));
+        let p = Packet::decode(r#"0/admin,{"token":"123"}"#).unwrap();
+        assert_eq!(p.nsp, "/admin");
+        assert_eq!(p.data, Some(json!({"token":"123"})));
+        let p = Packet::decode(r#"2["hello",1]"#).unwrap();
+        assert_eq!(p.event_name(), Some("hello"));
+        assert_eq!(p.args(), &[json!(1)]);
+        let p = Packet::decode(r#"2/admin,456["project:delete",123]"#).unwrap();
+        assert_eq!((p.nsp.as_str(), p.id), ("/admin", Some(456)));
+        let p = Packet::decode(r#"3/admin,456[]"#).unwrap();
+        assert_eq!((p.ptype, p.id), (PacketType::Ack, Some(456)));
+        let p = Packet::decode(r#"51-["hello",{"_placeholder":true,"num":0}]"#).unwrap();
+        assert_eq!((p.ptype, p.attachments), (PacketType::BinaryEvent, 1));
+        let p = Packet::decode(r#"61-/admin,456[{"_placeholder":true,"num":0}]"#).unwrap();
+        assert_eq!(
+            (p.ptype, p.attachments, p.id),
+            (PacketType::BinaryAck, 1, Some(456))
+        );
+        let p = Packet::decode("1/admin,").unwrap();
+        assert_eq!(
+            (p.ptype, p.nsp.as_str()),
+            (PacketType::Disconnect, "/admin")
+        );
+        let p = Packet::decode("1/admin").unwrap();
+        assert_eq!(p.nsp, "/admin");
+        let p = Packet::decode(r#"4{"message":"Not authorized"}"#).unwrap();
+        assert_eq!(p.ptype, PacketType::ConnectError);
+    }
+
+    #[test]
+    fn round_trips() {
+        for s in [
+            "0",
+            r#"0/admin,{"token":"123"}"#,
+            r#"213["bid-with-ack",{"bid":12}]"#,
+            r#"51-["upload",{"_placeholder":true,"num":0}]"#,
+            r#"40{"sid":"x"}"#,
+        ] {
+            let p = Packet::decode(s);
+            if let Ok(p) = p {
+                assert_eq!(p.encode(), s);
+            }
+        }
+    }
+
+    #[test]
+    fn errors_name_the_rule() {
+        assert_eq!(Packet::decode(""), Err(SioError::EmptyPacket));
+        assert_eq!(Packet::decode("9"), Err(SioError::UnknownPacketType('9')));
+        assert_eq!(
+            Packet::decode(r#"5["x"]"#),
+            Err(SioError::BadAttachmentCount)
+        );
+        assert!(matches!(
+            Packet::decode("2[oops"),
+            Err(SioError::BadJson(_))
+        ));
+        assert!(matches!(
+            Packet::decode(r#"2{"a":1}"#),
+            Err(SioError::BadShape(_))
+        ));
+        assert!(matches!(Packet::decode("2[1]"), Err(SioError::BadShape(_))));
+        assert!(matches!(
+            Packet::decode(r#"2/x["a"]"#),
+            Err(SioError::BadNamespace)
+        ));
+        assert_eq!(
+            Packet::decode("299999999999999999999999[\"a\"]"),
+            Err(SioError::BadAckId)
+        );
+    }
+
+    #[test]
+    fn every_prefix_decodes_or_errs_without_panic() {
+        let s = r#"61-/admin,456[{"_placeholder":true,"num":0},"é"]"#;
+        for (i, _) in s.char_indices() {
+            let _ = Packet::decode(&s[..i]);
+        }
+    }
+
+    #[test]
+    fn placeholders() {
+        let mut v =
+            json!(["upload", {"_placeholder": true, "num": 0}, [{"_placeholder": true, "num": 1}]]);
+        let n = fill_placeholders(&mut v, &mut |i| json!(format!("bin{i}")));
+        assert_eq!(n, 2);
+        assert_eq!(v, json!(["upload", "bin0", ["bin1"]]));
+    }
+}
