@@ -1,1 +1,7 @@
-//! Per-connection sessions.
+//! Connections as byte streams: one [`Session`] per TCP connection turns the bytes seen in each
+//! direction into trace events by calling the `wire` decoders. Live and replay both feed it, so
+//! they cannot disagree about what the bytes mean.
+
+mod session;
+
+pub use session::{Limits, Session};

@@ -1,0 +1,1145 @@
+//! The per-connection state machine: HTTP/1.1, then either Engine.IO polling bodies or the
+//! WebSocket handshake and frames, then Engine.IO and Socket.IO packets.
+//!
+//! Sans-IO: bytes and their time go in through [`Session::data`], events come out into the
+//! caller's vector. Each direction has its own buffer and mode; the server's 101 response
+//! switches both directions to WebSocket framing.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use serde_json::{json, Map, Value};
+
+use crate::trace::{Dir, Event, Stage};
+use crate::wire::deflate::Inflater;
+use crate::wire::engineio::{self, OpenInfo};
+use crate::wire::handshake::{self, DeflateParams};
+use crate::wire::hex;
+use crate::wire::http::{self, BodyKind};
+use crate::wire::socketio;
+use crate::wire::ws_frame::{self, FrameHeader, OpCode};
+
+/// Decoding limits. Anything larger is reported and skipped, never buffered.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_headers: usize,
+    pub max_head_bytes: usize,
+    /// Largest HTTP body, WebSocket frame payload or message decoded.
+    pub max_message: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_headers: 128,
+            max_head_bytes: 64 * 1024,
+            max_message: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Text longer than this is cut in trace fields (the field `truncated` says so).
+const FIELD_TEXT_MAX: usize = 4096;
+/// Binary shown as hex up to this many bytes.
+const FIELD_HEX_MAX: usize = 256;
+
+/// What a body is, so that it can be decoded when complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyMeaning {
+    /// An Engine.IO polling payload.
+    EioPayload,
+    /// Anything else (the page, an error body).
+    Other,
+}
+
+#[derive(Debug)]
+enum Mode {
+    /// Waiting for a request (c2s) or response (s2c) head.
+    Head,
+    /// Not known yet: a capture that starts mid-connection.
+    Sniff,
+    /// In a body of known length.
+    Body {
+        remaining: u64,
+        meaning: BodyMeaning,
+    },
+    Chunked {
+        meaning: BodyMeaning,
+    },
+    /// A response body that ends with the connection.
+    UntilClose {
+        meaning: BodyMeaning,
+    },
+    /// c2s after an upgrade request: whether the bytes that follow are frames depends on the
+    /// server's answer.
+    AwaitUpgrade,
+    WebSocket,
+    /// Skipping the payload of a frame too large to decode.
+    SkipPayload {
+        remaining: u64,
+    },
+    /// Nothing more here can be decoded: report bytes as they come.
+    Opaque {
+        why: &'static str,
+    },
+}
+
+#[derive(Debug)]
+struct PendingRequest {
+    method: String,
+    kind: &'static str,
+    ws_key: Option<String>,
+    offered_extensions: Vec<String>,
+}
+
+/// A data message being assembled from frames.
+#[derive(Debug)]
+struct Assembly {
+    opcode: OpCode,
+    compressed: bool,
+    fragments: usize,
+    data: Vec<u8>,
+    oversized: bool,
+}
+
+/// A Socket.IO binary packet waiting for its attachments.
+#[derive(Debug)]
+struct PendingBinary {
+    packet: socketio::Packet,
+    attachments: Vec<Vec<u8>>,
+}
+
+#[derive(Debug)]
+struct Side {
+    buf: Vec<u8>,
+    mode: Mode,
+    body: Vec<u8>,
+    assembly: Option<Assembly>,
+    inflater: Option<Inflater>,
+    sio_binary: Option<PendingBinary>,
+    closed_ws: bool,
+}
+
+impl Side {
+    fn new(mode: Mode) -> Side {
+        Side {
+            buf: Vec::new(),
+            mode,
+            body: Vec::new(),
+            assembly: None,
+            inflater: None,
+            sio_binary: None,
+            closed_ws: false,
+        }
+    }
+}
+
+/// One TCP connection, decoded.
+#[derive(Debug)]
+pub struct Session {
+    conn: u64,
+    limits: Limits,
+    sides: [Side; 2],
+    pending: VecDeque<PendingRequest>,
+    deflate: Option<DeflateParams>,
+    /// The Engine.IO session id, once seen (OPEN packet or `sid` query parameter).
+    sid: Option<String>,
+    transport: &'static str,
+    /// Which response a request on this connection is waiting for (for http.response kinds).
+    last_kind: &'static str,
+}
+
+/// Cuts `s` to at most `max` bytes on a char boundary.
+fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn short(s: &str) -> String {
+    let c = clip(s, 80);
+    if c.len() < s.len() {
+        format!("{c}…")
+    } else {
+        c.to_string()
+    }
+}
+
+fn addr(a: SocketAddr) -> String {
+    // SocketAddr's Display already writes IPv6 as [addr]:port.
+    a.to_string()
+}
+
+impl Session {
+    /// A connection whose start (the SYN, the accept) was seen.
+    pub fn new(conn: u64, limits: Limits) -> Session {
+        Session {
+            conn,
+            limits,
+            sides: [Side::new(Mode::Head), Side::new(Mode::Head)],
+            pending: VecDeque::new(),
+            deflate: None,
+            sid: None,
+            transport: "polling",
+            last_kind: "page",
+        }
+    }
+
+    /// A connection first seen in the middle (a capture that starts late).
+    pub fn new_midstream(conn: u64, limits: Limits) -> Session {
+        let mut s = Session::new(conn, limits);
+        s.sides = [Side::new(Mode::Sniff), Side::new(Mode::Sniff)];
+        s
+    }
+
+    pub fn conn(&self) -> u64 {
+        self.conn
+    }
+
+    /// The Engine.IO session id, once known.
+    pub fn sid(&self) -> Option<&str> {
+        self.sid.as_deref()
+    }
+
+    fn ev(&self, stage: Stage, t: f64, dir: Option<Dir>, summary: String) -> Event {
+        let mut e = Event::new(stage, t, Some(self.conn), dir, summary);
+        if let Some(sid) = &self.sid {
+            if matches!(
+                stage,
+                Stage::EioPacket | Stage::EioUpgrade | Stage::SioPacket
+            ) {
+                e.fields.insert("sid".into(), sid.clone().into());
+            }
+        }
+        e
+    }
+
+    fn error(&self, t: f64, dir: Dir, rule: &str, at: Stage, out: &mut Vec<Event>) {
+        out.push(
+            self.ev(Stage::Error, t, Some(dir), format!("{at}: {rule}"))
+                .with("rule", rule)
+                .with("where", at.as_str()),
+        );
+    }
+
+    /// The `tcp.accept` event for this connection.
+    pub fn accept_event(&self, t: f64, client: SocketAddr, server: SocketAddr) -> Event {
+        self.ev(
+            Stage::TcpAccept,
+            t,
+            None,
+            format!("{} -> {}", addr(client), addr(server)),
+        )
+        .with("client", addr(client))
+        .with("server", addr(server))
+    }
+
+    /// Bytes that went one way, in order, with the time they were seen.
+    pub fn data(&mut self, dir: Dir, t: f64, bytes: &[u8], out: &mut Vec<Event>) {
+        self.sides[dir.index()].buf.extend_from_slice(bytes);
+        self.process(dir, t, out);
+    }
+
+    /// `len` bytes of `dir` were never seen (a capture lost them).
+    pub fn gap(&mut self, dir: Dir, t: f64, len: u64, out: &mut Vec<Event>) {
+        out.push(
+            self.ev(
+                Stage::TcpData,
+                t,
+                Some(dir),
+                format!("gap: {len} bytes missing from the capture"),
+            )
+            .with("gap", len),
+        );
+        let side = &mut self.sides[dir.index()];
+        side.buf.clear();
+        side.assembly = None;
+        side.mode = match side.mode {
+            // HTTP can find its feet again at the next head; frames cannot.
+            Mode::Head | Mode::Body { .. } | Mode::Chunked { .. } | Mode::Sniff => Mode::Sniff,
+            _ => Mode::Opaque {
+                why: "after a gap, frame boundaries are lost",
+            },
+        };
+    }
+
+    /// The connection ended. `how`: "fin", "rst", "closed", "end of capture"...
+    pub fn close(&mut self, t: f64, how: &str, out: &mut Vec<Event>) {
+        for dir in [Dir::C2S, Dir::S2C] {
+            let side = &mut self.sides[dir.index()];
+            if let Mode::UntilClose { meaning } = side.mode {
+                let body = std::mem::take(&mut side.buf);
+                side.mode = Mode::Head;
+                self.finish_body(dir, t, meaning, body, out);
+            }
+            let left = self.sides[dir.index()].buf.len();
+            if left > 0 {
+                out.push(
+                    self.ev(
+                        Stage::TcpData,
+                        t,
+                        Some(dir),
+                        format!("{left} bytes left undecoded at close (incomplete message)"),
+                    )
+                    .with("len", left)
+                    .with("hex", hex(clip_bytes(&self.sides[dir.index()].buf)))
+                    .with("reason", "incomplete at close"),
+                );
+                self.sides[dir.index()].buf.clear();
+            }
+        }
+        out.push(
+            self.ev(
+                Stage::TcpClose,
+                t,
+                None,
+                format!("connection closed ({how})"),
+            )
+            .with("how", how),
+        );
+    }
+
+    fn process(&mut self, dir: Dir, t: f64, out: &mut Vec<Event>) {
+        let mut consumed = 0;
+        loop {
+            let progress = self.step(dir, t, consumed, out);
+            match progress {
+                Some(n) => consumed += n,
+                None => break,
+            }
+            if consumed >= self.sides[dir.index()].buf.len() {
+                // Modes that wait for the close or for the other side still get a chance to
+                // act on an empty buffer only when new bytes come.
+                break;
+            }
+        }
+        let buf = &mut self.sides[dir.index()].buf;
+        if consumed >= buf.len() {
+            buf.clear();
+        } else if consumed > 0 {
+            buf.drain(..consumed);
+        }
+    }
+
+    /// One decoding step at `at` in the direction's buffer. `Some(n)`: consumed n bytes (n may
+    /// be 0 after a mode change); `None`: needs more bytes.
+    fn step(&mut self, dir: Dir, t: f64, at: usize, out: &mut Vec<Event>) -> Option<usize> {
+        let side = &self.sides[dir.index()];
+        let buf = &side.buf[at..];
+        match side.mode {
+            Mode::Sniff => {
+                let looks_http = match dir {
+                    Dir::C2S => HTTP_METHODS.iter().any(|m| buf.starts_with(m)),
+                    Dir::S2C => buf.starts_with(b"HTTP/1."),
+                };
+                let could_become_http = match dir {
+                    Dir::C2S => HTTP_METHODS.iter().any(|m| m.starts_with(buf)),
+                    Dir::S2C => b"HTTP/1.".starts_with(buf),
+                };
+                if buf.is_empty() || (could_become_http && !looks_http) {
+                    return None;
+                }
+                self.sides[dir.index()].mode = if looks_http {
+                    Mode::Head
+                } else {
+                    self.transport = "websocket";
+                    Mode::WebSocket
+                };
+                Some(0)
+            }
+            Mode::Head => match dir {
+                Dir::C2S => self.request_head(t, at, out),
+                Dir::S2C => self.response_head(t, at, out),
+            },
+            Mode::Body { remaining, meaning } => {
+                let take = (buf.len() as u64).min(remaining) as usize;
+                let side = &mut self.sides[dir.index()];
+                if side.body.len() + take <= self.limits.max_message {
+                    let chunk = side.buf[at..at + take].to_vec();
+                    side.body.extend_from_slice(&chunk);
+                }
+                let remaining = remaining - take as u64;
+                if remaining == 0 {
+                    side.mode = Mode::Head;
+                    let body = std::mem::take(&mut side.body);
+                    self.finish_body(dir, t, meaning, body, out);
+                } else {
+                    side.mode = Mode::Body { remaining, meaning };
+                }
+                Some(take)
+            }
+            Mode::Chunked { meaning } => match http::decode_chunked(buf, self.limits.max_message) {
+                Ok(Some((body, used))) => {
+                    self.sides[dir.index()].mode = Mode::Head;
+                    self.finish_body(dir, t, meaning, body, out);
+                    Some(used)
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    self.error(t, dir, &e.to_string(), Stage::HttpRequest, out);
+                    self.sides[dir.index()].mode = Mode::Opaque {
+                        why: "after a bad chunked body",
+                    };
+                    Some(0)
+                }
+            },
+            Mode::UntilClose { .. } | Mode::AwaitUpgrade => None,
+            Mode::WebSocket => self.frame(dir, t, at, out),
+            Mode::SkipPayload { remaining } => {
+                let take = (buf.len() as u64).min(remaining);
+                let remaining = remaining - take;
+                self.sides[dir.index()].mode = if remaining == 0 {
+                    Mode::WebSocket
+                } else {
+                    Mode::SkipPayload { remaining }
+                };
+                Some(take as usize)
+            }
+            Mode::Opaque { why } => {
+                let n = buf.len();
+                out.push(
+                    self.ev(
+                        Stage::TcpData,
+                        t,
+                        Some(dir),
+                        format!("{n} bytes not decoded ({why}): {}", printable(buf)),
+                    )
+                    .with("len", n)
+                    .with("hex", hex(clip_bytes(buf)))
+                    .with("reason", why),
+                );
+                Some(n)
+            }
+        }
+    }
+
+    fn request_head(&mut self, t: f64, at: usize, out: &mut Vec<Event>) -> Option<usize> {
+        let buf = &self.sides[0].buf[at..];
+        let head =
+            match http::parse_request(buf, self.limits.max_headers, self.limits.max_head_bytes) {
+                Ok(Some(h)) => h,
+                Ok(None) => return None,
+                Err(e) => {
+                    self.error(t, Dir::C2S, &e.to_string(), Stage::HttpRequest, out);
+                    self.sides[0].mode = Mode::Opaque {
+                        why: "not an HTTP/1.1 request",
+                    };
+                    return Some(0);
+                }
+            };
+        let is_eio = head.query("EIO").is_some();
+        let upgrade = handshake::is_upgrade_request(&head.headers);
+        let kind = if upgrade {
+            "websocket"
+        } else if is_eio {
+            "polling"
+        } else {
+            "page"
+        };
+        if let Some(sid) = head.query("sid") {
+            self.sid.get_or_insert(sid);
+        }
+        let headers: Vec<Value> = head.headers.iter().map(|(n, v)| json!([n, v])).collect();
+        let mut ev = self
+            .ev(
+                Stage::HttpRequest,
+                t,
+                Some(Dir::C2S),
+                format!(
+                    "{} {} HTTP/1.{}",
+                    head.method,
+                    short(&head.target),
+                    head.version
+                ),
+            )
+            .with("method", head.method.as_str())
+            .with("target", head.target.as_str())
+            .with("version", format!("HTTP/1.{}", head.version))
+            .with("headers", headers)
+            .kind(kind);
+        if is_eio {
+            for q in ["EIO", "transport", "sid"] {
+                if let Some(v) = head.query(q) {
+                    ev.fields.insert(q.to_ascii_lowercase(), v.into());
+                }
+            }
+        }
+        out.push(ev);
+        let body = head.body_kind();
+        let mut pending = PendingRequest {
+            method: head.method.clone(),
+            kind,
+            ws_key: None,
+            offered_extensions: Vec::new(),
+        };
+        let consumed = head.head_len;
+        if upgrade {
+            match handshake::check_request(&head.method, head.version, &head.headers) {
+                Ok(key) => pending.ws_key = Some(key),
+                Err(e) => self.error(t, Dir::C2S, &e.to_string(), Stage::WsHandshake, out),
+            }
+            pending.offered_extensions = handshake::parse_extensions(&head.headers)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            self.pending.push_back(pending);
+            self.sides[0].mode = Mode::AwaitUpgrade;
+            return Some(consumed);
+        }
+        self.pending.push_back(pending);
+        let meaning = if is_eio && head.method == "POST" {
+            BodyMeaning::EioPayload
+        } else {
+            BodyMeaning::Other
+        };
+        self.sides[0].mode = match body {
+            Ok(BodyKind::None) | Ok(BodyKind::UntilClose) => Mode::Head,
+            Ok(BodyKind::Length(n)) => Mode::Body {
+                remaining: n,
+                meaning,
+            },
+            Ok(BodyKind::Chunked) => Mode::Chunked { meaning },
+            Err(e) => {
+                self.error(t, Dir::C2S, &e.to_string(), Stage::HttpRequest, out);
+                Mode::Opaque {
+                    why: "after a request with a bad Content-Length",
+                }
+            }
+        };
+        Some(consumed)
+    }
+
+    fn response_head(&mut self, t: f64, at: usize, out: &mut Vec<Event>) -> Option<usize> {
+        let buf = &self.sides[1].buf[at..];
+        let head = match http::parse_response(buf, self.limits.max_headers) {
+            Ok(Some(h)) => h,
+            Ok(None) => return None,
+            Err(e) => {
+                self.error(t, Dir::S2C, &e.to_string(), Stage::HttpResponse, out);
+                self.sides[1].mode = Mode::Opaque {
+                    why: "not an HTTP/1.1 response",
+                };
+                return Some(0);
+            }
+        };
+        let request = self.pending.pop_front();
+        let kind = request.as_ref().map_or(self.last_kind, |r| r.kind);
+        self.last_kind = kind;
+        let headers: Vec<Value> = head.headers.iter().map(|(n, v)| json!([n, v])).collect();
+        out.push(
+            self.ev(
+                Stage::HttpResponse,
+                t,
+                Some(Dir::S2C),
+                format!("{} {} ({kind})", head.status, head.reason),
+            )
+            .with("status", head.status)
+            .with("reason", head.reason.as_str())
+            .with("version", format!("HTTP/1.{}", head.version))
+            .with("headers", headers)
+            .kind(kind),
+        );
+        let consumed = head.head_len;
+        let was_upgrade = matches!(self.sides[0].mode, Mode::AwaitUpgrade);
+        if head.status == 101 {
+            self.websocket_opened(t, &head, request.as_ref(), out);
+            self.sides[1].mode = Mode::WebSocket;
+            if was_upgrade || matches!(self.sides[0].mode, Mode::Head) {
+                self.sides[0].mode = Mode::WebSocket;
+                // Frames the client sent right after the 101 may be waiting.
+                self.process(Dir::C2S, t, out);
+            }
+            return Some(consumed);
+        }
+        if was_upgrade {
+            self.sides[0].mode = Mode::Head;
+            self.process(Dir::C2S, t, out);
+        }
+        let method = request.as_ref().map(|r| r.method.as_str());
+        let meaning = if kind == "polling" && method == Some("GET") && head.status == 200 {
+            BodyMeaning::EioPayload
+        } else {
+            BodyMeaning::Other
+        };
+        self.sides[1].mode = match head.body_kind(method) {
+            Ok(BodyKind::None) => Mode::Head,
+            Ok(BodyKind::Length(n)) => Mode::Body {
+                remaining: n,
+                meaning,
+            },
+            Ok(BodyKind::Chunked) => Mode::Chunked { meaning },
+            Ok(BodyKind::UntilClose) => Mode::UntilClose { meaning },
+            Err(e) => {
+                self.error(t, Dir::S2C, &e.to_string(), Stage::HttpResponse, out);
+                Mode::Opaque {
+                    why: "after a response with a bad Content-Length",
+                }
+            }
+        };
+        Some(consumed)
+    }
+
+    fn websocket_opened(
+        &mut self,
+        t: f64,
+        head: &http::ResponseHead,
+        request: Option<&PendingRequest>,
+        out: &mut Vec<Event>,
+    ) {
+        self.transport = "websocket";
+        let accept = head
+            .header("sec-websocket-accept")
+            .unwrap_or("")
+            .to_string();
+        let deflate = handshake::accepted_deflate(&head.headers);
+        self.deflate = deflate;
+        if let Some(d) = deflate {
+            self.sides[0].inflater = Some(Inflater::new(!d.client_no_context_takeover));
+            self.sides[1].inflater = Some(Inflater::new(!d.server_no_context_takeover));
+        }
+        let offered = request
+            .map(|r| r.offered_extensions.clone())
+            .unwrap_or_default();
+        let agreed: Vec<String> = handshake::parse_extensions(&head.headers)
+            .into_iter()
+            .map(|(n, p)| {
+                std::iter::once(n)
+                    .chain(
+                        p.into_iter()
+                            .map(|(k, v)| if v.is_empty() { k } else { format!("{k}={v}") }),
+                    )
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .collect();
+        let mut ev = self.ev(Stage::WsHandshake, t, Some(Dir::S2C), String::new());
+        let ext_note = match (
+            offered.iter().any(|o| o == "permessage-deflate"),
+            deflate.is_some(),
+        ) {
+            (true, false) => "permessage-deflate offered, declined",
+            (true, true) => "permessage-deflate accepted",
+            (false, _) => "no extensions",
+        };
+        match request.and_then(|r| r.ws_key.as_deref()) {
+            Some(key) => {
+                let c = handshake::compute_accept(key);
+                let ok = c.accept == accept;
+                ev.summary = format!(
+                    "Sec-WebSocket-Key {key} -> Accept {accept} ({}; {ext_note})",
+                    if ok { "matches" } else { "MISMATCH" }
+                );
+                ev = ev
+                    .with("key", key)
+                    .with("guid", handshake::GUID)
+                    .with("sha1", c.sha1_hex)
+                    .with("accept", accept.as_str())
+                    .with("expected_accept", c.accept.as_str())
+                    .with("accept_ok", ok);
+                if !ok {
+                    self.error(
+                        t,
+                        Dir::S2C,
+                        "Sec-WebSocket-Accept is not base64(SHA-1(key + GUID)) (RFC 6455 §4.2.2)",
+                        Stage::WsHandshake,
+                        out,
+                    );
+                }
+            }
+            None => {
+                ev.summary =
+                    format!("101 without a request key seen; Accept {accept} ({ext_note})");
+                ev = ev.with("key", Value::Null).with("accept", accept.as_str());
+            }
+        }
+        out.push(
+            ev.with("extensions", agreed)
+                .with("offered_extensions", offered)
+                .with("extension_note", ext_note),
+        );
+    }
+
+    fn finish_body(
+        &mut self,
+        dir: Dir,
+        t: f64,
+        meaning: BodyMeaning,
+        body: Vec<u8>,
+        out: &mut Vec<Event>,
+    ) {
+        if meaning != BodyMeaning::EioPayload {
+            return;
+        }
+        for item in engineio::decode_payload(&body) {
+            match item {
+                Ok(p) => self.eio_packet(dir, t, "polling", p, out),
+                Err(e) => self.error(t, dir, &e.to_string(), Stage::EioPacket, out),
+            }
+        }
+    }
+
+    fn frame(&mut self, dir: Dir, t: f64, at: usize, out: &mut Vec<Event>) -> Option<usize> {
+        let buf = &self.sides[dir.index()].buf[at..];
+        if dir == Dir::S2C && buf.starts_with(b"HTTP/1.") {
+            self.sides[1].mode = Mode::Opaque {
+                why: "HTTP written onto an upgraded socket, not WebSocket frames",
+            };
+            return Some(0);
+        }
+        let h = match FrameHeader::parse(buf) {
+            Ok(Some(h)) => h,
+            Ok(None) => return None,
+            Err(e) => {
+                self.error(t, dir, &e.to_string(), Stage::WsFrame, out);
+                self.sides[dir.index()].mode = Mode::Opaque {
+                    why: "after an undecodable frame header",
+                };
+                return Some(0);
+            }
+        };
+        let header_bytes = hex(&buf[..h.header_len]);
+        if h.payload_len > self.limits.max_message as u64 {
+            out.push(self.frame_event(dir, t, &h, &header_bytes, None));
+            self.error(
+                t,
+                dir,
+                &format!(
+                    "frame payload of {} bytes exceeds the {}-byte limit (RFC 6455 §10.4; close 1009)",
+                    h.payload_len, self.limits.max_message
+                ),
+                Stage::WsFrame,
+                out,
+            );
+            self.sides[dir.index()].mode = Mode::SkipPayload {
+                remaining: h.payload_len,
+            };
+            return Some(h.header_len);
+        }
+        let total = h.header_len + h.payload_len as usize;
+        if buf.len() < total {
+            return None;
+        }
+        let mut payload = buf[h.header_len..total].to_vec();
+        if let Some(key) = h.mask {
+            ws_frame::apply_mask(&mut payload, key, 0);
+        }
+        out.push(self.frame_event(dir, t, &h, &header_bytes, Some(&payload)));
+        if let Some(v) = h.violation(dir == Dir::C2S, self.deflate.is_some()) {
+            self.error(
+                t,
+                dir,
+                &format!("{v}; close {}", v.close_code()),
+                Stage::WsFrame,
+                out,
+            );
+        }
+        self.frame_payload(dir, t, &h, payload, out);
+        Some(total)
+    }
+
+    fn frame_event(
+        &self,
+        dir: Dir,
+        t: f64,
+        h: &FrameHeader,
+        header_hex: &str,
+        payload: Option<&[u8]>,
+    ) -> Event {
+        let mut e = self
+            .ev(
+                Stage::WsFrame,
+                t,
+                Some(dir),
+                format!(
+                    "{}{}{} {} bytes ({}){}",
+                    if h.fin { "FIN " } else { "" },
+                    h.opcode,
+                    if h.rsv1 { " RSV1" } else { "" },
+                    h.payload_len,
+                    h.length_form.name(),
+                    if h.mask.is_some() { " masked" } else { "" }
+                ),
+            )
+            .with("fin", h.fin)
+            .with("rsv1", h.rsv1)
+            .with("rsv2", h.rsv2)
+            .with("rsv3", h.rsv3)
+            .with("opcode", h.opcode.as_u8())
+            .with("opcode_name", h.opcode.to_string())
+            .with("masked", h.mask.is_some())
+            .with("mask_key", h.mask.map(|k| hex(&k)))
+            .with("payload_len", h.payload_len)
+            .with("length_form", h.length_form.name())
+            .with("header_hex", header_hex)
+            .kind(h.opcode.name());
+        if let Some(p) = payload {
+            e.fields
+                .insert("payload_hex".into(), hex(clip_bytes(p)).into());
+        }
+        e
+    }
+
+    fn frame_payload(
+        &mut self,
+        dir: Dir,
+        t: f64,
+        h: &FrameHeader,
+        payload: Vec<u8>,
+        out: &mut Vec<Event>,
+    ) {
+        let max = self.limits.max_message;
+        match h.opcode {
+            OpCode::Close => {
+                let (code, reason) = ws_frame::close_payload(&payload);
+                let summary = match code {
+                    Some(c) => format!(
+                        "{c} {}{}",
+                        ws_frame::close_code_meaning(c),
+                        if reason.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {reason}")
+                        }
+                    ),
+                    None => "no status code".to_string(),
+                };
+                out.push(
+                    self.ev(Stage::WsClose, t, Some(dir), summary)
+                        .with("code", code)
+                        .with("meaning", code.map(ws_frame::close_code_meaning))
+                        .with("reason", reason),
+                );
+                let side = &mut self.sides[dir.index()];
+                side.closed_ws = true;
+                side.mode = Mode::Opaque {
+                    why: "after this side's Close frame (RFC 6455 §5.5.1: no more data frames)",
+                };
+            }
+            OpCode::Ping | OpCode::Pong | OpCode::Reserved(_) => {}
+            OpCode::Text | OpCode::Binary => {
+                if self.sides[dir.index()].assembly.is_some() {
+                    self.error(
+                        t,
+                        dir,
+                        "new data frame while a fragmented message is unfinished (RFC 6455 §5.4)",
+                        Stage::WsFrame,
+                        out,
+                    );
+                }
+                let oversized = payload.len() > max;
+                self.sides[dir.index()].assembly = Some(Assembly {
+                    opcode: h.opcode,
+                    compressed: h.rsv1 && self.deflate.is_some(),
+                    fragments: 1,
+                    data: payload,
+                    oversized,
+                });
+                if h.fin {
+                    self.message_done(dir, t, out);
+                }
+            }
+            OpCode::Continuation => {
+                let Some(asm) = self.sides[dir.index()].assembly.as_mut() else {
+                    self.error(
+                        t,
+                        dir,
+                        "continuation frame without a message to continue (RFC 6455 §5.4)",
+                        Stage::WsFrame,
+                        out,
+                    );
+                    return;
+                };
+                asm.fragments += 1;
+                if asm.data.len() + payload.len() > max {
+                    asm.oversized = true;
+                    asm.data.clear();
+                } else if !asm.oversized {
+                    asm.data.extend_from_slice(&payload);
+                }
+                if h.fin {
+                    self.message_done(dir, t, out);
+                }
+            }
+        }
+    }
+
+    fn message_done(&mut self, dir: Dir, t: f64, out: &mut Vec<Event>) {
+        let Some(asm) = self.sides[dir.index()].assembly.take() else {
+            return;
+        };
+        let max = self.limits.max_message;
+        if asm.oversized {
+            self.error(
+                t,
+                dir,
+                &format!("message larger than the {max}-byte limit (RFC 6455 §10.4; close 1009)"),
+                Stage::WsMessage,
+                out,
+            );
+            return;
+        }
+        let compressed_len = asm.data.len();
+        let data = if asm.compressed {
+            let inflated = match self.sides[dir.index()].inflater.as_mut() {
+                Some(inf) => inf.inflate(&asm.data, max),
+                None => Ok(asm.data),
+            };
+            match inflated {
+                Ok(d) => d,
+                Err(e) => {
+                    self.error(t, dir, &e.to_string(), Stage::WsMessage, out);
+                    return;
+                }
+            }
+        } else {
+            asm.data
+        };
+        let mut ev = self
+            .ev(Stage::WsMessage, t, Some(dir), String::new())
+            .with("opcode", asm.opcode.as_u8())
+            .with("opcode_name", asm.opcode.to_string())
+            .with("fragments", asm.fragments)
+            .with("compressed", asm.compressed)
+            .with("len", data.len())
+            .kind(asm.opcode.name());
+        if asm.compressed {
+            ev.fields
+                .insert("compressed_len".into(), compressed_len.into());
+        }
+        let desc = format!(
+            "{} {} bytes{}{}",
+            asm.opcode,
+            data.len(),
+            if asm.fragments > 1 {
+                format!(" in {} frames", asm.fragments)
+            } else {
+                String::new()
+            },
+            if asm.compressed {
+                format!(", inflated from {compressed_len}")
+            } else {
+                String::new()
+            },
+        );
+        if asm.opcode == OpCode::Text {
+            match String::from_utf8(data) {
+                Ok(text) => {
+                    ev.summary = format!("{desc}: {}", short(&text));
+                    insert_text(&mut ev.fields, "text", &text);
+                    out.push(ev);
+                    match engineio::Packet::decode_text(&text) {
+                        Ok(p) => self.eio_packet(dir, t, "websocket", p, out),
+                        Err(e) => self.error(t, dir, &e.to_string(), Stage::EioPacket, out),
+                    }
+                }
+                Err(e) => {
+                    ev.summary = desc;
+                    ev.fields
+                        .insert("hex".into(), hex(clip_bytes(e.as_bytes())).into());
+                    out.push(ev);
+                    self.error(
+                        t,
+                        dir,
+                        "text message is not valid UTF-8 (RFC 6455 §8.1; close 1007)",
+                        Stage::WsMessage,
+                        out,
+                    );
+                }
+            }
+        } else {
+            ev.summary = desc;
+            ev.fields
+                .insert("hex".into(), hex(clip_bytes(&data)).into());
+            out.push(ev);
+            self.eio_packet(
+                dir,
+                t,
+                "websocket",
+                engineio::Packet::from_binary(data),
+                out,
+            );
+        }
+    }
+
+    fn eio_packet(
+        &mut self,
+        dir: Dir,
+        t: f64,
+        transport: &'static str,
+        p: engineio::Packet,
+        out: &mut Vec<Event>,
+    ) {
+        let mut ev = self
+            .ev(Stage::EioPacket, t, Some(dir), String::new())
+            .with("transport", transport)
+            .with("type", p.ptype.to_string())
+            .kind(p.ptype.name());
+        match &p.data {
+            engineio::Data::Text(text) => {
+                ev.summary = format!("{} {}", p.ptype, short(text));
+                insert_text(&mut ev.fields, "data", text);
+            }
+            engineio::Data::Binary(b) => {
+                ev.summary = format!("{} (binary, {} bytes)", p.ptype, b.len());
+                ev = ev
+                    .with("data", Value::Null)
+                    .with("binary_len", b.len())
+                    .with("binary_hex", hex(clip_bytes(b)));
+            }
+        }
+        let mut upgrade = None;
+        match (p.ptype, &p.data) {
+            (engineio::PacketType::Open, engineio::Data::Text(text)) => match OpenInfo::parse(text)
+            {
+                Ok(info) => {
+                    self.sid = Some(info.sid.clone());
+                    ev.fields.insert("sid".into(), info.sid.clone().into());
+                    ev = ev
+                        .with("upgrades", info.upgrades.clone())
+                        .with("pingInterval", info.ping_interval)
+                        .with("pingTimeout", info.ping_timeout)
+                        .with("maxPayload", info.max_payload);
+                }
+                Err(e) => self.error(t, dir, &e.to_string(), Stage::EioPacket, out),
+            },
+            (engineio::PacketType::Upgrade, _) if dir == Dir::C2S => {
+                upgrade = Some(
+                    self.ev(
+                        Stage::EioUpgrade,
+                        t,
+                        Some(dir),
+                        "transport upgraded: polling -> websocket".into(),
+                    )
+                    .with("from", "polling")
+                    .with("to", "websocket"),
+                );
+            }
+            _ => {}
+        }
+        out.push(ev);
+        if let Some(u) = upgrade {
+            out.push(u);
+        }
+        if p.ptype == engineio::PacketType::Message {
+            match p.data {
+                engineio::Data::Text(text) => self.sio_text(dir, t, &text, out),
+                engineio::Data::Binary(b) => self.sio_attachment(dir, t, b, out),
+            }
+        }
+    }
+
+    fn sio_text(&mut self, dir: Dir, t: f64, text: &str, out: &mut Vec<Event>) {
+        if self.sides[dir.index()].sio_binary.is_some() {
+            self.error(t, dir, "text packet while binary attachments were still expected (Socket.IO v5 §Packet encoding)", Stage::SioPacket, out);
+            self.sides[dir.index()].sio_binary = None;
+        }
+        match socketio::Packet::decode(text) {
+            Ok(p) if p.attachments > 0 => {
+                self.sides[dir.index()].sio_binary = Some(PendingBinary {
+                    packet: p,
+                    attachments: Vec::new(),
+                });
+            }
+            Ok(p) => self.sio_event(dir, t, p, &[], out),
+            Err(e) => self.error(t, dir, &e.to_string(), Stage::SioPacket, out),
+        }
+    }
+
+    fn sio_attachment(&mut self, dir: Dir, t: f64, bytes: Vec<u8>, out: &mut Vec<Event>) {
+        let side = &mut self.sides[dir.index()];
+        let Some(pending) = side.sio_binary.as_mut() else {
+            // A plain Engine.IO binary message (no Socket.IO on top): nothing more to decode.
+            return;
+        };
+        pending.attachments.push(bytes);
+        if pending.attachments.len() >= pending.packet.attachments {
+            if let Some(done) = side.sio_binary.take() {
+                self.sio_event(dir, t, done.packet, &done.attachments, out);
+            }
+        }
+    }
+
+    fn sio_event(
+        &mut self,
+        dir: Dir,
+        t: f64,
+        p: socketio::Packet,
+        attachments: &[Vec<u8>],
+        out: &mut Vec<Event>,
+    ) {
+        let mut data = p.data.clone();
+        if let Some(d) = data.as_mut() {
+            socketio::fill_placeholders(d, &mut |i| match attachments.get(i) {
+                Some(b) => json!({"_binary": b.len(), "hex": hex(clip_bytes(b))}),
+                None => json!({"_binary": null, "missing_attachment": i}),
+            });
+        }
+        let shown = data.as_ref().map(|d| d.to_string()).unwrap_or_default();
+        let summary = match p.event_name() {
+            Some(name) => format!("{} {} {name:?} {}", p.ptype, p.nsp, short(&shown)),
+            None => format!(
+                "{} {}{} {}",
+                p.ptype,
+                p.nsp,
+                p.id.map(|i| format!(" id={i}")).unwrap_or_default(),
+                short(&shown)
+            ),
+        };
+        out.push(
+            self.ev(Stage::SioPacket, t, Some(dir), summary)
+                .with("type", p.ptype.spec_name())
+                .with("nsp", p.nsp.as_str())
+                .with("id", p.id)
+                .with("event", p.event_name())
+                .with("attachments", p.attachments)
+                .with("data", data)
+                .kind(p.ptype.name()),
+        );
+    }
+}
+
+const HTTP_METHODS: [&[u8]; 9] = [
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"HEAD ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+    b"TRACE ",
+];
+
+fn clip_bytes(b: &[u8]) -> &[u8] {
+    &b[..b.len().min(FIELD_HEX_MAX)]
+}
+
+fn insert_text(fields: &mut Map<String, Value>, key: &str, text: &str) {
+    let c = clip(text, FIELD_TEXT_MAX);
+    fields.insert(key.into(), c.into());
+    if c.len() < text.len() {
+        fields.insert("truncated".into(), true.into());
+    }
+}
+
+/// Bytes as text for a summary, with non-printables as dots.
+fn printable(b: &[u8]) -> String {
+    b.iter()
+        .take(48)
+        .map(|&c| {
+            if (0x20..0x7f).contains(&c) {
+                c as char
+            } else {
+                '.'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,328 @@
+use super::*;
+use crate::wire::ws_frame::LengthForm;
+
+fn client_frame(opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
+    let key = [0x11, 0x22, 0x33, 0x44];
+    let h = FrameHeader {
+        fin,
+        rsv1: false,
+        rsv2: false,
+        rsv3: false,
+        opcode,
+        mask: Some(key),
+        payload_len: payload.len() as u64,
+        length_form: FrameHeader::form_for(payload.len() as u64),
+        header_len: 0,
+    };
+    let mut out = h.encode();
+    let mut p = payload.to_vec();
+    ws_frame::apply_mask(&mut p, key, 0);
+    out.extend_from_slice(&p);
+    out
+}
+
+fn server_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+    let h = FrameHeader {
+        fin: true,
+        rsv1: false,
+        rsv2: false,
+        rsv3: false,
+        opcode,
+        mask: None,
+        payload_len: payload.len() as u64,
+        length_form: FrameHeader::form_for(payload.len() as u64),
+        header_len: 0,
+    };
+    let mut out = h.encode();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A websocket-only Socket.IO conversation: handshake, OPEN, CONNECT, an event, a binary event
+/// in two fragments, the broadcast back, a close.
+fn conversation() -> Vec<(Dir, Vec<u8>)> {
+    let key = "dGhlIHNhbXBsZSBub25jZQ==";
+    let req = format!(
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+    );
+    let resp = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    let open = r#"0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#;
+    let mut binary_first = client_frame(
+        OpCode::Text,
+        true,
+        br#"451-["upload",{"_placeholder":true,"num":0}]"#,
+    );
+    binary_first.extend(client_frame(OpCode::Binary, false, &[1, 2]));
+    binary_first.extend(client_frame(OpCode::Ping, true, b"")); // control frame between fragments
+    binary_first.extend(client_frame(OpCode::Continuation, true, &[3]));
+    let big = format!("42[\"replaced values\",\"{}\"]", "x".repeat(300));
+    vec![
+        (Dir::C2S, req.into_bytes()),
+        (Dir::S2C, resp.as_bytes().to_vec()),
+        (Dir::S2C, server_frame(OpCode::Text, open.as_bytes())),
+        (Dir::C2S, client_frame(OpCode::Text, true, b"40")),
+        (Dir::S2C, server_frame(OpCode::Text, br#"40{"sid":"s1"}"#)),
+        (
+            Dir::C2S,
+            client_frame(OpCode::Text, true, br#"42["replace old value",{"bid":12}]"#),
+        ),
+        (Dir::S2C, server_frame(OpCode::Text, big.as_bytes())),
+        (Dir::C2S, binary_first),
+        (Dir::C2S, client_frame(OpCode::Close, true, &[0x03, 0xE8])),
+        (Dir::S2C, server_frame(OpCode::Close, &[0x03, 0xE8])),
+    ]
+}
+
+fn run(chunks: &[(Dir, Vec<u8>)], split: Option<usize>) -> Vec<Event> {
+    let mut s = Session::new(1, Limits::default());
+    let mut out = Vec::new();
+    for (dir, bytes) in chunks {
+        match split {
+            Some(n) if n > 0 && n < bytes.len() => {
+                s.data(*dir, 0.0, &bytes[..n], &mut out);
+                s.data(*dir, 0.0, &bytes[n..], &mut out);
+            }
+            Some(1..) | Some(0) | None => s.data(*dir, 0.0, bytes, &mut out),
+        }
+    }
+    s.close(0.0, "fin", &mut out);
+    out
+}
+
+fn stages(events: &[Event]) -> Vec<&'static str> {
+    events.iter().map(|e| e.stage.as_str()).collect()
+}
+
+#[test]
+fn websocket_conversation_stage_sequence() {
+    let events = run(&conversation(), None);
+    let errors: Vec<_> = events.iter().filter(|e| e.stage == Stage::Error).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let st = stages(&events);
+    assert_eq!(&st[..3], &["http.request", "http.response", "ws.handshake"]);
+    let hs = &events[2];
+    assert_eq!(hs.fields["accept_ok"], true);
+    assert_eq!(
+        hs.fields["extension_note"],
+        "permessage-deflate offered, declined"
+    );
+    let sio: Vec<_> = events
+        .iter()
+        .filter(|e| e.stage == Stage::SioPacket)
+        .collect();
+    assert_eq!(sio.len(), 5);
+    assert_eq!(sio[2].fields["event"], "replace old value");
+    assert_eq!(sio[3].fields["type"], "EVENT");
+    assert_eq!(sio[4].fields["type"], "BINARY_EVENT");
+    assert_eq!(sio[4].fields["data"][1]["_binary"], 3);
+    assert_eq!(sio[4].fields["data"][1]["hex"], "010203");
+    let binmsg: Vec<_> = events
+        .iter()
+        .filter(|e| e.stage == Stage::WsMessage && e.fields["opcode"] == 2)
+        .collect();
+    assert_eq!(binmsg[0].fields["fragments"], 2);
+    let frames: Vec<_> = events
+        .iter()
+        .filter(|e| e.stage == Stage::WsFrame)
+        .collect();
+    assert!(frames
+        .iter()
+        .any(|f| f.fields["length_form"] == LengthForm::Bits16.name()));
+    let closes: Vec<_> = events
+        .iter()
+        .filter(|e| e.stage == Stage::WsClose)
+        .collect();
+    assert_eq!(closes.len(), 2);
+    assert_eq!(closes[0].fields["code"], 1000);
+    assert_eq!(st.last(), Some(&"tcp.close"));
+    let open = events
+        .iter()
+        .find(|e| e.stage == Stage::EioPacket && e.fields["type"] == "OPEN")
+        .unwrap();
+    assert_eq!(open.fields["sid"], "abc");
+    assert_eq!(open.fields["pingInterval"], 25000);
+}
+
+#[test]
+fn any_split_point_gives_the_same_events() {
+    let whole = run(&conversation(), None);
+    for n in 0..400 {
+        assert_eq!(run(&conversation(), Some(n)), whole, "split at {n}");
+    }
+}
+
+#[test]
+fn byte_by_byte_gives_the_same_events() {
+    let whole = run(&conversation(), None);
+    let mut s = Session::new(1, Limits::default());
+    let mut out = Vec::new();
+    for (dir, bytes) in conversation() {
+        for b in bytes {
+            s.data(dir, 0.0, &[b], &mut out);
+        }
+    }
+    s.close(0.0, "fin", &mut out);
+    assert_eq!(out, whole);
+}
+
+#[test]
+fn polling_handshake_and_post() {
+    let mut s = Session::new(7, Limits::default());
+    let mut out = Vec::new();
+    s.data(
+        Dir::C2S,
+        0.0,
+        b"GET /socket.io/?EIO=4&transport=polling&t=x HTTP/1.1\r\nHost: a\r\n\r\n",
+        &mut out,
+    );
+    let open = r#"0{"sid":"S1","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#;
+    let resp = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Length: {}\r\n\r\n{open}", open.len());
+    s.data(Dir::S2C, 0.1, resp.as_bytes(), &mut out);
+    let body = "40\x1e42[\"replace old value\",{\"bid\":1}]";
+    let post = format!("POST /socket.io/?EIO=4&transport=polling&sid=S1 HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    s.data(Dir::C2S, 0.2, post.as_bytes(), &mut out);
+    s.data(
+        Dir::S2C,
+        0.3,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        &mut out,
+    );
+    // Chunked response body with two packets.
+    s.data(
+        Dir::C2S,
+        0.4,
+        b"GET /socket.io/?EIO=4&transport=polling&sid=S1 HTTP/1.1\r\n\r\n",
+        &mut out,
+    );
+    s.data(Dir::S2C, 0.5, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n2\x1e6\x1e\r\n7\r\n42[\"x\"]\r\n0\r\n\r\n", &mut out);
+    assert_eq!(
+        stages(&out),
+        [
+            "http.request",
+            "http.response",
+            "eio.packet",
+            "http.request",
+            "eio.packet",
+            "sio.packet",
+            "eio.packet",
+            "sio.packet",
+            "http.response",
+            "http.request",
+            "http.response",
+            "eio.packet",
+            "eio.packet",
+            "eio.packet",
+            "sio.packet",
+        ]
+    );
+    assert_eq!(out[0].kind, Some("polling"));
+    assert_eq!(out[2].fields["transport"], "polling");
+    assert_eq!(out[7].fields["event"], "replace old value");
+    assert_eq!(out[7].fields["sid"], "S1");
+    assert_eq!(out[13].fields["type"], "MESSAGE");
+}
+
+#[test]
+fn bad_input_is_reported_not_fatal() {
+    // Garbage instead of HTTP.
+    let mut s = Session::new(1, Limits::default());
+    let mut out = Vec::new();
+    s.data(
+        Dir::C2S,
+        0.0,
+        b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
+        &mut out,
+    );
+    assert_eq!(stages(&out), ["error", "tcp.data"]);
+    // After the server's Close, HTTP written onto the socket is not decoded as frames.
+    let mut chunks = conversation();
+    chunks.push((Dir::S2C, b"HTTP/1.1 400 BAD REQUEST\r\n\r\n".to_vec()));
+    chunks.push((Dir::C2S, client_frame(OpCode::Text, true, b"3")));
+    let events = run(&chunks, None);
+    let tail: Vec<_> = events
+        .iter()
+        .rev()
+        .take(3)
+        .map(|e| e.stage.as_str())
+        .collect();
+    assert_eq!(tail, ["tcp.close", "tcp.data", "tcp.data"]);
+    // Unmasked client frame and invalid UTF-8 are errors naming the rule; decoding continues.
+    let mut chunks = conversation();
+    chunks.truncate(3);
+    chunks.push((Dir::C2S, server_frame(OpCode::Text, b"40")));
+    chunks.push((Dir::C2S, client_frame(OpCode::Text, true, &[0x34, 0xff])));
+    chunks.push((Dir::C2S, client_frame(OpCode::Text, true, b"42[oops")));
+    chunks.push((Dir::C2S, client_frame(OpCode::Text, true, b"41")));
+    let events = run(&chunks, None);
+    let rules: Vec<String> = events
+        .iter()
+        .filter(|e| e.stage == Stage::Error)
+        .map(|e| e.fields["rule"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    assert!(rules[0].contains("§5.1"));
+    assert!(rules[1].contains("UTF-8"));
+    assert!(rules[2].contains("JSON"));
+    assert!(events
+        .iter()
+        .any(|e| e.stage == Stage::SioPacket && e.fields["type"] == "DISCONNECT"));
+}
+
+#[test]
+fn oversized_frames_are_skipped() {
+    let limits = Limits {
+        max_message: 100,
+        ..Limits::default()
+    };
+    let mut s = Session::new(1, limits);
+    let mut out = Vec::new();
+    let c = conversation();
+    for (dir, b) in &c[..3] {
+        s.data(*dir, 0.0, b, &mut out);
+    }
+    out.clear();
+    s.data(
+        Dir::C2S,
+        0.0,
+        &client_frame(OpCode::Binary, true, &[0u8; 500]),
+        &mut out,
+    );
+    s.data(
+        Dir::C2S,
+        0.0,
+        &client_frame(OpCode::Text, true, b"3"),
+        &mut out,
+    );
+    assert_eq!(
+        stages(&out),
+        ["ws.frame", "error", "ws.frame", "ws.message", "eio.packet"]
+    );
+}
+
+#[test]
+fn midstream_start_finds_frames_and_heads() {
+    let mut s = Session::new_midstream(1, Limits::default());
+    let mut out = Vec::new();
+    s.data(Dir::S2C, 0.0, &server_frame(OpCode::Text, b"2"), &mut out);
+    s.data(
+        Dir::C2S,
+        0.0,
+        &client_frame(OpCode::Text, true, b"3"),
+        &mut out,
+    );
+    assert_eq!(
+        stages(&out),
+        [
+            "ws.frame",
+            "ws.message",
+            "eio.packet",
+            "ws.frame",
+            "ws.message",
+            "eio.packet"
+        ]
+    );
+    let mut s = Session::new_midstream(2, Limits::default());
+    out.clear();
+    s.data(Dir::C2S, 0.0, b"GET /auctions HTTP/1.1\r\n\r\n", &mut out);
+    assert_eq!(stages(&out), ["http.request"]);
+}
