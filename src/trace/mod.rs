@@ -1,5 +1,59 @@
 //! Trace events and where they go.
+//!
+//! Producers (the flow sessions, the live server) build [`Event`]s and hand them to a
+//! [`Tracer`]; one writer thread numbers them, attaches the source links of their stage and
+//! renders them through a [`Sink`]. Serialization and colour happen only here.
 
 mod event;
+mod filter;
+mod jsonl;
+mod pretty;
+mod writer;
 
 pub use event::{Dir, Event, Stage};
+pub use filter::Filter;
+pub use jsonl::Jsonl;
+pub use pretty::Pretty;
+pub use writer::{Sink, TraceWriter, Tracer};
+
+use std::io::{IsTerminal, Write};
+
+use crate::cli::{ColorWhen, Format, TraceArgs};
+
+/// Decides colour once, at the edge: `always`, `never`, or `auto` = a terminal and no NO_COLOR.
+pub fn use_color(when: ColorWhen, is_terminal: bool) -> bool {
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    }
+}
+
+/// Builds the sink the trace options ask for.
+pub fn sink_for(args: &TraceArgs) -> std::io::Result<Box<dyn Sink>> {
+    let (out, is_terminal): (Box<dyn Write + Send>, bool) = match &args.out {
+        Some(path) => (Box::new(std::fs::File::create(path)?), false),
+        None => (Box::new(std::io::stdout()), std::io::stdout().is_terminal()),
+    };
+    Ok(match args.format {
+        Format::Jsonl => Box::new(Jsonl::new(out, args.versions)),
+        Format::Pretty => Box::new(Pretty::new(
+            out,
+            use_color(args.color, is_terminal),
+            args.verbose,
+            args.versions,
+        )),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_decision() {
+        assert!(use_color(ColorWhen::Always, false));
+        assert!(!use_color(ColorWhen::Never, true));
+        assert!(!use_color(ColorWhen::Auto, false));
+    }
+}

@@ -1,0 +1,177 @@
+//! The terminal view: one aligned line per event, details indented below with `-v`.
+//!
+//! ```text
+//!   0.004 #1  c2s ws.frame      FIN TEXT 35 bytes (7-bit) masked
+//! ```
+
+use std::io::{self, BufWriter, Write};
+
+use owo_colors::{OwoColorize, Style};
+use serde_json::Value;
+
+use super::{Event, Sink, Stage};
+use crate::cli::VersionSet;
+use crate::links;
+
+pub struct Pretty {
+    out: BufWriter<Box<dyn Write + Send>>,
+    color: bool,
+    verbose: u8,
+    versions: VersionSet,
+}
+
+impl Pretty {
+    pub fn new(
+        out: Box<dyn Write + Send>,
+        color: bool,
+        verbose: u8,
+        versions: VersionSet,
+    ) -> Pretty {
+        Pretty {
+            out: BufWriter::new(out),
+            color,
+            verbose,
+            versions,
+        }
+    }
+
+    fn paint(&self, text: &str, style: Style) -> String {
+        if self.color {
+            text.style(style).to_string()
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// One colour per protocol layer, so the eye can follow a packet down the stack.
+fn stage_style(stage: Stage) -> Style {
+    let s = Style::new();
+    match stage {
+        Stage::TcpAccept | Stage::TcpClose | Stage::TcpData => s.dimmed(),
+        Stage::HttpRequest | Stage::HttpResponse => s.blue(),
+        Stage::WsHandshake | Stage::WsFrame | Stage::WsMessage | Stage::WsClose => s.cyan(),
+        Stage::EioPacket | Stage::EioUpgrade => s.yellow(),
+        Stage::SioPacket | Stage::SioDispatch | Stage::SioBroadcast => s.green().bold(),
+        Stage::Error => s.red().bold(),
+    }
+}
+
+fn field_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Sink for Pretty {
+    fn write(&mut self, _seq: u64, e: &Event) -> io::Result<()> {
+        let conn = e.conn.map(|c| format!("#{c}")).unwrap_or_default();
+        let dir = e.dir.map_or("   ", |d| d.as_str());
+        let head = format!("{:8.3} {:<5} {dir} ", e.t, conn);
+        let stage = format!("{:<13}", e.stage.as_str());
+        let line = format!(
+            "{}{} {}\n",
+            self.paint(&head, Style::new().dimmed()),
+            self.paint(&stage, stage_style(e.stage)),
+            e.summary
+        );
+        self.out.write_all(line.as_bytes())?;
+        if self.verbose == 0 {
+            return Ok(());
+        }
+        for (k, v) in &e.fields {
+            let text = field_text(v);
+            let text = if self.verbose < 2 && text.len() > 120 {
+                let mut end = 120;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                format!("{}…", &text[..end])
+            } else {
+                text
+            };
+            writeln!(
+                self.out,
+                "{:>23}{}: {text}",
+                "",
+                self.paint(k, Style::new().dimmed())
+            )?;
+        }
+        let steps = links::for_event(self.versions, e.stage, e.kind);
+        if self.verbose == 1 {
+            if let Some(deepest) = steps.last() {
+                writeln!(
+                    self.out,
+                    "{:>23}{} {}",
+                    "",
+                    self.paint("source:", Style::new().dimmed()),
+                    deepest.short
+                )?;
+            }
+        } else {
+            for (i, s) in steps.iter().enumerate() {
+                writeln!(
+                    self.out,
+                    "{:>23}{:>2}. {} {}",
+                    "",
+                    i + 1,
+                    s.short,
+                    self.paint(&s.url, Style::new().dimmed())
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| io::Error::other("poisoned"))?
+                .extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn render(color: bool, verbose: u8) -> String {
+        let buf = Shared::default();
+        let mut p = Pretty::new(Box::new(buf.clone()), color, verbose, VersionSet::Current);
+        let e = Event::new(
+            Stage::SioPacket,
+            1.5,
+            Some(3),
+            Some(super::super::Dir::C2S),
+            "EVENT / \"bid\"".into(),
+        )
+        .with("nsp", "/");
+        p.write(1, &e).unwrap();
+        p.flush().unwrap();
+        let v = buf.0.lock().unwrap().clone();
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn plain_and_coloured() {
+        let plain = render(false, 0);
+        assert_eq!(plain, "   1.500 #3    c2s sio.packet    EVENT / \"bid\"\n");
+        assert!(!plain.contains('\x1b'));
+        assert!(render(true, 0).contains('\x1b'));
+        assert!(render(false, 1).contains("nsp: /"));
+    }
+}

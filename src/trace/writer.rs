@@ -1,0 +1,146 @@
+//! The trace pipeline: cheap [`Tracer`] handles in every task, one writer thread.
+//!
+//! A dedicated thread keeps terminal and file writes off the server's async workers. It numbers
+//! events in the order it receives them (`seq`), looks up their source links, renders them, and
+//! flushes whenever its queue runs empty, so a trace file is always current without a write
+//! system call per event under load.
+
+use std::io;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::{Event, Filter, Stage};
+
+/// Where rendered events go.
+pub trait Sink: Send {
+    fn write(&mut self, seq: u64, event: &Event) -> io::Result<()>;
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+enum Msg {
+    Event(Event),
+    Stop,
+}
+
+/// A handle for producers. Cloning is cheap; a disabled tracer does nothing.
+#[derive(Clone)]
+pub struct Tracer {
+    inner: Option<Arc<Inner>>,
+}
+
+struct Inner {
+    tx: SyncSender<Msg>,
+    filter: Filter,
+}
+
+/// Owns the writer thread; `finish` flushes and reports a write error, if any.
+pub struct TraceWriter {
+    tx: Option<SyncSender<Msg>>,
+    handle: Option<JoinHandle<io::Result<u64>>>,
+}
+
+impl Tracer {
+    /// A tracer that drops everything (`--no-trace`).
+    pub fn disabled() -> Tracer {
+        Tracer { inner: None }
+    }
+
+    /// Starts the writer thread.
+    pub fn start(sink: Box<dyn Sink>, filter: Filter) -> (Tracer, TraceWriter) {
+        let (tx, rx) = mpsc::sync_channel(64 * 1024);
+        let handle = std::thread::Builder::new()
+            .name("dispel-trace".into())
+            .spawn(move || write_loop(rx, sink))
+            .ok();
+        (
+            Tracer {
+                inner: Some(Arc::new(Inner {
+                    tx: tx.clone(),
+                    filter,
+                })),
+            },
+            TraceWriter {
+                tx: Some(tx),
+                handle,
+            },
+        )
+    }
+
+    /// Is anything traced at all? Producers skip decoding when not.
+    pub fn enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// Would an event of this stage on this connection be written?
+    pub fn wants(&self, stage: Stage, conn: Option<u64>) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|i| i.filter.wants(stage, conn))
+    }
+
+    pub fn emit(&self, event: Event) {
+        if let Some(inner) = &self.inner {
+            if inner.filter.accepts(&event) {
+                // The writer is gone only after `finish`: late events are dropped.
+                let _ = inner.tx.send(Msg::Event(event));
+            }
+        }
+    }
+
+    pub fn emit_all(&self, events: impl IntoIterator<Item = Event>) {
+        for e in events {
+            self.emit(e);
+        }
+    }
+}
+
+impl TraceWriter {
+    /// Writes what is queued, flushes, stops the thread. Returns how many events were written.
+    pub fn finish(mut self) -> io::Result<u64> {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Msg::Stop);
+        }
+        match self.handle.take() {
+            Some(h) => h
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the trace writer thread panicked"))),
+            None => Ok(0),
+        }
+    }
+}
+
+fn write_loop(rx: Receiver<Msg>, mut sink: Box<dyn Sink>) -> io::Result<u64> {
+    let mut seq = 0u64;
+    let mut dirty = false;
+    loop {
+        let msg = if dirty {
+            match rx.try_recv() {
+                Ok(m) => m,
+                Err(mpsc::TryRecvError::Empty) => {
+                    sink.flush()?;
+                    dirty = false;
+                    continue;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        };
+        match msg {
+            Msg::Event(e) => {
+                seq += 1;
+                sink.write(seq, &e)?;
+                dirty = true;
+            }
+            Msg::Stop => break,
+        }
+    }
+    sink.flush()?;
+    Ok(seq)
+}
