@@ -127,6 +127,9 @@ pub struct ServeArgs {
     /// Turn the trace off entirely (for benchmarks).
     #[arg(long)]
     pub no_trace: bool,
+    /// Also write the session as a pcap capture (Wireshark, tshark and `dispel replay` open it).
+    #[arg(long, value_name = "FILE.pcap")]
+    pub record: Option<PathBuf>,
     #[command(flatten)]
     pub trace: TraceArgs,
     #[command(flatten)]

@@ -1079,7 +1079,12 @@ impl Session {
                 None => json!({"_binary": null, "missing_attachment": i}),
             });
         }
-        let shown = data.as_ref().map(|d| d.to_string()).unwrap_or_default();
+        // An event's summary shows its arguments; the name is already in the summary.
+        let shown = match (&data, p.event_name()) {
+            (Some(Value::Array(a)), Some(_)) => Value::Array(a[1..].to_vec()).to_string(),
+            (Some(d), _) => d.to_string(),
+            (None, _) => String::new(),
+        };
         let summary = match p.event_name() {
             Some(name) => format!("{} {} {name:?} {}", p.ptype, p.nsp, short(&shown)),
             None => format!(

@@ -1,9 +1,294 @@
 //! `dispel serve`: the live server.
+//!
+//! ```text
+//! TcpListener::accept -> Tap (every byte -> flow::Session -> trace)
+//!   -> http::connection: HTTP/1.1 requests, routing
+//!        GET /auctions         the page
+//!        /socket.io/ polling   engineio::EioServer::polling
+//!        /socket.io/ websocket dispel's 101, then tokio-tungstenite -> EioServer::websocket
+//!   Engine.IO sessions -> socketio::SioServer (namespaces, dispatch, broadcast) -> apps::App
+//! ```
+//! Dispatch and broadcast events come from here; every event about bytes comes from the tap.
 
+mod apps;
+mod engineio;
+mod http;
+mod record;
+mod socketio;
+mod tap;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::cli::ServeArgs;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
-pub fn run(_args: ServeArgs) -> Result<ExitCode, crate::Error> {
-    Err("dispel serve is not built yet".into())
+use crate::cli::{App, ServeArgs};
+use crate::flow::Limits;
+use crate::trace::{self, Event, Filter, Stage, Tracer};
+
+pub use record::Recorder;
+
+/// Seconds since the server started: the `t` of every live event.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        Clock {
+            start: Instant::now(),
+        }
+    }
+    pub fn now(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Clock {
+        Clock::new()
+    }
+}
+
+/// Everything `serve` was configured with, resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub app: App,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub max_payload: usize,
+    pub max_head_bytes: usize,
+    pub max_headers: usize,
+    pub max_connections: usize,
+    pub max_queue: usize,
+    pub cors: bool,
+    pub record: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn from_args(args: &ServeArgs) -> Config {
+        let conformance = args.app == App::Conformance;
+        // python-engineio's defaults; the conformance suites expect 300/200 ms.
+        let (interval, timeout) = if conformance {
+            (300, 200)
+        } else {
+            (25_000, 20_000)
+        };
+        Config {
+            app: args.app,
+            ping_interval: Duration::from_millis(args.limits.ping_interval.unwrap_or(interval)),
+            ping_timeout: Duration::from_millis(args.limits.ping_timeout.unwrap_or(timeout)),
+            max_payload: args.limits.max_payload,
+            max_head_bytes: args.limits.max_head_bytes,
+            max_headers: args.limits.max_headers,
+            max_connections: args.limits.max_connections,
+            max_queue: args.limits.max_queue,
+            cors: conformance,
+            record: args.record.clone(),
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_headers: self.max_headers,
+            max_head_bytes: self.max_head_bytes,
+            max_message: self.max_payload,
+        }
+    }
+}
+
+/// The running server's shared state.
+pub struct Server {
+    config: Config,
+    tracer: Tracer,
+    clock: Clock,
+    socketio: Arc<engineio::EioServer>,
+    engineio: Option<Arc<engineio::EioServer>>,
+    recorder: Option<Arc<Recorder>>,
+    next_conn: AtomicU64,
+    slots: Arc<Semaphore>,
+}
+
+impl Server {
+    pub fn new(config: Config, tracer: Tracer) -> std::io::Result<Arc<Server>> {
+        let clock = Clock::new();
+        let eio_config = engineio::EioConfig {
+            ping_interval: config.ping_interval,
+            ping_timeout: config.ping_timeout,
+            max_payload: config.max_payload,
+            max_queue: config.max_queue,
+        };
+        let app: Arc<dyn apps::App> = match config.app {
+            App::Auction => Arc::new(apps::Auction::default()),
+            App::Conformance => Arc::new(apps::Conformance),
+        };
+        let sio = Arc::new(socketio::SioServer::new(app, tracer.clone(), clock));
+        let socketio = engineio::EioServer::new(eio_config, sio, tracer.clone(), clock);
+        let engineio = (config.app == App::Conformance).then(|| {
+            engineio::EioServer::new(eio_config, Arc::new(apps::EioEcho), tracer.clone(), clock)
+        });
+        let recorder = match &config.record {
+            Some(path) => Some(Arc::new(Recorder::create(path)?)),
+            None => None,
+        };
+        Ok(Arc::new(Server {
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            config,
+            tracer,
+            clock,
+            socketio,
+            engineio,
+            recorder,
+            next_conn: AtomicU64::new(1),
+        }))
+    }
+
+    /// Accepts connections until the future `stop` completes.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(stop);
+        loop {
+            let (stream, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait a moment, keep serving.
+                        self.tracer.emit(Event::new(Stage::Error, self.clock.now(), None, None, format!("accept failed: {e}")).with("rule", "accept(2) failed").with("where", "tcp.accept"));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = &mut stop => return,
+            };
+            // Every ack waits for a delayed ACK without this (40 ms on Linux).
+            let _ = stream.set_nodelay(true);
+            let local = stream.local_addr().unwrap_or(peer);
+            let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+            let srv = self.clone();
+            let permit = self.slots.clone().try_acquire_owned();
+            tokio::spawn(async move {
+                let mut tap = tap::Tap::new(
+                    stream,
+                    conn,
+                    (peer, local),
+                    &srv.tracer,
+                    srv.clock.start,
+                    srv.config.limits(),
+                    srv.recorder.clone(),
+                );
+                match permit {
+                    Ok(_permit) => http::connection(tap, conn, srv).await,
+                    Err(_) => {
+                        srv.tracer.emit(
+                            Event::new(
+                                Stage::Error,
+                                srv.clock.now(),
+                                Some(conn),
+                                None,
+                                format!(
+                                    "connection limit ({}) reached: 503",
+                                    srv.config.max_connections
+                                ),
+                            )
+                            .with("rule", "--max-connections")
+                            .with("where", "tcp.accept"),
+                        );
+                        let _ = http::respond(
+                            &mut tap,
+                            503,
+                            &[("Retry-After", "1".into())],
+                            b"server full, try again\n",
+                            false,
+                        )
+                        .await;
+                    }
+                }
+            });
+        }
+    }
+
+    /// Flushes the capture being recorded, if any.
+    pub fn finish(&self) -> Result<(), String> {
+        match &self.recorder {
+            Some(r) => r.finish(),
+            None => Ok(()),
+        }
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+pub fn run(args: ServeArgs) -> Result<ExitCode, crate::Error> {
+    let filter = Filter::new(&args.trace.conn, &args.trace.stage, args.trace.quiet)?;
+    let (tracer, writer) = if args.no_trace {
+        (Tracer::disabled(), None)
+    } else {
+        let (t, w) = Tracer::start(trace::sink_for(&args.trace)?, filter);
+        (t, Some(w))
+    };
+    let config = Config::from_args(&args);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async {
+        let listener = TcpListener::bind((args.host.as_str(), args.port))
+            .await
+            .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
+        let addr: SocketAddr = listener.local_addr()?;
+        if !is_loopback(&args.host) {
+            eprintln!("dispel serve: warning: listening on {addr}: anyone who can reach this machine can connect");
+        }
+        let shown = if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
+        let what = match config.app {
+            App::Auction => format!("http://{shown}/auctions"),
+            App::Conformance => format!("http://{shown}/ (engine.io and socket.io conformance)"),
+        };
+        eprintln!("dispel serve: listening on {what}   (Ctrl-C to stop)");
+        let server = Server::new(config, tracer)?;
+        server.clone().serve(listener, shutdown_signal()).await;
+        server.finish()?;
+        Ok::<(), crate::Error>(())
+    });
+    // Dropping the runtime ends every connection; their taps write tcp.close before the
+    // writer stops.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if let Some(w) = writer {
+        w.finish()?;
+    }
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }

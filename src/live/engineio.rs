@@ -1,0 +1,548 @@
+//! Engine.IO v4 server sessions: the sid table, the polling and WebSocket transports, the
+//! upgrade between them, and the heartbeat.
+//!
+//! Each session has one bounded outgoing queue. Whichever transport is active drains it: a
+//! parked polling GET, or the WebSocket writer. A client that does not drain it fast enough
+//! fills it and is dropped, so it can never slow the others.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::trace::{Event, Stage, Tracer};
+use crate::wire::engineio::{self, Data, OpenInfo, PacketType, RequestError};
+
+use super::tap::Tap;
+use super::Clock;
+
+/// One Engine.IO packet as it will be written: text (type digit included) or binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WirePacket {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+impl WirePacket {
+    fn polling_text(&self) -> String {
+        match self {
+            WirePacket::Text(t) => t.clone(),
+            WirePacket::Binary(b) => engineio::Packet::from_binary(b.clone()).encode_text(),
+        }
+    }
+}
+
+/// What goes through a session's queue: packets that must be sent together and in order (a
+/// Socket.IO binary event and its attachments). Shared between all recipients of a broadcast.
+pub type OutItem = Arc<Vec<WirePacket>>;
+
+pub fn text_item(ptype: PacketType, data: &str) -> OutItem {
+    Arc::new(vec![WirePacket::Text(
+        engineio::Packet::text(ptype, data).encode_text(),
+    )])
+}
+
+/// What runs on top of Engine.IO: the Socket.IO server, or a plain echo.
+pub trait EioHandler: Send + Sync {
+    fn on_open(&self, session: &Arc<EioSession>);
+    fn on_message(&self, session: &Arc<EioSession>, conn: u64, data: Data);
+    fn on_close(&self, session: &Arc<EioSession>, reason: &str);
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct EioConfig {
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub max_payload: usize,
+    pub max_queue: usize,
+}
+
+/// Why a packet could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    Closed,
+    /// The client is not reading: it has been dropped.
+    Full,
+}
+
+pub struct EioSession {
+    pub sid: String,
+    /// The connection that last carried this session's traffic (for the trace).
+    conn: AtomicU64,
+    tx: mpsc::Sender<OutItem>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<OutItem>>,
+    upgraded: AtomicBool,
+    upgrading: AtomicBool,
+    closed_tx: watch::Sender<bool>,
+    pong: Notify,
+    server: std::sync::Weak<EioServer>,
+}
+
+impl EioSession {
+    pub fn conn(&self) -> u64 {
+        self.conn.load(Ordering::Relaxed)
+    }
+
+    /// Queues packets for the client without waiting. A full queue drops the client.
+    pub fn send(self: &Arc<Self>, item: OutItem) -> Result<(), SendError> {
+        match self.tx.try_send(item) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if let Some(server) = self.server.upgrade() {
+                    server.tracer.emit(
+                        Event::new(
+                            Stage::Error,
+                            server.clock.now(),
+                            Some(self.conn()),
+                            None,
+                            format!("client {} is not reading: its queue of {} packets is full; dropped", self.sid, server.config.max_queue),
+                        )
+                        .with("rule", "slow client: bounded send queue full")
+                        .with("where", "sio.broadcast")
+                        .with("sid", self.sid.as_str()),
+                    );
+                    server.close(self, "slow client dropped");
+                }
+                Err(SendError::Full)
+            }
+        }
+    }
+
+    pub fn server(&self) -> Option<Arc<EioServer>> {
+        self.server.upgrade()
+    }
+
+    fn closed(&self) -> watch::Receiver<bool> {
+        self.closed_tx.subscribe()
+    }
+}
+
+pub struct EioServer {
+    sessions: Mutex<HashMap<String, Arc<EioSession>>>,
+    pub config: EioConfig,
+    handler: Arc<dyn EioHandler>,
+    pub tracer: Tracer,
+    pub clock: Clock,
+    next_sid: AtomicU64,
+    /// Shared part of every sid of this server run, so sids are not guessable across runs.
+    sid_salt: u64,
+}
+
+/// An HTTP answer from the polling transport: status, content type, body.
+pub struct PollingReply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl PollingReply {
+    fn ok(body: String) -> PollingReply {
+        PollingReply {
+            status: 200,
+            content_type: "text/plain; charset=UTF-8",
+            body: body.into_bytes(),
+        }
+    }
+
+    pub fn error(e: RequestError) -> PollingReply {
+        let status = if e == RequestError::Forbidden {
+            403
+        } else {
+            400
+        };
+        PollingReply {
+            status,
+            content_type: "application/json",
+            body: e.body().into_bytes(),
+        }
+    }
+}
+
+impl EioServer {
+    pub fn new(
+        config: EioConfig,
+        handler: Arc<dyn EioHandler>,
+        tracer: Tracer,
+        clock: Clock,
+    ) -> Arc<EioServer> {
+        let sid_salt = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x5eed);
+        Arc::new(EioServer {
+            sessions: Mutex::new(HashMap::new()),
+            config,
+            handler,
+            tracer,
+            clock,
+            next_sid: AtomicU64::new(1),
+            sid_salt,
+        })
+    }
+
+    fn new_sid(&self) -> String {
+        use base64::Engine as _;
+        let n = self.next_sid.fetch_add(1, Ordering::Relaxed);
+        // Not a secret (the course server is local), just unique and opaque like the real ones.
+        let mixed = (n ^ self.sid_salt).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut bytes = mixed.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&(n as u32).to_be_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn lookup(&self, sid: &str) -> Option<Arc<EioSession>> {
+        self.sessions.lock().ok()?.get(sid).cloned()
+    }
+
+    fn open_session(self: &Arc<Self>, conn: u64) -> Arc<EioSession> {
+        let (tx, rx) = mpsc::channel(self.config.max_queue.max(4));
+        let (closed_tx, _) = watch::channel(false);
+        let session = Arc::new(EioSession {
+            sid: self.new_sid(),
+            conn: AtomicU64::new(conn),
+            tx,
+            rx: tokio::sync::Mutex::new(rx),
+            upgraded: AtomicBool::new(false),
+            upgrading: AtomicBool::new(false),
+            closed_tx,
+            pong: Notify::new(),
+            server: Arc::downgrade(self),
+        });
+        if let Ok(mut map) = self.sessions.lock() {
+            map.insert(session.sid.clone(), session.clone());
+        }
+        tokio::spawn(heartbeat(self.clone(), session.clone()));
+        session
+    }
+
+    fn open_packet(&self, sid: &str, websocket_only: bool) -> OutItem {
+        let info = OpenInfo {
+            sid: sid.to_string(),
+            upgrades: if websocket_only {
+                vec![]
+            } else {
+                vec!["websocket".into()]
+            },
+            ping_interval: self.config.ping_interval.as_millis() as u64,
+            ping_timeout: self.config.ping_timeout.as_millis() as u64,
+            max_payload: Some(self.config.max_payload as u64),
+        };
+        text_item(PacketType::Open, &info.to_json())
+    }
+
+    /// Closes a session once: the transports see the signal and end, the handler is told.
+    pub fn close(&self, session: &Arc<EioSession>, reason: &str) {
+        let first = session
+            .closed_tx
+            .send_if_modified(|c| !std::mem::replace(c, true));
+        if !first {
+            return;
+        }
+        if let Ok(mut map) = self.sessions.lock() {
+            map.remove(&session.sid);
+        }
+        self.handler.on_close(session, reason);
+    }
+
+    fn packet_in(&self, session: &Arc<EioSession>, conn: u64, packet: engineio::Packet) {
+        match packet.ptype {
+            PacketType::Pong => session.pong.notify_one(),
+            PacketType::Message => self.handler.on_message(session, conn, packet.data),
+            PacketType::Close => self.close(session, "client sent CLOSE"),
+            // A ping from the client is a v3 habit; v4 clients only answer pings.
+            _ => {}
+        }
+    }
+
+    /// A polling request (GET or POST) to the Engine.IO endpoint.
+    pub async fn polling(
+        self: &Arc<Self>,
+        conn: u64,
+        method: &str,
+        sid: Option<String>,
+        body: Vec<u8>,
+    ) -> PollingReply {
+        let Some(sid) = sid else {
+            if method != "GET" {
+                return PollingReply::error(RequestError::BadHandshakeMethod);
+            }
+            let session = self.open_session(conn);
+            self.handler.on_open(&session);
+            let open = self.open_packet(&session.sid, false);
+            return PollingReply::ok(open.iter().map(WirePacket::polling_text).collect());
+        };
+        let Some(session) = self.lookup(&sid) else {
+            return PollingReply::error(RequestError::UnknownSid);
+        };
+        if session.upgraded.load(Ordering::Acquire) {
+            // After the upgrade, polling requests with the same sid are refused.
+            return PollingReply::error(RequestError::BadRequest);
+        }
+        session.conn.store(conn, Ordering::Relaxed);
+        match method {
+            "GET" => self.poll_get(&session).await,
+            "POST" => {
+                if body.len() > self.config.max_payload {
+                    self.close(&session, "payload too large");
+                    return PollingReply {
+                        status: 413,
+                        content_type: "text/plain",
+                        body: b"payload too large".to_vec(),
+                    };
+                }
+                let mut bad = false;
+                for p in engineio::decode_payload(&body) {
+                    match p {
+                        Ok(p) => self.packet_in(&session, conn, p),
+                        Err(_) => bad = true,
+                    }
+                }
+                if bad {
+                    self.close(&session, "bad packet in a POST");
+                    return PollingReply::error(RequestError::BadRequest);
+                }
+                PollingReply::ok("ok".into())
+            }
+            _ => PollingReply::error(RequestError::BadRequest),
+        }
+    }
+
+    async fn poll_get(self: &Arc<Self>, session: &Arc<EioSession>) -> PollingReply {
+        // Engine.IO v4: two concurrent GETs on one session is a protocol error; close it.
+        let Ok(mut rx) = session.rx.try_lock() else {
+            self.close(session, "concurrent polling GET");
+            return PollingReply::error(RequestError::BadRequest);
+        };
+        let mut closed = session.closed();
+        let first = tokio::select! {
+            item = rx.recv() => item,
+            _ = wait_closed(&mut closed) => None,
+        };
+        let Some(first) = first else {
+            return PollingReply::ok(engineio::Packet::text(PacketType::Close, "").encode_text());
+        };
+        let mut parts: Vec<String> = first.iter().map(WirePacket::polling_text).collect();
+        let mut size: usize = parts.iter().map(String::len).sum();
+        while size < self.config.max_payload {
+            match rx.try_recv() {
+                Ok(item) => {
+                    for p in item.iter() {
+                        let s = p.polling_text();
+                        size += s.len() + 1;
+                        parts.push(s);
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        PollingReply::ok(parts.join("\u{1e}"))
+    }
+
+    /// A WebSocket connection to the Engine.IO endpoint, after dispel wrote the 101. With a
+    /// sid it upgrades an existing polling session (probe, then UPGRADE); without, it opens a
+    /// new session directly on WebSocket.
+    pub async fn websocket(
+        self: Arc<Self>,
+        conn: u64,
+        sid: Option<String>,
+        ws: WebSocketStream<Tap>,
+    ) {
+        let (mut sink, mut stream) = ws.split();
+        let session = match sid {
+            None => {
+                let s = self.open_session(conn);
+                s.upgraded.store(true, Ordering::Release);
+                self.handler.on_open(&s);
+                let open = self.open_packet(&s.sid, true);
+                if send_item(&mut sink, &open).await.is_err() {
+                    self.close(&s, "transport error");
+                    return;
+                }
+                s
+            }
+            Some(sid) => {
+                let Some(s) = self.lookup(&sid) else {
+                    let _ = sink
+                        .send(close_message(CloseCode::Policy, "Session ID unknown"))
+                        .await;
+                    return;
+                };
+                if s.upgraded.load(Ordering::Acquire) || s.upgrading.swap(true, Ordering::AcqRel) {
+                    // A second WebSocket for the same session is refused.
+                    let _ = sink
+                        .send(close_message(CloseCode::Policy, "already upgraded"))
+                        .await;
+                    return;
+                }
+                match self.probe(&s, &mut sink, &mut stream).await {
+                    Ok(()) => {
+                        s.conn.store(conn, Ordering::Relaxed);
+                        s.upgraded.store(true, Ordering::Release);
+                    }
+                    Err(reason) => {
+                        s.upgrading.store(false, Ordering::Release);
+                        let _ = sink.send(close_message(CloseCode::Normal, reason)).await;
+                        return;
+                    }
+                }
+                s
+            }
+        };
+        let reason = self.ws_loop(&session, conn, &mut sink, &mut stream).await;
+        self.close(&session, reason);
+        let _ = sink.close().await;
+    }
+
+    /// The upgrade dance (Engine.IO v4 "Upgrade"): client `2probe`, server `3probe`, a NOOP to
+    /// release the parked GET, client `5`.
+    async fn probe(
+        &self,
+        s: &Arc<EioSession>,
+        sink: &mut WsSink,
+        stream: &mut WsStream,
+    ) -> Result<(), &'static str> {
+        let deadline = tokio::time::sleep(self.config.ping_interval + self.config.ping_timeout);
+        tokio::pin!(deadline);
+        let mut closed = s.closed();
+        loop {
+            let msg = tokio::select! {
+                m = stream.next() => m,
+                _ = &mut deadline => return Err("upgrade timed out"),
+                _ = wait_closed(&mut closed) => return Err("session closed during upgrade"),
+            };
+            let Some(Ok(Message::Text(text))) = msg else {
+                return Err("transport closed during upgrade");
+            };
+            match engineio::Packet::decode_text(text.as_str()) {
+                Ok(p) if p.ptype == PacketType::Ping && p.data == Data::Text("probe".into()) => {
+                    sink.send(Message::text("3probe"))
+                        .await
+                        .map_err(|_| "transport error")?;
+                    let _ = s.send(text_item(PacketType::Noop, ""));
+                }
+                Ok(p) if p.ptype == PacketType::Upgrade => return Ok(()),
+                _ => return Err("unexpected packet during upgrade"),
+            }
+        }
+    }
+
+    async fn ws_loop(
+        &self,
+        s: &Arc<EioSession>,
+        conn: u64,
+        sink: &mut WsSink,
+        stream: &mut WsStream,
+    ) -> &'static str {
+        // Wait for a parked polling GET to hand over the queue.
+        let mut rx = s.rx.lock().await;
+        let mut closed = s.closed();
+        loop {
+            tokio::select! {
+                msg = stream.next() => match msg {
+                    Some(Ok(Message::Text(text))) => match engineio::Packet::decode_text(text.as_str()) {
+                        Ok(p) => self.packet_in(s, conn, p),
+                        Err(_) => return "bad Engine.IO packet",
+                    },
+                    Some(Ok(Message::Binary(b))) => self.packet_in(s, conn, engineio::Packet::from_binary(b.to_vec())),
+                    Some(Ok(Message::Close(_))) | None => return "transport close",
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        let (code, reason) = close_for(&e);
+                        let _ = sink.send(close_message(code, reason)).await;
+                        return reason;
+                    }
+                },
+                item = rx.recv() => match item {
+                    Some(item) => if send_item(sink, &item).await.is_err() { return "transport error" },
+                    None => return "server shutting down",
+                },
+                _ = wait_closed(&mut closed) => {
+                    let _ = send_item(sink, &text_item(PacketType::Close, "")).await;
+                    return "server closed the session";
+                }
+            }
+        }
+    }
+}
+
+/// Resolves once the session is closed.
+async fn wait_closed(rx: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not Send; drop it before anything else awaits.
+    let _ = rx.wait_for(|c| *c).await.map(|_| ());
+}
+
+type WsSink = futures_util::stream::SplitSink<WebSocketStream<Tap>, Message>;
+type WsStream = futures_util::stream::SplitStream<WebSocketStream<Tap>>;
+
+async fn send_item(sink: &mut WsSink, item: &OutItem) -> Result<(), tungstenite::Error> {
+    for p in item.iter() {
+        let msg = match p {
+            WirePacket::Text(t) => Message::text(t.as_str()),
+            WirePacket::Binary(b) => Message::binary(b.clone()),
+        };
+        sink.feed(msg).await?;
+    }
+    sink.flush().await
+}
+
+fn close_message(code: CloseCode, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.to_string().into(),
+    }))
+}
+
+/// The close code a read error deserves (RFC 6455 §7.4.1).
+fn close_for(e: &tungstenite::Error) -> (CloseCode, &'static str) {
+    match e {
+        tungstenite::Error::Capacity(_) => (CloseCode::Size, "message too big"),
+        tungstenite::Error::Utf8(_) => (CloseCode::Invalid, "invalid UTF-8"),
+        tungstenite::Error::Protocol(_) => (CloseCode::Protocol, "protocol error"),
+        _ => (CloseCode::Abnormal, "transport error"),
+    }
+}
+
+/// tungstenite's limits, from Engine.IO's maxPayload.
+pub fn ws_config(max_payload: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(max_payload))
+        .max_frame_size(Some(max_payload))
+}
+
+/// Server-side heartbeat (Engine.IO v4): PING every pingInterval; no PONG within pingTimeout
+/// closes the session.
+async fn heartbeat(server: Arc<EioServer>, s: Arc<EioSession>) {
+    let mut closed = s.closed();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(server.config.ping_interval) => {}
+            _ = wait_closed(&mut closed) => return,
+        }
+        if s.send(text_item(PacketType::Ping, "")).is_err() {
+            return;
+        }
+        tokio::select! {
+            _ = s.pong.notified() => {}
+            _ = tokio::time::sleep(server.config.ping_timeout) => {
+                server.tracer.emit(
+                    Event::new(Stage::Error, server.clock.now(), Some(s.conn()), None,
+                        format!("no PONG within pingTimeout ({} ms): session {} closed", server.config.ping_timeout.as_millis(), s.sid))
+                        .with("rule", "heartbeat: PONG must arrive within pingTimeout (Engine.IO v4 §Heartbeat)")
+                        .with("where", "eio.packet")
+                        .with("sid", s.sid.as_str()),
+                );
+                server.close(&s, "ping timeout");
+                return;
+            }
+            _ = wait_closed(&mut closed) => return,
+        }
+    }
+}
