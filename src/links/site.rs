@@ -73,8 +73,9 @@ pub fn inspect(opts: &SiteOptions) -> Result<Installed, crate::Error> {
                 .map_err(|e| format!("cannot run {}: {e}", py.display()))?;
             if !out.status.success() {
                 return Err(format!(
-                    "{} failed: {}",
+                    "{} failed ({}): {}",
                     py.display(),
+                    out.status,
                     String::from_utf8_lossy(&out.stderr).trim()
                 )
                 .into());
@@ -300,6 +301,10 @@ fn enclosing_def<'a>(lines: &[&'a str], idx: usize) -> Option<&'a str> {
         }
         let t = l.trim();
         if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        // The closing line of a multi-line signature (`) -> None:`) is not a block header.
+        if t.starts_with([')', ']', '}']) {
             continue;
         }
         let i = indent(l);

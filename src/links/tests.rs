@@ -270,6 +270,9 @@ fn links_locate_by_anchor_and_symbol() {
     assert_eq!(locate(src, &step("<module>", "import x", 7)), Some(1));
     assert_eq!(locate(src, &step("Server.c", "if y:", 9)), None);
     assert_eq!(locate(src, &step("Server.a", "return 2", 6)), None);
+    let sig =
+        "class A:\n    def run(\n        self,\n        x: int,\n    ) -> None:\n        x = 1\n";
+    assert_eq!(locate(sig, &step("A.run", "x = 1", 6)), Some(6));
 }
 
 #[test]
