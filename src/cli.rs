@@ -175,7 +175,8 @@ pub struct ReplayArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct LinksArgs {
-    /// Only this stage (e.g. ws.handshake); all stages when omitted.
+    /// Only this stage: a chain stage (ws_upgrade), a trace stage with an optional packet kind
+    /// (ws.handshake, eio.packet:ping) or an entry point (entry:on); all stages when omitted.
     pub stage: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = LinksFormat::Text)]

@@ -1,9 +1,26 @@
 //! The stage -> Python call-chain table (see `dispel links`).
+//!
+//! Three embedded data files (docs/links.md says how to update them):
+//! - `chain-current.json` and `chain-seed.json`: per chain stage (`startup`, `ws_upgrade`...)
+//!   the verified steps of one version set: file, line span, symbol, anchor text, what it does.
+//! - `stage-map.json`: which steps explain each trace stage (narrowed by packet kind), and the
+//!   chains of the app's entry points (`SocketIO(app)`, `@app.route`, `@socketio.on`, `emit`).
+//!
+//! Everything is parsed once; [`for_event`] is a hash lookup into precomputed slices.
 
+mod render;
+mod site;
+
+use std::collections::HashMap;
 use std::process::ExitCode;
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
 
 use crate::cli::{LinksArgs, VersionSet};
 use crate::trace::Stage;
+
+pub use site::{installed_chain, Installed, SiteOptions, StepStatus};
 
 /// One step of a chain, ready to print next to a trace event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,14 +29,471 @@ pub struct StepLink {
     pub url: String,
     /// Short form for the terminal: `engineio/packet.py:64`.
     pub short: String,
+    /// The step itself (package, version, path, lines, symbol, what...).
+    pub step: Step,
+    /// When the step comes from an entry-point chain: `registration` or `call`.
+    pub phase: Option<&'static str>,
+    /// With `--site-packages`/`--python`: how the step was found in the installed files.
+    pub status: Option<StepStatus>,
+}
+
+/// One verified step of the call chain, as stored in the data files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// `<chain stage>.<n>`: the same logical step in every version set.
+    pub step_id: String,
+    pub package: String,
+    pub version: String,
+    /// `owner/name` on the source host.
+    pub repo: String,
+    pub tag: String,
+    /// Path inside the repository (a wheel has it without a leading `src/`).
+    pub path: String,
+    pub line_start: u32,
+    pub line_end: u32,
+    /// Qualified name of the enclosing definition (`Server._handle_connect`, `<module>`).
+    pub symbol: String,
+    /// The exact stripped text of `line_start`.
+    pub anchor: String,
+    pub what: String,
+}
+
+/// One stage of a chain data file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ChainStage {
+    pub stage: String,
+    pub title: String,
+    pub summary: String,
+    pub steps: Vec<Step>,
+}
+
+/// A titled list of links: a chain stage, a trace stage's selection or an entry point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    /// `ws_upgrade`, `ws.handshake`, `eio.packet:ping` or `entry:on`.
+    pub name: String,
+    pub title: String,
+    pub summary: String,
+    pub links: Vec<StepLink>,
+}
+
+/// Where a repository's source is browsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceHost {
+    /// `https://github.com/REPO/blob/TAG/PATH#Lstart-Lend`.
+    GitHub,
+    /// Gitea/Forgejo style: `https://HOST/REPO/src/tag/TAG/PATH#Lstart-Lend`.
+    Gitea(String),
+}
+
+/// The permalink of a line span. One line gives `#Lstart`, a span `#Lstart-Lend`.
+pub fn permalink(
+    host: &SourceHost,
+    repo: &str,
+    tag: &str,
+    path: &str,
+    start: u32,
+    end: u32,
+) -> String {
+    let base = match host {
+        SourceHost::GitHub => format!("https://github.com/{repo}/blob/{tag}/{path}"),
+        SourceHost::Gitea(h) => format!("https://{h}/{repo}/src/tag/{tag}/{path}"),
+    };
+    if end > start {
+        format!("{base}#L{start}-L{end}")
+    } else {
+        format!("{base}#L{start}")
+    }
+}
+
+/// `flask_socketio/__init__.py:54`: the path as installed (no `src/`) and the first line.
+pub fn short_form(path: &str, line: u32) -> String {
+    format!("{}:{line}", installed_path(path))
+}
+
+/// A repository path as it is laid out in a wheel / site-packages.
+pub fn installed_path(path: &str) -> &str {
+    path.strip_prefix("src/").unwrap_or(path)
+}
+
+impl StepLink {
+    pub fn new(step: Step, host: &SourceHost, phase: Option<&'static str>) -> StepLink {
+        StepLink {
+            url: permalink(
+                host,
+                &step.repo,
+                &step.tag,
+                &step.path,
+                step.line_start,
+                step.line_end,
+            ),
+            short: short_form(&step.path, step.line_start),
+            step,
+            phase,
+            status: None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stage map (data)
+
+#[derive(Debug, Deserialize)]
+struct StageMap {
+    trace: Vec<TraceRule>,
+    entries: Vec<EntryRule>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TraceRule {
+    stage: String,
+    #[serde(default)]
+    kind: Option<String>,
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EntryRule {
+    name: String,
+    title: String,
+    summary: String,
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Part {
+    chain: String,
+    /// Step numbers within the chain stage; all steps when absent.
+    #[serde(default)]
+    steps: Option<Vec<u32>>,
+    #[serde(default)]
+    phase: Option<String>,
+}
+
+/// The packet kinds each trace stage distinguishes (lowercase, as in trace events).
+pub const KINDS: &[(Stage, &[&str])] = &[
+    (
+        Stage::EioPacket,
+        &[
+            "open", "close", "ping", "pong", "message", "upgrade", "noop",
+        ],
+    ),
+    (
+        Stage::SioPacket,
+        &[
+            "connect",
+            "disconnect",
+            "event",
+            "ack",
+            "connect_error",
+            "binary_event",
+            "binary_ack",
+        ],
+    ),
+    (
+        Stage::WsFrame,
+        &["text", "binary", "close", "ping", "pong", "continuation"],
+    ),
+    (
+        Stage::WsMessage,
+        &["text", "binary", "close", "ping", "pong", "continuation"],
+    ),
+    (Stage::HttpRequest, &["polling", "websocket", "page"]),
+    (Stage::HttpResponse, &["polling", "websocket", "page"]),
+];
+
+/// Names of the entry-point chains (`dispel links entry:on`).
+pub const ENTRY_NAMES: &[&str] = &[
+    "entry:socketio",
+    "entry:route",
+    "entry:on",
+    "entry:emit",
+    "entry:run",
+];
+
+/// The links of one trace stage: the default selection and the per-kind ones.
+#[derive(Debug, Default)]
+struct StageLinks {
+    default: Vec<StepLink>,
+    kinds: HashMap<String, Vec<StepLink>>,
+}
+
+/// Everything derived from one version set's data.
+#[derive(Debug)]
+pub(crate) struct SetTables {
+    pub(crate) chain: Vec<ChainStage>,
+    by_stage: HashMap<Stage, StageLinks>,
+    entries: Vec<Section>,
+}
+
+struct Tables {
+    current: SetTables,
+    seed: SetTables,
+}
+
+const CURRENT_JSON: &str = include_str!("chain-current.json");
+const SEED_JSON: &str = include_str!("chain-seed.json");
+const MAP_JSON: &str = include_str!("stage-map.json");
+
+static TABLES: OnceLock<Result<Tables, String>> = OnceLock::new();
+
+fn tables() -> Result<&'static Tables, crate::Error> {
+    match TABLES.get_or_init(load) {
+        Ok(t) => Ok(t),
+        Err(e) => Err(e.clone().into()),
+    }
+}
+
+pub(crate) fn set_tables(set: VersionSet) -> Result<&'static SetTables, crate::Error> {
+    let t = tables()?;
+    Ok(match set {
+        VersionSet::Current => &t.current,
+        VersionSet::Seed => &t.seed,
+    })
+}
+
+fn load() -> Result<Tables, String> {
+    let map: StageMap =
+        serde_json::from_str(MAP_JSON).map_err(|e| format!("links: stage-map.json: {e}"))?;
+    let current = parse_chain(CURRENT_JSON, "chain-current.json")?;
+    let seed = parse_chain(SEED_JSON, "chain-seed.json")?;
+    Ok(Tables {
+        current: build_set(current, &map)?,
+        seed: build_set(seed, &map)?,
+    })
+}
+
+fn parse_chain(text: &str, name: &str) -> Result<Vec<ChainStage>, String> {
+    serde_json::from_str(text).map_err(|e| format!("links: {name}: {e}"))
+}
+
+/// The steps a part selects, in the part's order; steps absent from this set are skipped.
+pub(crate) fn select<'a>(
+    chain: &'a [ChainStage],
+    part_chain: &str,
+    steps: Option<&[u32]>,
+) -> Vec<&'a Step> {
+    let Some(stage) = chain.iter().find(|s| s.stage == part_chain) else {
+        return Vec::new();
+    };
+    match steps {
+        None => stage.steps.iter().collect(),
+        Some(nums) => nums
+            .iter()
+            .filter_map(|n| {
+                let id = format!("{part_chain}.{n}");
+                stage.steps.iter().find(|s| s.step_id == id)
+            })
+            .collect(),
+    }
+}
+
+fn phase_name(p: Option<&str>) -> Option<&'static str> {
+    match p {
+        Some("registration") => Some("registration"),
+        Some("call") => Some("call"),
+        _ => None,
+    }
+}
+
+fn resolve_parts(chain: &[ChainStage], parts: &[Part]) -> Vec<StepLink> {
+    let mut out = Vec::new();
+    for part in parts {
+        for step in select(chain, &part.chain, part.steps.as_deref()) {
+            out.push(StepLink::new(
+                step.clone(),
+                &SourceHost::GitHub,
+                phase_name(part.phase.as_deref()),
+            ));
+        }
+    }
+    out
+}
+
+fn build_set(chain: Vec<ChainStage>, map: &StageMap) -> Result<SetTables, String> {
+    let mut by_stage: HashMap<Stage, StageLinks> = HashMap::new();
+    for rule in &map.trace {
+        let stage = Stage::parse(&rule.stage).ok_or_else(|| {
+            format!(
+                "links: stage-map.json: unknown trace stage {:?}",
+                rule.stage
+            )
+        })?;
+        for part in &rule.parts {
+            if !chain.iter().any(|c| c.stage == part.chain) {
+                return Err(format!(
+                    "links: stage-map.json: unknown chain stage {:?}",
+                    part.chain
+                ));
+            }
+        }
+        let links = resolve_parts(&chain, &rule.parts);
+        let entry = by_stage.entry(stage).or_default();
+        match &rule.kind {
+            None => entry.default = links,
+            Some(k) => {
+                entry.kinds.insert(k.clone(), links);
+            }
+        }
+    }
+    let entries = map
+        .entries
+        .iter()
+        .map(|e| Section {
+            name: e.name.clone(),
+            title: e.title.clone(),
+            summary: e.summary.clone(),
+            links: resolve_parts(&chain, &e.parts),
+        })
+        .collect();
+    Ok(SetTables {
+        chain,
+        by_stage,
+        entries,
+    })
 }
 
 /// The links of a trace event: its stage, narrowed by `kind` where the code path differs
 /// (an Engine.IO ping is not an event dispatch). The last step is the deepest.
-pub fn for_event(_set: VersionSet, _stage: Stage, _kind: Option<&str>) -> &'static [StepLink] {
-    &[]
+pub fn for_event(set: VersionSet, stage: Stage, kind: Option<&str>) -> &'static [StepLink] {
+    let Ok(t) = set_tables(set) else {
+        return &[];
+    };
+    let Some(links) = t.by_stage.get(&stage) else {
+        return &[];
+    };
+    if let Some(k) = kind {
+        if let Some(v) = links.kinds.get(k) {
+            return v;
+        }
+    }
+    &links.default
 }
 
-pub fn run(_args: LinksArgs) -> Result<ExitCode, crate::Error> {
-    Err("dispel links is not built yet".into())
+/// The whole chain of a version set, stage by stage.
+pub fn chain(set: VersionSet) -> Result<&'static [ChainStage], crate::Error> {
+    Ok(&set_tables(set)?.chain)
 }
+
+/// The chains of the app's entry points (`SocketIO(app)`, `@app.route`, `@socketio.on`,
+/// `emit(..., broadcast=True)`, `socketio.run`), for a report generator.
+pub fn entry_points(set: VersionSet) -> Result<&'static [Section], crate::Error> {
+    Ok(&set_tables(set)?.entries)
+}
+
+/// One entry point by name (`entry:on`), see [`ENTRY_NAMES`].
+pub fn entry_point(set: VersionSet, name: &str) -> Result<Option<&'static Section>, crate::Error> {
+    Ok(entry_points(set)?.iter().find(|s| s.name == name))
+}
+
+/// Which sections `dispel links [STAGE]` prints.
+pub(crate) fn sections(set: VersionSet, stage: Option<&str>) -> Result<Vec<Section>, crate::Error> {
+    let t = set_tables(set)?;
+    let Some(name) = stage else {
+        return Ok(t.chain.iter().map(chain_section).collect());
+    };
+    if let Some(c) = t.chain.iter().find(|c| c.stage == name) {
+        return Ok(vec![chain_section(c)]);
+    }
+    if let Some(e) = t.entries.iter().find(|e| e.name == name) {
+        return Ok(vec![e.clone()]);
+    }
+    let (base, kind) = match name.split_once(':') {
+        Some((b, k)) => (b, Some(k)),
+        None => (name, None),
+    };
+    if let Some(st) = Stage::parse(base) {
+        let kinds = KINDS
+            .iter()
+            .find(|(s, _)| *s == st)
+            .map(|(_, k)| *k)
+            .unwrap_or(&[]);
+        let kind_ok = kind.is_none_or(|k| kinds.contains(&k));
+        if kind_ok {
+            let links = for_event(set, st, kind).to_vec();
+            let mut chains: Vec<&str> = Vec::new();
+            for l in &links {
+                let c = chain_of(&l.step.step_id);
+                if !chains.contains(&c) {
+                    chains.push(c);
+                }
+            }
+            let titles: Vec<&str> = chains
+                .iter()
+                .filter_map(|c| t.chain.iter().find(|s| s.stage == *c))
+                .map(|s| s.title.as_str())
+                .collect();
+            let summary = if links.is_empty() {
+                "No Python code is linked to this stage.".to_string()
+            } else {
+                format!("Trace stage {name}: steps from {}.", chains.join(", "))
+            };
+            return Ok(vec![Section {
+                name: name.to_string(),
+                title: titles.join(" / "),
+                summary,
+                links,
+            }]);
+        }
+    }
+    Err(unknown_stage(name, &t.chain).into())
+}
+
+fn chain_of(step_id: &str) -> &str {
+    step_id.split_once('.').map(|(c, _)| c).unwrap_or(step_id)
+}
+
+fn chain_section(c: &ChainStage) -> Section {
+    Section {
+        name: c.stage.clone(),
+        title: c.title.clone(),
+        summary: c.summary.clone(),
+        links: c
+            .steps
+            .iter()
+            .map(|s| StepLink::new(s.clone(), &SourceHost::GitHub, None))
+            .collect(),
+    }
+}
+
+fn unknown_stage(name: &str, chain: &[ChainStage]) -> String {
+    let chains: Vec<&str> = chain.iter().map(|c| c.stage.as_str()).collect();
+    let trace: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
+    let kinds: Vec<String> = KINDS
+        .iter()
+        .map(|(s, k)| format!("{s}:{{{}}}", k.join(",")))
+        .collect();
+    format!(
+        "unknown stage {name:?}\n  chain stages: {}\n  trace stages: {}\n  trace stage with a packet kind: {}\n  entry points: {}",
+        chains.join(", "),
+        trace.join(", "),
+        kinds.join(" "),
+        ENTRY_NAMES.join(", ")
+    )
+}
+
+pub fn run(args: LinksArgs) -> Result<ExitCode, crate::Error> {
+    let color = render::use_color(args.color);
+    let stage = args.stage.as_deref();
+    let (sections, installed) = if args.site_packages.is_some() || args.python.is_some() {
+        let opts = SiteOptions {
+            site_packages: args.site_packages.clone(),
+            python: args.python.clone(),
+            base: args.versions,
+        };
+        let installed = site::inspect(&opts)?;
+        let secs = sections(args.versions, stage)?;
+        let secs = secs
+            .into_iter()
+            .map(|s| installed.relink_section(s))
+            .collect();
+        (secs, Some(installed))
+    } else {
+        (sections(args.versions, stage)?, None)
+    };
+    render::print(&sections, installed.as_ref(), args.format, color)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,301 @@
+use super::site::{locate, normalize, parse_metadata, source_host, tag_for};
+use super::*;
+
+const SETS: [VersionSet; 2] = [VersionSet::Current, VersionSet::Seed];
+
+#[test]
+fn data_parses_and_every_map_reference_exists() {
+    let map: StageMap = serde_json::from_str(MAP_JSON).expect("stage-map.json parses");
+    for set in SETS {
+        set_tables(set).expect("tables build");
+    }
+    // Every step number named in the map exists in at least one version set.
+    let cur = chain(VersionSet::Current).expect("current");
+    let seed = chain(VersionSet::Seed).expect("seed");
+    let parts = map
+        .trace
+        .iter()
+        .flat_map(|r| &r.parts)
+        .chain(map.entries.iter().flat_map(|e| &e.parts));
+    for part in parts {
+        for n in part.steps.iter().flatten() {
+            let id = format!("{}.{n}", part.chain);
+            let known = [cur, seed]
+                .iter()
+                .any(|c| c.iter().flat_map(|s| &s.steps).any(|s| s.step_id == id));
+            assert!(known, "stage-map.json names {id}, which no version set has");
+        }
+    }
+    let names: Vec<&str> = map.entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ENTRY_NAMES);
+}
+
+#[test]
+fn links_every_stage_and_kind_maps_to_steps() {
+    for set in SETS {
+        for stage in Stage::ALL {
+            if matches!(stage, Stage::TcpData | Stage::Error) {
+                continue;
+            }
+            assert!(
+                !for_event(set, stage, None).is_empty(),
+                "{set:?} {stage} has no steps"
+            );
+        }
+        for (stage, kinds) in KINDS {
+            for kind in *kinds {
+                let links = for_event(set, *stage, Some(kind));
+                assert!(!links.is_empty(), "{set:?} {stage}:{kind} has no steps");
+                let t = set_tables(set).expect("tables");
+                let explicit = t
+                    .by_stage
+                    .get(stage)
+                    .is_some_and(|s| s.kinds.contains_key(*kind));
+                assert!(
+                    explicit,
+                    "{set:?} {stage}:{kind} has no rule of its own in stage-map.json"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn links_kinds_narrow_and_unknown_kinds_fall_back() {
+    let ping = for_event(VersionSet::Current, Stage::EioPacket, Some("ping"));
+    assert!(ping
+        .iter()
+        .all(|l| l.step.step_id.starts_with("ping_pong.")));
+    let open = for_event(VersionSet::Current, Stage::EioPacket, Some("open"));
+    assert!(open
+        .iter()
+        .all(|l| l.step.step_id.starts_with("eio_handshake.")));
+    let connect = for_event(VersionSet::Seed, Stage::SioPacket, Some("connect"));
+    assert!(connect
+        .iter()
+        .all(|l| l.step.step_id.starts_with("sio_connect.")));
+    let other = for_event(VersionSet::Current, Stage::EioPacket, Some("no-such-kind"));
+    assert_eq!(
+        other,
+        for_event(VersionSet::Current, Stage::EioPacket, None)
+    );
+    let up = for_event(VersionSet::Current, Stage::EioUpgrade, None);
+    let ids: Vec<&str> = up.iter().map(|l| l.step.step_id.as_str()).collect();
+    assert_eq!(ids, ["ws_upgrade.24", "ws_upgrade.25", "ws_upgrade.26"]);
+    assert!(for_event(VersionSet::Current, Stage::TcpData, None).is_empty());
+    // Version-specific steps: the seed's ping sender is a nested function.
+    let seed_ping = for_event(VersionSet::Seed, Stage::EioPacket, Some("ping"));
+    assert!(seed_ping
+        .iter()
+        .any(|l| l.step.symbol == "Socket.schedule_ping.send_ping"));
+    // The same call returns the same precomputed slice.
+    let a = for_event(VersionSet::Seed, Stage::SioDispatch, None);
+    let b = for_event(VersionSet::Seed, Stage::SioDispatch, None);
+    assert!(std::ptr::eq(a, b));
+}
+
+#[test]
+fn links_permalink_format() {
+    let url = permalink(
+        &SourceHost::GitHub,
+        "miguelgrinberg/python-engineio",
+        "v4.13.3",
+        "src/engineio/packet.py",
+        56,
+        82,
+    );
+    assert_eq!(url, "https://github.com/miguelgrinberg/python-engineio/blob/v4.13.3/src/engineio/packet.py#L56-L82");
+    let one = permalink(
+        &SourceHost::GitHub,
+        "pallets/werkzeug",
+        "3.1.8",
+        "src/werkzeug/serving.py",
+        253,
+        253,
+    );
+    assert_eq!(
+        one,
+        "https://github.com/pallets/werkzeug/blob/3.1.8/src/werkzeug/serving.py#L253"
+    );
+    let gitea = permalink(
+        &SourceHost::Gitea("code.miguelgrinberg.com".into()),
+        "miguelgrinberg/python-socketio",
+        "v5.18.1",
+        "src/socketio/server.py",
+        10,
+        12,
+    );
+    assert_eq!(gitea, "https://code.miguelgrinberg.com/miguelgrinberg/python-socketio/src/tag/v5.18.1/src/socketio/server.py#L10-L12");
+    assert_eq!(
+        short_form("src/engineio/packet.py", 64),
+        "engineio/packet.py:64"
+    );
+    assert_eq!(
+        short_form("Lib/socketserver.py", 473),
+        "Lib/socketserver.py:473"
+    );
+}
+
+#[test]
+fn links_data_urls_match_step_fields() {
+    for set in SETS {
+        for st in chain(set).expect("chain") {
+            for s in &st.steps {
+                let l = StepLink::new(s.clone(), &SourceHost::GitHub, None);
+                assert!(l.url.starts_with(&format!(
+                    "https://github.com/{}/blob/{}/{}#L{}",
+                    s.repo, s.tag, s.path, s.line_start
+                )));
+                assert_eq!(l.url.contains("-L"), s.line_end > s.line_start, "{}", l.url);
+                assert!(s.line_end >= s.line_start && !s.anchor.is_empty());
+            }
+        }
+    }
+    let seed = chain(VersionSet::Seed).expect("seed");
+    let on = seed
+        .iter()
+        .flat_map(|s| &s.steps)
+        .find(|s| s.symbol == "SocketIO.on")
+        .expect("SocketIO.on");
+    assert_eq!((on.version.as_str(), on.line_start), ("5.3.3", 258));
+}
+
+#[test]
+fn links_json_shape() {
+    let secs = sections(VersionSet::Current, Some("ws.handshake")).expect("ws.handshake");
+    let v = render::json_value(&secs);
+    let arr = v.as_array().expect("array");
+    assert_eq!(arr.len(), 1);
+    assert_eq!(arr[0]["stage"], "ws.handshake");
+    assert!(arr[0]["title"].as_str().is_some_and(|t| !t.is_empty()));
+    let steps = arr[0]["steps"].as_array().expect("steps");
+    assert!(!steps.is_empty());
+    for key in [
+        "package",
+        "version",
+        "repo",
+        "tag",
+        "path",
+        "line_start",
+        "line_end",
+        "symbol",
+        "anchor",
+        "what",
+        "url",
+    ] {
+        assert!(steps[0].get(key).is_some(), "missing {key}");
+    }
+    assert!(steps[0]["line_start"].is_u64());
+    assert!(steps[0]["url"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("https://github.com/")));
+    let all = render::json_value(&sections(VersionSet::Seed, None).expect("all"));
+    assert_eq!(all.as_array().map(Vec::len), Some(12));
+}
+
+#[test]
+fn links_stage_names_resolve() {
+    for name in [
+        "ws_upgrade",
+        "ws.handshake",
+        "eio.packet:ping",
+        "entry:on",
+        "entry:route",
+        "entry:emit",
+        "entry:socketio",
+    ] {
+        let secs = sections(VersionSet::Seed, Some(name)).expect(name);
+        assert_eq!(secs.len(), 1);
+        assert!(!secs[0].links.is_empty(), "{name}");
+    }
+    let err = sections(VersionSet::Current, Some("ws.handshak")).expect_err("unknown");
+    let msg = err.to_string();
+    for want in ["ws_upgrade", "ws.handshake", "entry:on", "eio.packet:{open"] {
+        assert!(msg.contains(want), "{msg}");
+    }
+    assert!(sections(VersionSet::Current, Some("eio.packet:bogus")).is_err());
+}
+
+#[test]
+fn links_entry_points_have_both_phases() {
+    for set in SETS {
+        let on = entry_point(set, "entry:on")
+            .expect("tables")
+            .expect("entry:on");
+        assert!(on.links.iter().any(|l| l.phase == Some("registration")));
+        assert!(on.links.iter().any(|l| l.phase == Some("call")));
+        let emit = entry_point(set, "entry:emit")
+            .expect("tables")
+            .expect("entry:emit");
+        assert_eq!(emit.links[0].step.symbol, "emit");
+        assert_eq!(entry_points(set).expect("entries").len(), ENTRY_NAMES.len());
+    }
+}
+
+#[test]
+fn links_markdown_and_text() {
+    let secs = sections(VersionSet::Seed, Some("entry:on")).expect("entry:on");
+    let md = render::markdown_for_test(&secs);
+    assert!(md.starts_with("## @socketio.on(...) (`entry:on`)"));
+    assert!(md.contains("](https://github.com/miguelgrinberg/Flask-SocketIO/blob/v5.3.3/src/flask_socketio/__init__.py#L258-L290)"));
+    let text = render::text_for_test(&secs);
+    assert!(!text.contains('\u{1b}'));
+    assert!(text.contains("flask_socketio/__init__.py:258-290"));
+}
+
+fn step(symbol: &str, anchor: &str, line: u32) -> Step {
+    Step {
+        step_id: "x.0".into(),
+        package: "python-socketio".into(),
+        version: "5.16.3".into(),
+        repo: "miguelgrinberg/python-socketio".into(),
+        tag: "v5.16.3".into(),
+        path: "src/socketio/server.py".into(),
+        line_start: line,
+        line_end: line + 1,
+        symbol: symbol.into(),
+        anchor: anchor.into(),
+        what: String::new(),
+    }
+}
+
+#[test]
+fn links_locate_by_anchor_and_symbol() {
+    let src = "import x\n\nclass Server:\n    def a(self):\n        if y:\n            return 1\n\n    def b(self):\n        if y:\n            return 1\n";
+    // `if y:` appears twice: the symbol picks the right one, wherever the old line was.
+    assert_eq!(locate(src, &step("Server.b", "if y:", 2)), Some(9));
+    assert_eq!(locate(src, &step("Server.a", "if y:", 40)), Some(5));
+    assert_eq!(locate(src, &step("Server.a", "def a(self):", 4)), Some(4));
+    assert_eq!(locate(src, &step("Server", "class Server:", 1)), Some(3));
+    assert_eq!(locate(src, &step("<module>", "import x", 7)), Some(1));
+    assert_eq!(locate(src, &step("Server.c", "if y:", 9)), None);
+    assert_eq!(locate(src, &step("Server.a", "return 2", 6)), None);
+    let sig =
+        "class A:\n    def run(\n        self,\n        x: int,\n    ) -> None:\n        x = 1\n";
+    assert_eq!(locate(sig, &step("A.run", "x = 1", 6)), Some(6));
+}
+
+#[test]
+fn links_metadata_and_hosts() {
+    let meta = "Metadata-Version: 2.4\nName: python_socketio\nVersion: 5.18.1\nProject-URL: Homepage, https://code.miguelgrinberg.com/miguelgrinberg/python-socketio\nProject-URL: Bug Tracker, https://example.org/issues\n\nbody: text\n";
+    let d = parse_metadata(meta).expect("metadata");
+    assert_eq!(normalize(&d.name), "python-socketio");
+    assert_eq!(d.version, "5.18.1");
+    let (host, repo) = source_host(&d, "miguelgrinberg/python-socketio");
+    assert_eq!(host, SourceHost::Gitea("code.miguelgrinberg.com".into()));
+    assert_eq!(repo, "miguelgrinberg/python-socketio");
+    let gh = parse_metadata("Name: Flask\nVersion: 3.1.3\nProject-URL: Documentation, https://flask.palletsprojects.com/\nProject-URL: Source, https://github.com/pallets/flask/\n").expect("flask");
+    assert_eq!(
+        source_host(&gh, "pallets/flask"),
+        (SourceHost::GitHub, "pallets/flask".to_string())
+    );
+    assert!(parse_metadata("Name: x\n").is_none());
+    let s = step("a", "b", 1);
+    assert_eq!(tag_for(&s, "5.18.1"), "v5.18.1");
+    let w = Step {
+        tag: "3.1.8".into(),
+        version: "3.1.8".into(),
+        ..s
+    };
+    assert_eq!(tag_for(&w, "3.1.9"), "3.1.9");
+}

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Check the built-in call-chain tables of `dispel links` against the released wheels.
+
+For both data files (src/links/chain-current.json and chain-seed.json) this downloads every
+pinned wheel from PyPI (pip download --no-deps --only-binary=:all: NAME==VERSION) and checks
+that each step's anchor is the stripped text of line_start in the wheel's copy of the file
+(the repository path without a leading "src/"). CPython steps cannot be checked from PyPI and
+are only counted.
+
+Usage: python3 tests/links/verify_anchors.py [--cache DIR]
+Exit status 0 when every checked step matches, 1 otherwise. Last line: "N passed, M failed".
+Standard library only (Python 3.11+).
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = [ROOT / "src" / "links" / "chain-current.json", ROOT / "src" / "links" / "chain-seed.json"]
+
+
+def download(name, version, dest):
+    """The wheel of NAME==VERSION in dest (downloaded once)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    found = find_wheel(name, version, dest)
+    if found:
+        return found
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+           "--no-deps", "--only-binary=:all:", f"{name}=={version}", "-d", str(dest)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"pip download {name}=={version} failed: {res.stderr.strip()}")
+    found = find_wheel(name, version, dest)
+    if not found:
+        raise RuntimeError(f"pip download {name}=={version} produced no wheel in {dest}")
+    return found
+
+
+def norm(name):
+    return name.lower().replace("-", "_").replace(".", "_")
+
+
+def find_wheel(name, version, dest):
+    for whl in dest.glob("*.whl"):
+        parts = whl.name.split("-")
+        if len(parts) >= 2 and norm(parts[0]) == norm(name) and parts[1] == version:
+            return whl
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cache", type=Path, help="keep downloaded wheels here (default: a temporary folder)")
+    args = ap.parse_args()
+
+    tmp = None
+    cache = args.cache
+    if cache is None:
+        tmp = tempfile.TemporaryDirectory(prefix="dispel-wheels-")
+        cache = Path(tmp.name)
+
+    passed = 0
+    failures = []
+    cpython = 0
+    for data in DATA:
+        stages = json.loads(data.read_text(encoding="utf-8"))
+        wheels = {}
+        for stage in stages:
+            for step in stage["steps"]:
+                where = f"{data.name} {step['step_id']} {step['package']} {step['version']} {step['path']}:{step['line_start']}"
+                if step["package"] == "cpython":
+                    cpython += 1
+                    continue
+                key = (step["package"], step["version"])
+                if key not in wheels:
+                    try:
+                        wheels[key] = zipfile.ZipFile(download(*key, cache / f"{key[0]}-{key[1]}"))
+                    except (RuntimeError, OSError, zipfile.BadZipFile) as err:
+                        wheels[key] = err
+                whl = wheels[key]
+                if not isinstance(whl, zipfile.ZipFile):
+                    failures.append(f"{where}: no wheel ({whl})")
+                    continue
+                member = step["path"].removeprefix("src/")
+                try:
+                    lines = whl.read(member).decode("utf-8").splitlines()
+                except KeyError:
+                    failures.append(f"{where}: {member} is not in {Path(whl.filename).name}")
+                    continue
+                n = step["line_start"]
+                got = lines[n - 1].strip() if 0 < n <= len(lines) else None
+                if got == step["anchor"]:
+                    passed += 1
+                else:
+                    failures.append(f"{where}: expected {step['anchor']!r}, wheel has {got!r}")
+        for whl in wheels.values():
+            if isinstance(whl, zipfile.ZipFile):
+                whl.close()
+
+    print(f"{cpython} CPython standard-library steps not checked (the stdlib is not on PyPI; "
+          "they were verified against an installed CPython 3.12.1)")
+    if failures:
+        print(f"{len(failures)} anchor mismatches:")
+        for f in failures:
+            print(f"  FAIL {f}")
+    if tmp is not None:
+        tmp.cleanup()
+    print(f"{passed} passed, {len(failures)} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
