@@ -80,6 +80,8 @@ pub struct EioSession {
     rx: tokio::sync::Mutex<mpsc::Receiver<OutItem>>,
     upgraded: AtomicBool,
     upgrading: AtomicBool,
+    /// Set when the client itself sent CLOSE (a parked GET then gets a NOOP, not a CLOSE).
+    client_closed: AtomicBool,
     closed_tx: watch::Sender<bool>,
     pong: Notify,
     server: std::sync::Weak<EioServer>,
@@ -212,6 +214,7 @@ impl EioServer {
             rx: tokio::sync::Mutex::new(rx),
             upgraded: AtomicBool::new(false),
             upgrading: AtomicBool::new(false),
+            client_closed: AtomicBool::new(false),
             closed_tx,
             pong: Notify::new(),
             server: Arc::downgrade(self),
@@ -256,7 +259,10 @@ impl EioServer {
         match packet.ptype {
             PacketType::Pong => session.pong.notify_one(),
             PacketType::Message => self.handler.on_message(session, conn, packet.data),
-            PacketType::Close => self.close(session, "client sent CLOSE"),
+            PacketType::Close => {
+                session.client_closed.store(true, Ordering::Release);
+                self.close(session, "client sent CLOSE")
+            }
             // A ping from the client is a v3 habit; v4 clients only answer pings.
             _ => {}
         }
@@ -327,7 +333,11 @@ impl EioServer {
             _ = wait_closed(&mut closed) => None,
         };
         let Some(first) = first else {
-            return PollingReply::ok(engineio::Packet::text(PacketType::Close, "").encode_text());
+            // Closed while parked: the reference server releases the GET with a NOOP when the
+            // client asked to close, and with a CLOSE when the server ended the session (ping
+            // timeout, protocol error). Either way the next request with this sid gets 400.
+            let ptype = if session.client_closed.load(Ordering::Acquire) { PacketType::Noop } else { PacketType::Close };
+            return PollingReply::ok(engineio::Packet::text(ptype, "").encode_text());
         };
         let mut parts: Vec<String> = first.iter().map(WirePacket::polling_text).collect();
         let mut size: usize = parts.iter().map(String::len).sum();
