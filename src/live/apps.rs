@@ -89,10 +89,12 @@ impl App for Auction {
                 if let Ok(mut m) = self.latest.lock() {
                     m.insert(item_key(&payload), payload.clone());
                 }
+                cx.broadcast(REPLACED, vec![payload.clone()]);
+                // Flask-SocketIO sends a handler's return value as the ack after the handler
+                // returns, so the broadcast goes out first.
                 if event == "bid-with-ack" {
-                    cx.ack(vec![json!({"ok": true, "bid": payload.clone()})], vec![]);
+                    cx.ack(vec![json!({"ok": true, "bid": payload})], vec![]);
                 }
-                cx.broadcast(REPLACED, vec![payload]);
             }
             ("/", "upload") => {
                 let bytes = attachments.first().cloned().unwrap_or_default();

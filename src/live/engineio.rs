@@ -336,7 +336,11 @@ impl EioServer {
             // Closed while parked: the reference server releases the GET with a NOOP when the
             // client asked to close, and with a CLOSE when the server ended the session (ping
             // timeout, protocol error). Either way the next request with this sid gets 400.
-            let ptype = if session.client_closed.load(Ordering::Acquire) { PacketType::Noop } else { PacketType::Close };
+            let ptype = if session.client_closed.load(Ordering::Acquire) {
+                PacketType::Noop
+            } else {
+                PacketType::Close
+            };
             return PollingReply::ok(engineio::Packet::text(ptype, "").encode_text());
         };
         let mut parts: Vec<String> = first.iter().map(WirePacket::polling_text).collect();

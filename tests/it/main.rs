@@ -1,1 +1,14 @@
-//! Integration tests: start the binary and drive it with real clients.
+//! Integration tests: start the `dispel` binary and drive it with real clients.
+//!
+//! The real clients (python-socketio, npm socket.io-client) are installed by `tests/setup.sh`
+//! into `tests/.venv` and `tests/node_modules`; the README's test command runs it first.
+
+/// Starting the server, running clients, reading the trace.
+mod util;
+
+/// Command-line behaviour: help, colour, errors.
+mod cli;
+/// `dispel serve` against hostile and broken input, with raw sockets.
+mod live_bad_input;
+/// `dispel serve` with the real python-socketio and socket.io-client clients.
+mod live_clients;

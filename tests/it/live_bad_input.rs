@@ -1,0 +1,245 @@
+//! Hostile and broken clients: each gets the right HTTP error or close code, the trace names the
+//! broken rule, and a well-behaved client on the same server carries on.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use dispel::wire::ws_frame::{apply_mask, FrameHeader, OpCode};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::util::Server;
+
+type Ws = tungstenite::WebSocket<TcpStream>;
+
+/// A Socket.IO client on a raw WebSocket, connected to "/".
+fn sio_client(addr: &str) -> Ws {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let (mut ws, _) = tungstenite::client::client(url.as_str(), stream).unwrap();
+    let open = ws.read().unwrap();
+    assert!(open.to_text().unwrap().starts_with("0{"), "{open:?}");
+    ws.send(Message::text("40")).unwrap();
+    let ok = ws.read().unwrap();
+    assert!(ok.to_text().unwrap().starts_with("40{"), "{ok:?}");
+    ws
+}
+
+fn frame(opcode: u8, fin: bool, rsv1: bool, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
+    let h = FrameHeader {
+        fin,
+        rsv1,
+        rsv2: false,
+        rsv3: false,
+        opcode: OpCode::from_u8(opcode),
+        mask,
+        payload_len: payload.len() as u64,
+        length_form: FrameHeader::form_for(payload.len() as u64),
+        header_len: 0,
+    };
+    let mut out = h.encode();
+    let mut p = payload.to_vec();
+    if let Some(k) = mask {
+        apply_mask(&mut p, k, 0);
+    }
+    out.extend(p);
+    out
+}
+
+/// Reads until the server's Close frame (or the end) and returns its code.
+fn close_code(ws: &mut Ws) -> Option<u16> {
+    loop {
+        match ws.read() {
+            Ok(Message::Close(Some(f))) => return Some(f.code.into()),
+            Ok(Message::Close(None)) => return None,
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// A well-behaved client still gets its own broadcast back.
+fn still_works(addr: &str) {
+    let mut ws = sio_client(addr);
+    ws.send(Message::text(
+        r#"42["replace old value",{"item":"ok","bid":1}]"#,
+    ))
+    .unwrap();
+    loop {
+        let m = ws.read().unwrap();
+        if m.to_text().unwrap_or("").contains("replaced values") {
+            return;
+        }
+    }
+}
+
+fn raw_http(addr: &str, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).to_string()
+}
+
+#[test]
+fn bad_http_gets_http_errors() {
+    let server = Server::start(&["--max-head-bytes", "2048"]);
+    let a = &server.addr;
+    assert!(raw_http(
+        a,
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n"
+    )
+    .starts_with("HTTP/1.1 400"));
+    let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(4000));
+    assert!(raw_http(a, big.as_bytes()).starts_with("HTTP/1.1 431"));
+    let many: String = (0..100).map(|i| format!("X-{i}: y\r\n")).collect();
+    assert!(
+        raw_http(a, format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()).starts_with("HTTP/1.1 431")
+    );
+    assert!(
+        raw_http(a, b"GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n").starts_with("HTTP/1.1 404")
+    );
+    let r = raw_http(
+        a,
+        b"GET /socket.io/?EIO=3&transport=polling HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        r.starts_with("HTTP/1.1 400") && r.contains("Unsupported protocol version"),
+        "{r}"
+    );
+    let r = raw_http(
+        a,
+        b"GET /socket.io/?EIO=4&transport=carrier-pigeon HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert!(r.contains("Transport unknown"), "{r}");
+    let r = raw_http(
+        a,
+        b"GET /socket.io/?EIO=4&transport=polling&sid=nope HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert!(r.contains("Session ID unknown"), "{r}");
+    // Keep-alive: two requests on one connection, both answered.
+    let r = raw_http(
+        a,
+        b"GET /auctions HTTP/1.1\r\n\r\nGET /auctions HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.matches("HTTP/1.1 200 OK").count(), 2);
+    still_works(a);
+    let trace = server.stop();
+    let errors = trace.errors();
+    assert!(
+        errors.iter().any(|e| e.contains("malformed HTTP/1.1 head")),
+        "{errors:?}"
+    );
+    assert!(errors.iter().any(|e| e.contains("431")), "{errors:?}");
+}
+
+#[test]
+fn bad_frames_get_the_right_close_codes() {
+    let server = Server::start(&["--max-payload", "1000"]);
+    let a = &server.addr;
+    let key = Some([1, 2, 3, 4]);
+    let cases: &[(&str, Vec<u8>, u16)] = &[
+        (
+            "unmasked client frame",
+            frame(1, true, false, None, b"42[\"x\"]"),
+            1002,
+        ),
+        ("reserved opcode", frame(3, true, false, key, b"x"), 1002),
+        (
+            "RSV1 without deflate",
+            frame(1, true, true, key, b"x"),
+            1002,
+        ),
+        (
+            "invalid UTF-8",
+            frame(1, true, false, key, &[0x34, 0xff, 0xfe]),
+            1007,
+        ),
+        (
+            "oversized message",
+            frame(1, true, false, key, &[b'4'; 5000]),
+            1009,
+        ),
+    ];
+    for (what, bytes, code) in cases {
+        let mut ws = sio_client(a);
+        ws.get_mut().write_all(bytes).unwrap();
+        assert_eq!(close_code(&mut ws), Some(*code), "{what}");
+    }
+    // Bad Engine.IO and Socket.IO packets end the session.
+    for bad in ["9nine", "42[oops", r#"42{"not":"an array"}"#] {
+        let mut ws = sio_client(a);
+        ws.send(Message::text(bad)).unwrap();
+        close_code(&mut ws);
+    }
+    still_works(a);
+    let trace = server.stop();
+    let errors = trace.errors().join("\n");
+    for rule in [
+        "§5.1",
+        "reserved opcode",
+        "RSV bit",
+        "UTF-8",
+        "exceeds",
+        "unknown packet type",
+        "not JSON",
+        "EVENT's data",
+    ] {
+        assert!(
+            errors.contains(rule),
+            "no error naming {rule:?} in:\n{errors}"
+        );
+    }
+}
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_and_others_carry_on() {
+    let server = Server::start(&[
+        "--max-queue",
+        "32",
+        "--stage",
+        "error",
+        "--stage",
+        "sio.broadcast",
+    ]);
+    let a = server.addr.clone();
+    // The slow client joins and then never reads again.
+    let slow = sio_client(&a);
+    let mut good = sio_client(&a);
+    // Big bids fill the slow client's socket buffers, then its queue.
+    let big = "x".repeat(60_000);
+    let bids = 300;
+    let mut broadcasts = 0;
+    for i in 0..bids {
+        // Ack-paced, as a person bidding would be: the next bid waits for the last one's ack.
+        let msg = format!(r#"42{i}["bid-with-ack",{{"item":"i{i}","bid":{i},"note":"{big}"}}]"#);
+        good.send(Message::text(msg)).unwrap();
+        loop {
+            let m = good.read().unwrap();
+            let text = m.to_text().unwrap_or("");
+            if text.starts_with("42[\"replaced values\"") {
+                broadcasts += 1;
+            } else if text.starts_with(&format!("43{i}[")) {
+                break;
+            }
+        }
+    }
+    assert_eq!(broadcasts, bids, "the good client got every broadcast");
+    drop(slow);
+    let trace = server.stop();
+    assert!(
+        trace.errors().iter().any(|e| e.contains("is not reading")),
+        "the slow client was dropped with a trace event: {:?}",
+        trace.errors()
+    );
+    assert_eq!(
+        trace.errors().len(),
+        1,
+        "only the slow client: {:?}",
+        trace.errors()
+    );
+}

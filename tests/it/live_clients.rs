@@ -1,0 +1,225 @@
+//! The real clients against `dispel serve`, and the stage sequence they leave in the trace.
+
+use crate::util::{assert_in_order, node_client, py_client, Server};
+
+const WS_CONN: &[&str] = &[
+    "tcp.accept",
+    "http.request",
+    "http.response",
+    "ws.handshake",
+    "ws.frame",
+    "ws.message",
+    "eio.packet",
+    "sio.packet",
+    "sio.packet",
+    "ws.close",
+    "tcp.close",
+];
+
+#[test]
+fn python_websocket_two_clients_broadcast_to_both() {
+    let server = Server::start(&[]);
+    py_client(&server.url, "two-clients", "websocket");
+    let trace = server.stop();
+    assert!(trace.errors().is_empty(), "{:?}", trace.errors());
+    let broadcasts = trace.stage("sio.broadcast");
+    let to_both: Vec<_> = broadcasts
+        .iter()
+        .filter(|b| b["fields"]["broadcast"] == true)
+        .collect();
+    assert_eq!(to_both.len(), 2, "A bids, then B bids");
+    for b in &to_both {
+        assert_eq!(b["fields"]["event"], "replaced values");
+        assert_eq!(b["fields"]["count"], 2, "sender included: {b}");
+    }
+    let dispatch = trace.stage("sio.dispatch");
+    assert_eq!(dispatch.len(), 2);
+    assert_eq!(dispatch[0]["fields"]["event"], "replace old value");
+    // Every connection lived the whole websocket story, in order.
+    for conn in trace.conns_sending("replace old value") {
+        assert_in_order(&trace.conn_stages(conn), WS_CONN);
+    }
+    // The broadcast reached both connections as frames decoded from the socket.
+    let receivers: std::collections::BTreeSet<u64> = trace
+        .stage("sio.packet")
+        .iter()
+        .filter(|e| e["dir"] == "s2c" && e["fields"]["event"] == "replaced values")
+        .filter_map(|e| e["conn"].as_u64())
+        .collect();
+    assert_eq!(receivers.len(), 2);
+    let hs = &trace.stage("ws.handshake")[0];
+    assert_eq!(hs["fields"]["accept_ok"], true);
+    assert!(
+        hs["links"].as_array().is_some_and(|l| !l.is_empty()),
+        "links attached"
+    );
+}
+
+#[test]
+fn python_polling_then_upgrade() {
+    let server = Server::start(&[]);
+    py_client(&server.url, "bid", "polling,websocket");
+    let trace = server.stop();
+    assert!(trace.errors().is_empty(), "{:?}", trace.errors());
+    let upgrades = trace.stage("eio.upgrade");
+    assert_eq!(upgrades.len(), 1);
+    let polling: Vec<_> = trace
+        .stage("eio.packet")
+        .into_iter()
+        .filter(|e| e["fields"]["transport"] == "polling")
+        .collect();
+    assert_eq!(polling[0]["fields"]["type"], "OPEN");
+    let sid = polling[0]["fields"]["sid"].as_str().unwrap().to_string();
+    let ws_conn = upgrades[0]["conn"].as_u64().unwrap();
+    let stages = trace.conn_stages(ws_conn);
+    assert_in_order(
+        &stages,
+        &[
+            "http.request",
+            "ws.handshake",
+            "eio.packet",
+            "eio.packet",
+            "eio.upgrade",
+            "sio.packet",
+            "tcp.close",
+        ],
+    );
+    let probe: Vec<_> = trace
+        .events
+        .iter()
+        .filter(|e| e["conn"] == ws_conn && e["stage"] == "eio.packet")
+        .take(3)
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["fields"]["type"].as_str().unwrap(),
+                e["fields"]["data"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(probe, ["PING probe", "PONG probe", "UPGRADE "]);
+    assert_eq!(upgrades[0]["fields"]["sid"], sid.as_str());
+}
+
+#[test]
+fn python_late_joiner_ack_namespace_binary() {
+    let server = Server::start(&[]);
+    py_client(&server.url, "late-joiner", "websocket");
+    py_client(&server.url, "ack,namespace,binary", "websocket");
+    let trace = server.stop();
+    assert!(trace.errors().is_empty(), "{:?}", trace.errors());
+    // Late joiner: an emit to that one client.
+    assert!(trace
+        .stage("sio.broadcast")
+        .iter()
+        .any(|b| b["fields"]["broadcast"] == false && b["fields"]["count"] == 1));
+    let sio = trace.stage("sio.packet");
+    let has = |ty: &str, dir: &str| {
+        sio.iter()
+            .any(|e| e["fields"]["type"] == ty && e["dir"] == dir)
+    };
+    assert!(has("ACK", "s2c"), "ack answered");
+    assert!(
+        has("BINARY_EVENT", "c2s") && has("BINARY_EVENT", "s2c"),
+        "binary both ways"
+    );
+    assert!(sio
+        .iter()
+        .any(|e| e["fields"]["nsp"] == "/admin" && e["fields"]["type"] == "CONNECT"));
+    let bin = sio
+        .iter()
+        .find(|e| e["fields"]["type"] == "BINARY_EVENT" && e["dir"] == "c2s")
+        .unwrap();
+    assert_eq!(bin["fields"]["attachments"], 1);
+    assert!(
+        bin["fields"]["data"][1]["_binary"].as_u64().is_some(),
+        "attachment filled in: {bin}"
+    );
+}
+
+#[test]
+fn python_abrupt_and_bad_namespace() {
+    let server = Server::start(&[]);
+    py_client(&server.url, "abrupt", "websocket");
+    py_client(&server.url, "bad-namespace", "websocket");
+    let trace = server.stop();
+    let closes = trace.stage("tcp.close");
+    assert!(
+        closes
+            .iter()
+            .any(|c| c["fields"]["how"].as_str().unwrap_or("").contains("client")),
+        "an abrupt close is seen as the client's: {closes:?}"
+    );
+    assert!(trace
+        .stage("sio.packet")
+        .iter()
+        .any(|e| e["fields"]["type"] == "CONNECT_ERROR" && e["fields"]["nsp"] == "/nope"));
+}
+
+#[test]
+fn node_default_transports() {
+    let server = Server::start(&[]);
+    node_client(&server.url, "two-clients", "default");
+    node_client(&server.url, "ack,namespace,binary", "default");
+    let trace = server.stop();
+    assert!(trace.errors().is_empty(), "{:?}", trace.errors());
+    // socket.io-client starts with polling and upgrades.
+    assert!(trace.stage("eio.upgrade").len() >= 3);
+    assert!(trace
+        .stage("http.request")
+        .iter()
+        .any(|e| e["fields"]["method"] == "POST"));
+    assert!(trace
+        .stage("sio.broadcast")
+        .iter()
+        .any(|b| b["fields"]["broadcast"] == true && b["fields"]["count"] == 2));
+    // Its permessage-deflate offer is declined, and the trace says so.
+    assert!(trace
+        .stage("ws.handshake")
+        .iter()
+        .all(|h| h["fields"]["extension_note"] == "permessage-deflate offered, declined"));
+}
+
+#[test]
+fn ping_timeout_closes_a_silent_client() {
+    use std::io::{Read, Write};
+    let server = Server::start(&["--ping-interval", "200", "--ping-timeout", "200"]);
+    // A raw polling client: handshake, then never answers the PING.
+    let mut s = std::net::TcpStream::connect(&server.addr).unwrap();
+    write!(
+        s,
+        "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = [0u8; 2048];
+    let n = s.read(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+    let sid = text
+        .split("\"sid\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    write!(
+        s,
+        "GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    let n = s.read(&mut buf).unwrap();
+    let reply = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(reply.contains("Session ID unknown"), "{reply}");
+    drop(s);
+    let trace = server.stop();
+    assert!(
+        trace
+            .errors()
+            .iter()
+            .any(|e| e.contains("no PONG within pingTimeout")),
+        "{:?}",
+        trace.errors()
+    );
+}

@@ -1,0 +1,213 @@
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn dispel() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dispel"));
+    for var in ["NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE", "TERM"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// A running `dispel serve` writing its JSONL trace to a temporary file.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub addr: String,
+    trace: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let trace = dir.path().join("trace.jsonl");
+        let mut child = dispel()
+            .args(["serve", "--port", "0", "--format", "jsonl", "--out"])
+            .arg(&trace)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start dispel serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("http://") {
+                    let url: String = line[i..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    let _ = tx.send(url);
+                }
+            }
+        });
+        let page = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("dispel serve printed no URL");
+        let base = page
+            .trim_end_matches("/auctions")
+            .trim_end_matches('/')
+            .to_string();
+        let addr = base.trim_start_matches("http://").to_string();
+        Server {
+            child,
+            url: base,
+            addr,
+            trace,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the server with SIGTERM (as Ctrl-C would) and returns its trace.
+    pub fn stop(mut self) -> Trace {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    assert!(status.success(), "dispel serve exited with {status}");
+                    break;
+                }
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    panic!("dispel serve did not stop on SIGTERM");
+                }
+            }
+        }
+        Trace::read(&self.trace)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A JSONL trace.
+pub struct Trace {
+    pub events: Vec<Value>,
+}
+
+impl Trace {
+    pub fn read(path: &Path) -> Trace {
+        let text = std::fs::read_to_string(path).expect("read trace");
+        let events = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSONL line {l:?}: {e}"))
+            })
+            .collect();
+        Trace { events }
+    }
+
+    pub fn stage(&self, stage: &str) -> Vec<&Value> {
+        self.events.iter().filter(|e| e["stage"] == stage).collect()
+    }
+
+    pub fn conn_stages(&self, conn: u64) -> Vec<String> {
+        self.events
+            .iter()
+            .filter(|e| e["conn"] == conn)
+            .map(|e| e["stage"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
+    /// Connections that carried a Socket.IO event with this name from the client.
+    pub fn conns_sending(&self, event: &str) -> Vec<u64> {
+        let mut v: Vec<u64> = self
+            .events
+            .iter()
+            .filter(|e| {
+                e["stage"] == "sio.packet" && e["dir"] == "c2s" && e["fields"]["event"] == event
+            })
+            .filter_map(|e| e["conn"].as_u64())
+            .collect();
+        v.dedup();
+        v
+    }
+
+    pub fn errors(&self) -> Vec<String> {
+        self.stage("error")
+            .iter()
+            .map(|e| e["summary"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+}
+
+/// Asserts `expected` appears in `actual` in order (other stages may come between).
+#[track_caller]
+pub fn assert_in_order(actual: &[String], expected: &[&str]) {
+    let mut it = actual.iter();
+    for want in expected {
+        assert!(
+            it.any(|s| s == want),
+            "stage {want:?} missing or out of order.\nexpected in order: {expected:?}\nactual: {actual:?}"
+        );
+    }
+}
+
+fn venv_python() -> PathBuf {
+    let p = repo().join("tests/.venv/bin/python");
+    assert!(
+        p.exists(),
+        "tests/.venv is missing: run tests/setup.sh (the README's test command does)"
+    );
+    p
+}
+
+/// Runs the python-socketio scenario client; panics with its output if it fails.
+pub fn py_client(url: &str, scenario: &str, transports: &str) -> Vec<Value> {
+    let out = Command::new(venv_python())
+        .arg(repo().join("tests/clients/py_client.py"))
+        .args([url, "--scenario", scenario, "--transports", transports])
+        .output()
+        .expect("run py_client.py");
+    client_result("py_client", out)
+}
+
+/// Runs the npm socket.io-client scenario client.
+pub fn node_client(url: &str, scenario: &str, transports: &str) -> Vec<Value> {
+    assert!(
+        repo().join("tests/node_modules/socket.io-client").exists(),
+        "tests/node_modules is missing: run tests/setup.sh"
+    );
+    let out = Command::new("node")
+        .arg(repo().join("tests/clients/node_client.mjs"))
+        .args([url, "--scenario", scenario, "--transports", transports])
+        .output()
+        .expect("run node_client.mjs");
+    client_result("node_client", out)
+}
+
+fn client_result(name: &str, out: Output) -> Vec<Value> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{name} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
