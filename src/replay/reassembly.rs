@@ -177,7 +177,7 @@ impl Half {
             self.drain(out);
         } else {
             // Out of order: keep a copy until the hole before it fills.
-            let len = (end - start) as usize;
+            let len = usize::try_from(end - start).unwrap_or(0);
             if len > 0 {
                 let offset = start as u64;
                 let keep = self.pending.get(&offset).is_none_or(|p| p.data.len() < len);
@@ -875,6 +875,79 @@ mod tests {
         f.c(8, "PA", b"hij");
         f.finish();
         assert_eq!(f.rec.stream(1, Dir::C2S), b"abc????hij");
+    }
+
+    /// A tiny deterministic generator for the shuffled-segments test.
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    #[test]
+    fn shuffled_duplicated_segments_rebuild_the_stream() {
+        let text: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        for round in 0..200u64 {
+            let mut rng = Lcg(round);
+            let isn = (rng.next(1 << 32) as u32) | 0xffff_0000; // close to the wrap
+            let mut segs = Vec::new();
+            let mut at = 0;
+            while at < text.len() {
+                let len = 1 + rng.next(1500) as usize;
+                let end = (at + len).min(text.len());
+                segs.push((at, end));
+                at = end;
+            }
+            // Duplicates with other boundaries, then a local shuffle (reordering).
+            for _ in 0..rng.next(20) {
+                let a = rng.next(text.len() as u64) as usize;
+                let b = (a + 1 + rng.next(3000) as usize).min(text.len());
+                segs.push((a, b));
+            }
+            for i in 0..segs.len() {
+                let j = (i + rng.next(8) as usize).min(segs.len() - 1);
+                segs.swap(i, j);
+            }
+            let drop_some = round % 4 == 0;
+            // Odd rounds: a small buffer bound, so holes are given up (gaps) early.
+            let small = round % 2 == 1;
+            let bound = if small {
+                1 + rng.next(16 << 10) as usize
+            } else {
+                MAX_BUFFERED
+            };
+            let mut f = Feed::new(None);
+            f.r = Reassembler::with_max_buffered(None, bound);
+            f.handshake(isn, 1);
+            for (i, &(a, b)) in segs.iter().enumerate() {
+                if drop_some && i % 13 == 5 {
+                    continue;
+                }
+                f.c(isn.wrapping_add(1 + a as u32), "PA", &text[a..b]);
+            }
+            f.c(isn.wrapping_add(1 + text.len() as u32), "FA", b"");
+            f.s(2, "FA", b"");
+            let got = f.rec.stream(1, Dir::C2S);
+            assert_eq!(got.len(), text.len(), "round {round}");
+            for (g, t) in got.iter().zip(&text) {
+                assert!(
+                    *g == *t || ((drop_some || small) && *g == b'?'),
+                    "round {round}"
+                );
+            }
+            if !drop_some && !small {
+                assert!(
+                    !f.rec.events.iter().any(|e| matches!(e, Ev::Gap(..))),
+                    "round {round}"
+                );
+            }
+            assert!(f.rec.closes().contains(&(1, Some(Dir::C2S), CloseHow::Fin)));
+        }
     }
 
     #[test]

@@ -572,3 +572,96 @@ fn reference_with_server_port_and_mid_stream_start() {
         assert_eq!(rec.stream(opens[0].0, Dir::S2C).len(), 890);
     }
 }
+
+/// A sink that only counts (for the throughput check).
+#[derive(Default)]
+struct CountingSink {
+    bytes: u64,
+    problems: u64,
+}
+
+impl StreamSink for CountingSink {
+    fn open(
+        &mut self,
+        _: u64,
+        _: std::net::SocketAddr,
+        _: std::net::SocketAddr,
+        _: f64,
+        _: OpenHow,
+    ) {
+    }
+    fn data(&mut self, _: u64, _: Dir, _: f64, _: u64, bytes: &[u8]) {
+        self.bytes += bytes.len() as u64;
+    }
+    fn gap(&mut self, _: u64, _: Dir, _: f64, _: u64) {}
+    fn close(&mut self, _: u64, _: Option<Dir>, _: f64, _: CloseHow) {}
+    fn problem(&mut self, _: Option<f64>, _: Option<u64>, _: String) {
+        self.problems += 1;
+    }
+}
+
+/// Throughput on a ~200 MB in-memory capture of 64 interleaved connections with
+/// 1448-byte segments. Meaningful only in release:
+/// `cargo test --release --lib replay::capture::tests::throughput -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn throughput() {
+    let payload = vec![b'x'; 1448];
+    let conns = 64u16;
+    let mut frames = Vec::new();
+    for c in 0..conns {
+        let spec = TcpSpec {
+            src_port: 10000 + c,
+            dst_port: 5000,
+            seq: 0,
+            ack: 0,
+            flags: "S",
+            payload: b"",
+        };
+        frames.push(ethernet(
+            &ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 2], &spec),
+            &[],
+        ));
+    }
+    let h = header(
+        DataLink::ETHERNET,
+        Endianness::Little,
+        TsResolution::MicroSecond,
+    );
+    let mut w = PcapWriter::with_header(Vec::new(), h).unwrap();
+    let mut ts = Duration::new(1_700_000_000, 0);
+    for f in &frames {
+        w.write_packet(&PcapPacket::new(ts, f.len() as u32, f))
+            .unwrap();
+    }
+    let per_conn = 200_000_000 / (1514 * u32::from(conns));
+    for i in 0..per_conn {
+        for c in 0..conns {
+            let spec = TcpSpec {
+                src_port: 10000 + c,
+                dst_port: 5000,
+                seq: 1 + i * 1448,
+                ack: 1,
+                flags: "PA",
+                payload: &payload,
+            };
+            let f = ethernet(&ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 2], &spec), &[]);
+            ts += Duration::from_micros(10);
+            w.write_packet(&PcapPacket::new(ts, f.len() as u32, &f))
+                .unwrap();
+        }
+    }
+    let file = w.into_writer();
+    let mut sink = CountingSink::default();
+    let start = std::time::Instant::now();
+    let stats = read_capture(&file[..], None, &mut sink).unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(sink.problems, 0);
+    assert_eq!(sink.bytes, u64::from(per_conn) * u64::from(conns) * 1448);
+    println!(
+        "{} MB, {} packets in {secs:.3} s: {:.0} MB/s",
+        file.len() / 1_000_000,
+        stats.packets,
+        file.len() as f64 / 1e6 / secs
+    );
+}
