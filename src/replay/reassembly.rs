@@ -169,7 +169,9 @@ impl Half {
             if end > next {
                 let from = (next - start) as usize;
                 let to = (end - start) as usize;
-                out.data(t, frame, &payload[from..to]);
+                if let Some(bytes) = payload.get(from..to) {
+                    out.data(t, frame, bytes);
+                }
             }
             let delivered_to = end.max(next);
             out.gap(t, (full_end - delivered_to) as u64);
@@ -182,7 +184,7 @@ impl Half {
                 let offset = start as u64;
                 let keep = self.pending.get(&offset).is_none_or(|p| p.data.len() < len);
                 if keep {
-                    let data = payload[..len].to_vec();
+                    let data = payload.get(..len).unwrap_or(payload).to_vec();
                     if let Some(old) = self.pending.insert(offset, Pending { data, t, frame }) {
                         self.pending_bytes -= old.data.len();
                     }
@@ -211,7 +213,9 @@ impl Half {
                 continue;
             }
             let from = (self.next - offset) as usize;
-            out.data(p.t, p.frame, &p.data[from..]);
+            if let Some(bytes) = p.data.get(from..) {
+                out.data(p.t, p.frame, bytes);
+            }
             self.next = end;
         }
     }

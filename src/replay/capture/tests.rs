@@ -305,6 +305,25 @@ fn pcapng_two_interfaces_both_byte_orders() {
 }
 
 #[test]
+fn pcapng_sections_of_both_byte_orders_in_one_file() {
+    // Two sections (a new Section Header Block resets the interfaces), the second big-endian.
+    let mut file = two_interface_pcapng(Endianness::Little);
+    file.extend(two_interface_pcapng(Endianness::Big));
+    let (res, rec) = replay(&file, None);
+    let stats = res.unwrap();
+    assert_eq!(rec.problems(), Vec::<String>::new());
+    assert_eq!(stats.packets, 16);
+    assert_eq!(
+        stats.connections, 2,
+        "the same 4-tuple after a close is a new connection"
+    );
+    for conn in [1, 2] {
+        assert_eq!(rec.stream(conn, Dir::C2S), REQUEST);
+        assert_eq!(rec.stream(conn, Dir::S2C), RESPONSE);
+    }
+}
+
+#[test]
 fn pcapng_corrupt_block_is_skipped() {
     let file = two_interface_pcapng(Endianness::Little);
     // Find the EPB carrying frame 5 (the response) and break its captured length so the
