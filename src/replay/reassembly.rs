@@ -1,0 +1,991 @@
+//! TCP reassembly: segments in capture order -> in-order byte streams per connection and
+//! direction, pushed into a [`StreamSink`].
+//!
+//! Each direction keeps a 64-bit stream offset (bytes delivered + bytes skipped as gaps) and
+//! the sequence number at offset 0; a segment's offset is found by a wrapping 32-bit distance
+//! to the next expected sequence number, so wrap-around at 2^32 needs no special case.
+//! A segment that is exactly the next expected one is delivered straight from the packet
+//! buffer; only out-of-order segments are copied (bounded per direction).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+
+use super::link::TcpSegment;
+use super::{CloseHow, Dir, OpenHow, StreamSink};
+
+/// Out-of-order bytes buffered per direction before the oldest hole is given up as a gap.
+pub const MAX_BUFFERED: usize = 4 << 20;
+/// A connection with no packet for this long (capture time, seconds) is closed as idle.
+pub const IDLE_TIMEOUT: f64 = 600.0;
+/// How long a closed connection's 4-tuple is remembered, so late retransmissions and final
+/// ACKs do not open a new connection.
+pub const CLOSED_LINGER: f64 = 60.0;
+/// A segment further ahead than this (bytes) is not plausible (the largest TCP window is
+/// 2^30) and is ignored with a problem.
+const MAX_AHEAD: i64 = 1 << 30;
+/// The connection table is swept for idle and closed connections every this many packets.
+const SWEEP_EVERY: u64 = 4096;
+
+/// Request methods that mark the sender of a stream's first bytes as the HTTP client.
+const HTTP_METHODS: [&[u8]; 9] = [
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"DELETE ",
+    b"HEAD ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+    b"TRACE ",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    lo: SocketAddr,
+    hi: SocketAddr,
+}
+
+impl Key {
+    fn new(a: SocketAddr, b: SocketAddr) -> Key {
+        if a <= b {
+            Key { lo: a, hi: b }
+        } else {
+            Key { lo: b, hi: a }
+        }
+    }
+}
+
+/// An out-of-order segment waiting for the hole before it.
+#[derive(Debug)]
+struct Pending {
+    data: Vec<u8>,
+    t: f64,
+    frame: u64,
+}
+
+/// One direction of a connection.
+#[derive(Debug, Default)]
+struct Half {
+    /// Sequence number of stream offset 0 (known after the SYN or the first data segment).
+    base: Option<u32>,
+    /// Stream offset of the next byte to deliver.
+    next: u64,
+    /// Out-of-order segments by stream offset.
+    pending: BTreeMap<u64, Pending>,
+    pending_bytes: usize,
+    /// Stream offset of the FIN, once seen.
+    fin: Option<u64>,
+    /// The FIN was reached and reported.
+    closed: bool,
+    /// Initial sequence number from this side's SYN.
+    isn: Option<u32>,
+}
+
+/// Where a half sends its output.
+struct Out<'s, S: StreamSink> {
+    sink: &'s mut S,
+    conn: u64,
+    dir: Dir,
+}
+
+impl<S: StreamSink> Out<'_, S> {
+    fn data(&mut self, t: f64, frame: u64, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.sink.data(self.conn, self.dir, t, frame, bytes);
+        }
+    }
+    fn gap(&mut self, t: f64, len: u64) {
+        if len > 0 {
+            self.sink.gap(self.conn, self.dir, t, len);
+        }
+    }
+}
+
+impl Half {
+    /// The stream offset of `seq`, or None when the base is not known yet.
+    fn offset(&self, seq: u32) -> Option<i64> {
+        let base = self.base?;
+        let expected = base.wrapping_add(self.next as u32);
+        Some(self.next as i64 + i64::from(seq.wrapping_sub(expected) as i32))
+    }
+
+    /// Sets the base from a SYN: the first data byte is `isn + 1`.
+    fn syn(&mut self, isn: u32) {
+        self.isn = Some(isn);
+        if self.base.is_none() {
+            self.base = Some(isn.wrapping_add(1));
+        }
+    }
+
+    /// A segment's payload (`missing` more bytes were cut off by the snap length).
+    #[allow(clippy::too_many_arguments)]
+    fn segment<S: StreamSink>(
+        &mut self,
+        seq: u32,
+        payload: &[u8],
+        missing: u32,
+        t: f64,
+        frame: u64,
+        max_buffered: usize,
+        out: &mut Out<'_, S>,
+    ) {
+        if self.closed {
+            return;
+        }
+        if self.base.is_none() {
+            // Mid-stream: this direction starts at its first data segment.
+            self.base = Some(seq);
+        }
+        let Some(start) = self.offset(seq) else {
+            return;
+        };
+        let next = self.next as i64;
+        let mut end = start + payload.len() as i64;
+        let mut full_end = end + i64::from(missing);
+        if let Some(fin) = self.fin {
+            // Nothing after the FIN exists.
+            let fin = fin as i64;
+            end = end.min(fin);
+            full_end = full_end.min(fin);
+        }
+        if full_end <= next {
+            return; // a retransmission of bytes already delivered
+        }
+        if start > next + MAX_AHEAD {
+            out.sink.problem(
+                Some(t),
+                Some(frame),
+                format!(
+                    "TCP segment {} bytes beyond the expected sequence number ignored (connection {}, {})",
+                    start - next,
+                    out.conn,
+                    out.dir.as_str()
+                ),
+            );
+            return;
+        }
+        if start <= next {
+            // In order (possibly overlapping what was delivered): straight from the packet.
+            if end > next {
+                let from = (next - start) as usize;
+                let to = (end - start) as usize;
+                if let Some(bytes) = payload.get(from..to) {
+                    out.data(t, frame, bytes);
+                }
+            }
+            let delivered_to = end.max(next);
+            out.gap(t, (full_end - delivered_to) as u64);
+            self.next = full_end as u64;
+            self.drain(out);
+        } else {
+            // Out of order: keep a copy until the hole before it fills.
+            let len = usize::try_from(end - start).unwrap_or(0);
+            if len > 0 {
+                let offset = start as u64;
+                let keep = self.pending.get(&offset).is_none_or(|p| p.data.len() < len);
+                if keep {
+                    let data = payload.get(..len).unwrap_or(payload).to_vec();
+                    if let Some(old) = self.pending.insert(offset, Pending { data, t, frame }) {
+                        self.pending_bytes -= old.data.len();
+                    }
+                    self.pending_bytes += len;
+                }
+            }
+            while self.pending_bytes > max_buffered {
+                if !self.skip_hole(t, out) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Delivers the pending segments that the stream has reached.
+    fn drain<S: StreamSink>(&mut self, out: &mut Out<'_, S>) {
+        while let Some(entry) = self.pending.first_entry() {
+            let offset = *entry.key();
+            if offset > self.next {
+                break;
+            }
+            let p = entry.remove();
+            self.pending_bytes -= p.data.len();
+            let end = offset + p.data.len() as u64;
+            if end <= self.next {
+                continue;
+            }
+            let from = (self.next - offset) as usize;
+            if let Some(bytes) = p.data.get(from..) {
+                out.data(p.t, p.frame, bytes);
+            }
+            self.next = end;
+        }
+    }
+
+    /// Gives up the first hole: reports it as a gap and delivers what follows it.
+    /// Returns false when there is no pending data.
+    fn skip_hole<S: StreamSink>(&mut self, t: f64, out: &mut Out<'_, S>) -> bool {
+        let Some((&offset, _)) = self.pending.first_key_value() else {
+            return false;
+        };
+        if offset > self.next {
+            out.gap(t, offset - self.next);
+            self.next = offset;
+        }
+        self.drain(out);
+        true
+    }
+
+    /// Gives up every hole (the connection is ending): delivers all pending data, and a gap
+    /// for bytes missing before the FIN.
+    fn flush<S: StreamSink>(&mut self, t: f64, out: &mut Out<'_, S>) {
+        while self.skip_hole(t, out) {}
+        if let Some(fin) = self.fin {
+            if fin > self.next {
+                out.gap(t, fin - self.next);
+                self.next = fin;
+            }
+        }
+    }
+
+    /// Reports the FIN once all bytes before it are delivered.
+    fn check_fin<S: StreamSink>(&mut self, t: f64, out: &mut Out<'_, S>) {
+        if !self.closed && self.fin.is_some_and(|f| f <= self.next) {
+            self.closed = true;
+            self.pending.clear();
+            self.pending_bytes = 0;
+            out.sink.close(out.conn, Some(out.dir), t, CloseHow::Fin);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Conn {
+    id: u64,
+    client: SocketAddr,
+    server: SocketAddr,
+    half: [Half; 2],
+    last_t: f64,
+    /// Closed (both FINs, or RST): kept only to swallow late packets, until this time.
+    closed_at: Option<f64>,
+}
+
+impl Conn {
+    fn out<'s, S: StreamSink>(&self, sink: &'s mut S, dir: Dir) -> Out<'s, S> {
+        Out {
+            sink,
+            conn: self.id,
+            dir,
+        }
+    }
+
+    /// Ends the connection as a whole: every hole becomes a gap, then one `close(None)`.
+    fn end<S: StreamSink>(&mut self, t: f64, how: CloseHow, sink: &mut S) {
+        for dir in [Dir::C2S, Dir::S2C] {
+            let mut out = self.out(sink, dir);
+            let half = &mut self.half[dir.index()];
+            if !half.closed {
+                half.flush(t, &mut out);
+                half.check_fin(t, &mut out);
+            }
+            half.pending.clear();
+            half.pending_bytes = 0;
+        }
+        sink.close(self.id, None, t, how);
+        self.closed_at = Some(t);
+    }
+}
+
+/// The connection table.
+#[derive(Debug)]
+pub struct Reassembler {
+    conns: HashMap<Key, Conn>,
+    next_id: u64,
+    server_port: Option<u16>,
+    max_buffered: usize,
+    since_sweep: u64,
+    last_t: f64,
+}
+
+impl Reassembler {
+    /// `server_port`, when given, decides which side is the server over everything else.
+    pub fn new(server_port: Option<u16>) -> Reassembler {
+        Reassembler::with_max_buffered(server_port, MAX_BUFFERED)
+    }
+
+    /// Like [`Reassembler::new`] with another bound on out-of-order bytes per direction.
+    pub fn with_max_buffered(server_port: Option<u16>, max_buffered: usize) -> Reassembler {
+        Reassembler {
+            conns: HashMap::new(),
+            next_id: 1,
+            server_port,
+            max_buffered,
+            since_sweep: 0,
+            last_t: 0.0,
+        }
+    }
+
+    /// Connections opened so far.
+    pub fn connections(&self) -> u64 {
+        self.next_id - 1
+    }
+
+    /// Connections currently in the table (open or lingering after close).
+    pub fn tracked(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Which side is the server when no SYN says so.
+    fn guess_roles(&self, seg: &TcpSegment<'_>) -> (SocketAddr, SocketAddr) {
+        let (src, dst) = (seg.src, seg.dst);
+        if let Some(roles) = self.port_roles(src, dst) {
+            return roles;
+        }
+        let p = seg.payload;
+        if HTTP_METHODS.iter().any(|m| p.starts_with(m)) {
+            return (src, dst);
+        }
+        if p.starts_with(b"HTTP/1.") {
+            return (dst, src);
+        }
+        if src.port() < dst.port() {
+            (dst, src)
+        } else {
+            (src, dst)
+        }
+    }
+
+    /// Roles from `--server-port`, when exactly one side uses it.
+    fn port_roles(&self, src: SocketAddr, dst: SocketAddr) -> Option<(SocketAddr, SocketAddr)> {
+        let port = self.server_port?;
+        match (src.port() == port, dst.port() == port) {
+            (false, true) => Some((src, dst)),
+            (true, false) => Some((dst, src)),
+            _ => None,
+        }
+    }
+
+    fn open<S: StreamSink>(
+        &mut self,
+        key: Key,
+        client: SocketAddr,
+        server: SocketAddr,
+        t: f64,
+        how: OpenHow,
+        sink: &mut S,
+    ) {
+        let id = self.next_id;
+        self.next_id += 1;
+        sink.open(id, client, server, t, how);
+        let conn = Conn {
+            id,
+            client,
+            server,
+            half: [Half::default(), Half::default()],
+            last_t: t,
+            closed_at: None,
+        };
+        self.conns.insert(key, conn);
+    }
+
+    /// One TCP segment, in capture order.
+    pub fn segment<S: StreamSink>(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        t: f64,
+        frame: u64,
+        sink: &mut S,
+    ) {
+        self.last_t = t;
+        self.since_sweep += 1;
+        if self.since_sweep >= SWEEP_EVERY {
+            self.since_sweep = 0;
+            self.sweep(t, sink);
+        }
+        let key = Key::new(seg.src, seg.dst);
+        let new_syn = seg.syn && !seg.ack_flag && !seg.rst;
+
+        // Is this packet for the connection in the table, or does it start a new one?
+        let mut start_new = false;
+        match self.conns.get_mut(&key) {
+            Some(conn) if conn.closed_at.is_some() => {
+                if !new_syn {
+                    return; // a late packet of a closed connection
+                }
+                start_new = true;
+            }
+            Some(conn) => {
+                if new_syn {
+                    let client_isn = conn.half[Dir::C2S.index()].isn;
+                    if seg.src == conn.client && client_isn == Some(seg.seq) {
+                        conn.last_t = t;
+                        return; // a retransmitted SYN
+                    }
+                    conn.end(t, CloseHow::Reused, sink);
+                    start_new = true;
+                }
+            }
+            None => {
+                if !seg.syn && seg.payload.is_empty() && seg.missing == 0 {
+                    return; // a bare ACK/FIN/RST of a connection we never saw carry anything
+                }
+                if seg.rst {
+                    return;
+                }
+                start_new = true;
+            }
+        }
+        if start_new {
+            let (client, server, how) = if seg.syn {
+                let syn_roles = if seg.ack_flag {
+                    (seg.dst, seg.src)
+                } else {
+                    (seg.src, seg.dst)
+                };
+                let (c, s) = self.port_roles(seg.src, seg.dst).unwrap_or(syn_roles);
+                (c, s, OpenHow::Syn)
+            } else {
+                let (c, s) = self.guess_roles(seg);
+                (c, s, OpenHow::MidStream)
+            };
+            self.open(key, client, server, t, how, sink);
+        }
+        let max_buffered = self.max_buffered;
+        let Some(conn) = self.conns.get_mut(&key) else {
+            return;
+        };
+        conn.last_t = t;
+        let dir = if seg.src == conn.client && seg.dst == conn.server {
+            Dir::C2S
+        } else {
+            Dir::S2C
+        };
+
+        if seg.rst {
+            conn.end(t, CloseHow::Rst, sink);
+            return;
+        }
+        let mut data_seq = seg.seq;
+        if seg.syn {
+            conn.half[dir.index()].syn(seg.seq);
+            data_seq = seg.seq.wrapping_add(1);
+        }
+        {
+            let mut out = conn.out(sink, dir);
+            let half = &mut conn.half[dir.index()];
+            if !seg.payload.is_empty() || seg.missing > 0 {
+                half.segment(
+                    data_seq,
+                    seg.payload,
+                    seg.missing,
+                    t,
+                    frame,
+                    max_buffered,
+                    &mut out,
+                );
+            }
+            if seg.fin && half.fin.is_none() {
+                if half.base.is_none() {
+                    half.base = Some(data_seq);
+                }
+                let fin_seq = data_seq
+                    .wrapping_add(seg.payload.len() as u32)
+                    .wrapping_add(seg.missing);
+                if let Some(off) = half.offset(fin_seq) {
+                    half.fin = Some(off.max(half.next as i64) as u64);
+                }
+            }
+            half.check_fin(t, &mut out);
+        }
+        let both_fin = conn.half.iter().all(|h| h.fin.is_some());
+        if both_fin {
+            // Both sides are done sending: a hole now can no longer be filled.
+            for d in [Dir::C2S, Dir::S2C] {
+                let mut out = conn.out(sink, d);
+                let half = &mut conn.half[d.index()];
+                if !half.closed {
+                    half.flush(t, &mut out);
+                    half.check_fin(t, &mut out);
+                }
+            }
+        }
+        if conn.half.iter().all(|h| h.closed) {
+            conn.closed_at = Some(t);
+        }
+    }
+
+    /// Drops connections closed long ago and closes idle ones, oldest id first.
+    fn sweep<S: StreamSink>(&mut self, t: f64, sink: &mut S) {
+        self.conns
+            .retain(|_, c| c.closed_at.is_none_or(|at| t - at <= CLOSED_LINGER));
+        let mut idle: Vec<(u64, Key)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.closed_at.is_none() && t - c.last_t > IDLE_TIMEOUT)
+            .map(|(k, c)| (c.id, *k))
+            .collect();
+        idle.sort_unstable_by_key(|(id, _)| *id);
+        for (_, key) in idle {
+            if let Some(mut conn) = self.conns.remove(&key) {
+                conn.end(t, CloseHow::Idle, sink);
+            }
+        }
+    }
+
+    /// The capture ended at time `t`: every open connection is flushed and closed.
+    pub fn finish<S: StreamSink>(&mut self, t: f64, sink: &mut S) {
+        let mut open: Vec<Conn> = self
+            .conns
+            .drain()
+            .map(|(_, c)| c)
+            .filter(|c| c.closed_at.is_none())
+            .collect();
+        open.sort_unstable_by_key(|c| c.id);
+        for mut conn in open {
+            conn.end(t, CloseHow::EndOfCapture, sink);
+        }
+    }
+
+    /// Time of the last segment seen.
+    pub fn last_t(&self) -> f64 {
+        self.last_t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replay::testutil::{Ev, Recorder};
+
+    const C: &str = "10.0.0.1:40000";
+    const S: &str = "10.0.0.2:5000";
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    struct Feed {
+        r: Reassembler,
+        rec: Recorder,
+        frame: u64,
+    }
+
+    impl Feed {
+        fn new(server_port: Option<u16>) -> Feed {
+            Feed {
+                r: Reassembler::new(server_port),
+                rec: Recorder::default(),
+                frame: 0,
+            }
+        }
+        fn seg(&mut self, from: &str, to: &str, seq: u32, flags: &str, payload: &[u8]) {
+            self.frame += 1;
+            let s = TcpSegment {
+                src: addr(from),
+                dst: addr(to),
+                seq,
+                ack: 0,
+                syn: flags.contains('S'),
+                ack_flag: flags.contains('A'),
+                fin: flags.contains('F'),
+                rst: flags.contains('R'),
+                payload,
+                missing: 0,
+            };
+            self.r
+                .segment(&s, self.frame as f64, self.frame, &mut self.rec);
+        }
+        fn c(&mut self, seq: u32, flags: &str, payload: &[u8]) {
+            self.seg(C, S, seq, flags, payload);
+        }
+        fn s(&mut self, seq: u32, flags: &str, payload: &[u8]) {
+            self.seg(S, C, seq, flags, payload);
+        }
+        fn handshake(&mut self, cisn: u32, sisn: u32) {
+            self.c(cisn, "S", b"");
+            self.s(sisn, "SA", b"");
+            self.c(cisn.wrapping_add(1), "A", b"");
+        }
+        fn finish(&mut self) {
+            let t = self.frame as f64 + 1.0;
+            self.r.finish(t, &mut self.rec);
+        }
+    }
+
+    #[test]
+    fn in_order_with_handshake_and_fins() {
+        let mut f = Feed::new(None);
+        f.handshake(100, 900);
+        f.c(101, "PA", b"GET / HTTP/1.1\r\n\r\n");
+        f.s(901, "PA", b"HTTP/1.1 200 OK\r\n\r\n");
+        f.s(920, "PA", b"hello");
+        f.c(119, "FA", b"");
+        f.s(925, "FA", b"");
+        f.c(120, "A", b""); // final ACK: swallowed
+        f.finish();
+        assert_eq!(f.rec.opens(), vec![(1, addr(C), addr(S), OpenHow::Syn)]);
+        assert_eq!(f.rec.stream(1, Dir::C2S), b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(f.rec.stream(1, Dir::S2C), b"HTTP/1.1 200 OK\r\n\r\nhello");
+        assert_eq!(
+            f.rec.closes(),
+            vec![
+                (1, Some(Dir::C2S), CloseHow::Fin),
+                (1, Some(Dir::S2C), CloseHow::Fin)
+            ]
+        );
+        // Data carries the frame number of its packet.
+        assert!(f
+            .rec
+            .events
+            .contains(&Ev::Data(1, Dir::S2C, 6, b"hello".to_vec())));
+        assert!(f.rec.problems().is_empty());
+    }
+
+    #[test]
+    fn out_of_order_is_buffered_until_the_hole_fills() {
+        let mut f = Feed::new(None);
+        f.handshake(0, 0);
+        f.c(1 + 6, "PA", b"world");
+        f.c(1 + 11, "PA", b"!");
+        assert_eq!(f.rec.stream(1, Dir::C2S), b"");
+        f.c(1, "PA", b"hello ");
+        assert_eq!(f.rec.stream(1, Dir::C2S), b"hello world!");
+        // Delivered pieces keep their own frame numbers.
+        let frames: Vec<u64> = f
+            .rec
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Ev::Data(_, _, fr, _) => Some(*fr),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(frames, vec![6, 4, 5]);
+    }
+
+    #[test]
+    fn retransmissions_and_overlaps_deliver_each_byte_once() {
+        let mut f = Feed::new(None);
+        f.handshake(1000, 5000);
+        f.c(1001, "PA", b"abcdef");
+        f.c(1001, "PA", b"abcdef"); // full retransmit
+        f.c(1004, "PA", b"defghi"); // overlap at the front
+        f.c(1012, "PA", b"lmn"); // out of order
+        f.c(1011, "PA", b"klmno"); // overlaps the pending one: "klmn" + "o"
+        f.c(1010, "PA", b"jk"); // fills the hole
+        f.c(1001, "PA", b"abcdefghijklmnop"); // superset retransmit: only "p" is new
+        f.finish();
+        assert_eq!(f.rec.stream(1, Dir::C2S), b"abcdefghijklmnop");
+    }
+
+    #[test]
+    fn sequence_wrap_around() {
+        let mut f = Feed::new(None);
+        let isn = u32::MAX - 3;
+        f.handshake(isn, 7);
+        // first data byte at isn+1 = 2^32-2
+        f.c(isn.wrapping_add(1), "PA", b"ab");
+        f.c(isn.wrapping_add(5), "PA", b"ef"); // after the wrap, out of order
+        f.c(isn.wrapping_add(3), "PA", b"cd"); // exactly at 0
+        f.c(isn.wrapping_add(1), "PA", b"abcdefgh"); // overlapping retransmit across the wrap
+        f.finish();
+        assert_eq!(f.rec.stream(1, Dir::C2S), b"abcdefgh");
+        assert!(f.rec.problems().is_empty());
+    }
+
+    #[test]
+    fn missing_segment_becomes_a_gap_at_fin_and_end() {
+        let mut f = Feed::new(None);
+        f.handshake(0, 0);
+        f.c(1, "PA", b"aaaa");
+        f.c(9, "PA", b"cccc"); // bytes 5..9 never appear
+        f.c(13, "FA", b"");
+        f.s(1, "PA", b"xx");
+        f.s(5, "PA", b"zz"); // hole of 2, then end of capture
+        f.finish();
+        assert_eq!(f.rec.stream(1, Dir::C2S), b"aaaa????cccc");
+        assert_eq!(f.rec.stream(1, Dir::S2C), b"xx??zz");
+        assert!(f.rec.events.contains(&Ev::Gap(1, Dir::C2S, 4)));
+        assert_eq!(
+            f.rec.closes(),
+            vec![
+                (1, Some(Dir::C2S), CloseHow::Fin),
+                (1, None, CloseHow::EndOfCapture)
+            ]
+        );
+    }
+
+    #[test]
+    fn both_fins_flush_holes() {
+        let mut f = Feed::new(None);
+        f.handshake(0, 0);
+        f.c(1, "PA", b"ab");
+        f.c(5, "FPA", b"ef");
+        f.s(1, "FA", b"");
+        assert_eq!(f.rec.stream(1, Dir::C2S), b"ab??ef");
+        assert_eq!(
+            f.rec.closes(),
+            vec![
+                (1, Some(Dir::S2C), CloseHow::Fin),
+                (1, Some(Dir::C2S), CloseHow::Fin)
+            ]
+        );
+    }
+
+    #[test]
+    fn buffer_bound_turns_the_oldest_hole_into_a_gap() {
+        let mut f = Feed::new(None);
+        f.r = Reassembler::with_max_buffered(None, 10);
+        f.handshake(0, 0);
+        f.c(1, "PA", b"ab");
+        f.c(5, "PA", b"efgh"); // hole at 3..5
+        f.c(9, "PA", b"ijkl");
+        assert_eq!(f.rec.stream(1, Dir::C2S), b"ab");
+        f.c(20, "PA", b"tuv"); // 11 buffered > 10: give up the hole
+        assert_eq!(f.rec.stream(1, Dir::C2S), b"ab??efghijkl");
+        f.c(13, "PA", b"mnopqrs"); // fills the second hole
+        assert_eq!(f.rec.stream(1, Dir::C2S), b"ab??efghijklmnopqrstuv");
+    }
+
+    #[test]
+    fn mid_stream_start_uses_http_method_to_find_the_client() {
+        // High port talks first with a request: it is the client even though its port is lower.
+        let mut f = Feed::new(None);
+        f.seg("10.0.0.9:80", "10.0.0.1:40000", 77, "A", b""); // bare ACK: ignored
+        f.seg("10.0.0.1:40000", "10.0.0.9:80", 5_000_000, "PA", b"xyz"); // not HTTP
+        f.finish();
+        assert_eq!(
+            f.rec.opens()[0].1,
+            addr("10.0.0.1:40000"),
+            "lower port is the server"
+        );
+
+        let mut f = Feed::new(None);
+        f.seg(
+            "10.0.0.1:80",
+            "10.0.0.9:3000",
+            123,
+            "PA",
+            b"POST /x HTTP/1.1\r\n\r\n",
+        );
+        f.seg(
+            "10.0.0.9:3000",
+            "10.0.0.1:80",
+            999,
+            "PA",
+            b"HTTP/1.1 200 OK\r\n\r\n",
+        );
+        f.seg("10.0.0.1:80", "10.0.0.9:3000", 143, "PA", b"more");
+        f.finish();
+        assert_eq!(
+            f.rec.opens(),
+            vec![(
+                1,
+                addr("10.0.0.1:80"),
+                addr("10.0.0.9:3000"),
+                OpenHow::MidStream
+            )]
+        );
+        assert_eq!(f.rec.stream(1, Dir::C2S), b"POST /x HTTP/1.1\r\n\r\nmore");
+        assert_eq!(f.rec.stream(1, Dir::S2C), b"HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(f.rec.closes(), vec![(1, None, CloseHow::EndOfCapture)]);
+    }
+
+    #[test]
+    fn server_port_overrides_everything() {
+        let mut f = Feed::new(Some(40000));
+        f.handshake(0, 0);
+        f.finish();
+        assert_eq!(f.rec.opens(), vec![(1, addr(S), addr(C), OpenHow::Syn)]);
+
+        let mut f = Feed::new(Some(40000));
+        f.c(10, "PA", b"GET / HTTP/1.1\r\n");
+        f.finish();
+        assert_eq!(f.rec.opens()[0].2, addr(C));
+    }
+
+    #[test]
+    fn syn_ack_alone_decides_the_server() {
+        let mut f = Feed::new(None);
+        f.s(50, "SA", b"");
+        f.s(51, "PA", b"hi");
+        f.finish();
+        assert_eq!(f.rec.opens(), vec![(1, addr(C), addr(S), OpenHow::Syn)]);
+        assert_eq!(f.rec.stream(1, Dir::S2C), b"hi");
+    }
+
+    #[test]
+    fn rst_closes_and_late_packets_are_swallowed() {
+        let mut f = Feed::new(None);
+        f.handshake(0, 0);
+        f.c(1, "PA", b"ab");
+        f.c(5, "PA", b"ef");
+        f.s(1, "R", b"");
+        f.c(3, "PA", b"cd"); // late: not a new connection
+        f.finish();
+        assert_eq!(f.rec.stream(1, Dir::C2S), b"ab??ef");
+        assert_eq!(f.rec.closes(), vec![(1, None, CloseHow::Rst)]);
+        assert_eq!(f.rec.opens().len(), 1);
+    }
+
+    #[test]
+    fn reuse_of_the_four_tuple_gets_a_new_id() {
+        let mut f = Feed::new(None);
+        f.handshake(0, 0);
+        f.c(1, "FA", b"");
+        f.s(1, "FA", b"");
+        f.handshake(1_000_000, 0);
+        f.c(1_000_001, "PA", b"second");
+        // A new SYN on a connection that never closed.
+        f.c(7, "S", b"");
+        f.c(7, "S", b""); // retransmitted SYN: same connection
+        f.finish();
+        let ids: Vec<u64> = f.rec.opens().iter().map(|o| o.0).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+        assert_eq!(f.rec.stream(2, Dir::C2S), b"second");
+        assert!(f.rec.closes().contains(&(2, None, CloseHow::Reused)));
+        assert!(f.rec.closes().contains(&(3, None, CloseHow::EndOfCapture)));
+    }
+
+    #[test]
+    fn data_after_fin_and_far_segments_are_ignored() {
+        let mut f = Feed::new(None);
+        f.handshake(0, 0);
+        f.c(1, "FPA", b"ab");
+        f.c(3, "PA", b"zz");
+        f.s(1, "PA", b"x");
+        f.s(1 + (1 << 30) + 10, "PA", b"far");
+        f.finish();
+        assert_eq!(f.rec.stream(1, Dir::C2S), b"ab");
+        assert_eq!(f.rec.stream(1, Dir::S2C), b"x");
+        assert_eq!(f.rec.problems().len(), 1);
+    }
+
+    #[test]
+    fn truncated_payload_is_a_gap() {
+        let mut f = Feed::new(None);
+        f.handshake(0, 0);
+        let s = TcpSegment {
+            src: addr(C),
+            dst: addr(S),
+            seq: 1,
+            ack: 0,
+            syn: false,
+            ack_flag: true,
+            fin: false,
+            rst: false,
+            payload: b"abc",
+            missing: 4,
+        };
+        f.r.segment(&s, 10.0, 10, &mut f.rec);
+        f.c(8, "PA", b"hij");
+        f.finish();
+        assert_eq!(f.rec.stream(1, Dir::C2S), b"abc????hij");
+    }
+
+    /// A tiny deterministic generator for the shuffled-segments test.
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    #[test]
+    fn shuffled_duplicated_segments_rebuild_the_stream() {
+        let text: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        for round in 0..200u64 {
+            let mut rng = Lcg(round);
+            let isn = (rng.next(1 << 32) as u32) | 0xffff_0000; // close to the wrap
+            let mut segs = Vec::new();
+            let mut at = 0;
+            while at < text.len() {
+                let len = 1 + rng.next(1500) as usize;
+                let end = (at + len).min(text.len());
+                segs.push((at, end));
+                at = end;
+            }
+            // Duplicates with other boundaries, then a local shuffle (reordering).
+            for _ in 0..rng.next(20) {
+                let a = rng.next(text.len() as u64) as usize;
+                let b = (a + 1 + rng.next(3000) as usize).min(text.len());
+                segs.push((a, b));
+            }
+            for i in 0..segs.len() {
+                let j = (i + rng.next(8) as usize).min(segs.len() - 1);
+                segs.swap(i, j);
+            }
+            let drop_some = round % 4 == 0;
+            // Odd rounds: a small buffer bound, so holes are given up (gaps) early.
+            let small = round % 2 == 1;
+            let bound = if small {
+                1 + rng.next(16 << 10) as usize
+            } else {
+                MAX_BUFFERED
+            };
+            let mut f = Feed::new(None);
+            f.r = Reassembler::with_max_buffered(None, bound);
+            f.handshake(isn, 1);
+            for (i, &(a, b)) in segs.iter().enumerate() {
+                if drop_some && i % 13 == 5 {
+                    continue;
+                }
+                f.c(isn.wrapping_add(1 + a as u32), "PA", &text[a..b]);
+            }
+            f.c(isn.wrapping_add(1 + text.len() as u32), "FA", b"");
+            f.s(2, "FA", b"");
+            let got = f.rec.stream(1, Dir::C2S);
+            assert_eq!(got.len(), text.len(), "round {round}");
+            for (g, t) in got.iter().zip(&text) {
+                assert!(
+                    *g == *t || ((drop_some || small) && *g == b'?'),
+                    "round {round}"
+                );
+            }
+            if !drop_some && !small {
+                assert!(
+                    !f.rec.events.iter().any(|e| matches!(e, Ev::Gap(..))),
+                    "round {round}"
+                );
+            }
+            assert!(f.rec.closes().contains(&(1, Some(Dir::C2S), CloseHow::Fin)));
+        }
+    }
+
+    #[test]
+    fn closed_connections_expire_and_idle_ones_close() {
+        let mut r = Reassembler::new(None);
+        let mut rec = Recorder::default();
+        let mk = |i: u16, flags: &str, seq: u32| TcpSegment {
+            src: SocketAddr::new([10, 0, 0, 1].into(), 1024 + i),
+            dst: addr(S),
+            seq,
+            ack: 0,
+            syn: flags.contains('S'),
+            ack_flag: flags.contains('A'),
+            fin: false,
+            rst: flags.contains('R'),
+            payload: b"",
+            missing: 0,
+        };
+        // Many short connections over a long time: the table stays small.
+        let mut t = 0.0;
+        for i in 0..20_000u32 {
+            let port = (i % 60_000) as u16;
+            r.segment(&mk(port, "S", i), t, u64::from(i) * 2 + 1, &mut rec);
+            r.segment(&mk(port, "R", i + 1), t, u64::from(i) * 2 + 2, &mut rec);
+            t += 0.1;
+        }
+        let bound = SWEEP_EVERY as usize / 2 + (CLOSED_LINGER * 10.0) as usize + 10;
+        assert!(r.tracked() <= bound, "{} connections tracked", r.tracked());
+        // One connection left open is closed as idle.
+        r.segment(&mk(60_001, "S", 1), t, 1, &mut rec);
+        for i in 0..SWEEP_EVERY as u16 {
+            t += 1.0;
+            r.segment(&mk(i, "S", 5), t, 2, &mut rec);
+        }
+        assert!(rec.closes().contains(&(20_001, None, CloseHow::Idle)));
+    }
+}
