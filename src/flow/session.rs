@@ -118,6 +118,8 @@ struct Side {
     inflater: Option<Inflater>,
     sio_binary: Option<PendingBinary>,
     closed_ws: bool,
+    /// This side sent its FIN.
+    fin: bool,
 }
 
 impl Side {
@@ -130,6 +132,7 @@ impl Side {
             inflater: None,
             sio_binary: None,
             closed_ws: false,
+            fin: false,
         }
     }
 }
@@ -266,6 +269,12 @@ impl Session {
                 why: "after a gap, frame boundaries are lost",
             },
         };
+    }
+
+    /// One side sent its FIN. Returns true when both sides have.
+    pub fn half_close(&mut self, dir: Dir) -> bool {
+        self.sides[dir.index()].fin = true;
+        self.sides.iter().all(|s| s.fin)
     }
 
     /// The connection ended. `how`: "fin", "rst", "closed", "end of capture"...
@@ -425,7 +434,15 @@ impl Session {
                 Ok(Some(h)) => h,
                 Ok(None) => return None,
                 Err(e) => {
-                    self.error(t, Dir::C2S, &e.to_string(), Stage::HttpRequest, out);
+                    // A TLS ClientHello (content type 22, version 3.x) is not garbage: it is
+                    // HTTPS, whose bytes no capture can show in the clear.
+                    let rule = if buf.starts_with(&[0x16, 0x03]) {
+                        "encrypted: this is a TLS handshake, not HTTP; capture the plain HTTP port"
+                            .to_string()
+                    } else {
+                        e.to_string()
+                    };
+                    self.error(t, Dir::C2S, &rule, Stage::HttpRequest, out);
                     self.sides[0].mode = Mode::Opaque {
                         why: "not an HTTP/1.1 request",
                     };

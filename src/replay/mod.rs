@@ -20,8 +20,49 @@ pub mod reassembly;
 
 pub use capture::read_capture;
 
-pub fn run(_args: ReplayArgs) -> Result<ExitCode, crate::Error> {
-    Err("dispel replay is not built yet".into())
+mod decode;
+
+pub use decode::TraceSink;
+
+/// `dispel replay FILE`: the capture's trace, through the same decoders as `serve`.
+pub fn run(args: ReplayArgs) -> Result<ExitCode, crate::Error> {
+    let filter = crate::trace::Filter::new(&args.trace.conn, &args.trace.stage, args.trace.quiet)?;
+    let file = std::fs::File::open(&args.file)
+        .map_err(|e| format!("cannot open {}: {e}", args.file.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let progress = progress_bar(size);
+    let input = std::io::BufReader::with_capacity(1 << 20, progress.wrap_read(file));
+    let (tracer, writer) =
+        crate::trace::Tracer::start(crate::trace::sink_for(&args.trace)?, filter);
+    let mut sink = TraceSink::new(tracer, crate::flow::Limits::default());
+    let result = read_capture(input, args.server_port, &mut sink);
+    sink.finish();
+    drop(sink);
+    progress.finish_and_clear();
+    writer.finish()?;
+    let stats = result.map_err(|e| format!("{}: {e}", args.file.display()))?;
+    if stats.problems > 0 {
+        eprintln!(
+            "dispel replay: {} problem(s) in the capture, shown as error events; the rest was decoded",
+            stats.problems
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A progress bar on stderr for captures big enough to wait for, only on a terminal.
+fn progress_bar(size: u64) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if size < 50 * 1024 * 1024 || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(size);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {wide_bar}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
 }
 
 /// How a connection came into view.
