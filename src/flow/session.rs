@@ -74,6 +74,10 @@ enum Mode {
     /// server's answer.
     AwaitUpgrade,
     WebSocket,
+    /// After this side's Close frame (RFC 6455 §5.5.1): nothing more should come. A well-formed
+    /// frame is still shown (with an error); anything else is reported as bytes, never
+    /// decoded as a bogus frame.
+    AfterClose,
     /// Skipping the payload of a frame too large to decode.
     SkipPayload {
         remaining: u64,
@@ -399,6 +403,7 @@ impl Session {
             },
             Mode::UntilClose { .. } | Mode::AwaitUpgrade => None,
             Mode::WebSocket => self.frame(dir, t, at, out),
+            Mode::AfterClose => self.after_close(dir, t, at, out),
             Mode::SkipPayload { remaining } => {
                 let take = (buf.len() as u64).min(remaining);
                 let remaining = remaining - take;
@@ -700,6 +705,47 @@ impl Session {
         }
     }
 
+    fn after_close(&mut self, dir: Dir, t: f64, at: usize, out: &mut Vec<Event>) -> Option<usize> {
+        let buf = &self.sides[dir.index()].buf[at..];
+        let well_formed = match FrameHeader::parse(buf) {
+            Ok(Some(h)) => {
+                let complete =
+                    (buf.len() as u64).saturating_sub(h.header_len as u64) >= h.payload_len;
+                if !complete && h.payload_len <= 125 {
+                    return None;
+                }
+                complete
+                    && h.violation(dir == Dir::C2S, self.deflate.is_some())
+                        .is_none()
+                    && !buf.starts_with(b"HTTP/1.")
+            }
+            Ok(None) => return None,
+            Err(_) => false,
+        };
+        if !well_formed {
+            self.sides[dir.index()].mode = Mode::Opaque {
+                why: "after this side's Close frame, not a WebSocket frame",
+            };
+            return Some(0);
+        }
+        let data_frame = buf.first().is_some_and(|b| b & 0x08 == 0);
+        if data_frame {
+            self.error(
+                t,
+                dir,
+                "data frame sent after this side's Close frame (RFC 6455 §5.5.1)",
+                Stage::WsFrame,
+                out,
+            );
+        }
+        let consumed = self.frame(dir, t, at, out);
+        // `frame` may have moved the side on (a second Close); stay watchful either way.
+        if !matches!(self.sides[dir.index()].mode, Mode::Opaque { .. }) {
+            self.sides[dir.index()].mode = Mode::AfterClose;
+        }
+        consumed
+    }
+
     fn frame(&mut self, dir: Dir, t: f64, at: usize, out: &mut Vec<Event>) -> Option<usize> {
         let buf = &self.sides[dir.index()].buf[at..];
         if dir == Dir::S2C && buf.starts_with(b"HTTP/1.") {
@@ -833,9 +879,7 @@ impl Session {
                 );
                 let side = &mut self.sides[dir.index()];
                 side.closed_ws = true;
-                side.mode = Mode::Opaque {
-                    why: "after this side's Close frame (RFC 6455 §5.5.1: no more data frames)",
-                };
+                side.mode = Mode::AfterClose;
             }
             OpCode::Ping | OpCode::Pong | OpCode::Reserved(_) => {}
             OpCode::Text | OpCode::Binary => {

@@ -94,6 +94,7 @@ fn bad_http_gets_http_errors() {
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n"
     )
     .starts_with("HTTP/1.1 400"));
+    assert!(raw_http(a, b"\x00\xff\x7f garbage \x01\r\n\r\n").starts_with("HTTP/1.1 400"));
     let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(4000));
     assert!(raw_http(a, big.as_bytes()).starts_with("HTTP/1.1 431"));
     let many: String = (0..100).map(|i| format!("X-{i}: y\r\n")).collect();

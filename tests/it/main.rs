@@ -12,3 +12,5 @@ mod cli;
 mod live_bad_input;
 /// `dispel serve` with the real python-socketio and socket.io-client clients.
 mod live_clients;
+/// `dispel replay` on real and recorded captures.
+mod replay;
