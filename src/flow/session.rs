@@ -839,7 +839,7 @@ impl Session {
             .with("payload_len", h.payload_len)
             .with("length_form", h.length_form.name())
             .with("header_hex", header_hex)
-            .kind(h.opcode.name());
+            .kind(link_kind(dir, h.opcode));
         if let Some(p) = payload {
             e.fields
                 .insert("payload_hex".into(), hex(clip_bytes(p)).into());
@@ -967,7 +967,7 @@ impl Session {
             .with("fragments", asm.fragments)
             .with("compressed", asm.compressed)
             .with("len", data.len())
-            .kind(asm.opcode.name());
+            .kind(link_kind(dir, asm.opcode));
         if asm.compressed {
             ev.fields
                 .insert("compressed_len".into(), compressed_len.into());
@@ -1180,6 +1180,15 @@ const HTTP_METHODS: [&[u8]; 9] = [
     b"CONNECT ",
     b"TRACE ",
 ];
+
+/// Which source chain explains a frame or message: the server's data frames are written by the
+/// encode path (`send`), everything else by the decode path of its opcode.
+fn link_kind(dir: Dir, opcode: OpCode) -> &'static str {
+    match (dir, opcode) {
+        (Dir::S2C, OpCode::Text | OpCode::Binary | OpCode::Continuation) => "send",
+        _ => opcode.name(),
+    }
+}
 
 fn clip_bytes(b: &[u8]) -> &[u8] {
     &b[..b.len().min(FIELD_HEX_MAX)]
