@@ -245,7 +245,13 @@ fn bad_input_is_reported_not_fatal() {
         .take(3)
         .map(|e| e.stage.as_str())
         .collect();
-    assert_eq!(tail, ["tcp.close", "tcp.data", "tcp.data"]);
+    assert_eq!(tail, ["tcp.close", "tcp.data", "eio.packet"]);
+    // The HTTP page is reported as bytes; the client's well-formed data frame after its own
+    // Close is decoded, with an error naming the rule.
+    let data = events.iter().find(|e| e.stage == Stage::TcpData).unwrap();
+    assert_eq!(data.dir, Some(Dir::S2C));
+    assert!(events.iter().any(|e| e.stage == Stage::Error
+        && e.fields["rule"].as_str().unwrap().contains("after this side's Close")));
     // Unmasked client frame and invalid UTF-8 are errors naming the rule; decoding continues.
     let mut chunks = conversation();
     chunks.truncate(3);
