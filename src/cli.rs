@@ -31,6 +31,36 @@ pub enum Command {
     /// Print the Flask-SocketIO call chain behind each stage, with permalinks.
     #[command(after_help = LINKS_EXAMPLES)]
     Links(LinksArgs),
+    /// Workloads for the benchmarks in docs/performance.md.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchCommand {
+    /// Write a large synthetic capture of a busy auction (for `dispel replay` benchmarks).
+    Capture(BenchCaptureArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchCaptureArgs {
+    /// Where to write the pcap.
+    #[arg(long, value_name = "FILE.pcap")]
+    pub out: PathBuf,
+    /// Approximate size of the WebSocket traffic, in MiB.
+    #[arg(long, default_value_t = 200)]
+    pub size_mb: u64,
+    /// Number of connections (every broadcast goes to all of them).
+    #[arg(long, default_value_t = 100)]
+    pub conns: usize,
+    /// Seed of the generator (same seed, same file).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 const SERVE_EXAMPLES: &str = "\

@@ -13,6 +13,7 @@
 //! - [`links`]: the stage -> Python call-chain table and its permalinks.
 //! - [`cli`]: clap types; [`run`] is the only place errors become exit codes.
 
+pub mod bench;
 pub mod cli;
 pub mod flow;
 pub mod links;
@@ -32,5 +33,6 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode, Error> {
         cli::Command::Serve(args) => live::run(args),
         cli::Command::Replay(args) => replay::run(args),
         cli::Command::Links(args) => links::run(args),
+        cli::Command::Bench(args) => bench::run(args),
     }
 }

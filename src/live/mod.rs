@@ -13,7 +13,7 @@
 mod apps;
 mod engineio;
 mod http;
-mod record;
+pub mod record;
 mod socketio;
 mod tap;
 
