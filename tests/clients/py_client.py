@@ -197,8 +197,15 @@ class Session:
         return self.peer('A', ns)
 
     def close(self):
-        for p in list(self.peers.values()):
-            p.disconnect()
+        # in parallel: against Flask-SocketIO (werkzeug) each websocket
+        # disconnect takes ~3 s, because the server keeps the TCP connection
+        # open after the close handshake and websocket-client waits for it
+        ts = [threading.Thread(target=p.disconnect)
+              for p in self.peers.values()]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
         self.peers.clear()
 
     def item(self, name):
