@@ -3,14 +3,14 @@
 
 Usage:
     py_client.py URL --scenario NAME[,NAME...] [--transports websocket|polling|polling,websocket]
-                 [--tag TAG] [--timeout SECONDS] [--wait SECONDS]
+                 [--tag TAG] [--timeout SECONDS] [--wait SECONDS] [--idle SECONDS]
 
 URL is the server base URL, e.g. http://127.0.0.1:5000 (Socket.IO path
 /socket.io). Scenarios run in the order given; scenarios that only need one
 client (bid, ack, namespace, binary) share one connection "A", so
 `--scenario bid,ack,binary` is one connection doing all three.
 
-Scenarios: bid, two-clients, late-joiner, ack, namespace, binary, abrupt,
+Scenarios: bid, idle (stay connected --idle s, then bid), two-clients, late-joiner, ack, namespace, binary, abrupt,
 bad-namespace (and abrupt-child, used internally by abrupt).
 
 Output: one JSON object per line on stdout, each with "client": "py".
@@ -183,6 +183,7 @@ class Session:
         self.wait_s = args.wait
         self.peers = {}
         self.needs_admin = False
+        self.idle = args.idle
 
     def peer(self, who, namespaces=('/',)):
         p = self.peers.get(who)
@@ -336,8 +337,19 @@ def sc_abrupt_child(s):
     os._exit(0)  # no DISCONNECT, no engine.io close, no websocket close
 
 
+def sc_idle(s):
+    # keep A connected (e.g. to capture Engine.IO ping/pong), then check it
+    # still works
+    a = s.shared()
+    time.sleep(s.idle)
+    v = {'item': s.item('lamp'), 'bid': 14, 'bidder': 'ana'}
+    a.emit('replace old value', v)
+    a.expect('replaced values', is_value(v['item'], 14))
+
+
 SCENARIOS = {
     'bid': sc_bid,
+    'idle': sc_idle,
     'two-clients': sc_two_clients,
     'late-joiner': sc_late_joiner,
     'ack': sc_ack,
@@ -361,6 +373,8 @@ def main():
                     'set of item names small: the server replays every item '
                     'on connect, and python-engineio polling clients abort '
                     'on a poll response with more than 16 packets')
+    ap.add_argument('--idle', type=float, default=3.0,
+                    help='seconds the idle scenario stays connected')
     ap.add_argument('--timeout', type=float, default=20.0,
                     help='hard timeout for the whole run (s)')
     ap.add_argument('--wait', type=float, default=5.0,

@@ -6,7 +6,7 @@ tests/clients/ are validated against it, and the captures under traces/flask/
 were recorded from it.
 
 Usage:
-    python app.py --port P [--host 127.0.0.1] [--log]
+    python app.py --port P [--host 127.0.0.1] [--ping-interval S] [--log]
 
 Behaviour:
   * GET /auctions           -> the auction page (inline template, no CDN).
@@ -161,9 +161,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--port', type=int, required=True)
     parser.add_argument('--host', default='127.0.0.1')
+    parser.add_argument('--ping-interval', type=float, default=None,
+                        help='Engine.IO pingInterval in seconds (default: '
+                        'python-engineio default, 25)')
     parser.add_argument('--log', action='store_true',
                         help='enable socketio/engineio packet logging')
     args = parser.parse_args()
+    if args.ping_interval is not None:
+        socketio.server.eio.ping_interval = args.ping_interval
     if args.log:
         socketio.server.logger.setLevel('INFO')
         socketio.server.eio.logger.setLevel('INFO')
