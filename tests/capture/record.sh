@@ -5,9 +5,10 @@
 #   tests/capture/record.sh [--out DIR] NAME...     (NAME: a preset below, or "all")
 #
 # For each NAME: start tests/flask_app/app.py on a free port (fresh state),
-# start `tcpdump -i lo -U -w DIR/NAME.pcap 'tcp port P'`, run the preset's
-# client scenario, stop tcpdump with SIGINT, stop the app, and (if tshark is
-# installed) write DIR/NAME.tshark.tsv with
+# start `tcpdump -i lo -U --immediate-mode -B 8192 -w DIR/NAME.pcap 'tcp port P'`,
+# run the preset's client scenario, stop tcpdump with SIGINT, stop the app,
+# and (if tshark is installed) check that no TCP segment is missing from the
+# capture and write DIR/NAME.tshark.tsv with
 #   tshark -r NAME.pcap -Y websocket -T fields -e frame.number -e tcp.stream \
 #     -e websocket.fin -e websocket.opcode -e websocket.mask -e websocket.payload_length
 # DIR defaults to traces/flask. Needs root (tcpdump) and tests/setup.sh
@@ -84,14 +85,16 @@ record_one() {
     sleep 0.1
   done
   # the readiness probe above is not captured: tcpdump starts after it
-  tcpdump -i lo -U -w "$pcap" "tcp port $port" 2>"$tdlog" &
+  # --immediate-mode: without it libpcap's TPACKET_V3 ring hands packets over
+  # in blocks (1 s timeout) and the last partial block is lost at SIGINT
+  tcpdump -i lo -U --immediate-mode -B 8192 -w "$pcap" "tcp port $port" 2>"$tdlog" &
   TD_PID=$!
   for _ in $(seq 50); do grep -q listening "$tdlog" && break; sleep 0.1; done
   sleep 0.5
   echo "record: $name on port $port" >&2
   # every client has its own hard timeout (20-30 s)
   preset "$name" "$url" || rc=$?
-  sleep 0.5
+  sleep 1.5  # let closing handshakes and TCP teardown finish
   kill -INT "$TD_PID"; wait "$TD_PID" || true; TD_PID=
   kill "$APP_PID"; wait "$APP_PID" 2>/dev/null || true; APP_PID=
   grep -E 'packets (captured|dropped by kernel)' "$tdlog" >&2 || true
@@ -103,6 +106,12 @@ record_one() {
   fi
   rm -f "$applog" "$tdlog"
   if command -v tshark >/dev/null; then
+    local lost
+    lost=$(tshark -r "$pcap" -Y 'tcp.analysis.lost_segment || tcp.analysis.ack_lost_segment' 2>/dev/null | wc -l)
+    if [ "$lost" -ne 0 ]; then
+      echo "record: $name: $lost frames show segments missing from the capture; record it again" >&2
+      return 1
+    fi
     tshark -r "$pcap" -Y websocket -T fields -e frame.number -e tcp.stream -e websocket.fin \
       -e websocket.opcode -e websocket.mask -e websocket.payload_length >"$OUT/$name.tshark.tsv" 2>/dev/null
   else
