@@ -26,10 +26,12 @@ run_case() { # label, command...
   local outf
   outf=$(mktemp)
   # clients have their own 20 s hard timeout; this is a backstop
-  if timeout 40 "$@" >"$outf" 2>&1; then
+  local rc=0
+  timeout 40 "$@" >"$outf" 2>&1 || rc=$?
+  if [ "$rc" -eq 0 ]; then
     passed=$((passed + 1)); echo "PASS $label"
   else
-    failed=$((failed + 1)); echo "FAIL $label (exit $?)"; sed 's/^/    /' "$outf" | cut -c1-400
+    failed=$((failed + 1)); echo "FAIL $label (exit $rc)"; sed 's/^/    /' "$outf" | cut -c1-400
   fi
   rm -f "$outf"
 }
