@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Reference auction app in real Flask-SocketIO (threading mode, the default).
+
+This is the app that `dispel serve` reimplements. The test clients under
+tests/clients/ are validated against it, and the captures under traces/flask/
+were recorded from it.
+
+Usage:
+    python app.py --port P [--host 127.0.0.1] [--ping-interval S] [--log]
+
+Behaviour:
+  * GET /auctions           -> the auction page (inline template, no CDN).
+  * GET /static/socket.io.min.js -> the socket.io-client browser bundle taken
+    from tests/node_modules (installed by tests/setup.sh); 404 if absent.
+  * namespace "/":
+      - on connect: one `replaced values` emit per known item, to the new
+        client only, payload exactly as last received for that item, in the
+        order the items were first seen.
+      - `replace old value` {obj}: remember obj by obj["item"] and emit
+        `replaced values` obj to every client (broadcast=True, sender
+        included).
+      - `bid-with-ack` {obj}: same as `replace old value`, and the ack is
+        {"ok": true, "bid": obj}.
+      - `upload` <bytes>: emit `uploaded` {"size": N}, <same bytes> to the
+        sender only.
+  * namespace "/admin":
+      - on connect: emit `welcome` {"nsp": "/admin"} to the new client.
+      - `ping-me` *args: acknowledged with the same arguments.
+  * any other namespace: refused by python-socketio with CONNECT_ERROR.
+"""
+import argparse
+import os
+import sys
+import threading
+
+from flask import Flask, abort, render_template_string, send_file
+from flask_socketio import SocketIO, emit
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLIENT_BUNDLE = os.path.join(HERE, '..', 'node_modules', 'socket.io-client',
+                             'dist', 'socket.io.min.js')
+
+PAGE = """<!doctype html>
+<html>
+<head>
+<meta charset="utf-8">
+<title>Auctions</title>
+</head>
+<body>
+<h1>Auctions</h1>
+<form id="bid-form">
+  <input id="item" name="item" placeholder="item" value="">
+  <input id="bid" name="bid" type="number" placeholder="bid" value="">
+  <input id="bidder" name="bidder" placeholder="bidder" value="">
+  <button id="submit" type="submit">Bid</button>
+</form>
+<table id="values"><thead><tr><th>item</th><th>bid</th><th>bidder</th></tr></thead>
+<tbody></tbody></table>
+<pre id="log"></pre>
+<script src="/static/socket.io.min.js"></script>
+<script>
+  var socket = io();
+  var rows = {};
+  function log(s) { document.getElementById('log').textContent += s + "\\n"; }
+  socket.on('connect', function () { log('connected ' + socket.id); });
+  socket.on('replaced values', function (v) {
+    log('replaced values ' + JSON.stringify(v));
+    var tr = rows[v.item];
+    if (!tr) {
+      tr = document.createElement('tr');
+      tr.setAttribute('data-item', v.item);
+      document.querySelector('#values tbody').appendChild(tr);
+      rows[v.item] = tr;
+    }
+    tr.innerHTML = '';
+    [v.item, v.bid, v.bidder].forEach(function (x) {
+      var td = document.createElement('td');
+      td.textContent = String(x);
+      tr.appendChild(td);
+    });
+  });
+  document.getElementById('bid-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    socket.emit('replace old value', {
+      item: document.getElementById('item').value,
+      bid: Number(document.getElementById('bid').value),
+      bidder: document.getElementById('bidder').value
+    });
+  });
+</script>
+</body>
+</html>
+"""
+
+app = Flask(__name__)
+app.config['SECRET_KEY'] = 'dispel-reference-app'
+socketio = SocketIO(app)  # async_mode defaults to threading here
+
+_lock = threading.Lock()
+_current = {}  # item -> last payload received for it (insertion ordered)
+
+
+@app.route('/auctions')
+def auctions():
+    return render_template_string(PAGE)
+
+
+@app.route('/static/socket.io.min.js')
+def client_bundle():
+    if not os.path.exists(CLIENT_BUNDLE):
+        abort(404)
+    return send_file(os.path.abspath(CLIENT_BUNDLE),
+                     mimetype='application/javascript')
+
+
+@socketio.on('connect')
+def on_connect(auth=None):
+    with _lock:
+        values = list(_current.values())
+    for value in values:
+        emit('replaced values', value)
+
+
+def _remember(data):
+    if isinstance(data, dict) and 'item' in data:
+        with _lock:
+            _current[str(data['item'])] = data
+
+
+@socketio.on('replace old value')
+def on_replace(data):
+    _remember(data)
+    emit('replaced values', data, broadcast=True)
+
+
+@socketio.on('bid-with-ack')
+def on_bid_with_ack(data):
+    _remember(data)
+    emit('replaced values', data, broadcast=True)
+    return {'ok': True, 'bid': data}
+
+
+@socketio.on('upload')
+def on_upload(data):
+    size = len(data) if isinstance(data, (bytes, bytearray)) else -1
+    # python-socketio sends a tuple as multiple event arguments
+    emit('uploaded', ({'size': size}, data))
+
+
+@socketio.on('connect', namespace='/admin')
+def on_admin_connect(auth=None):
+    emit('welcome', {'nsp': '/admin'})
+
+
+@socketio.on('ping-me', namespace='/admin')
+def on_ping_me(*args):
+    return args
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--port', type=int, required=True)
+    parser.add_argument('--host', default='127.0.0.1')
+    parser.add_argument('--ping-interval', type=float, default=None,
+                        help='Engine.IO pingInterval in seconds (default: '
+                        'python-engineio default, 25)')
+    parser.add_argument('--log', action='store_true',
+                        help='enable socketio/engineio packet logging')
+    args = parser.parse_args()
+    if args.ping_interval is not None:
+        socketio.server.eio.ping_interval = args.ping_interval
+    if args.log:
+        socketio.server.logger.setLevel('INFO')
+        socketio.server.eio.logger.setLevel('INFO')
+    print(f'async_mode={socketio.async_mode} listening on '
+          f'http://{args.host}:{args.port}', file=sys.stderr, flush=True)
+    socketio.run(app, host=args.host, port=args.port,
+                 allow_unsafe_werkzeug=True, use_reloader=False)
+
+
+if __name__ == '__main__':
+    main()
