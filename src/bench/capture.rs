@@ -64,7 +64,9 @@ fn deflate(c: &mut Compress, data: &[u8]) -> Vec<u8> {
     loop {
         out.reserve(data.len() / 2 + 64);
         let before = c.total_in();
-        if c.compress_vec(&data[pos..], &mut out, FlushCompress::Sync).is_err() {
+        if c.compress_vec(&data[pos..], &mut out, FlushCompress::Sync)
+            .is_err()
+        {
             break;
         }
         pos += (c.total_in() - before) as usize;
@@ -79,7 +81,8 @@ fn deflate(c: &mut Compress, data: &[u8]) -> Vec<u8> {
 }
 
 pub fn run(args: BenchCaptureArgs) -> Result<ExitCode, crate::Error> {
-    let rec = Recorder::create(&args.out).map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    let rec = Recorder::create(&args.out)
+        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
     let mut rng = Rng(args.seed | 1);
     let server = SocketAddr::from((Ipv4Addr::LOCALHOST, 5000));
     let mut clock = Duration::ZERO;
@@ -107,12 +110,32 @@ pub fn run(args: BenchCaptureArgs) -> Result<ExitCode, crate::Error> {
             if with_deflate { "Sec-WebSocket-Extensions: permessage-deflate\r\n" } else { "" }
         );
         rec.data(id, Dir::S2C, resp.as_bytes(), tick(&mut rng));
-        let mut conn = Conn { id, deflate: with_deflate.then(|| Compress::new(Compression::fast(), false)) };
-        let open = format!(r#"0{{"sid":"bench{i:06}","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}}"#);
+        let mut conn = Conn {
+            id,
+            deflate: with_deflate.then(|| Compress::new(Compression::fast(), false)),
+        };
+        let open = format!(
+            r#"0{{"sid":"bench{i:06}","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}}"#
+        );
         send_server(&rec, &mut conn, open.as_bytes(), tick(&mut rng));
         let mask = rng.next().to_be_bytes();
-        rec.data(id, Dir::C2S, &frame(OpCode::Text, b"40", Some([mask[0], mask[1], mask[2], mask[3]]), false), tick(&mut rng));
-        send_server(&rec, &mut conn, format!(r#"40{{"sid":"s{i:06}"}}"#).as_bytes(), tick(&mut rng));
+        rec.data(
+            id,
+            Dir::C2S,
+            &frame(
+                OpCode::Text,
+                b"40",
+                Some([mask[0], mask[1], mask[2], mask[3]]),
+                false,
+            ),
+            tick(&mut rng),
+        );
+        send_server(
+            &rec,
+            &mut conn,
+            format!(r#"40{{"sid":"s{i:06}"}}"#).as_bytes(),
+            tick(&mut rng),
+        );
         conns.push(conn);
     }
     let target = args.size_mb * 1024 * 1024;
@@ -126,11 +149,26 @@ pub fn run(args: BenchCaptureArgs) -> Result<ExitCode, crate::Error> {
             70..=94 => 1_000 + rng.below(7_000),
             _ => 70_000 + rng.below(30_000),
         } as usize;
-        let note: String = (0..note_len).map(|k| (b'a' + ((k as u64 * 7 + round) % 26) as u8) as char).collect();
-        let bid = format!(r#"{{"item":"lot {}","bid":{round},"bidder":"c{bidder}","note":"{note}"}}"#, round % 50);
+        let note: String = (0..note_len)
+            .map(|k| (b'a' + ((k as u64 * 7 + round) % 26) as u8) as char)
+            .collect();
+        let bid = format!(
+            r#"{{"item":"lot {}","bid":{round},"bidder":"c{bidder}","note":"{note}"}}"#,
+            round % 50
+        );
         let mask = rng.next().to_be_bytes();
         let event = format!(r#"42["replace old value",{bid}]"#);
-        rec.data(conns[bidder].id, Dir::C2S, &frame(OpCode::Text, event.as_bytes(), Some([mask[0], mask[1], mask[2], mask[3]]), false), tick(&mut rng));
+        rec.data(
+            conns[bidder].id,
+            Dir::C2S,
+            &frame(
+                OpCode::Text,
+                event.as_bytes(),
+                Some([mask[0], mask[1], mask[2], mask[3]]),
+                false,
+            ),
+            tick(&mut rng),
+        );
         written += event.len() as u64;
         let out = format!(r#"42["replaced values",{bid}]"#);
         for conn in conns.iter_mut() {

@@ -694,7 +694,9 @@ impl Session {
         body: Vec<u8>,
         out: &mut Vec<Event>,
     ) {
-        if meaning != BodyMeaning::EioPayload {
+        // An empty body carries no packet (python-engineio answers a poll of a closing
+        // session with one).
+        if meaning != BodyMeaning::EioPayload || body.is_empty() {
             return;
         }
         for item in engineio::decode_payload(&body) {

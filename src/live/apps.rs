@@ -17,6 +17,15 @@ pub trait App: Send + Sync {
     /// The handler an event goes to, named as in the Flask-SocketIO app it mirrors.
     fn handler_name(&self, nsp: &str, event: &str) -> Option<&'static str>;
     fn on_connect(&self, cx: &Ctx<'_>, auth: Option<&Value>);
+    /// Whether the CONNECT answer goes out before the connect handler runs (Node) or after
+    /// (python-socketio, the default).
+    fn ack_connect_first(&self) -> bool {
+        false
+    }
+    /// The CONNECT_ERROR data for a refused namespace. python-socketio sends a bare string.
+    fn refusal(&self) -> Value {
+        Value::String("Unable to connect".into())
+    }
     fn on_event(&self, cx: &Ctx<'_>, event: &str, args: &[Value], attachments: &[Vec<u8>]);
 }
 
@@ -124,6 +133,14 @@ impl App for Conformance {
             "message-with-ack" => Some("on_message_with_ack (acks the arguments)"),
             _ => None,
         }
+    }
+
+    fn ack_connect_first(&self) -> bool {
+        true
+    }
+
+    fn refusal(&self) -> Value {
+        json!({"message": "Invalid namespace"})
     }
 
     fn on_connect(&self, cx: &Ctx<'_>, auth: Option<&Value>) {

@@ -84,6 +84,10 @@ pub struct EioSession {
     client_closed: AtomicBool,
     closed_tx: watch::Sender<bool>,
     pong: Notify,
+    /// When the unanswered PING was sent, if one is outstanding.
+    ping_sent: Mutex<Option<tokio::time::Instant>>,
+    /// A polling GET is parked on the queue right now.
+    polling: AtomicBool,
     server: std::sync::Weak<EioServer>,
 }
 
@@ -217,6 +221,8 @@ impl EioServer {
             client_closed: AtomicBool::new(false),
             closed_tx,
             pong: Notify::new(),
+            ping_sent: Mutex::new(None),
+            polling: AtomicBool::new(false),
             server: Arc::downgrade(self),
         });
         if let Ok(mut map) = self.sessions.lock() {
@@ -249,10 +255,68 @@ impl EioServer {
         if !first {
             return;
         }
+        // A client that POSTs CLOSE with no GET parked gets its NOOP on the next GET, as the
+        // reference server does; that GET removes the sid (see `polling`).
+        let linger = session.client_closed.load(Ordering::Acquire)
+            && !session.upgraded.load(Ordering::Acquire)
+            && !session.polling.load(Ordering::Acquire);
+        if linger {
+            // Not forever: an abandoned one is dropped after one heartbeat period.
+            let (weak, s) = (session.server.clone(), session.clone());
+            let wait = self.config.ping_interval + self.config.ping_timeout;
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                if let Some(server) = weak.upgrade() {
+                    server.forget(&s);
+                }
+            });
+        } else {
+            self.forget(session);
+        }
+        self.handler.on_close(session, reason);
+    }
+
+    fn forget(&self, session: &EioSession) {
         if let Ok(mut map) = self.sessions.lock() {
             map.remove(&session.sid);
         }
-        self.handler.on_close(session, reason);
+    }
+
+    /// A PING unanswered for longer than pingTimeout ends the session, even if the heartbeat
+    /// task has not woken up yet (python-engineio checks this on every send and poll too).
+    fn ping_expired(&self, session: &Arc<EioSession>) -> bool {
+        let sent = session.ping_sent.lock().ok().and_then(|p| *p);
+        if sent.is_some_and(|t| t.elapsed() >= self.config.ping_timeout) {
+            self.ping_timeout(session);
+            return true;
+        }
+        false
+    }
+
+    fn ping_timeout(&self, s: &Arc<EioSession>) {
+        if *s.closed_tx.borrow() {
+            return;
+        }
+        self.tracer.emit(
+            Event::new(
+                Stage::Error,
+                self.clock.now(),
+                Some(s.conn()),
+                None,
+                format!(
+                    "no PONG within pingTimeout ({} ms): session {} closed",
+                    self.config.ping_timeout.as_millis(),
+                    s.sid
+                ),
+            )
+            .with(
+                "rule",
+                "heartbeat: PONG must arrive within pingTimeout (Engine.IO v4 §Heartbeat)",
+            )
+            .with("where", "eio.packet")
+            .with("sid", s.sid.as_str()),
+        );
+        self.close(s, "ping timeout");
     }
 
     fn packet_in(&self, session: &Arc<EioSession>, conn: u64, packet: engineio::Packet) {
@@ -288,6 +352,19 @@ impl EioServer {
         let Some(session) = self.lookup(&sid) else {
             return PollingReply::error(RequestError::UnknownSid);
         };
+        if *session.closed_tx.borrow() {
+            // The lingering session of a client that sent CLOSE: one NOOP, then it is gone.
+            self.forget(&session);
+            return match method {
+                "GET" => {
+                    PollingReply::ok(engineio::Packet::text(PacketType::Noop, "").encode_text())
+                }
+                _ => PollingReply::error(RequestError::UnknownSid),
+            };
+        }
+        if self.ping_expired(&session) {
+            return PollingReply::error(RequestError::UnknownSid);
+        }
         if session.upgraded.load(Ordering::Acquire) {
             // After the upgrade, polling requests with the same sid are refused.
             return PollingReply::error(RequestError::BadRequest);
@@ -328,10 +405,12 @@ impl EioServer {
             return PollingReply::error(RequestError::BadRequest);
         };
         let mut closed = session.closed();
+        session.polling.store(true, Ordering::Release);
         let first = tokio::select! {
             item = rx.recv() => item,
             _ = wait_closed(&mut closed) => None,
         };
+        session.polling.store(false, Ordering::Release);
         let Some(first) = first else {
             // Closed while parked: the reference server releases the GET with a NOOP when the
             // client asked to close, and with a CLOSE when the server ended the session (ping
@@ -540,20 +619,20 @@ async fn heartbeat(server: Arc<EioServer>, s: Arc<EioSession>) {
             _ = tokio::time::sleep(server.config.ping_interval) => {}
             _ = wait_closed(&mut closed) => return,
         }
+        if let Ok(mut p) = s.ping_sent.lock() {
+            *p = Some(tokio::time::Instant::now());
+        }
         if s.send(text_item(PacketType::Ping, "")).is_err() {
             return;
         }
         tokio::select! {
-            _ = s.pong.notified() => {}
+            _ = s.pong.notified() => {
+                if let Ok(mut p) = s.ping_sent.lock() {
+                    *p = None;
+                }
+            }
             _ = tokio::time::sleep(server.config.ping_timeout) => {
-                server.tracer.emit(
-                    Event::new(Stage::Error, server.clock.now(), Some(s.conn()), None,
-                        format!("no PONG within pingTimeout ({} ms): session {} closed", server.config.ping_timeout.as_millis(), s.sid))
-                        .with("rule", "heartbeat: PONG must arrive within pingTimeout (Engine.IO v4 §Heartbeat)")
-                        .with("where", "eio.packet")
-                        .with("sid", s.sid.as_str()),
-                );
-                server.close(&s, "ping timeout");
+                server.ping_timeout(&s);
                 return;
             }
             _ = wait_closed(&mut closed) => return,

@@ -239,7 +239,7 @@ impl SioServer {
                 PacketType::ConnectError,
                 nsp,
                 None,
-                Some(json!({"message": "Invalid namespace"})),
+                Some(self.app.refusal()),
             );
             let _ = eio.send(encode(&p, &[]));
             return;
@@ -262,13 +262,15 @@ impl SioServer {
                 },
             );
         }
-        let p = Packet::new(
-            PacketType::Connect,
-            nsp,
-            None,
-            Some(json!({"sid": sio_sid})),
+        let ack = encode(
+            &Packet::new(
+                PacketType::Connect,
+                nsp,
+                None,
+                Some(json!({"sid": sio_sid})),
+            ),
+            &[],
         );
-        let _ = eio.send(encode(&p, &[]));
         let cx = Ctx {
             server: self,
             eio,
@@ -276,7 +278,16 @@ impl SioServer {
             conn,
             ack_id: None,
         };
-        self.app.on_connect(&cx, auth);
+        // python-socketio runs the connect handler first and answers CONNECT when it returns,
+        // so what the handler emits reaches the client before the ack; the Node server
+        // answers first. Each app follows the server it mirrors.
+        if self.app.ack_connect_first() {
+            let _ = eio.send(ack);
+            self.app.on_connect(&cx, auth);
+        } else {
+            self.app.on_connect(&cx, auth);
+            let _ = eio.send(ack);
+        }
     }
 
     fn leave(&self, eio: &Arc<EioSession>, nsp: &str) {

@@ -51,8 +51,16 @@ impl TraceSink {
     fn flush_events(&mut self) {
         let events = std::mem::take(&mut self.out);
         for e in events {
-            // An inferred broadcast is written as soon as its group is known to be over, so
-            // it lands before the event that ended it.
+            // An inferred broadcast is written as soon as its group is known to be over (a
+            // new event in, another packet out, or the window passed), so it lands before the
+            // event that ended it.
+            if self
+                .group
+                .as_ref()
+                .is_some_and(|g| e.t - g.t > BROADCAST_WINDOW)
+            {
+                self.finish_group();
+            }
             self.observe(&e);
             self.tracer.emit(e);
         }

@@ -145,6 +145,15 @@ impl Trace {
         v
     }
 
+    /// Errors other than python-socketio's known race: on disconnect it can send `41` and `1`
+    /// after its own Close frame, which the trace rightly flags (RFC 6455 §5.5.1).
+    pub fn unexpected_errors(&self) -> Vec<String> {
+        self.errors()
+            .into_iter()
+            .filter(|e| !e.contains("after this side's Close frame"))
+            .collect()
+    }
+
     pub fn errors(&self) -> Vec<String> {
         self.stage("error")
             .iter()

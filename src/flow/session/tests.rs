@@ -251,7 +251,10 @@ fn bad_input_is_reported_not_fatal() {
     let data = events.iter().find(|e| e.stage == Stage::TcpData).unwrap();
     assert_eq!(data.dir, Some(Dir::S2C));
     assert!(events.iter().any(|e| e.stage == Stage::Error
-        && e.fields["rule"].as_str().unwrap().contains("after this side's Close")));
+        && e.fields["rule"]
+            .as_str()
+            .unwrap()
+            .contains("after this side's Close")));
     // Unmasked client frame and invalid UTF-8 are errors naming the rule; decoding continues.
     let mut chunks = conversation();
     chunks.truncate(3);
