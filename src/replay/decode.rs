@@ -54,11 +54,9 @@ impl TraceSink {
             // An inferred broadcast is written as soon as its group is known to be over (a
             // new event in, another packet out, or the window passed), so it lands before the
             // event that ended it.
-            if self
-                .group
-                .as_ref()
-                .is_some_and(|g| e.t - g.t > BROADCAST_WINDOW)
-            {
+            let next_input =
+                e.dir == Some(Dir::C2S) && matches!(e.stage, Stage::WsFrame | Stage::HttpRequest);
+            if next_input || self.group.as_ref().is_some_and(|g| e.t - g.t > BROADCAST_WINDOW) {
                 self.finish_group();
             }
             self.observe(&e);

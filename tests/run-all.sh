@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the tests need (pinned versions) and runs every test.
+#
+#   tests/run-all.sh
+#
+# 1. tests/setup.sh: python-socketio and Flask-SocketIO in tests/.venv, socket.io-client in
+#    tests/node_modules, tcpdump/tshark/chromium from apt (each step skipped when current).
+# 2. cargo test: unit tests beside each decoder, and tests/it/ (the binary driven by the real
+#    clients, raw hostile sockets, a browser, real captures and their golden traces).
+# 3. tests/links/: every source-chain anchor checked against the pinned wheels from PyPI, and
+#    `dispel links --python` against a pip-installed Flask-SocketIO 5.7.0 stack.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== setup"
+bash tests/setup.sh --with-chromium
+
+echo "== cargo test"
+cargo test --all-targets
+
+echo "== source links against the released packages"
+python3 tests/links/verify_anchors.py
+bash tests/links/site_packages_test.sh target/debug/dispel
