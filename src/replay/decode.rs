@@ -56,7 +56,12 @@ impl TraceSink {
             // event that ended it.
             let next_input =
                 e.dir == Some(Dir::C2S) && matches!(e.stage, Stage::WsFrame | Stage::HttpRequest);
-            if next_input || self.group.as_ref().is_some_and(|g| e.t - g.t > BROADCAST_WINDOW) {
+            if next_input
+                || self
+                    .group
+                    .as_ref()
+                    .is_some_and(|g| e.t - g.t > BROADCAST_WINDOW)
+            {
                 self.finish_group();
             }
             self.observe(&e);

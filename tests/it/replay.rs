@@ -235,3 +235,77 @@ fn recorded_live_session_replays_to_the_same_events() {
         );
     }
 }
+
+/// The Flask-SocketIO captures' WebSocket frames agree with tshark's (committed `.tshark.tsv`,
+/// made with the command in traces/flask/README.md): same frames, same fields, same order.
+/// tshark also takes the HTML page Werkzeug writes after the closing handshake for frames;
+/// dispel reports those bytes as `tcp.data`, so tshark may only have extra rows at the end of
+/// a connection where dispel shows such bytes.
+#[test]
+fn flask_capture_frames_match_tshark_fields() {
+    let mut checked = 0;
+    for pcap in captures()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("traces/flask"))
+    {
+        let tsv = std::fs::read_to_string(pcap.with_extension("tshark.tsv")).unwrap();
+        let mut theirs: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        for line in tsv.lines().filter(|l| !l.is_empty()) {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let stream: u64 = cols[1].parse().unwrap();
+            let split = |i: usize| cols[i].split(',').map(str::to_string).collect::<Vec<_>>();
+            let (fin, op, mask, len) = (split(2), split(3), split(4), split(5));
+            for k in 0..fin.len() {
+                theirs.entry(stream).or_default().push(format!(
+                    "fin={} op={} mask={} len={}",
+                    fin[k], op[k], mask[k], len[k]
+                ));
+            }
+        }
+        let trace = replay_jsonl(&pcap, &[]);
+        let conns: Vec<u64> = trace
+            .stage("tcp.accept")
+            .iter()
+            .filter_map(|e| e["conn"].as_u64())
+            .collect();
+        for (stream, rows) in theirs {
+            let conn = conns[stream as usize];
+            let ours: Vec<String> = trace
+                .stage("ws.frame")
+                .iter()
+                .filter(|e| e["conn"] == conn)
+                .map(|e| {
+                    let f = &e["fields"];
+                    format!(
+                        "fin={} op={} mask={} len={}",
+                        f["fin"].as_bool().unwrap() as u8,
+                        f["opcode"],
+                        f["masked"].as_bool().unwrap() as u8,
+                        // tshark's websocket.payload_length is the 7-bit field: 126 and 127
+                        // stand for the 16- and 64-bit forms.
+                        match f["payload_len"].as_u64().unwrap() {
+                            n @ 0..=125 => n,
+                            126..=0xFFFF => 126,
+                            _ => 127,
+                        }
+                    )
+                })
+                .collect();
+            assert!(
+                rows.len() >= ours.len() && rows[..ours.len()] == ours[..],
+                "{} stream {stream}:\n ours:   {ours:?}\n tshark: {rows:?}",
+                pcap.display()
+            );
+            if rows.len() > ours.len() {
+                assert!(
+                    trace.stage("tcp.data").iter().any(|e| e["conn"] == conn),
+                    "{} stream {stream}: tshark has {} more frames and dispel shows no undecoded bytes",
+                    pcap.display(),
+                    rows.len() - ours.len()
+                );
+            }
+            checked += ours.len();
+        }
+    }
+    assert!(checked > 100, "only {checked} frames compared");
+}
