@@ -144,9 +144,10 @@ pub fn run(args: BenchCaptureArgs) -> Result<ExitCode, crate::Error> {
     while written < target {
         round += 1;
         let bidder = rng.below(conns.len() as u64) as usize;
-        let note_len = match rng.below(100) {
-            0..=69 => rng.below(60),
-            70..=94 => 1_000 + rng.below(7_000),
+        // Mostly small bids (7-bit lengths), some long notes (16-bit), a few huge (64-bit).
+        let note_len = match rng.below(1000) {
+            0..=899 => rng.below(40),
+            900..=989 => 200 + rng.below(4_000),
             _ => 70_000 + rng.below(30_000),
         } as usize;
         let note: String = (0..note_len)

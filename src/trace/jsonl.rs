@@ -1,33 +1,45 @@
 //! JSON Lines: one object per event (schema in docs/trace-format.md).
 
+use std::collections::HashMap;
 use std::io::{self, BufWriter, Write};
 
 use serde_json::{Map, Value};
 
-use super::{Event, Sink};
+use super::{Event, Sink, Stage};
 use crate::cli::VersionSet;
 use crate::links;
 
 pub struct Jsonl {
     out: BufWriter<Box<dyn Write + Send>>,
     versions: VersionSet,
+    /// The `links` array of each (stage, kind), serialized once: most of a line's bytes.
+    links: HashMap<(Stage, Option<&'static str>), String>,
 }
 
 impl Jsonl {
     pub fn new(out: Box<dyn Write + Send>, versions: VersionSet) -> Jsonl {
         Jsonl {
-            out: BufWriter::with_capacity(64 * 1024, out),
+            out: BufWriter::with_capacity(256 * 1024, out),
             versions,
+            links: HashMap::new(),
         }
     }
 }
 
-/// The JSON object of one event.
+fn links_json(versions: VersionSet, stage: Stage, kind: Option<&str>) -> String {
+    let urls: Vec<&str> = links::for_event(versions, stage, kind)
+        .iter()
+        .map(|l| l.url.as_str())
+        .collect();
+    serde_json::to_string(&urls).unwrap_or_else(|_| "[]".into())
+}
+
+/// The JSON object of one event (for tests and other consumers; the sink writes the same
+/// bytes without building it).
 pub fn to_json(seq: u64, e: &Event, versions: VersionSet) -> Value {
     let mut obj = Map::new();
     obj.insert("seq".into(), seq.into());
-    // Microsecond resolution, as captures have.
-    obj.insert("t".into(), ((e.t * 1e6).round() / 1e6).into());
+    obj.insert("t".into(), micros(e.t).into());
     if let Some(c) = e.conn {
         obj.insert("conn".into(), c.into());
     }
@@ -37,21 +49,81 @@ pub fn to_json(seq: u64, e: &Event, versions: VersionSet) -> Value {
     obj.insert("stage".into(), e.stage.as_str().into());
     obj.insert("summary".into(), e.summary.clone().into());
     obj.insert("fields".into(), Value::Object(e.fields.clone()));
-    let urls: Vec<Value> = links::for_event(versions, e.stage, e.kind)
-        .iter()
-        .map(|l| Value::String(l.url.clone()))
-        .collect();
-    obj.insert("links".into(), Value::Array(urls));
+    let links: Value = serde_json::from_str(&links_json(versions, e.stage, e.kind)).unwrap_or_default();
+    obj.insert("links".into(), links);
     Value::Object(obj)
+}
+
+/// Microsecond resolution, as captures have.
+fn micros(t: f64) -> f64 {
+    (t * 1e6).round() / 1e6
 }
 
 impl Sink for Jsonl {
     fn write(&mut self, seq: u64, e: &Event) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, &to_json(seq, e, self.versions))?;
-        self.out.write_all(b"\n")
+        let versions = self.versions;
+        let links = self
+            .links
+            .entry((e.stage, e.kind))
+            .or_insert_with(|| links_json(versions, e.stage, e.kind));
+        let out = &mut self.out;
+        write!(out, "{{\"seq\":{seq},\"t\":")?;
+        serde_json::to_writer(&mut *out, &micros(e.t))?;
+        if let Some(c) = e.conn {
+            write!(out, ",\"conn\":{c}")?;
+        }
+        if let Some(d) = e.dir {
+            write!(out, ",\"dir\":\"{}\"", d.as_str())?;
+        }
+        write!(out, ",\"stage\":\"{}\",\"summary\":", e.stage.as_str())?;
+        serde_json::to_writer(&mut *out, &e.summary)?;
+        out.write_all(b",\"fields\":")?;
+        serde_json::to_writer(&mut *out, &e.fields)?;
+        out.write_all(b",\"links\":")?;
+        out.write_all(links.as_bytes())?;
+        out.write_all(b"}\n")
     }
 
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::Dir;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().map_err(|_| io::Error::other("poisoned"))?.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn written_line_equals_the_json_object() {
+        let buf = Shared::default();
+        let mut sink = Jsonl::new(Box::new(buf.clone()), VersionSet::Current);
+        let e = Event::new(Stage::WsFrame, 1.234_567_89, Some(2), Some(Dir::C2S), "FIN \"TEXT\"".into())
+            .with("fin", true)
+            .kind("text");
+        sink.write(7, &e).unwrap();
+        let internal = Event::new(Stage::SioBroadcast, 0.5, None, None, "x".into());
+        sink.write(8, &internal).unwrap();
+        sink.flush().unwrap();
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines[0], to_json(7, &e, VersionSet::Current));
+        assert_eq!(lines[1], to_json(8, &internal, VersionSet::Current));
+        assert_eq!(lines[0]["t"], 1.234568);
+        assert!(lines[1].get("conn").is_none() && lines[1].get("dir").is_none());
+        assert!(!lines[0]["links"].as_array().unwrap().is_empty());
     }
 }

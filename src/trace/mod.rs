@@ -12,7 +12,7 @@ mod writer;
 
 pub use event::{Dir, Event, Stage};
 pub use filter::Filter;
-pub use jsonl::Jsonl;
+pub use jsonl::{to_json, Jsonl};
 pub use pretty::Pretty;
 pub use writer::{Sink, TraceWriter, Tracer};
 

@@ -49,7 +49,8 @@ impl Tracer {
 
     /// Starts the writer thread.
     pub fn start(sink: Box<dyn Sink>, filter: Filter) -> (Tracer, TraceWriter) {
-        let (tx, rx) = mpsc::sync_channel(64 * 1024);
+        // Bounded: a producer faster than the output waits rather than piling events up in memory.
+        let (tx, rx) = mpsc::sync_channel(4096);
         let handle = std::thread::Builder::new()
             .name("dispel-trace".into())
             .spawn(move || write_loop(rx, sink))
