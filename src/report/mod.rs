@@ -232,8 +232,8 @@ fn from_capture(
     })
 }
 
-/// The connection to explain: one with a WebSocket handshake and a Socket.IO EVENT, else the
-/// first with Engine.IO, else the first one at all.
+/// The connection to explain: one with a WebSocket handshake and a Socket.IO EVENT (sent by
+/// the client if possible), else the first with Engine.IO, else the first one at all.
 pub fn pick_conn(events: &[Ev]) -> Option<u64> {
     let mut conns: Vec<u64> = Vec::new();
     for e in events {
@@ -245,15 +245,16 @@ pub fn pick_conn(events: &[Ev]) -> Option<u64> {
     }
     let has =
         |c: u64, pred: &dyn Fn(&Ev) -> bool| events.iter().any(|e| e.conn == Some(c) && pred(e));
-    conns
-        .iter()
-        .copied()
-        .find(|&c| {
-            has(c, &|e| e.stage == Stage::WsHandshake)
-                && has(c, &|e| {
-                    e.stage == Stage::SioPacket && e.str("type") == Some("EVENT")
-                })
-        })
+    let event = |e: &Ev| e.stage == Stage::SioPacket && e.str("type") == Some("EVENT");
+    let ws_with = |pred: &dyn Fn(&Ev) -> bool| {
+        conns
+            .iter()
+            .copied()
+            .find(|&c| has(c, &|e| e.stage == Stage::WsHandshake) && has(c, pred))
+    };
+    // Best: the client that sent an event (its frames are masked, it triggered the broadcast).
+    ws_with(&|e| event(e) && e.dir == Some(Dir::C2S))
+        .or_else(|| ws_with(&event))
         .or_else(|| {
             conns
                 .iter()

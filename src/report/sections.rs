@@ -505,8 +505,7 @@ fn http_kind_before(ctx: &Ctx, e: &Ev) -> Option<&'static str> {
     }
     ctx.all
         .iter()
-        .filter(|r| r.stage == Stage::HttpRequest && r.conn == e.conn && r.seq < e.seq)
-        .last()
+        .rfind(|r| r.stage == Stage::HttpRequest && r.conn == e.conn && r.seq < e.seq)
         .and_then(|r| kind_of(r, None))
 }
 
