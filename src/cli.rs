@@ -18,7 +18,8 @@ Examples:
   dispel serve -v --stage 'sio.*'       # only Socket.IO events, with details
   dispel serve --format jsonl --out trace.jsonl
   dispel replay capture.pcapng          # the same trace from a Wireshark/tcpdump capture
-  dispel links ws.handshake --format md # the Python call chain of one stage, as Markdown";
+  dispel links ws.handshake --format md # the Python call chain of one stage, as Markdown
+  dispel report capture.pcap -o report.md # every stage of one connection explained, for a report";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

@@ -157,6 +157,7 @@ pub fn mermaid_escape(s: &str) -> String {
     for ch in s.chars() {
         match ch {
             '#' => out.push_str("#35;"),
+            '&' => out.push_str("#amp;"),
             ';' => out.push_str("#59;"),
             '"' => out.push_str("#quot;"),
             '%' => out.push_str("#37;"),
@@ -281,8 +282,8 @@ mod tests {
     #[test]
     fn mermaid_labels_are_escaped_and_capped() {
         assert_eq!(
-            mermaid_escape("42[\"a;b\"] #1 100%\n<x>"),
-            "42[#quot;a#59;b#quot;] #35;1 100#37; #lt;x#gt;"
+            mermaid_escape("42[\"a;b\"] #1 100%\n<x> a&b"),
+            "42[#quot;a#59;b#quot;] #35;1 100#37; #lt;x#gt; a#amp;b"
         );
         let steps: Vec<Step> = (0..50)
             .map(|i| Step::Arrow {
