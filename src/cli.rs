@@ -18,7 +18,8 @@ Examples:
   dispel serve -v --stage 'sio.*'       # only Socket.IO events, with details
   dispel serve --format jsonl --out trace.jsonl
   dispel replay capture.pcapng          # the same trace from a Wireshark/tcpdump capture
-  dispel links ws.handshake --format md # the Python call chain of one stage, as Markdown";
+  dispel links ws.handshake --format md # the Python call chain of one stage, as Markdown
+  dispel report capture.pcap -o report.md # every stage of one connection explained, for a report";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -31,6 +32,10 @@ pub enum Command {
     /// Print the Flask-SocketIO call chain behind each stage, with permalinks.
     #[command(after_help = LINKS_EXAMPLES)]
     Links(LinksArgs),
+    /// Write a report for students: each stage of one connection explained, with the real bytes,
+    /// the spec sections, the Python call chain and a sequence diagram.
+    #[command(after_help = REPORT_EXAMPLES)]
+    Report(ReportArgs),
     /// Workloads for the benchmarks in docs/performance.md.
     Bench(BenchArgs),
 }
@@ -84,6 +89,12 @@ Examples:
   dispel links sio.broadcast --format md
   dispel links --versions seed --format json
   dispel links --python .venv/bin/python   # links for the versions installed there";
+
+const REPORT_EXAMPLES: &str = "\
+Examples:
+  dispel report capture.pcap -o report.md          # the most interesting connection, Markdown
+  dispel report trace.jsonl --conn 3 -o report.md  # a JSONL trace, connection #3
+  dispel report capture.pcapng --format html -o report.html --versions seed";
 
 /// Options shared by every command that prints a trace.
 #[derive(Debug, Clone, Args)]
@@ -230,4 +241,33 @@ pub enum LinksFormat {
     Text,
     Json,
     Md,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// A capture (pcap/pcapng, recognised by its magic number) or a JSONL trace
+    /// (`dispel replay/serve --format jsonl`).
+    pub input: PathBuf,
+    /// Write the report to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Markdown (GitHub-flavoured) or one self-contained HTML page.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+    pub format: ReportFormat,
+    /// Which version set the source links point at.
+    #[arg(long, value_enum, default_value_t = VersionSet::Current)]
+    pub versions: VersionSet,
+    /// For captures: treat this TCP port as the server's.
+    #[arg(long, value_name = "PORT")]
+    pub server_port: Option<u16>,
+    /// Explain this connection (default: one with a WebSocket handshake and a Socket.IO
+    /// EVENT, else the first with Engine.IO).
+    #[arg(long, value_name = "N")]
+    pub conn: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Md,
+    Html,
 }

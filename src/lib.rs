@@ -11,6 +11,7 @@
 //! - [`replay`]: capture files (pcap, pcapng) -> link layer -> IP -> TCP reassembly -> `flow`.
 //! - [`trace`]: the [`trace::Event`] type, filters and sinks (pretty terminal, JSON Lines).
 //! - [`links`]: the stage -> Python call-chain table and its permalinks.
+//! - [`report`]: `dispel report`, a document for students from a capture or a JSONL trace.
 //! - [`cli`]: clap types; [`run`] is the only place errors become exit codes.
 
 pub mod bench;
@@ -19,6 +20,7 @@ pub mod flow;
 pub mod links;
 pub mod live;
 pub mod replay;
+pub mod report;
 pub mod trace;
 pub mod wire;
 
@@ -34,5 +36,6 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode, Error> {
         cli::Command::Replay(args) => replay::run(args),
         cli::Command::Links(args) => links::run(args),
         cli::Command::Bench(args) => bench::run(args),
+        cli::Command::Report(args) => report::run(args),
     }
 }

@@ -71,8 +71,7 @@ impl Recorder {
         conn: &Conn,
         dir: Dir,
         flags: u8,
-        seq: u32,
-        ack: u32,
+        (seq, ack): (u32, u32),
         payload: &[u8],
     ) {
         let (src, dst) = match dir {
@@ -146,15 +145,14 @@ impl Recorder {
             server,
             seq: [isn.wrapping_add(1), isn.wrapping_add(0x1000_0001)],
         };
-        Self::write(&mut st, ts, &conn, Dir::C2S, FLAG_SYN, isn, 0, &[]);
+        Self::write(&mut st, ts, &conn, Dir::C2S, FLAG_SYN, (isn, 0), &[]);
         Self::write(
             &mut st,
             ts,
             &conn,
             Dir::S2C,
             FLAG_SYN | FLAG_ACK,
-            conn.seq[1].wrapping_sub(1),
-            conn.seq[0],
+            (conn.seq[1].wrapping_sub(1), conn.seq[0]),
             &[],
         );
         Self::write(
@@ -163,8 +161,7 @@ impl Recorder {
             &conn,
             Dir::C2S,
             FLAG_ACK,
-            conn.seq[0],
-            conn.seq[1],
+            (conn.seq[0], conn.seq[1]),
             &[],
         );
         st.conns.insert(id, conn);
@@ -187,8 +184,7 @@ impl Recorder {
                 &conn,
                 dir,
                 FLAG_ACK | FLAG_PSH,
-                seq,
-                ack,
+                (seq, ack),
                 chunk,
             );
             conn.seq[dir.index()] = seq.wrapping_add(chunk.len() as u32);
@@ -206,15 +202,22 @@ impl Recorder {
             return;
         };
         let (s, c) = (conn.seq[Dir::S2C.index()], conn.seq[Dir::C2S.index()]);
-        Self::write(&mut st, ts, &conn, Dir::S2C, FLAG_FIN | FLAG_ACK, s, c, &[]);
+        Self::write(
+            &mut st,
+            ts,
+            &conn,
+            Dir::S2C,
+            FLAG_FIN | FLAG_ACK,
+            (s, c),
+            &[],
+        );
         Self::write(
             &mut st,
             ts,
             &conn,
             Dir::C2S,
             FLAG_FIN | FLAG_ACK,
-            c,
-            s.wrapping_add(1),
+            (c, s.wrapping_add(1)),
             &[],
         );
         Self::write(
@@ -223,8 +226,7 @@ impl Recorder {
             &conn,
             Dir::S2C,
             FLAG_ACK,
-            s.wrapping_add(1),
-            c.wrapping_add(1),
+            (s.wrapping_add(1), c.wrapping_add(1)),
             &[],
         );
     }

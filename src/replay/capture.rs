@@ -30,6 +30,13 @@ const PCAP_MAGICS: [[u8; 4]; 4] = [
 ];
 /// The pcapng Section Header Block type, the same in both byte orders.
 const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+/// Do these first bytes start a pcap or pcapng file? (How `dispel report` tells a capture from
+/// a JSONL trace.)
+pub fn is_capture_magic(first: &[u8]) -> bool {
+    first
+        .get(..4)
+        .is_some_and(|m| PCAP_MAGICS.iter().any(|p| p == m) || m == PCAPNG_MAGIC)
+}
 /// pcapng block types that carry a packet (obsolete Packet, Simple Packet, Enhanced Packet).
 const PACKET_BLOCK_TYPES: [u32; 3] = [2, 3, 6];
 /// pcapng default timestamp resolution (if_tsresol absent): microseconds.

@@ -18,7 +18,7 @@ pub mod capture;
 pub mod link;
 pub mod reassembly;
 
-pub use capture::read_capture;
+pub use capture::{is_capture_magic, read_capture};
 
 mod decode;
 

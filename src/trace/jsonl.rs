@@ -49,7 +49,8 @@ pub fn to_json(seq: u64, e: &Event, versions: VersionSet) -> Value {
     obj.insert("stage".into(), e.stage.as_str().into());
     obj.insert("summary".into(), e.summary.clone().into());
     obj.insert("fields".into(), Value::Object(e.fields.clone()));
-    let links: Value = serde_json::from_str(&links_json(versions, e.stage, e.kind)).unwrap_or_default();
+    let links: Value =
+        serde_json::from_str(&links_json(versions, e.stage, e.kind)).unwrap_or_default();
     obj.insert("links".into(), links);
     Value::Object(obj)
 }
@@ -99,7 +100,10 @@ mod tests {
     struct Shared(Arc<Mutex<Vec<u8>>>);
     impl Write for Shared {
         fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.0.lock().map_err(|_| io::Error::other("poisoned"))?.extend_from_slice(b);
+            self.0
+                .lock()
+                .map_err(|_| io::Error::other("poisoned"))?
+                .extend_from_slice(b);
             Ok(b.len())
         }
         fn flush(&mut self) -> io::Result<()> {
@@ -111,15 +115,24 @@ mod tests {
     fn written_line_equals_the_json_object() {
         let buf = Shared::default();
         let mut sink = Jsonl::new(Box::new(buf.clone()), VersionSet::Current);
-        let e = Event::new(Stage::WsFrame, 1.234_567_89, Some(2), Some(Dir::C2S), "FIN \"TEXT\"".into())
-            .with("fin", true)
-            .kind("text");
+        let e = Event::new(
+            Stage::WsFrame,
+            1.234_567_89,
+            Some(2),
+            Some(Dir::C2S),
+            "FIN \"TEXT\"".into(),
+        )
+        .with("fin", true)
+        .kind("text");
         sink.write(7, &e).unwrap();
         let internal = Event::new(Stage::SioBroadcast, 0.5, None, None, "x".into());
         sink.write(8, &internal).unwrap();
         sink.flush().unwrap();
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines[0], to_json(7, &e, VersionSet::Current));
         assert_eq!(lines[1], to_json(8, &internal, VersionSet::Current));
         assert_eq!(lines[0]["t"], 1.234568);

@@ -4,12 +4,14 @@
 //! [`Tracer`]; one writer thread numbers them, attaches the source links of their stage and
 //! renders them through a [`Sink`]. Serialization and colour happen only here.
 
+mod collect;
 mod event;
 mod filter;
 mod jsonl;
 mod pretty;
 mod writer;
 
+pub use collect::Collect;
 pub use event::{Dir, Event, Stage};
 pub use filter::Filter;
 pub use jsonl::{to_json, Jsonl};

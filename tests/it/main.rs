@@ -14,3 +14,5 @@ mod live_bad_input;
 mod live_clients;
 /// `dispel replay` on real and recorded captures.
 mod replay;
+/// `dispel report`: golden reports of the reference captures, self-contained HTML.
+mod report;

@@ -1,0 +1,148 @@
+//! One self-contained HTML page from the report model: inline CSS, no scripts, no external
+//! resources, every piece of text escaped. The Mermaid source stays as `<pre class="mermaid">`
+//! text (paste it into any Mermaid renderer).
+
+use super::model::{Block, Doc, Inline};
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.5;color:#222}\
+code,pre{font-family:ui-monospace,monospace;font-size:.9em}\
+pre{background:#f5f5f5;padding:.75rem;overflow-x:auto;border-radius:4px}\
+code{background:#f0f0f0;padding:0 .2em;border-radius:3px}pre code{background:none;padding:0}\
+table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;vertical-align:top;text-align:left}\
+th{background:#eee}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2.5rem}\
+pre.mermaid{background:#fffbea}";
+
+pub fn render(doc: &Doc) -> String {
+    let mut out = String::new();
+    out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    out.push_str(&format!("<title>{}</title>\n", esc(&doc.title)));
+    out.push_str(&format!("<style>{STYLE}</style>\n</head>\n<body>\n"));
+    out.push_str(&format!("<h1>{}</h1>\n", esc(&doc.title)));
+    blocks(&mut out, &doc.intro);
+    if !doc.sections.is_empty() {
+        out.push_str("<h2>Contents</h2>\n<ol>\n");
+        for s in &doc.sections {
+            out.push_str(&format!(
+                "<li><a href=\"#{}\">{}</a></li>\n",
+                esc(&super::model::slug(&s.title)),
+                esc(&s.title)
+            ));
+        }
+        out.push_str("</ol>\n");
+    }
+    for s in &doc.sections {
+        out.push_str(&format!(
+            "<section id=\"{}\">\n<h2>{}</h2>\n",
+            esc(&super::model::slug(&s.title)),
+            esc(&s.title)
+        ));
+        blocks(&mut out, &s.blocks);
+        out.push_str("</section>\n");
+    }
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
+fn blocks(out: &mut String, blocks: &[Block]) {
+    for block in blocks {
+        match block {
+            Block::Para(spans) => out.push_str(&format!("<p>{}</p>\n", inlines(spans))),
+            Block::Heading(h) => out.push_str(&format!("<h3>{}</h3>\n", esc(h))),
+            Block::Code { lang, text } => {
+                let class = if lang.is_empty() {
+                    String::new()
+                } else {
+                    format!(" class=\"language-{}\"", esc(lang))
+                };
+                out.push_str(&format!("<pre><code{class}>{}</code></pre>\n", esc(text)));
+            }
+            Block::Mermaid(text) => {
+                out.push_str(&format!("<pre class=\"mermaid\">{}</pre>\n", esc(text)))
+            }
+            Block::Table { head, rows } => {
+                out.push_str("<table>\n<thead><tr>");
+                for h in head {
+                    out.push_str(&format!("<th>{}</th>", esc(h)));
+                }
+                out.push_str("</tr></thead>\n<tbody>\n");
+                for row in rows {
+                    out.push_str("<tr>");
+                    for cell in row {
+                        out.push_str(&format!("<td>{}</td>", inlines(cell)));
+                    }
+                    out.push_str("</tr>\n");
+                }
+                out.push_str("</tbody>\n</table>\n");
+            }
+            Block::List { ordered, items } => {
+                let tag = if *ordered { "ol" } else { "ul" };
+                out.push_str(&format!("<{tag}>\n"));
+                for item in items {
+                    out.push_str(&format!("<li>{}</li>\n", inlines(item)));
+                }
+                out.push_str(&format!("</{tag}>\n"));
+            }
+        }
+    }
+}
+
+fn inlines(spans: &[Inline]) -> String {
+    let mut out = String::new();
+    for span in spans {
+        match span {
+            Inline::Text(s) => out.push_str(&esc(s)),
+            Inline::Code(s) => out.push_str(&format!("<code>{}</code>", esc(s))),
+            Inline::Strong(s) => out.push_str(&format!("<strong>{}</strong>", esc(s))),
+            Inline::Link { text, url } => {
+                // Only web links and in-page anchors become links; anything else is shown.
+                if url.starts_with("https://") || url.starts_with("http://") || url.starts_with('#')
+                {
+                    out.push_str(&format!("<a href=\"{}\">{}</a>", esc(url), esc(text)));
+                } else {
+                    out.push_str(&format!("{} ({})", esc(text), esc(url)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Escapes text for element content and double-quoted attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::*;
+    use super::*;
+
+    #[test]
+    fn everything_is_escaped_and_nothing_is_loaded() {
+        let doc = Doc {
+            title: "<script>".into(),
+            intro: vec![
+                para(vec![t("a & b"), link("x", "javascript:alert(1)")]),
+                Block::Mermaid("A->>B: \"<b>\"".into()),
+            ],
+            sections: vec![],
+        };
+        let html = render(&doc);
+        assert!(!html.contains("<script"));
+        assert!(html.contains("&lt;script&gt;"));
+        assert!(html.contains("a &amp; b"));
+        assert!(!html.contains("href=\"javascript"));
+        assert!(html.contains("<pre class=\"mermaid\">A-&gt;&gt;B: &quot;&lt;b&gt;&quot;</pre>"));
+    }
+}

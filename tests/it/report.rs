@@ -1,0 +1,159 @@
+//! `dispel report` on the reference captures: goldens hold, the real values are in it, and
+//! the HTML page loads nothing from elsewhere.
+
+use std::path::Path;
+
+use crate::util::{dispel, repo};
+
+fn report(input: &Path, extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("X.md");
+    let res = dispel()
+        .arg("report")
+        .arg(input)
+        .arg("-o")
+        .arg(&out)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "dispel report {}: {res:?}",
+        input.display()
+    );
+    std::fs::read_to_string(&out).unwrap()
+}
+
+/// Each reference capture reports to its committed Markdown (DISPEL_BLESS=1 rewrites them).
+#[test]
+fn golden_reports() {
+    let bless = std::env::var_os("DISPEL_BLESS").is_some();
+    let mut failures = Vec::new();
+    for name in ["python_client_websocket", "node_client_polling_upgrade"] {
+        let pcap = repo().join(format!("traces/reference/{name}.pcap"));
+        let golden = pcap.with_extension("report.md");
+        let got = report(&pcap, &[]);
+        if bless {
+            std::fs::write(&golden, &got).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&golden).unwrap_or_default();
+        if want != got {
+            let first = want
+                .lines()
+                .zip(got.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
+            failures.push(format!(
+                "{}: differs at line {}\n  want: {}\n  got:  {}",
+                golden.display(),
+                first + 1,
+                want.lines().nth(first).unwrap_or("<none>"),
+                got.lines().nth(first).unwrap_or("<none>")
+            ));
+        }
+        // The committed JSONL trace of the same capture gives the same report.
+        let from_trace = report(&pcap.with_extension("trace.jsonl"), &[]);
+        let strip = |s: &str| s.replace(".trace.jsonl", "").replace(".pcap", "");
+        let (a, b) = (strip(&got), strip(&from_trace));
+        assert_eq!(
+            a.replace("JSONL trace", "capture"),
+            b.replace("JSONL trace", "capture"),
+            "{name}: the capture and its JSONL trace report differently"
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "golden reports differ (DISPEL_BLESS=1 to accept):\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn report_shows_the_real_values_links_and_diagram() {
+    let pcap = repo().join("traces/reference/python_client_websocket.pcap");
+    let md = report(&pcap, &[]);
+    for section in [
+        "## 1. tcp.accept",
+        "http.request: the HTTP request",
+        "ws.handshake: the WebSocket opening handshake",
+        "ws.frame: WebSocket frames",
+        "eio.packet: Engine.IO packets",
+        "sio.packet: Socket.IO packets",
+        "sio.broadcast: the broadcast",
+        "ws.close: the WebSocket closing handshake",
+        "## Your code: @socketio.on('replace old value')",
+        "## Your code: emit(..., broadcast=True)",
+    ] {
+        assert!(md.contains(section), "missing {section:?}");
+    }
+    // The real key and accept of connection #1, and the SHA-1 between them.
+    assert!(md.contains("C5kUtuTshoVurrhSiy42Iw==258EAFA5-E914-47DA-95CA-C5AB0DC85B11"));
+    assert!(md.contains("a9188f0df0848f406863d513bad23d1b9b7dcc85"));
+    assert!(md.contains("qRiPDfCEj0BoY9UTutI9G5t9zIU=   (matches"));
+    // The bit diagram and a permalink of the current set.
+    assert!(md.contains("|F|R|R|R|"));
+    assert!(
+        md.contains("https://github.com/miguelgrinberg/python-engineio/blob/v4.13.3/src/engineio/")
+    );
+    let mermaid = md
+        .split("```mermaid\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("a mermaid block");
+    assert!(mermaid.starts_with("sequenceDiagram\n"));
+    assert!(mermaid.contains("participant C1 as Client (conn 1)"));
+    assert!(mermaid.contains("C1->>S: Socket.IO EVENT replace old value"));
+    assert!(mermaid.contains("S->>C2: Socket.IO EVENT replaced values (broadcast copy)"));
+    // Seed versions link the older stack; --conn picks another connection.
+    let seed = report(&pcap, &["--versions", "seed", "--conn", "2"]);
+    assert!(seed.contains("connection #2"));
+    assert!(seed.contains("/blob/v4.4.1/"), "seed links");
+}
+
+#[test]
+fn html_is_one_self_contained_page() {
+    let pcap = repo().join("traces/reference/node_client_polling_upgrade.pcap");
+    let html = report(&pcap, &["--format", "html"]);
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains("<style>"));
+    assert!(html.contains("<pre class=\"mermaid\">"));
+    assert!(!html.contains("<script"));
+    assert!(!html.contains("<link"));
+    assert!(!html.contains(" src="));
+    // Links only to the sources, never to styles or scripts; the bit diagram is escaped.
+    for href in html.split("href=\"").skip(1) {
+        assert!(
+            href.starts_with('#') || href.starts_with("https://github.com/"),
+            "{}",
+            &href[..href.len().min(80)]
+        );
+    }
+    assert!(html.contains("2probe"));
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.jsonl");
+    std::fs::write(&junk, "not json\n").unwrap();
+    let out = dispel().arg("report").arg(&junk).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
+    // A trace with one bad line: reported on stderr, the report is still written.
+    let trace = repo().join("traces/reference/python_client_websocket.trace.jsonl");
+    let mut text = std::fs::read_to_string(trace).unwrap();
+    text.insert_str(0, "{broken\n");
+    let partial = dir.path().join("partial.jsonl");
+    std::fs::write(&partial, text).unwrap();
+    let out = dispel().arg("report").arg(&partial).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1:"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("## 1. tcp.accept"));
+    let out = dispel()
+        .args(["report", "--conn", "99"])
+        .arg(&partial)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
