@@ -38,6 +38,9 @@ impl Default for Limits {
     }
 }
 
+/// Buffer capacity a connection keeps between messages.
+const RETAINED_BUFFER: usize = 16 * 1024;
+
 /// Text longer than this is cut in trace fields (the field `truncated` says so).
 const FIELD_TEXT_MAX: usize = 4096;
 /// Binary shown as hex up to this many bytes.
@@ -336,6 +339,11 @@ impl Session {
             buf.clear();
         } else if consumed > 0 {
             buf.drain(..consumed);
+        }
+        // One big message must not pin its buffer's size for the life of the connection:
+        // with thousands of connections that is where replay memory would creep up.
+        if buf.capacity() > RETAINED_BUFFER && buf.len() <= RETAINED_BUFFER / 2 {
+            buf.shrink_to(RETAINED_BUFFER);
         }
     }
 

@@ -50,7 +50,7 @@ impl Tracer {
     /// Starts the writer thread.
     pub fn start(sink: Box<dyn Sink>, filter: Filter) -> (Tracer, TraceWriter) {
         // Bounded: a producer faster than the output waits rather than piling events up in memory.
-        let (tx, rx) = mpsc::sync_channel(4096);
+        let (tx, rx) = mpsc::sync_channel(1024);
         let handle = std::thread::Builder::new()
             .name("dispel-trace".into())
             .spawn(move || write_loop(rx, sink))
