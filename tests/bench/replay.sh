@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # usage: run.sh FILE  -> median of 3 runs for each command
-F=${1:?usage: docs/bench-replay.sh FILE.pcap}; D=${DISPEL:-target/release/dispel}
+F=${1:?usage: tests/bench/replay.sh FILE.pcap}; D=${DISPEL:-target/release/dispel}
 med() { sort -n | sed -n 2p; }
 run3() { local name=$1; shift; local ts=() ms=(); for i in 1 2 3; do
   /usr/bin/time -f "%e %M" -o "${TMPDIR:-/tmp}/dispel-bench-time.txt" "$@" >/dev/null 2>/dev/null; read t m < "${TMPDIR:-/tmp}/dispel-bench-time.txt"; ts+=($t); ms+=($m); done
