@@ -171,6 +171,9 @@ pub struct ServeArgs {
     /// Also write the session as a pcap capture (Wireshark, tshark and `dispel replay` open it).
     #[arg(long, value_name = "FILE.pcap")]
     pub record: Option<PathBuf>,
+    /// When the server stops, write a report of the session (Markdown, or HTML for *.html).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub trace: TraceArgs,
     #[command(flatten)]

@@ -289,7 +289,7 @@ impl Session {
         for dir in [Dir::C2S, Dir::S2C] {
             let side = &mut self.sides[dir.index()];
             if let Mode::UntilClose { meaning } = side.mode {
-                let body = std::mem::take(&mut side.buf);
+                let body = std::mem::take(&mut side.body);
                 side.mode = Mode::Head;
                 self.finish_body(dir, t, meaning, body, out);
             }
@@ -381,8 +381,7 @@ impl Session {
                 let take = (buf.len() as u64).min(remaining) as usize;
                 let side = &mut self.sides[dir.index()];
                 if side.body.len() + take <= self.limits.max_message {
-                    let chunk = side.buf[at..at + take].to_vec();
-                    side.body.extend_from_slice(&chunk);
+                    side.body.extend_from_slice(&side.buf[at..at + take]);
                 }
                 let remaining = remaining - take as u64;
                 if remaining == 0 {
@@ -409,7 +408,17 @@ impl Session {
                     Some(0)
                 }
             },
-            Mode::UntilClose { .. } | Mode::AwaitUpgrade => None,
+            Mode::UntilClose { .. } => {
+                // Kept (up to the limit) for decoding at close; a stream longer than that
+                // (an event stream, a download) is passed over, not buffered without end.
+                let n = buf.len();
+                let side = &mut self.sides[dir.index()];
+                if side.body.len() + n <= self.limits.max_message {
+                    side.body.extend_from_slice(&side.buf[at..at + n]);
+                }
+                Some(n)
+            }
+            Mode::AwaitUpgrade => None,
             Mode::WebSocket => self.frame(dir, t, at, out),
             Mode::AfterClose => self.after_close(dir, t, at, out),
             Mode::SkipPayload { remaining } => {

@@ -137,6 +137,8 @@ pub async fn respond(
 
 enum Route {
     Page,
+    TracePage,
+    TraceEvents,
     Redirect,
     EngineIo(Arc<EioServer>),
     Preflight,
@@ -148,6 +150,8 @@ fn route(srv: &Server, head: &RequestHead) -> Route {
         ("OPTIONS", _) if srv.config.cors => Route::Preflight,
         ("GET", "/auctions") | ("GET", "/auctions/") => Route::Page,
         ("GET", "/") => Route::Redirect,
+        ("GET", "/trace") | ("GET", "/trace/") if srv.hub.is_some() => Route::TracePage,
+        ("GET", "/trace/events") if srv.hub.is_some() => Route::TraceEvents,
         (_, "/socket.io/") | (_, "/socket.io") => Route::EngineIo(srv.socketio.clone()),
         (_, "/engine.io/") | (_, "/engine.io") => match &srv.engineio {
             Some(e) => Route::EngineIo(e.clone()),
@@ -229,6 +233,26 @@ pub async fn connection(mut tap: Tap, conn: u64, srv: Arc<Server>) {
                     ("Cache-Control", "no-store".to_string()),
                 ];
                 respond(&mut tap, 200, &headers, PAGE.as_bytes(), keep_alive).await
+            }
+            Route::TracePage => {
+                let headers = [
+                    ("Content-Type", "text/html; charset=utf-8".to_string()),
+                    ("Cache-Control", "no-store".to_string()),
+                ];
+                respond(
+                    &mut tap,
+                    200,
+                    &headers,
+                    super::view::PAGE.as_bytes(),
+                    keep_alive,
+                )
+                .await
+            }
+            Route::TraceEvents => {
+                if let Some(hub) = srv.hub.clone() {
+                    super::view::stream(tap, &hub, &head).await;
+                }
+                return;
             }
             Route::Redirect => {
                 respond(

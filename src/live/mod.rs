@@ -16,6 +16,7 @@ mod http;
 pub mod record;
 mod socketio;
 mod tap;
+mod view;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -111,12 +112,18 @@ pub struct Server {
     socketio: Arc<engineio::EioServer>,
     engineio: Option<Arc<engineio::EioServer>>,
     recorder: Option<Arc<Recorder>>,
+    /// The live view's feed (`/trace`), when tracing is on.
+    hub: Option<view::Hub>,
     next_conn: AtomicU64,
     slots: Arc<Semaphore>,
 }
 
 impl Server {
-    pub fn new(config: Config, tracer: Tracer) -> std::io::Result<Arc<Server>> {
+    pub fn new(
+        config: Config,
+        tracer: Tracer,
+        hub: Option<view::Hub>,
+    ) -> std::io::Result<Arc<Server>> {
         let clock = Clock::new();
         let eio_config = engineio::EioConfig {
             ping_interval: config.ping_interval,
@@ -145,6 +152,7 @@ impl Server {
             socketio,
             engineio,
             recorder,
+            hub,
             next_conn: AtomicU64::new(1),
         }))
     }
@@ -233,12 +241,40 @@ fn is_loopback(host: &str) -> bool {
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode, crate::Error> {
+    if args.report.is_some() && args.no_trace {
+        return Err("--report needs the trace: drop --no-trace".into());
+    }
     let filter = Filter::new(&args.trace.conn, &args.trace.stage, args.trace.quiet)?;
-    let (tracer, writer) = if args.no_trace {
-        (Tracer::disabled(), None)
-    } else {
-        let (t, w) = Tracer::start(trace::sink_for(&args.trace)?, filter);
-        (t, Some(w))
+    // The raw trace a `--report` is made from: every event, whatever the terminal shows.
+    let report_trace = args
+        .report
+        .as_ref()
+        .map(|_| std::env::temp_dir().join(format!("dispel-serve-{}.jsonl", std::process::id())));
+    let hub = (!args.no_trace).then(view::Hub::new);
+    let (tracer, writer) = match &hub {
+        None => (Tracer::disabled(), None),
+        Some(hub) => {
+            let mut outputs = vec![
+                trace::Output {
+                    sink: trace::sink_for(&args.trace)?,
+                    filter,
+                },
+                trace::Output {
+                    sink: Box::new(hub.sink(args.trace.versions)),
+                    filter: Filter::default(),
+                },
+            ];
+            if let Some(path) = &report_trace {
+                let file = std::fs::File::create(path)
+                    .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+                outputs.push(trace::Output {
+                    sink: Box::new(trace::Jsonl::new(Box::new(file), args.trace.versions)),
+                    filter: Filter::default(),
+                });
+            }
+            let (t, w) = Tracer::start_many(outputs);
+            (t, Some(w))
+        }
     };
     let config = Config::from_args(&args);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -258,7 +294,10 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::Error> {
             App::Conformance => format!("http://{shown}/ (engine.io and socket.io conformance)"),
         };
         eprintln!("dispel serve: listening on {what}   (Ctrl-C to stop)");
-        let server = Server::new(config, tracer)?;
+        if hub.is_some() {
+            eprintln!("dispel serve: live trace for the projector on http://{shown}/trace");
+        }
+        let server = Server::new(config, tracer, hub)?;
         server.clone().serve(listener, shutdown_signal()).await;
         server.finish()?;
         Ok::<(), crate::Error>(())
@@ -270,6 +309,27 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::Error> {
         w.finish()?;
     }
     result?;
+    if let (Some(out), Some(raw)) = (&args.report, &report_trace) {
+        let format = if out
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("html"))
+        {
+            crate::cli::ReportFormat::Html
+        } else {
+            crate::cli::ReportFormat::Md
+        };
+        let made = crate::report::run(crate::cli::ReportArgs {
+            input: raw.clone(),
+            out: Some(out.clone()),
+            format,
+            versions: args.trace.versions,
+            server_port: None,
+            conn: None,
+        });
+        let _ = std::fs::remove_file(raw);
+        made?;
+        eprintln!("dispel serve: report written to {}", out.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

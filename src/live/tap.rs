@@ -90,6 +90,25 @@ impl Tap {
     }
 }
 
+impl Tap {
+    /// Stops decoding this connection (the live view's own stream), with one note saying so.
+    pub fn detach(&mut self, why: &str) {
+        if let Some(o) = self.observer.take() {
+            let t = o.start.elapsed().as_secs_f64();
+            o.tracer.emit(
+                Event::new(
+                    crate::trace::Stage::TcpData,
+                    t,
+                    Some(o.session.conn()),
+                    None,
+                    why.to_string(),
+                )
+                .with("reason", why),
+            );
+        }
+    }
+}
+
 impl Drop for Tap {
     fn drop(&mut self) {
         let how = match (self.error, self.eof) {

@@ -11,18 +11,55 @@ use crate::links;
 
 pub struct Jsonl {
     out: BufWriter<Box<dyn Write + Send>>,
-    versions: VersionSet,
-    /// The `links` array of each (stage, kind), serialized once: most of a line's bytes.
-    links: HashMap<(Stage, Option<&'static str>), String>,
+    lines: LineWriter,
 }
 
 impl Jsonl {
     pub fn new(out: Box<dyn Write + Send>, versions: VersionSet) -> Jsonl {
         Jsonl {
             out: BufWriter::with_capacity(256 * 1024, out),
+            lines: LineWriter::new(versions),
+        }
+    }
+}
+
+/// Writes events as JSON lines; shared by every sink that speaks JSON.
+pub struct LineWriter {
+    versions: VersionSet,
+    /// The `links` array of each (stage, kind), serialized once: most of a line's bytes.
+    links: HashMap<(Stage, Option<&'static str>), String>,
+}
+
+impl LineWriter {
+    pub fn new(versions: VersionSet) -> LineWriter {
+        LineWriter {
             versions,
             links: HashMap::new(),
         }
+    }
+
+    /// One event as one line of JSON, newline included.
+    pub fn write(&mut self, out: &mut dyn Write, seq: u64, e: &Event) -> io::Result<()> {
+        let versions = self.versions;
+        let links = self
+            .links
+            .entry((e.stage, e.kind))
+            .or_insert_with(|| links_json(versions, e.stage, e.kind));
+        write!(out, "{{\"seq\":{seq},\"t\":")?;
+        serde_json::to_writer(&mut *out, &micros(e.t))?;
+        if let Some(c) = e.conn {
+            write!(out, ",\"conn\":{c}")?;
+        }
+        if let Some(d) = e.dir {
+            write!(out, ",\"dir\":\"{}\"", d.as_str())?;
+        }
+        write!(out, ",\"stage\":\"{}\",\"summary\":", e.stage.as_str())?;
+        serde_json::to_writer(&mut *out, &e.summary)?;
+        out.write_all(b",\"fields\":")?;
+        serde_json::to_writer(&mut *out, &e.fields)?;
+        out.write_all(b",\"links\":")?;
+        out.write_all(links.as_bytes())?;
+        out.write_all(b"}\n")
     }
 }
 
@@ -62,27 +99,7 @@ fn micros(t: f64) -> f64 {
 
 impl Sink for Jsonl {
     fn write(&mut self, seq: u64, e: &Event) -> io::Result<()> {
-        let versions = self.versions;
-        let links = self
-            .links
-            .entry((e.stage, e.kind))
-            .or_insert_with(|| links_json(versions, e.stage, e.kind));
-        let out = &mut self.out;
-        write!(out, "{{\"seq\":{seq},\"t\":")?;
-        serde_json::to_writer(&mut *out, &micros(e.t))?;
-        if let Some(c) = e.conn {
-            write!(out, ",\"conn\":{c}")?;
-        }
-        if let Some(d) = e.dir {
-            write!(out, ",\"dir\":\"{}\"", d.as_str())?;
-        }
-        write!(out, ",\"stage\":\"{}\",\"summary\":", e.stage.as_str())?;
-        serde_json::to_writer(&mut *out, &e.summary)?;
-        out.write_all(b",\"fields\":")?;
-        serde_json::to_writer(&mut *out, &e.fields)?;
-        out.write_all(b",\"links\":")?;
-        out.write_all(links.as_bytes())?;
-        out.write_all(b"}\n")
+        self.lines.write(&mut self.out, seq, e)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -14,9 +14,9 @@ mod writer;
 pub use collect::Collect;
 pub use event::{Dir, Event, Stage};
 pub use filter::Filter;
-pub use jsonl::{to_json, Jsonl};
+pub use jsonl::{to_json, Jsonl, LineWriter};
 pub use pretty::Pretty;
-pub use writer::{Sink, TraceWriter, Tracer};
+pub use writer::{Output, Sink, TraceWriter, Tracer};
 
 use std::io::{IsTerminal, Write};
 

@@ -32,7 +32,15 @@ pub struct Tracer {
 
 struct Inner {
     tx: SyncSender<Msg>,
-    filter: Filter,
+    /// One per output; an event is sent when any of them wants it.
+    filters: Vec<Filter>,
+}
+
+/// One destination of the trace and the events it wants. Each output numbers its own events,
+/// so every output's `seq` is contiguous.
+pub struct Output {
+    pub sink: Box<dyn Sink>,
+    pub filter: Filter,
 }
 
 /// Owns the writer thread; `finish` flushes and reports a write error, if any.
@@ -47,19 +55,26 @@ impl Tracer {
         Tracer { inner: None }
     }
 
-    /// Starts the writer thread.
+    /// Starts the writer thread with one output.
     pub fn start(sink: Box<dyn Sink>, filter: Filter) -> (Tracer, TraceWriter) {
+        Tracer::start_many(vec![Output { sink, filter }])
+    }
+
+    /// Starts the writer thread with several outputs (the terminal, a report's raw trace, the
+    /// browser's live view...).
+    pub fn start_many(outputs: Vec<Output>) -> (Tracer, TraceWriter) {
         // Bounded: a producer faster than the output waits rather than piling events up in memory.
         let (tx, rx) = mpsc::sync_channel(1024);
+        let filters = outputs.iter().map(|o| o.filter.clone()).collect();
         let handle = std::thread::Builder::new()
             .name("dispel-trace".into())
-            .spawn(move || write_loop(rx, sink))
+            .spawn(move || write_loop(rx, outputs))
             .ok();
         (
             Tracer {
                 inner: Some(Arc::new(Inner {
                     tx: tx.clone(),
-                    filter,
+                    filters,
                 })),
             },
             TraceWriter {
@@ -78,12 +93,12 @@ impl Tracer {
     pub fn wants(&self, stage: Stage, conn: Option<u64>) -> bool {
         self.inner
             .as_ref()
-            .is_some_and(|i| i.filter.wants(stage, conn))
+            .is_some_and(|i| i.filters.iter().any(|f| f.wants(stage, conn)))
     }
 
     pub fn emit(&self, event: Event) {
         if let Some(inner) = &self.inner {
-            if inner.filter.accepts(&event) {
+            if inner.filters.iter().any(|f| f.accepts(&event)) {
                 // The writer is gone only after `finish`: late events are dropped.
                 let _ = inner.tx.send(Msg::Event(event));
             }
@@ -112,15 +127,29 @@ impl TraceWriter {
     }
 }
 
-fn write_loop(rx: Receiver<Msg>, mut sink: Box<dyn Sink>) -> io::Result<u64> {
-    let mut seq = 0u64;
+fn write_loop(rx: Receiver<Msg>, mut outputs: Vec<Output>) -> io::Result<u64> {
+    let mut seqs = vec![0u64; outputs.len()];
+    // An output that failed (a closed pipe, a full disk) is dropped; the others go on. The
+    // first error is reported when the writer finishes.
+    let mut alive = vec![true; outputs.len()];
+    let mut first_error: Option<io::Error> = None;
     let mut dirty = false;
+    let mut fail = |i: usize, e: io::Error, alive: &mut Vec<bool>| {
+        alive[i] = false;
+        first_error.get_or_insert(e);
+    };
     loop {
         let msg = if dirty {
             match rx.try_recv() {
                 Ok(m) => m,
                 Err(mpsc::TryRecvError::Empty) => {
-                    sink.flush()?;
+                    for (i, o) in outputs.iter_mut().enumerate() {
+                        if alive[i] {
+                            if let Err(e) = o.sink.flush() {
+                                fail(i, e, &mut alive);
+                            }
+                        }
+                    }
                     dirty = false;
                     continue;
                 }
@@ -135,13 +164,31 @@ fn write_loop(rx: Receiver<Msg>, mut sink: Box<dyn Sink>) -> io::Result<u64> {
         };
         match msg {
             Msg::Event(e) => {
-                seq += 1;
-                sink.write(seq, &e)?;
+                for (i, o) in outputs.iter_mut().enumerate() {
+                    if alive[i] && o.filter.accepts(&e) {
+                        seqs[i] += 1;
+                        if let Err(err) = o.sink.write(seqs[i], &e) {
+                            fail(i, err, &mut alive);
+                        }
+                    }
+                }
                 dirty = true;
+                if !alive.iter().any(|a| *a) {
+                    break;
+                }
             }
             Msg::Stop => break,
         }
     }
-    sink.flush()?;
-    Ok(seq)
+    for (i, o) in outputs.iter_mut().enumerate() {
+        if alive[i] {
+            if let Err(e) = o.sink.flush() {
+                fail(i, e, &mut alive);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(seqs.first().copied().unwrap_or(0)),
+    }
 }

@@ -6,6 +6,8 @@
 /// Starting the server, running clients, reading the trace.
 mod util;
 
+/// The page and the live view in a real browser; serve --report.
+mod browser;
 /// Command-line behaviour: help, colour, errors.
 mod cli;
 /// `dispel serve` against hostile and broken input, with raw sockets.

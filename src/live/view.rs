@@ -1,0 +1,137 @@
+//! The live view: the trace in a browser, for the projector next to the auction page.
+//!
+//! `GET /trace` serves a page; `GET /trace/events?stage=GLOB&conn=N&quiet=1` streams the events
+//! as Server-Sent Events (`text/event-stream`), filtered like the terminal's `--stage`, `--conn`
+//! and `-q`. The trace writer thread renders each event once into a broadcast channel; a viewer
+//! that cannot keep up skips events (it is told how many) and never slows the server.
+
+use std::io;
+use std::sync::Arc;
+
+use tokio::io::AsyncWriteExt;
+use tokio::sync::broadcast;
+
+use crate::cli::VersionSet;
+use crate::trace::{Event, Filter, LineWriter, Sink, Stage};
+use crate::wire::http::RequestHead;
+
+use super::tap::Tap;
+
+/// One rendered event, with what the viewers' filters need.
+pub struct Rendered {
+    stage: Stage,
+    conn: Option<u64>,
+    json: String,
+}
+
+/// Where rendered events are published. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    tx: broadcast::Sender<Arc<Rendered>>,
+}
+
+impl Hub {
+    pub fn new() -> Hub {
+        let (tx, _) = broadcast::channel(4096);
+        Hub { tx }
+    }
+
+    /// The writer-side sink that renders events for the viewers.
+    pub fn sink(&self, versions: VersionSet) -> HubSink {
+        HubSink {
+            tx: self.tx.clone(),
+            lines: LineWriter::new(versions),
+            buf: Vec::new(),
+        }
+    }
+}
+
+impl Default for Hub {
+    fn default() -> Hub {
+        Hub::new()
+    }
+}
+
+pub struct HubSink {
+    tx: broadcast::Sender<Arc<Rendered>>,
+    lines: LineWriter,
+    buf: Vec<u8>,
+}
+
+impl Sink for HubSink {
+    fn write(&mut self, seq: u64, e: &Event) -> io::Result<()> {
+        // Nobody watching: no rendering.
+        if self.tx.receiver_count() == 0 {
+            return Ok(());
+        }
+        self.buf.clear();
+        self.lines.write(&mut self.buf, seq, e)?;
+        let json = String::from_utf8_lossy(self.buf.trim_ascii_end()).into_owned();
+        let _ = self.tx.send(Arc::new(Rendered {
+            stage: e.stage,
+            conn: e.conn,
+            json,
+        }));
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+pub const PAGE: &str = include_str!("trace.html");
+
+/// The viewer's filter from its query string (same meaning as the command-line flags).
+fn viewer_filter(head: &RequestHead) -> Result<Filter, String> {
+    let stages: Vec<String> = head
+        .query("stage")
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.split(',').map(|p| p.trim().to_string()).collect())
+        .unwrap_or_default();
+    let conns: Vec<u64> = match head.query("conn").filter(|s| !s.trim().is_empty()) {
+        Some(c) => c
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse::<u64>()
+                    .map_err(|_| format!("bad conn {n:?}"))
+            })
+            .collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    let quiet = head.query("quiet").is_some_and(|q| q == "1" || q == "true");
+    Filter::new(&conns, &stages, quiet)
+}
+
+/// Streams events to one viewer until it goes away. The connection is not traced from here on
+/// (its own bytes would otherwise feed the view it is showing).
+pub async fn stream(mut tap: Tap, hub: &Hub, head: &RequestHead) {
+    tap.detach("live view: this connection's own bytes are not traced");
+    let filter = match viewer_filter(head) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ =
+                super::http::respond(&mut tap, 400, &[], format!("{e}\n").as_bytes(), false).await;
+            return;
+        }
+    };
+    let mut rx = hub.tx.subscribe();
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n: dispel live view\n\n";
+    if tap.write_all(head.as_bytes()).await.is_err() || tap.flush().await.is_err() {
+        return;
+    }
+    loop {
+        let msg = match rx.recv().await {
+            Ok(r) if filter.wants(r.stage, r.conn) => format!("data: {}\n\n", r.json),
+            Ok(_) => continue,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                format!("event: skipped\ndata: {n}\n\n")
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if tap.write_all(msg.as_bytes()).await.is_err() || tap.flush().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! The auction page and the live trace view in headless Chromium (tests/browser/).
+
+use std::process::Command;
+
+use crate::util::{repo, Server};
+
+#[test]
+fn page_and_live_view_in_chromium() {
+    let server = Server::start(&["-q"]);
+    let out = Command::new("node")
+        .arg(repo().join("tests/browser/dispel_page.mjs"))
+        .arg(&server.url)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(r#""kind":"pass""#), "{stdout}");
+    let trace = server.stop();
+    // The browser's bid went through the real protocol path.
+    assert!(
+        trace.stage("sio.dispatch").len() == 1,
+        "{:?}",
+        trace.stage("sio.dispatch")
+    );
+}
+
+#[test]
+fn serve_writes_a_report_when_it_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("session.md");
+    let server = Server::start(&["--report", report.to_str().unwrap()]);
+    crate::util::py_client(&server.url, "bid", "websocket");
+    server.stop();
+    let text = std::fs::read_to_string(&report).expect("report written");
+    for section in [
+        "ws.handshake",
+        "sio.broadcast",
+        "```mermaid",
+        "Your code: SocketIO(app)",
+    ] {
+        assert!(text.contains(section), "report lacks {section:?}");
+    }
+    assert!(text.contains("handle_new_value") || text.contains("sio.dispatch"));
+}
