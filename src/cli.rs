@@ -171,6 +171,12 @@ pub struct ServeArgs {
     /// Also write the session as a pcap capture (Wireshark, tshark and `dispel replay` open it).
     #[arg(long, value_name = "FILE.pcap")]
     pub record: Option<PathBuf>,
+    /// Teaching mode: pause connection N (default: the first Socket.IO connection) before each
+    /// stage, show what is about to happen and its source line, and wait for Enter. Other
+    /// connections are not blocked. Heartbeat timers are stretched so a paused client is not
+    /// dropped.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "0")]
+    pub step: Option<u64>,
     /// When the server stops, write a report of the session (Markdown, or HTML for *.html).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,

@@ -15,6 +15,7 @@ mod engineio;
 mod http;
 pub mod record;
 mod socketio;
+mod step;
 mod tap;
 mod view;
 
@@ -81,6 +82,12 @@ impl Config {
         } else {
             (25_000, 20_000)
         };
+        // A paused client cannot answer pings: in teaching mode the timeout is an hour.
+        let timeout = if args.step.is_some() {
+            3_600_000
+        } else {
+            timeout
+        };
         Config {
             app: args.app,
             ping_interval: Duration::from_millis(args.limits.ping_interval.unwrap_or(interval)),
@@ -114,6 +121,8 @@ pub struct Server {
     recorder: Option<Arc<Recorder>>,
     /// The live view's feed (`/trace`), when tracing is on.
     hub: Option<view::Hub>,
+    /// What every connection's tap shares.
+    taps: tap::TapConfig,
     next_conn: AtomicU64,
     slots: Arc<Semaphore>,
 }
@@ -123,6 +132,7 @@ impl Server {
         config: Config,
         tracer: Tracer,
         hub: Option<view::Hub>,
+        stepper: Option<Arc<step::Stepper>>,
     ) -> std::io::Result<Arc<Server>> {
         let clock = Clock::new();
         let eio_config = engineio::EioConfig {
@@ -144,6 +154,13 @@ impl Server {
             Some(path) => Some(Arc::new(Recorder::create(path)?)),
             None => None,
         };
+        let taps = tap::TapConfig {
+            tracer: tracer.clone(),
+            start: clock.start,
+            limits: config.limits(),
+            recorder: recorder.clone(),
+            stepper,
+        };
         Ok(Arc::new(Server {
             slots: Arc::new(Semaphore::new(config.max_connections)),
             config,
@@ -151,6 +168,7 @@ impl Server {
             clock,
             socketio,
             engineio,
+            taps,
             recorder,
             hub,
             next_conn: AtomicU64::new(1),
@@ -184,15 +202,7 @@ impl Server {
             let srv = self.clone();
             let permit = self.slots.clone().try_acquire_owned();
             tokio::spawn(async move {
-                let mut tap = tap::Tap::new(
-                    stream,
-                    conn,
-                    (peer, local),
-                    &srv.tracer,
-                    srv.clock.start,
-                    srv.config.limits(),
-                    srv.recorder.clone(),
-                );
+                let mut tap = tap::Tap::new(stream, conn, (peer, local), &srv.taps);
                 match permit {
                     Ok(_permit) => http::connection(tap, conn, srv).await,
                     Err(_) => {
@@ -297,7 +307,12 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::Error> {
         if hub.is_some() {
             eprintln!("dispel serve: live trace for the projector on http://{shown}/trace");
         }
-        let server = Server::new(config, tracer, hub)?;
+        let stepper = args.step.map(|n| step::Stepper::start((n > 0).then_some(n), args.trace.versions));
+        if let Some(n) = args.step {
+            let which = if n > 0 { format!("connection #{n}") } else { "the first Socket.IO connection".to_string() };
+            eprintln!("dispel serve: teaching mode: {which} pauses before each stage; press Enter to go on");
+        }
+        let server = Server::new(config, tracer, hub, stepper)?;
         server.clone().serve(listener, shutdown_signal()).await;
         server.finish()?;
         Ok::<(), crate::Error>(())

@@ -223,3 +223,60 @@ fn ping_timeout_closes_a_silent_client() {
         trace.errors()
     );
 }
+
+/// Teaching mode: the stepped connection waits for Enter at each stage while another client
+/// goes about its business; `c` lets it run freely.
+#[test]
+fn step_mode_pauses_one_connection_only() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let mut server = Server::start_with_stdin(&["--step"]);
+    let mut a = Command::new(crate::util::repo().join("tests/.venv/bin/python"))
+        .arg(crate::util::repo().join("tests/clients/py_client.py"))
+        .args([
+            server.url.as_str(),
+            "--scenario",
+            "bid",
+            "--transports",
+            "websocket",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    py_client(&server.url, "bid", "websocket");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the other client was slowed down"
+    );
+    assert!(
+        a.try_wait().unwrap().is_none(),
+        "the stepped client should still be paused"
+    );
+    let stdin = server.stdin.as_mut().unwrap();
+    for _ in 0..3 {
+        writeln!(stdin).unwrap();
+    }
+    writeln!(stdin, "c").unwrap();
+    stdin.flush().unwrap();
+    let status = a.wait().unwrap();
+    assert!(
+        status.success(),
+        "the stepped client finished once released"
+    );
+    let trace = server.stop();
+    // The stepped connection lived its whole story, once released.
+    assert_in_order(
+        &trace.conn_stages(1),
+        &[
+            "http.request",
+            "ws.handshake",
+            "eio.packet",
+            "sio.packet",
+            "tcp.close",
+        ],
+    );
+    assert!(!trace.stage("sio.dispatch").is_empty());
+}

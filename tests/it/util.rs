@@ -21,6 +21,8 @@ pub fn dispel() -> Command {
 /// A running `dispel serve` writing its JSONL trace to a temporary file.
 pub struct Server {
     child: Child,
+    /// The server's stdin, when started with `start_with_stdin` (teaching mode reads it).
+    pub stdin: Option<std::process::ChildStdin>,
     pub url: String,
     pub addr: String,
     trace: PathBuf,
@@ -29,16 +31,30 @@ pub struct Server {
 
 impl Server {
     pub fn start(extra: &[&str]) -> Server {
+        Server::spawn(extra, false)
+    }
+
+    pub fn start_with_stdin(extra: &[&str]) -> Server {
+        Server::spawn(extra, true)
+    }
+
+    fn spawn(extra: &[&str], with_stdin: bool) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let trace = dir.path().join("trace.jsonl");
         let mut child = dispel()
             .args(["serve", "--port", "0", "--format", "jsonl", "--out"])
             .arg(&trace)
             .args(extra)
+            .stdin(if with_stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start dispel serve");
+        let stdin = child.stdin.take();
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -63,6 +79,7 @@ impl Server {
         let addr = base.trim_start_matches("http://").to_string();
         Server {
             child,
+            stdin,
             url: base,
             addr,
             trace,
