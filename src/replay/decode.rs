@@ -32,6 +32,8 @@ pub struct TraceSink {
     group: Option<Group>,
     /// The last event a client sent: (t, conn, event name).
     last_incoming: Option<(f64, u64, String)>,
+    /// Engine.IO session id -> the connection where it was first seen.
+    sessions_by_sid: HashMap<String, u64>,
     pub problems: u64,
 }
 
@@ -44,13 +46,15 @@ impl TraceSink {
             out: Vec::new(),
             group: None,
             last_incoming: None,
+            sessions_by_sid: HashMap::new(),
             problems: 0,
         }
     }
 
     fn flush_events(&mut self) {
         let events = std::mem::take(&mut self.out);
-        for e in events {
+        for mut e in events {
+            self.link_session(&mut e);
             // An inferred broadcast is written as soon as its group is known to be over (a
             // new event in, another packet out, or the window passed), so it lands before the
             // event that ended it.
@@ -66,6 +70,24 @@ impl TraceSink {
             }
             self.observe(&e);
             self.tracer.emit(e);
+        }
+    }
+
+    /// One Engine.IO session spans several TCP connections (the polling requests, then the
+    /// WebSocket). A capture cannot say so; the shared `sid` can: events on a later
+    /// connection get `session_conn` (where the session began) and `inferred: true`.
+    fn link_session(&mut self, e: &mut Event) {
+        let (Some(conn), Some(sid)) = (e.conn, e.fields.get("sid").and_then(Value::as_str)) else {
+            return;
+        };
+        if self.sessions_by_sid.len() > 100_000 {
+            // A capture with more sessions than that: forget the old ones, keep memory flat.
+            self.sessions_by_sid.clear();
+        }
+        let first = *self.sessions_by_sid.entry(sid.to_string()).or_insert(conn);
+        if first != conn {
+            e.fields.insert("session_conn".into(), first.into());
+            e.fields.insert("inferred".into(), true.into());
         }
     }
 

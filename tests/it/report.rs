@@ -24,13 +24,23 @@ fn report(input: &Path, extra: &[&str]) -> String {
     std::fs::read_to_string(&out).unwrap()
 }
 
-/// Each reference capture reports to its committed Markdown (DISPEL_BLESS=1 rewrites them).
+/// Each committed capture reports to its committed Markdown (DISPEL_BLESS=1 rewrites them).
 #[test]
 fn golden_reports() {
     let bless = std::env::var_os("DISPEL_BLESS").is_some();
     let mut failures = Vec::new();
-    for name in ["python_client_websocket", "node_client_polling_upgrade"] {
-        let pcap = repo().join(format!("traces/reference/{name}.pcap"));
+    let mut pcaps = Vec::new();
+    for dir in ["traces/reference", "traces/flask"] {
+        for e in std::fs::read_dir(repo().join(dir)).unwrap().flatten() {
+            if e.path().extension().is_some_and(|x| x == "pcap") {
+                pcaps.push(e.path());
+            }
+        }
+    }
+    pcaps.sort();
+    assert!(pcaps.len() >= 9, "captures missing: {pcaps:?}");
+    for pcap in pcaps {
+        let name = pcap.file_stem().unwrap().to_string_lossy().to_string();
         let golden = pcap.with_extension("report.md");
         let got = report(&pcap, &[]);
         if bless {
