@@ -207,6 +207,10 @@ pub struct LimitArgs {
     /// Most simultaneous TCP connections (503 above it).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// A request head, or a body, must arrive whole within this many milliseconds of its first
+    /// byte (408 otherwise: slowloris).
+    #[arg(long = "request-timeout", value_name = "MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
     /// Packets queued for one client before it is dropped as too slow.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_queue: usize,

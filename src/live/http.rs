@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
@@ -17,10 +16,6 @@ use super::engineio::{ws_config, EioServer, PollingReply};
 use super::tap::Tap;
 use super::Server;
 
-/// A client gets this long to send a whole request head (slowloris defence).
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// And this long for a body once the head is in.
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// An idle keep-alive connection is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -38,25 +33,33 @@ async fn read_head(
     srv: &Server,
 ) -> Result<RequestHead, ReadError> {
     let mut chunk = [0u8; 4096];
+    // The whole head must arrive within the request timeout of its first byte, however slowly
+    // it trickles in (slowloris).
+    let mut deadline: Option<tokio::time::Instant> = None;
     loop {
         match http::parse_request(buf, srv.config.max_headers, srv.config.max_head_bytes) {
             Ok(Some(head)) => return Ok(head),
             Ok(None) => {}
             Err(e) => return Err(ReadError::Http(e)),
         }
-        let limit = if buf.is_empty() {
-            IDLE_TIMEOUT
-        } else {
-            HEAD_TIMEOUT
+        let until = match deadline {
+            Some(d) => d,
+            None if buf.is_empty() => tokio::time::Instant::now() + IDLE_TIMEOUT,
+            None => *deadline.insert(tokio::time::Instant::now() + srv.config.request_timeout),
         };
-        match timeout(limit, tap.read(&mut chunk)).await {
+        match tokio::time::timeout_at(until, tap.read(&mut chunk)).await {
             Err(_) => {
                 return Err(ReadError::TimedOut {
                     partial: !buf.is_empty(),
                 })
             }
             Ok(Ok(0)) | Ok(Err(_)) => return Err(ReadError::Closed),
-            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Ok(Ok(n)) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if deadline.is_none() {
+                    deadline = Some(tokio::time::Instant::now() + srv.config.request_timeout);
+                }
+            }
         }
     }
 }
@@ -67,9 +70,10 @@ async fn read_body(
     buf: &mut Vec<u8>,
     kind: BodyKind,
     max: usize,
+    limit: Duration,
 ) -> Result<Vec<u8>, (u16, &'static str)> {
     let mut chunk = [0u8; 8192];
-    let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         match kind {
             BodyKind::None | BodyKind::UntilClose => return Ok(Vec::new()),
@@ -217,7 +221,15 @@ pub async fn connection(mut tap: Tap, conn: u64, srv: Arc<Server>) {
                 return;
             }
         };
-        let body = match read_body(&mut tap, &mut buf, kind, srv.config.max_payload).await {
+        let body = match read_body(
+            &mut tap,
+            &mut buf,
+            kind,
+            srv.config.max_payload,
+            srv.config.request_timeout,
+        )
+        .await
+        {
             Ok(b) => b,
             Err((0, _)) => return,
             Err((status, why)) => {

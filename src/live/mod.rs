@@ -69,6 +69,7 @@ pub struct Config {
     pub max_headers: usize,
     pub max_connections: usize,
     pub max_queue: usize,
+    pub request_timeout: Duration,
     pub cors: bool,
     pub record: Option<PathBuf>,
 }
@@ -97,6 +98,7 @@ impl Config {
             max_headers: args.limits.max_headers,
             max_connections: args.limits.max_connections,
             max_queue: args.limits.max_queue,
+            request_timeout: Duration::from_millis(args.limits.request_timeout_ms),
             cors: conformance,
             record: args.record.clone(),
         }

@@ -14,6 +14,8 @@ mod cli;
 mod live_bad_input;
 /// `dispel serve` with the real python-socketio and socket.io-client clients.
 mod live_clients;
+/// A classroom trying to break the server: slowloris, floods, abandoned sessions.
+mod live_hostile;
 /// `dispel replay` on real and recorded captures.
 mod replay;
 /// `dispel report`: golden reports of the reference captures, self-contained HTML.

@@ -87,6 +87,18 @@ impl Server {
         }
     }
 
+    /// Resident memory of the server process, in KiB (Linux).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Stops the server with SIGTERM (as Ctrl-C would) and returns its trace.
     pub fn stop(mut self) -> Trace {
         let _ = Command::new("kill")

@@ -1,0 +1,236 @@
+//! A classroom that tries to break the server: slow heads and bodies, floods of connections and
+//! of abandoned sessions, thousands of namespaces and acks, huge declared lengths. Each test
+//! shows the server stays up, answers the offender as the protocol says, keeps its memory
+//! bounded, and keeps serving a well-behaved client.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::util::Server;
+
+fn still_serves(addr: &str) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(
+        out.starts_with("HTTP/1.1 200") && out.contains("\"sid\""),
+        "{out}"
+    );
+}
+
+fn read_all(s: &mut TcpStream) -> String {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).to_string()
+}
+
+#[test]
+fn slowloris_heads_and_bodies_time_out() {
+    let server = Server::start(&["--request-timeout", "500"]);
+    let a = server.addr.clone();
+    // A head that trickles in, a byte at a time, never finishing.
+    let mut head = TcpStream::connect(&a).unwrap();
+    let started = Instant::now();
+    let trickle = std::thread::spawn(move || {
+        for b in b"GET /auctions HTTP/1.1\r\nX-Slow: "
+            .iter()
+            .cycle()
+            .take(40)
+        {
+            if head.write_all(&[*b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        read_all(&mut head)
+    });
+    // A body that never arrives.
+    let mut body = TcpStream::connect(&a).unwrap();
+    body.write_all(
+        b"POST /socket.io/?EIO=4&transport=polling&sid=x HTTP/1.1\r\nContent-Length: 100\r\n\r\n40",
+    )
+    .unwrap();
+    still_serves(&a);
+    assert!(read_all(&mut body).starts_with("HTTP/1.1 408"));
+    let reply = trickle.join().unwrap();
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the trickle was cut at the deadline"
+    );
+    still_serves(&a);
+}
+
+#[test]
+fn a_flood_of_connections_gets_503_beyond_the_limit() {
+    let server = Server::start(&["--max-connections", "5"]);
+    let a = server.addr.clone();
+    let held: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(&a).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = TcpStream::connect(&a).unwrap();
+    let reply = read_all(&mut extra);
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    still_serves(&a);
+    let trace = server.stop();
+    assert!(trace
+        .errors()
+        .iter()
+        .any(|e| e.contains("connection limit")));
+}
+
+#[test]
+fn thousands_of_abandoned_sessions_expire() {
+    let server = Server::start(&[
+        "--ping-interval",
+        "200",
+        "--ping-timeout",
+        "200",
+        "--stage",
+        "error",
+    ]);
+    let a = server.addr.clone();
+    let before = server.rss_kib();
+    let mut s = TcpStream::connect(&a).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut sids = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..3000 {
+        s.write_all(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n\r\n")
+            .unwrap();
+        let n = s.read(&mut buf).unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        let sid = text
+            .split("\"sid\":\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        sids.push(sid);
+    }
+    let opened = server.rss_kib();
+    // Nobody answers the PINGs: one heartbeat period later every session is gone.
+    std::thread::sleep(Duration::from_millis(1500));
+    for sid in [&sids[0], &sids[1500], &sids[2999]] {
+        let req = format!("GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\n\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let n = s.read(&mut buf).unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            text.starts_with("HTTP/1.1 400") && text.contains("Session ID unknown"),
+            "{text}"
+        );
+    }
+    still_serves(&a);
+    let after = server.rss_kib();
+    assert!(
+        opened < before + 64 * 1024,
+        "3000 sessions took {} KiB",
+        opened - before
+    );
+    assert!(
+        after <= opened + 8 * 1024,
+        "memory kept growing: {before} -> {opened} -> {after} KiB"
+    );
+    let trace = server.stop();
+    let timeouts = trace
+        .errors()
+        .iter()
+        .filter(|e| e.contains("no PONG"))
+        .count();
+    assert_eq!(timeouts, 3000);
+}
+
+fn sio_client(addr: &str) -> tungstenite::WebSocket<TcpStream> {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let (mut ws, _) = tungstenite::client::client(url.as_str(), stream).unwrap();
+    ws.read().unwrap();
+    ws
+}
+
+/// Reads until `n` messages starting with `prefix` have arrived.
+fn expect(ws: &mut tungstenite::WebSocket<TcpStream>, prefix: &str, n: usize) {
+    let mut seen = 0;
+    while seen < n {
+        let m = ws.read().unwrap();
+        if m.to_text().unwrap_or("").starts_with(prefix) {
+            seen += 1;
+        }
+    }
+}
+
+#[test]
+fn thousands_of_namespaces_and_acks() {
+    let server = Server::start(&["--stage", "error"]);
+    let a = server.addr.clone();
+    // A client that reads its answers gets every one of them.
+    let mut ws = sio_client(&a);
+    for batch in 0..30 {
+        for i in 0..100 {
+            ws.send(Message::text(format!("40/ns{batch}-{i},")))
+                .unwrap();
+        }
+        expect(&mut ws, "44/ns", 100);
+    }
+    ws.send(Message::text("40/admin,")).unwrap();
+    for batch in 0..10 {
+        for i in 0..500 {
+            let id = batch * 500 + i;
+            ws.send(Message::text(format!(r#"42/admin,{id}["ping-me",{id}]"#)))
+                .unwrap();
+        }
+        expect(&mut ws, "43/admin,", 500);
+    }
+    // One that floods without reading fills its queue and is dropped; nobody else notices.
+    let mut flood = sio_client(&a);
+    for i in 0..5000 {
+        if flood.send(Message::text(format!("40/x{i},"))).is_err() {
+            break;
+        }
+    }
+    still_serves(&a);
+    assert!(server.rss_kib() < 64 * 1024, "{} KiB", server.rss_kib());
+    let errors = server.stop().errors();
+    assert!(
+        errors.iter().all(|e| e.contains("is not reading")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn huge_declared_lengths_are_refused_at_once() {
+    let server = Server::start(&[]);
+    let a = server.addr.clone();
+    let mut s = TcpStream::connect(&a).unwrap();
+    s.write_all(b"POST /socket.io/?EIO=4&transport=polling&sid=x HTTP/1.1\r\nContent-Length: 999999999999\r\n\r\n").unwrap();
+    assert!(read_all(&mut s).starts_with("HTTP/1.1 413"));
+    // A WebSocket frame announcing 2^62 bytes: closed with 1009 before a byte of it is read.
+    let mut ws = sio_client(&a);
+    let mut frame = vec![0x82, 0xFF];
+    frame.extend_from_slice(&(1u64 << 62).to_be_bytes());
+    frame.extend_from_slice(&[1, 2, 3, 4]);
+    ws.get_mut().write_all(&frame).unwrap();
+    let code = loop {
+        match ws.read() {
+            Ok(Message::Close(Some(f))) => break Some(u16::from(f.code)),
+            Ok(_) => continue,
+            Err(_) => break None,
+        }
+    };
+    assert_eq!(code, Some(1009));
+    still_serves(&a);
+}
