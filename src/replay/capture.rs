@@ -294,6 +294,19 @@ enum Need {
     Stop,
 }
 
+/// With the buffer empty: reads more input. False means stop (end of file, or a read error,
+/// which is reported).
+fn refill<R: Read, S: StreamSink>(buf: &mut Buffer<R>, replay: &mut Replay<'_, S>) -> bool {
+    match buf.fill() {
+        Ok(more) => more,
+        Err(e) => {
+            let offset = buf.file_offset();
+            replay.problem(None, format!("read error at byte {offset}: {e}"));
+            false
+        }
+    }
+}
+
 /// After an `IncompleteBuffer`: reads more input, or reports truncation / an oversized
 /// record and says to stop.
 fn need_more<R: Read, S: StreamSink>(
@@ -375,15 +388,10 @@ fn read_pcap<R: Read, S: StreamSink>(
     };
     loop {
         if buf.data().is_empty() {
-            match buf.fill() {
-                Ok(true) => continue,
-                Ok(false) => return Ok(()),
-                Err(e) => {
-                    let offset = buf.file_offset();
-                    replay.problem(None, format!("read error at byte {offset}: {e}"));
-                    return Ok(());
-                }
+            if !refill(buf, replay) {
+                return Ok(());
             }
+            continue;
         }
         let data = buf.data();
         match parser.next_raw_packet(data) {
@@ -475,15 +483,10 @@ fn read_pcapng<R: Read, S: StreamSink>(
     let mut interfaces: Vec<Interface> = Vec::new();
     loop {
         if buf.data().is_empty() {
-            match buf.fill() {
-                Ok(true) => continue,
-                Ok(false) => return Ok(()),
-                Err(e) => {
-                    let offset = buf.file_offset();
-                    replay.problem(None, format!("read error at byte {offset}: {e}"));
-                    return Ok(());
-                }
+            if !refill(buf, replay) {
+                return Ok(());
             }
+            continue;
         }
         let data = buf.data();
         match parser.next_block(data) {

@@ -61,21 +61,7 @@ pub fn how(stage: Stage) -> Vec<Block> {
 }
 
 /// The stages the report explains, in the order a connection lives.
-pub const ORDER: [Stage; 13] = [
-    Stage::TcpAccept,
-    Stage::HttpRequest,
-    Stage::HttpResponse,
-    Stage::WsHandshake,
-    Stage::WsFrame,
-    Stage::WsMessage,
-    Stage::EioPacket,
-    Stage::EioUpgrade,
-    Stage::SioPacket,
-    Stage::SioDispatch,
-    Stage::SioBroadcast,
-    Stage::WsClose,
-    Stage::TcpClose,
-];
+pub const ORDER: &[Stage] = Stage::LIFECYCLE;
 
 #[cfg(test)]
 mod tests {
@@ -83,7 +69,7 @@ mod tests {
 
     #[test]
     fn every_reported_stage_has_its_explanation() {
-        for stage in ORDER {
+        for &stage in ORDER {
             let s = snippet(stage).unwrap_or_else(|| panic!("no how:{stage} in {}", page(stage)));
             assert!(s.len() > 100, "{stage}: explanation too short");
             assert!(

@@ -51,7 +51,7 @@ pub fn build(input: &Input, conn: u64, set: VersionSet, name: &str) -> Doc {
         }],
     };
     let mut n = 0;
-    for stage in explain::ORDER {
+    for &stage in explain::ORDER {
         if ctx.of(stage).next().is_none() {
             continue;
         }

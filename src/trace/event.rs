@@ -44,6 +44,9 @@ impl Stage {
         Stage::Error,
     ];
 
+    /// The stages of a connection's life, in order (`ALL` without `tcp.data` and `error`).
+    pub const LIFECYCLE: &'static [Stage] = Stage::ALL.split_at(13).0;
+
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::TcpAccept => "tcp.accept",

@@ -111,26 +111,11 @@ impl Sink for Jsonl {
 mod tests {
     use super::*;
     use crate::trace::Dir;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl Write for Shared {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.0
-                .lock()
-                .map_err(|_| io::Error::other("poisoned"))?
-                .extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::trace::SharedBuf;
 
     #[test]
     fn written_line_equals_the_json_object() {
-        let buf = Shared::default();
+        let buf = SharedBuf::default();
         let mut sink = Jsonl::new(Box::new(buf.clone()), VersionSet::Current);
         let e = Event::new(
             Stage::WsFrame,
@@ -145,7 +130,7 @@ mod tests {
         let internal = Event::new(Stage::SioBroadcast, 0.5, None, None, "x".into());
         sink.write(8, &internal).unwrap();
         sink.flush().unwrap();
-        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let text = buf.text();
         let lines: Vec<Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())

@@ -132,25 +132,10 @@ impl Sink for Pretty {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl Write for Shared {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.0
-                .lock()
-                .map_err(|_| io::Error::other("poisoned"))?
-                .extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::trace::SharedBuf;
 
     fn render(color: bool, verbose: u8) -> String {
-        let buf = Shared::default();
+        let buf = SharedBuf::default();
         let mut p = Pretty::new(Box::new(buf.clone()), color, verbose, VersionSet::Current);
         let e = Event::new(
             Stage::SioPacket,
@@ -162,8 +147,7 @@ mod tests {
         .with("nsp", "/");
         p.write(1, &e).unwrap();
         p.flush().unwrap();
-        let v = buf.0.lock().unwrap().clone();
-        String::from_utf8(v).unwrap()
+        buf.text()
     }
 
     #[test]

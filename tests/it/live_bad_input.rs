@@ -1,32 +1,13 @@
 //! Hostile and broken clients: each gets the right HTTP error or close code, the trace names the
 //! broken rule, and a well-behaved client on the same server carries on.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+use std::io::Write;
 
 use dispel::wire::ws_frame::{apply_mask, FrameHeader, OpCode};
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite::Message;
 
+use crate::raw::{close_code, raw_http, sio_client, still_works};
 use crate::util::Server;
-
-type Ws = tungstenite::WebSocket<TcpStream>;
-
-/// A Socket.IO client on a raw WebSocket, connected to "/".
-fn sio_client(addr: &str) -> Ws {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    let (mut ws, _) = tungstenite::client::client(url.as_str(), stream).unwrap();
-    let open = ws.read().unwrap();
-    assert!(open.to_text().unwrap().starts_with("0{"), "{open:?}");
-    ws.send(Message::text("40")).unwrap();
-    let ok = ws.read().unwrap();
-    assert!(ok.to_text().unwrap().starts_with("40{"), "{ok:?}");
-    ws
-}
 
 fn frame(opcode: u8, fin: bool, rsv1: bool, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
     let h = FrameHeader {
@@ -47,42 +28,6 @@ fn frame(opcode: u8, fin: bool, rsv1: bool, mask: Option<[u8; 4]>, payload: &[u8
     }
     out.extend(p);
     out
-}
-
-/// Reads until the server's Close frame (or the end) and returns its code.
-fn close_code(ws: &mut Ws) -> Option<u16> {
-    loop {
-        match ws.read() {
-            Ok(Message::Close(Some(f))) => return Some(f.code.into()),
-            Ok(Message::Close(None)) => return None,
-            Ok(_) => continue,
-            Err(_) => return None,
-        }
-    }
-}
-
-/// A well-behaved client still gets its own broadcast back.
-fn still_works(addr: &str) {
-    let mut ws = sio_client(addr);
-    ws.send(Message::text(
-        r#"42["replace old value",{"item":"ok","bid":1}]"#,
-    ))
-    .unwrap();
-    loop {
-        let m = ws.read().unwrap();
-        if m.to_text().unwrap_or("").contains("replaced values") {
-            return;
-        }
-    }
-}
-
-fn raw_http(addr: &str, bytes: &[u8]) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let _ = s.write_all(bytes);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).to_string()
 }
 
 #[test]

@@ -7,8 +7,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite::Message;
 
+use crate::raw::{eio_client, expect, read_all};
 use crate::util::Server;
 
 fn still_serves(addr: &str) {
@@ -22,13 +23,6 @@ fn still_serves(addr: &str) {
         out.starts_with("HTTP/1.1 200") && out.contains("\"sid\""),
         "{out}"
     );
-}
-
-fn read_all(s: &mut TcpStream) -> String {
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).to_string()
 }
 
 #[test]
@@ -151,34 +145,12 @@ fn thousands_of_abandoned_sessions_expire() {
     assert_eq!(timeouts, 3000);
 }
 
-fn sio_client(addr: &str) -> tungstenite::WebSocket<TcpStream> {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    let (mut ws, _) = tungstenite::client::client(url.as_str(), stream).unwrap();
-    ws.read().unwrap();
-    ws
-}
-
-/// Reads until `n` messages starting with `prefix` have arrived.
-fn expect(ws: &mut tungstenite::WebSocket<TcpStream>, prefix: &str, n: usize) {
-    let mut seen = 0;
-    while seen < n {
-        let m = ws.read().unwrap();
-        if m.to_text().unwrap_or("").starts_with(prefix) {
-            seen += 1;
-        }
-    }
-}
-
 #[test]
 fn thousands_of_namespaces_and_acks() {
     let server = Server::start(&["--stage", "error"]);
     let a = server.addr.clone();
     // A client that reads its answers gets every one of them.
-    let mut ws = sio_client(&a);
+    let mut ws = eio_client(&a);
     for batch in 0..30 {
         for i in 0..100 {
             ws.send(Message::text(format!("40/ns{batch}-{i},")))
@@ -196,7 +168,7 @@ fn thousands_of_namespaces_and_acks() {
         expect(&mut ws, "43/admin,", 500);
     }
     // One that floods without reading fills its queue and is dropped; nobody else notices.
-    let mut flood = sio_client(&a);
+    let mut flood = eio_client(&a);
     for i in 0..5000 {
         if flood.send(Message::text(format!("40/x{i},"))).is_err() {
             break;
@@ -219,7 +191,7 @@ fn huge_declared_lengths_are_refused_at_once() {
     s.write_all(b"POST /socket.io/?EIO=4&transport=polling&sid=x HTTP/1.1\r\nContent-Length: 999999999999\r\n\r\n").unwrap();
     assert!(read_all(&mut s).starts_with("HTTP/1.1 413"));
     // A WebSocket frame announcing 2^62 bytes: closed with 1009 before a byte of it is read.
-    let mut ws = sio_client(&a);
+    let mut ws = eio_client(&a);
     let mut frame = vec![0x82, 0xFF];
     frame.extend_from_slice(&(1u64 << 62).to_be_bytes());
     frame.extend_from_slice(&[1, 2, 3, 4]);

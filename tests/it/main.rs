@@ -3,6 +3,8 @@
 //! The real clients (python-socketio, npm socket.io-client) are installed by `tests/setup.sh`
 //! into `tests/.venv` and `tests/node_modules`; the README's test command runs it first.
 
+/// Raw sockets for the tests that play a broken or hostile client.
+mod raw;
 /// Starting the server, running clients, reading the trace.
 mod util;
 

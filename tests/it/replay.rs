@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::util::{dispel, py_client, repo, Server, Trace};
+use crate::util::{check_golden, dispel, py_client, repo, Server, Trace};
 
 fn replay_jsonl(file: &Path, extra: &[&str]) -> Trace {
     let dir = tempfile::tempdir().unwrap();
@@ -131,33 +131,11 @@ fn frames_match_tsharks_decoding_of_the_reference_captures() {
 /// Each committed capture replays to its committed JSONL trace (DISPEL_BLESS=1 rewrites them).
 #[test]
 fn golden_traces() {
-    let bless = std::env::var_os("DISPEL_BLESS").is_some();
     let mut failures = Vec::new();
     for pcap in captures() {
-        let golden = pcap.with_extension("trace.jsonl");
         let trace = replay_jsonl(&pcap, &[]);
         let got: String = trace.events.iter().map(|e| format!("{e}\n")).collect();
-        if bless {
-            std::fs::write(&golden, &got).unwrap();
-            continue;
-        }
-        let want = std::fs::read_to_string(&golden).unwrap_or_default();
-        if want != got {
-            let first = want
-                .lines()
-                .zip(got.lines())
-                .position(|(a, b)| a != b)
-                .unwrap_or(0);
-            failures.push(format!(
-                "{}: differs at line {} (want {} lines, got {})\n  want: {}\n  got:  {}",
-                golden.display(),
-                first + 1,
-                want.lines().count(),
-                got.lines().count(),
-                want.lines().nth(first).unwrap_or("<none>"),
-                got.lines().nth(first).unwrap_or("<none>")
-            ));
-        }
+        failures.extend(check_golden(&pcap.with_extension("trace.jsonl"), &got));
     }
     assert!(
         failures.is_empty(),

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::util::{dispel, repo};
+use crate::util::{check_golden, dispel, repo};
 
 fn report(input: &Path, extra: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -27,7 +27,6 @@ fn report(input: &Path, extra: &[&str]) -> String {
 /// Each committed capture reports to its committed Markdown (DISPEL_BLESS=1 rewrites them).
 #[test]
 fn golden_reports() {
-    let bless = std::env::var_os("DISPEL_BLESS").is_some();
     let mut failures = Vec::new();
     let mut pcaps = Vec::new();
     for dir in ["traces/reference", "traces/flask"] {
@@ -41,27 +40,8 @@ fn golden_reports() {
     assert!(pcaps.len() >= 9, "captures missing: {pcaps:?}");
     for pcap in pcaps {
         let name = pcap.file_stem().unwrap().to_string_lossy().to_string();
-        let golden = pcap.with_extension("report.md");
         let got = report(&pcap, &[]);
-        if bless {
-            std::fs::write(&golden, &got).unwrap();
-            continue;
-        }
-        let want = std::fs::read_to_string(&golden).unwrap_or_default();
-        if want != got {
-            let first = want
-                .lines()
-                .zip(got.lines())
-                .position(|(a, b)| a != b)
-                .unwrap_or(0);
-            failures.push(format!(
-                "{}: differs at line {}\n  want: {}\n  got:  {}",
-                golden.display(),
-                first + 1,
-                want.lines().nth(first).unwrap_or("<none>"),
-                got.lines().nth(first).unwrap_or("<none>")
-            ));
-        }
+        failures.extend(check_golden(&pcap.with_extension("report.md"), &got));
         // The committed JSONL trace of the same capture gives the same report.
         let from_trace = report(&pcap.with_extension("trace.jsonl"), &[]);
         let strip = |s: &str| s.replace(".trace.jsonl", "").replace(".pcap", "");

@@ -249,3 +249,30 @@ fn client_result(name: &str, out: Output) -> Vec<Value> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
 }
+
+/// Compares `got` with the golden file, or rewrites it under `DISPEL_BLESS=1`. Returns a
+/// description of the first difference, if any.
+pub fn check_golden(golden: &Path, got: &str) -> Option<String> {
+    if std::env::var_os("DISPEL_BLESS").is_some() {
+        std::fs::write(golden, got).expect("write golden");
+        return None;
+    }
+    let want = std::fs::read_to_string(golden).unwrap_or_default();
+    if want == got {
+        return None;
+    }
+    let first = want
+        .lines()
+        .zip(got.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or(0);
+    Some(format!(
+        "{}: differs at line {} (want {} lines, got {})\n  want: {}\n  got:  {}",
+        golden.display(),
+        first + 1,
+        want.lines().count(),
+        got.lines().count(),
+        want.lines().nth(first).unwrap_or("<none>"),
+        got.lines().nth(first).unwrap_or("<none>")
+    ))
+}

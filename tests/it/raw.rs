@@ -1,0 +1,78 @@
+//! Raw sockets for the tests that play a broken or hostile client.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::{self, Message};
+
+pub type Ws = tungstenite::WebSocket<TcpStream>;
+
+/// An Engine.IO client on a WebSocket, OPEN packet read.
+pub fn eio_client(addr: &str) -> Ws {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let (mut ws, _) = tungstenite::client::client(url.as_str(), stream).unwrap();
+    let open = ws.read().unwrap();
+    assert!(open.to_text().unwrap().starts_with("0{"), "{open:?}");
+    ws
+}
+
+/// A Socket.IO client on a raw WebSocket, connected to "/".
+pub fn sio_client(addr: &str) -> Ws {
+    let mut ws = eio_client(addr);
+    ws.send(Message::text("40")).unwrap();
+    expect(&mut ws, "40{", 1);
+    ws
+}
+
+/// Reads until `n` messages starting with `prefix` have arrived.
+pub fn expect(ws: &mut Ws, prefix: &str, n: usize) {
+    let mut seen = 0;
+    while seen < n {
+        let m = ws.read().unwrap();
+        if m.to_text().unwrap_or("").starts_with(prefix) {
+            seen += 1;
+        }
+    }
+}
+
+/// Reads until the server's Close frame (or the end) and returns its code.
+pub fn close_code(ws: &mut Ws) -> Option<u16> {
+    loop {
+        match ws.read() {
+            Ok(Message::Close(Some(f))) => return Some(f.code.into()),
+            Ok(Message::Close(None)) => return None,
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Everything the server sends until it closes (or 10 s pass).
+pub fn read_all(s: &mut TcpStream) -> String {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// Sends raw bytes on a new connection and returns the whole answer.
+pub fn raw_http(addr: &str, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let _ = s.write_all(bytes);
+    read_all(&mut s)
+}
+
+/// A well-behaved client still gets its own broadcast back.
+pub fn still_works(addr: &str) {
+    let mut ws = sio_client(addr);
+    ws.send(Message::text(
+        r#"42["replace old value",{"item":"ok","bid":1}]"#,
+    ))
+    .unwrap();
+    expect(&mut ws, r#"42["replaced values""#, 1);
+}
