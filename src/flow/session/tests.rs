@@ -335,3 +335,119 @@ fn midstream_start_finds_frames_and_heads() {
     s.data(Dir::C2S, 0.0, b"GET /auctions HTTP/1.1\r\n\r\n", &mut out);
     assert_eq!(stages(&out), ["http.request"]);
 }
+
+/// permessage-deflate both ways: the client's compressed message split over three frames (RSV1
+/// on the first only, RFC 7692 §6.1), the server's without context takeover, so each of its
+/// messages inflates on its own.
+#[test]
+fn compressed_messages_fragmented_and_without_context_takeover() {
+    use flate2::{Compress, Compression, FlushCompress};
+    fn deflate(c: &mut Compress, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() + 64);
+        c.compress_vec(data, &mut out, FlushCompress::Sync).unwrap();
+        out.truncate(out.len() - 4);
+        out
+    }
+    let key = "dGhlIHNhbXBsZSBub25jZQ==";
+    let req = format!(
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+    );
+    let resp = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_max_window_bits=10\r\n\r\n";
+    let mut s = Session::new(1, Limits::default());
+    let mut out = Vec::new();
+    s.data(Dir::C2S, 0.0, req.as_bytes(), &mut out);
+    s.data(Dir::S2C, 0.0, resp.as_bytes(), &mut out);
+    // Client: context takeover (two messages share a window), the second split in three.
+    let mut client = Compress::new(Compression::default(), false);
+    let first = deflate(
+        &mut client,
+        br#"42["replace old value",{"item":"lamp","bid":1}]"#,
+    );
+    let second = deflate(
+        &mut client,
+        br#"42["replace old value",{"item":"lamp","bid":2}]"#,
+    );
+    let key_bytes = [9, 8, 7, 6];
+    let masked = |opcode: OpCode, fin: bool, rsv1: bool, p: &[u8]| {
+        let h = FrameHeader {
+            fin,
+            rsv1,
+            rsv2: false,
+            rsv3: false,
+            opcode,
+            mask: Some(key_bytes),
+            payload_len: p.len() as u64,
+            length_form: FrameHeader::form_for(p.len() as u64),
+            header_len: 0,
+        };
+        let mut b = h.encode();
+        let mut q = p.to_vec();
+        ws_frame::apply_mask(&mut q, key_bytes, 0);
+        b.extend(q);
+        b
+    };
+    s.data(
+        Dir::C2S,
+        0.1,
+        &masked(OpCode::Text, true, true, &first),
+        &mut out,
+    );
+    let (a, rest) = second.split_at(second.len() / 3);
+    let (b, c) = rest.split_at(rest.len() / 2);
+    s.data(
+        Dir::C2S,
+        0.2,
+        &masked(OpCode::Text, false, true, a),
+        &mut out,
+    );
+    s.data(
+        Dir::C2S,
+        0.2,
+        &masked(OpCode::Continuation, false, false, b),
+        &mut out,
+    );
+    s.data(
+        Dir::C2S,
+        0.2,
+        &masked(OpCode::Continuation, true, false, c),
+        &mut out,
+    );
+    // Server: no context takeover, a fresh compressor per message.
+    for bid in [1, 2] {
+        let mut server = Compress::new(Compression::default(), false);
+        let z = deflate(
+            &mut server,
+            format!(r#"42["replaced values",{{"bid":{bid}}}]"#).as_bytes(),
+        );
+        let h = FrameHeader {
+            fin: true,
+            rsv1: true,
+            rsv2: false,
+            rsv3: false,
+            opcode: OpCode::Text,
+            mask: None,
+            payload_len: z.len() as u64,
+            length_form: FrameHeader::form_for(z.len() as u64),
+            header_len: 0,
+        };
+        let mut frame = h.encode();
+        frame.extend(z);
+        s.data(Dir::S2C, 0.3, &frame, &mut out);
+    }
+    let errors: Vec<_> = out.iter().filter(|e| e.stage == Stage::Error).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let messages: Vec<_> = out.iter().filter(|e| e.stage == Stage::WsMessage).collect();
+    assert_eq!(messages.len(), 4);
+    assert_eq!(messages[1].fields["fragments"], 3);
+    assert!(messages.iter().all(|m| m.fields["compressed"] == true));
+    assert_eq!(
+        messages[1].fields["text"],
+        r#"42["replace old value",{"item":"lamp","bid":2}]"#
+    );
+    assert_eq!(
+        messages[3].fields["text"],
+        r#"42["replaced values",{"bid":2}]"#
+    );
+    let hs = out.iter().find(|e| e.stage == Stage::WsHandshake).unwrap();
+    assert_eq!(hs.fields["extension_note"], "permessage-deflate accepted");
+}
