@@ -180,6 +180,7 @@ fn recorded_live_session_replays_to_the_same_events() {
     let dir = tempfile::tempdir().unwrap();
     let cap = dir.path().join("live.pcap");
     let server = Server::start(&["--record", cap.to_str().unwrap()]);
+    let server_port = server.addr.rsplit(':').next().unwrap().to_string();
     py_client(&server.url, "two-clients", "websocket");
     py_client(&server.url, "bid,ack,binary", "polling,websocket");
     let live = server.stop();
@@ -207,6 +208,37 @@ fn recorded_live_session_replays_to_the_same_events() {
             })
             .collect()
     };
+    // Wireshark's decoder reads the recorded file too, and finds the same frames.
+    if let Ok(out) = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(&cap)
+        .args([
+            "-d",
+            &format!("tcp.port=={},http", server_port),
+            "-Y",
+            "websocket",
+            "-T",
+            "fields",
+            "-e",
+            "websocket.opcode",
+        ])
+        .output()
+    {
+        assert!(
+            out.status.success(),
+            "tshark could not read the recording: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs: usize = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split(',').count())
+            .sum();
+        assert_eq!(
+            theirs,
+            replayed.stage("ws.frame").len(),
+            "tshark and dispel count different frames"
+        );
+    }
     let (a, b) = (wire(&live), wire(&replayed));
     assert!(a.len() > 50, "live trace too short: {}", a.len());
     if a != b {
