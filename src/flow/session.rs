@@ -157,6 +157,9 @@ pub struct Session {
     transport: &'static str,
     /// Which response a request on this connection is waiting for (for http.response kinds).
     last_kind: &'static str,
+    /// Bit `1 << stage` set: events of that stage are wanted. Decoding goes on regardless;
+    /// only the building of unwanted events (hex, text copies, JSON) is skipped.
+    interest: u32,
 }
 
 /// Cuts `s` to at most `max` bytes on a char boundary.
@@ -197,7 +200,17 @@ impl Session {
             sid: None,
             transport: "polling",
             last_kind: "page",
+            interest: u32::MAX,
         }
+    }
+
+    /// Only build events of these stages (`Tracer::interest` gives the mask for a connection).
+    pub fn set_interest(&mut self, mask: u32) {
+        self.interest = mask;
+    }
+
+    fn wants(&self, stage: Stage) -> bool {
+        self.interest & stage.bit() != 0
     }
 
     /// A connection first seen in the middle (a capture that starts late).
@@ -784,9 +797,10 @@ impl Session {
                 return Some(0);
             }
         };
-        let header_bytes = hex(&buf[..h.header_len]);
         if h.payload_len > self.limits.max_message as u64 {
-            out.push(self.frame_event(dir, t, &h, &header_bytes, None));
+            if self.wants(Stage::WsFrame) {
+                out.push(self.frame_event(dir, t, &h, &hex(&buf[..h.header_len]), None));
+            }
             self.error(
                 t,
                 dir,
@@ -810,7 +824,9 @@ impl Session {
         if let Some(key) = h.mask {
             ws_frame::apply_mask(&mut payload, key, 0);
         }
-        out.push(self.frame_event(dir, t, &h, &header_bytes, Some(&payload)));
+        if self.wants(Stage::WsFrame) {
+            out.push(self.frame_event(dir, t, &h, &hex(&buf[..h.header_len]), Some(&payload)));
+        }
         if let Some(v) = h.violation(dir == Dir::C2S, self.deflate.is_some()) {
             self.error(
                 t,
@@ -949,7 +965,7 @@ impl Session {
     }
 
     fn message_done(&mut self, dir: Dir, t: f64, out: &mut Vec<Event>) {
-        let Some(asm) = self.sides[dir.index()].assembly.take() else {
+        let Some(mut asm) = self.sides[dir.index()].assembly.take() else {
             return;
         };
         let max = self.limits.max_message;
@@ -964,10 +980,11 @@ impl Session {
             return;
         }
         let compressed_len = asm.data.len();
+        let wire = std::mem::take(&mut asm.data);
         let data = if asm.compressed {
             let inflated = match self.sides[dir.index()].inflater.as_mut() {
-                Some(inf) => inf.inflate(&asm.data, max),
-                None => Ok(asm.data),
+                Some(inf) => inf.inflate(&wire, max),
+                None => Ok(wire),
             };
             match inflated {
                 Ok(d) => d,
@@ -977,8 +994,44 @@ impl Session {
                 }
             }
         } else {
-            asm.data
+            wire
         };
+        if self.wants(Stage::WsMessage) {
+            out.push(self.message_event(dir, t, &asm, compressed_len, &data));
+        }
+        if asm.opcode == OpCode::Text {
+            match String::from_utf8(data) {
+                Ok(text) => match engineio::Packet::decode_text(&text) {
+                    Ok(p) => self.eio_packet(dir, t, "websocket", p, out),
+                    Err(e) => self.error(t, dir, &e.to_string(), Stage::EioPacket, out),
+                },
+                Err(_) => self.error(
+                    t,
+                    dir,
+                    "text message is not valid UTF-8 (RFC 6455 §8.1; close 1007)",
+                    Stage::WsMessage,
+                    out,
+                ),
+            }
+        } else {
+            self.eio_packet(
+                dir,
+                t,
+                "websocket",
+                engineio::Packet::from_binary(data),
+                out,
+            );
+        }
+    }
+
+    fn message_event(
+        &self,
+        dir: Dir,
+        t: f64,
+        asm: &Assembly,
+        compressed_len: usize,
+        data: &[u8],
+    ) -> Event {
         let mut ev = self
             .ev(Stage::WsMessage, t, Some(dir), String::new())
             .with("opcode", asm.opcode.as_u8())
@@ -1006,44 +1059,17 @@ impl Session {
                 String::new()
             },
         );
-        if asm.opcode == OpCode::Text {
-            match String::from_utf8(data) {
-                Ok(text) => {
-                    ev.summary = format!("{desc}: {}", short(&text));
-                    insert_text(&mut ev.fields, "text", &text);
-                    out.push(ev);
-                    match engineio::Packet::decode_text(&text) {
-                        Ok(p) => self.eio_packet(dir, t, "websocket", p, out),
-                        Err(e) => self.error(t, dir, &e.to_string(), Stage::EioPacket, out),
-                    }
-                }
-                Err(e) => {
-                    ev.summary = desc;
-                    ev.fields
-                        .insert("hex".into(), hex(clip_bytes(e.as_bytes())).into());
-                    out.push(ev);
-                    self.error(
-                        t,
-                        dir,
-                        "text message is not valid UTF-8 (RFC 6455 §8.1; close 1007)",
-                        Stage::WsMessage,
-                        out,
-                    );
-                }
+        match (asm.opcode, std::str::from_utf8(data)) {
+            (OpCode::Text, Ok(text)) => {
+                ev.summary = format!("{desc}: {}", short(text));
+                insert_text(&mut ev.fields, "text", text);
             }
-        } else {
-            ev.summary = desc;
-            ev.fields
-                .insert("hex".into(), hex(clip_bytes(&data)).into());
-            out.push(ev);
-            self.eio_packet(
-                dir,
-                t,
-                "websocket",
-                engineio::Packet::from_binary(data),
-                out,
-            );
+            _ => {
+                ev.summary = desc;
+                ev.fields.insert("hex".into(), hex(clip_bytes(data)).into());
+            }
         }
+        ev
     }
 
     fn eio_packet(
@@ -1054,6 +1080,55 @@ impl Session {
         p: engineio::Packet,
         out: &mut Vec<Event>,
     ) {
+        // The OPEN packet names the session: remembered whether or not it is shown.
+        let open = match (p.ptype, &p.data) {
+            (engineio::PacketType::Open, engineio::Data::Text(text)) => match OpenInfo::parse(text)
+            {
+                Ok(info) => {
+                    self.sid = Some(info.sid.clone());
+                    Some(info)
+                }
+                Err(e) => {
+                    self.error(t, dir, &e.to_string(), Stage::EioPacket, out);
+                    None
+                }
+            },
+            _ => None,
+        };
+        if self.wants(Stage::EioPacket) {
+            out.push(self.eio_event(dir, t, transport, &p, open));
+        }
+        if p.ptype == engineio::PacketType::Upgrade
+            && dir == Dir::C2S
+            && self.wants(Stage::EioUpgrade)
+        {
+            out.push(
+                self.ev(
+                    Stage::EioUpgrade,
+                    t,
+                    Some(dir),
+                    "transport upgraded: polling -> websocket".into(),
+                )
+                .with("from", "polling")
+                .with("to", "websocket"),
+            );
+        }
+        if p.ptype == engineio::PacketType::Message {
+            match p.data {
+                engineio::Data::Text(text) => self.sio_text(dir, t, &text, out),
+                engineio::Data::Binary(b) => self.sio_attachment(dir, t, b, out),
+            }
+        }
+    }
+
+    fn eio_event(
+        &self,
+        dir: Dir,
+        t: f64,
+        transport: &'static str,
+        p: &engineio::Packet,
+        open: Option<OpenInfo>,
+    ) -> Event {
         let mut ev = self
             .ev(Stage::EioPacket, t, Some(dir), String::new())
             .with("transport", transport)
@@ -1072,45 +1147,15 @@ impl Session {
                     .with("binary_hex", hex(clip_bytes(b)));
             }
         }
-        let mut upgrade = None;
-        match (p.ptype, &p.data) {
-            (engineio::PacketType::Open, engineio::Data::Text(text)) => match OpenInfo::parse(text)
-            {
-                Ok(info) => {
-                    self.sid = Some(info.sid.clone());
-                    ev.fields.insert("sid".into(), info.sid.clone().into());
-                    ev = ev
-                        .with("upgrades", info.upgrades.clone())
-                        .with("pingInterval", info.ping_interval)
-                        .with("pingTimeout", info.ping_timeout)
-                        .with("maxPayload", info.max_payload);
-                }
-                Err(e) => self.error(t, dir, &e.to_string(), Stage::EioPacket, out),
-            },
-            (engineio::PacketType::Upgrade, _) if dir == Dir::C2S => {
-                upgrade = Some(
-                    self.ev(
-                        Stage::EioUpgrade,
-                        t,
-                        Some(dir),
-                        "transport upgraded: polling -> websocket".into(),
-                    )
-                    .with("from", "polling")
-                    .with("to", "websocket"),
-                );
-            }
-            _ => {}
+        if let Some(info) = open {
+            ev.fields.insert("sid".into(), info.sid.into());
+            ev = ev
+                .with("upgrades", info.upgrades)
+                .with("pingInterval", info.ping_interval)
+                .with("pingTimeout", info.ping_timeout)
+                .with("maxPayload", info.max_payload);
         }
-        out.push(ev);
-        if let Some(u) = upgrade {
-            out.push(u);
-        }
-        if p.ptype == engineio::PacketType::Message {
-            match p.data {
-                engineio::Data::Text(text) => self.sio_text(dir, t, &text, out),
-                engineio::Data::Binary(b) => self.sio_attachment(dir, t, b, out),
-            }
-        }
+        ev
     }
 
     fn sio_text(&mut self, dir: Dir, t: f64, text: &str, out: &mut Vec<Event>) {
@@ -1152,6 +1197,9 @@ impl Session {
         attachments: &[Vec<u8>],
         out: &mut Vec<Event>,
     ) {
+        if !self.wants(Stage::SioPacket) {
+            return;
+        }
         let mut data = p.data.clone();
         if let Some(d) = data.as_mut() {
             socketio::fill_placeholders(d, &mut |i| match attachments.get(i) {

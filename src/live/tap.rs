@@ -85,7 +85,8 @@ impl Tap {
         cfg: &TapConfig,
     ) -> Tap {
         let observer = cfg.tracer.enabled().then(|| {
-            let session = Session::new(conn, cfg.limits);
+            let mut session = Session::new(conn, cfg.limits);
+            session.set_interest(cfg.tracer.interest(Some(conn)));
             let t = cfg.start.elapsed().as_secs_f64();
             cfg.tracer.emit(session.accept_event(t, peers.0, peers.1));
             Observer {

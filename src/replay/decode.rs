@@ -182,6 +182,13 @@ impl StreamSink for TraceSink {
             OpenHow::Syn => Session::new(conn, self.limits),
             OpenHow::MidStream => Session::new_midstream(conn, self.limits),
         };
+        let mut session = session;
+        let mut interest = self.tracer.interest(Some(conn));
+        // Broadcasts are inferred from the Socket.IO packets, shown or not.
+        if interest & Stage::SioBroadcast.bit() != 0 {
+            interest |= Stage::SioPacket.bit();
+        }
+        session.set_interest(interest);
         let mut e = session.accept_event(t, client, server);
         if how == OpenHow::MidStream {
             e.summary.push_str(" (capture starts mid-connection)");

@@ -67,6 +67,11 @@ impl Stage {
         }
     }
 
+    /// This stage's bit in an interest mask.
+    pub fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+
     pub fn parse(s: &str) -> Option<Stage> {
         Stage::ALL.iter().copied().find(|st| st.as_str() == s)
     }

@@ -96,6 +96,15 @@ impl Tracer {
             .is_some_and(|i| i.filters.iter().any(|f| f.wants(stage, conn)))
     }
 
+    /// The stages some output wants for this connection, as a mask of `Stage::bit`s: a
+    /// decoder can skip building the rest.
+    pub fn interest(&self, conn: Option<u64>) -> u32 {
+        Stage::ALL
+            .iter()
+            .filter(|s| self.wants(**s, conn))
+            .fold(0, |mask, s| mask | s.bit())
+    }
+
     pub fn emit(&self, event: Event) {
         if let Some(inner) = &self.inner {
             if inner.filters.iter().any(|f| f.accepts(&event)) {
