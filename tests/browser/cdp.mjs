@@ -79,11 +79,23 @@ export async function launch() {
   }
 
   async function close() {
+    const exited = new Promise((resolve) => {
+      if (chrome.exitCode !== null || chrome.signalCode !== null) resolve();
+      else chrome.once('exit', resolve);
+    });
     await send('Browser.close').catch(() => {});
-    chrome.kill('SIGTERM');
-    await sleep(200);
-    try { chrome.kill('SIGKILL'); } catch { /* gone */ }
-    rmSync(profile, { recursive: true, force: true });
+    ws.close();
+    // Chromium writes to its profile until it has exited: wait for that before removing it.
+    const gone = await Promise.race([exited.then(() => true), sleep(3000).then(() => false)]);
+    if (!gone) {
+      chrome.kill('SIGKILL');
+      await Promise.race([exited, sleep(2000)]);
+    }
+    try {
+      rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+    } catch (e) {
+      console.error(`cdp: could not remove the temporary profile ${profile}: ${e.message}`);
+    }
   }
   return { page, close };
 }
