@@ -420,6 +420,18 @@ mod tests {
         assert_eq!(Packet::decode("1222").unwrap().id, Some(222));
     }
 
+    /// Found by `cargo fuzz run socketio`: a 130-digit integer parsed to a float one ulp away
+    /// from the nearest one (serde_json's default fast float parsing), so the packet's data
+    /// was not the number on the wire and did not survive a round trip. Fixed by serde_json's
+    /// `float_roundtrip` feature.
+    #[test]
+    fn fuzz_regression_long_number_round_trips() {
+        const INPUT: &[u8; 172] = b"51-[\"uploaded\",{\"size\":2623333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333},{\"_placehold\":5}]";
+        let p = Packet::decode(std::str::from_utf8(INPUT).unwrap()).unwrap();
+        assert_eq!(p.args()[0]["size"], json!(2.6233333333333334e129));
+        assert_eq!(Packet::decode(&p.encode()), Ok(p));
+    }
+
     #[test]
     fn placeholders() {
         let mut v =
