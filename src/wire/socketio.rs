@@ -235,6 +235,18 @@ impl Packet {
                 None | Some(Value::Object(_)) => Ok(()),
                 _ => Err(SioError::BadShape("CONNECT data (auth) must be an object")),
             },
+            // Without these two rules a number after the type or namespace is ambiguous:
+            // "1\n222" would decode as data 222, but re-encodes as "1222", ack id 222.
+            PacketType::Disconnect => match &self.data {
+                None => Ok(()),
+                Some(_) => Err(SioError::BadShape("a DISCONNECT has no data")),
+            },
+            PacketType::ConnectError => match &self.data {
+                None | Some(Value::Object(_) | Value::String(_)) => Ok(()),
+                _ => Err(SioError::BadShape(
+                    "CONNECT_ERROR data must be an object (or a message string)",
+                )),
+            },
             _ => Ok(()),
         }
     }
@@ -387,6 +399,37 @@ mod tests {
         for (i, _) in s.char_indices() {
             let _ = Packet::decode(&s[..i]);
         }
+    }
+
+    /// Found by `cargo fuzz run socketio` (fuzz/fuzz_targets/socketio.rs): a DISCONNECT
+    /// with JSON data after whitespace decoded as data 222 but re-encoded as "1222", whose
+    /// decoding is ack id 222. DISCONNECT carries no data; CONNECT_ERROR an object or string.
+    #[test]
+    fn fuzz_regression_disconnect_with_number_data() {
+        const INPUT: [u8; 5] = [0x31, 0x0a, 0x32, 0x32, 0x32];
+        let text = std::str::from_utf8(&INPUT).unwrap();
+        assert!(matches!(Packet::decode(text), Err(SioError::BadShape(_))));
+        assert!(matches!(Packet::decode("4 5"), Err(SioError::BadShape(_))));
+        assert!(matches!(
+            Packet::decode("1\"bye\""),
+            Err(SioError::BadShape(_))
+        ));
+        // What stays valid.
+        let p = Packet::decode(r#"4/nope,"Unable to connect""#).unwrap();
+        assert_eq!(Packet::decode(&p.encode()), Ok(p));
+        assert_eq!(Packet::decode("1222").unwrap().id, Some(222));
+    }
+
+    /// Found by `cargo fuzz run socketio`: a 130-digit integer parsed to a float one ulp away
+    /// from the nearest one (serde_json's default fast float parsing), so the packet's data
+    /// was not the number on the wire and did not survive a round trip. Fixed by serde_json's
+    /// `float_roundtrip` feature.
+    #[test]
+    fn fuzz_regression_long_number_round_trips() {
+        const INPUT: &[u8; 172] = b"51-[\"uploaded\",{\"size\":2623333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333},{\"_placehold\":5}]";
+        let p = Packet::decode(std::str::from_utf8(INPUT).unwrap()).unwrap();
+        assert_eq!(p.args()[0]["size"], json!(2.6233333333333334e129));
+        assert_eq!(Packet::decode(&p.encode()), Ok(p));
     }
 
     #[test]

@@ -1,0 +1,60 @@
+//! One connection's state machine fed arbitrary bytes, both ways, in arbitrary chunks.
+//!
+//! Input: one config byte (bit 0: the capture starts mid-connection; bit 1: small limits),
+//! then records `[ctl, len_lo, len_hi, bytes...]`. `ctl` bit 0 is the direction (0 c2s, 1 s2c),
+//! bits 1-2 the operation: 0 and 3 feed the next `len` bytes (fewer at the end of the input),
+//! 1 reports a gap of `len` bytes, 2 a half close. The connection is closed at the end.
+#![no_main]
+
+use dispel::flow::{Limits, Session};
+use dispel::trace::{Dir, Event};
+use libfuzzer_sys::fuzz_target;
+
+fn check(out: &mut Vec<Event>) {
+    for e in out.drain(..) {
+        // Every event's fields serialize.
+        serde_json::to_string(&e.fields).expect("fields serialize");
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&cfg, mut rest)) = data.split_first() else {
+        return;
+    };
+    let limits = if cfg & 2 != 0 {
+        Limits {
+            max_headers: 8,
+            max_head_bytes: 256,
+            max_message: 256,
+        }
+    } else {
+        Limits::default()
+    };
+    let mut s = if cfg & 1 != 0 {
+        Session::new_midstream(1, limits)
+    } else {
+        Session::new(1, limits)
+    };
+    let mut out = Vec::new();
+    let mut t = 0.0;
+    while let [ctl, lo, hi, tail @ ..] = rest {
+        let dir = if ctl & 1 == 0 { Dir::C2S } else { Dir::S2C };
+        let len = usize::from(u16::from_le_bytes([*lo, *hi]));
+        rest = tail;
+        match (ctl >> 1) & 3 {
+            1 => s.gap(dir, t, len as u64, &mut out),
+            2 => {
+                s.half_close(dir);
+            }
+            _ => {
+                let n = len.min(rest.len());
+                s.data(dir, t, &rest[..n], &mut out);
+                rest = &rest[n..];
+            }
+        }
+        check(&mut out);
+        t += 0.001;
+    }
+    s.close(t, "fin", &mut out);
+    check(&mut out);
+});
