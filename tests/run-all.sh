@@ -7,7 +7,8 @@
 #    tests/node_modules, tcpdump/tshark/chromium from apt (each step skipped when current).
 # 2. cargo test: unit tests beside each decoder, and tests/it/ (the binary driven by the real
 #    clients, raw hostile sockets, a browser, real captures and their golden traces).
-# 3. tests/links/: every source-chain anchor checked against the pinned wheels from PyPI, and
+# 3. fuzz/: the fuzz targets are checked to compile (docs/fuzzing.md runs them).
+# 4. tests/links/: every source-chain anchor checked against the pinned wheels from PyPI, and
 #    `dispel links --python` against a pip-installed Flask-SocketIO 5.7.0 stack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,9 @@ bash tests/setup.sh --with-chromium
 
 echo "== cargo test"
 cargo test --all-targets
+
+echo "== fuzz targets still compile against the decoders (running them: docs/fuzzing.md)"
+cargo check --manifest-path fuzz/Cargo.toml --bins
 
 echo "== source links against the released packages"
 python3 tests/links/verify_anchors.py
