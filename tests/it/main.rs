@@ -6,6 +6,8 @@
 /// Starting the server, running clients, reading the trace.
 mod util;
 
+/// `dispel bench fanout` against `dispel serve`: every broadcast delivered, none lost.
+mod bench_fanout;
 /// Command-line behaviour: help, colour, errors.
 mod cli;
 /// `dispel serve` against hostile and broken input, with raw sockets.
