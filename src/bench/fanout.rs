@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -169,9 +170,12 @@ async fn connect(t: &Target, source: Option<IpAddr>) -> Result<Ws, String> {
         .await
         .map_err(|e| format!("connect {}: {e}", t.addr))?;
     let _ = stream.set_nodelay(true);
-    let (mut ws, _) = tokio_tungstenite::client_async(t.ws_url.as_str(), stream)
-        .await
-        .map_err(|e| format!("WebSocket handshake: {e}"))?;
+    // An 8 KiB read buffer: tungstenite's default of 128 KiB per client is 640 MiB at 5000.
+    let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
+    let (mut ws, _) =
+        tokio_tungstenite::client_async_with_config(t.ws_url.as_str(), stream, Some(config))
+            .await
+            .map_err(|e| format!("WebSocket handshake: {e}"))?;
     let mut opened = false;
     while let Some(msg) = ws.next().await {
         let msg = msg.map_err(|e| format!("before CONNECT: {e}"))?;
