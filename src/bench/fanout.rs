@@ -541,6 +541,10 @@ async fn drive(args: BenchFanoutArgs, target: Target) -> Result<Value, crate::Er
     let server_cpu0 = pid.as_deref().and_then(cpu_seconds);
     let self_cpu0 = cpu_seconds("self");
     let rss_connected = pid.as_deref().and_then(|p| status_mib(p, "VmRSS:"));
+    // The machine may be shared: say how busy it was when bidding started.
+    let load: Option<f64> = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok());
     let start = Instant::now();
     let start_ns = now_ns();
     permits.add_permits(initial);
@@ -619,6 +623,7 @@ async fn drive(args: BenchFanoutArgs, target: Target) -> Result<Value, crate::Er
             "cpu_s": server_cpu.map(|v| round(v, 2)),
             "cpu_pct": server_cpu.map(|v| (100.0 * v / wall.max(1e-9)).round() as u64),
         })),
+        "load_avg_1m": load,
         "generator": {
             "threads": args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             "cpu_s": round(self_cpu, 2),
@@ -693,6 +698,7 @@ fn print_table(r: &Value) {
             r["generator"]["cpu_s"], r["generator"]["cpu_pct"], r["generator"]["threads"]
         ),
     ));
+    rows.push(("load average (1 min) at start", num(&r["load_avg_1m"])));
     if let Some(e) = r["error_sample"].as_str() {
         rows.push(("first client error", e.to_string()));
     }

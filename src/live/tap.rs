@@ -29,6 +29,11 @@ impl Observer {
         let t = self.start.elapsed().as_secs_f64();
         self.session.data(dir, t, bytes, &mut self.out);
         self.tracer.emit_all(self.out.drain(..));
+        // One write can carry a batch of 64 broadcasts (256 events); do not keep room for that
+        // in every idle connection.
+        if self.out.capacity() > 64 {
+            self.out.shrink_to(16);
+        }
     }
 }
 

@@ -75,8 +75,8 @@ one_run() { # server clients mode -> one JSON line on stdout
   sleep 1
 }
 
-printf '%-16s %6s %-7s %9s %10s %9s %9s %9s %6s %8s %8s %8s\n' \
-  server clients mode connect_s msgs/s p50_ms p99_ms max_ms lost rss_MiB srv_cpu% gen_cpu%
+printf '%-16s %6s %-7s %9s %10s %9s %9s %9s %6s %8s %8s %8s %5s\n' \
+  server clients mode connect_s msgs/s p50_ms p99_ms max_ms lost rss_MiB srv_cpu% gen_cpu% load
 for row in "${ROWS[@]}"; do
   read -r srv n mode once <<< "$row"
   if [ $# -gt 0 ]; then
@@ -94,7 +94,7 @@ for row in "${ROWS[@]}"; do
     (sort_by(.msgs_per_s)) as $r | ($r[(($r|length)-1)/2|floor]) as $med |
     [ $med.srv, $n, $m, $med.connect_s, $med.msgs_per_s, $med.latency_ms.p50,
       $med.latency_ms.p99, $med.latency_ms.max, ([.[].lost]|max),
-      ([.[].server.peak_rss_mib]|max), $med.server.cpu_pct, $med.generator.cpu_pct ]
+      ([.[].server.peak_rss_mib]|max), $med.server.cpu_pct, $med.generator.cpu_pct, $med.load_avg_1m ]
     | @tsv' "$TMP/dispel-fanout-row.jsonl" |
-    awk -F'\t' '{printf "%-16s %6s %-7s %9s %10s %9s %9s %9s %6s %8s %8s %8s\n", $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12}'
+    awk -F'\t' '{printf "%-16s %6s %-7s %9s %10s %9s %9s %9s %6s %8s %8s %8s %5s\n", $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13}'
 done
