@@ -50,6 +50,67 @@ pub struct BenchArgs {
 pub enum BenchCommand {
     /// Write a large synthetic capture of a busy auction (for `dispel replay` benchmarks).
     Capture(BenchCaptureArgs),
+    /// Connect N WebSocket clients to a Socket.IO server, bid, and measure the broadcast fan-out.
+    #[command(after_help = FANOUT_EXAMPLES)]
+    Fanout(BenchFanoutArgs),
+}
+
+const FANOUT_EXAMPLES: &str = "\
+Examples:
+  dispel bench fanout --url http://127.0.0.1:5000 --clients 1000 --duration 10
+  dispel bench fanout --url http://127.0.0.1:5000 --clients 1000 --mode window --window 64
+  dispel bench fanout --url http://127.0.0.1:5000 --clients 20 --bids 50 --json
+  dispel bench fanout --url http://127.0.0.1:5000 --clients 5000 --server-pid \"$(pgrep -n dispel)\"
+
+5000 clients need more than 5000 file descriptors on both sides: `ulimit -n 20000` first.";
+
+/// How the bidder paces its bids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FanoutMode {
+    /// `bid-with-ack` with an ack id; the next bid goes out when the ack (`43<id>`) is back.
+    Ack,
+    /// `replace old value` flat out, at most --window bids not yet seen back by the bidder.
+    Window,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchFanoutArgs {
+    /// The Socket.IO server (Engine.IO v4 over WebSocket at /socket.io/).
+    #[arg(long, default_value = "http://127.0.0.1:5000")]
+    pub url: String,
+    /// WebSocket clients; the bidder is one of them. Every bid is broadcast to all.
+    #[arg(long, default_value_t = 100)]
+    pub clients: usize,
+    /// How bids are paced.
+    #[arg(long, value_enum, default_value_t = FanoutMode::Ack)]
+    pub mode: FanoutMode,
+    /// Window mode: most bids in flight (sent, own broadcast not yet back).
+    #[arg(long, value_name = "W", default_value_t = 64)]
+    pub window: usize,
+    /// Bid for this many seconds (default 10 when --bids is not given).
+    #[arg(long, value_name = "S")]
+    pub duration: Option<f64>,
+    /// Stop after this many bids.
+    #[arg(long, value_name = "M")]
+    pub bids: Option<u64>,
+    /// Print the result as one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also report this server process's peak RSS and CPU time (from /proc).
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+    /// Spread the clients over source addresses 127.0.0.1..127.0.0.K (more ephemeral ports).
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub source_ips: u8,
+    /// Connections being opened at the same time.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub connect_concurrency: usize,
+    /// Worker threads of the generator (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// After the last bid, how long to wait for broadcasts still on their way, in seconds.
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    pub grace: f64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -168,7 +168,9 @@ impl EioHandler for EioEcho {
 
     fn on_message(&self, session: &Arc<EioSession>, _conn: u64, data: Data) {
         let packet = match data {
-            Data::Text(t) => WirePacket::Text(format!("{}{t}", PacketType::Message.as_char())),
+            Data::Text(t) => {
+                WirePacket::Text(format!("{}{t}", PacketType::Message.as_char()).into())
+            }
             Data::Binary(b) => WirePacket::Binary(b),
         };
         let _ = session.send(Arc::new(vec![packet]));

@@ -51,11 +51,9 @@ pub struct Ctx<'a> {
 /// Encodes a Socket.IO packet (and its attachments) into Engine.IO MESSAGE packets, once.
 pub fn encode(packet: &Packet, attachments: &[Vec<u8>]) -> OutItem {
     let mut out = Vec::with_capacity(1 + attachments.len());
-    out.push(WirePacket::Text(format!(
-        "{}{}",
-        EioType::Message.as_char(),
-        packet.encode()
-    )));
+    out.push(WirePacket::Text(
+        format!("{}{}", EioType::Message.as_char(), packet.encode()).into(),
+    ));
     out.extend(attachments.iter().cloned().map(WirePacket::Binary));
     Arc::new(out)
 }

@@ -53,6 +53,11 @@ impl Observer {
             _ => Vec::new(),
         };
         self.tracer.emit_all(self.out.drain(..));
+        // One write can carry a batch of 64 broadcasts (256 events); do not keep room for that
+        // in every idle connection.
+        if self.out.capacity() > 64 {
+            self.out.shrink_to(16);
+        }
         previews
     }
 }

@@ -7,6 +7,10 @@ were recorded from it.
 
 Usage:
     python app.py --port P [--host 127.0.0.1] [--ping-interval S] [--log]
+                  [--async-mode threading|eventlet]
+
+--async-mode eventlet needs eventlet installed (tests/bench/fanout.sh makes a
+separate venv for it); the default is threading, as before.
 
 Behaviour:
   * GET /auctions           -> the auction page (inline template, no CDN).
@@ -31,7 +35,25 @@ Behaviour:
 import argparse
 import os
 import sys
-import threading
+
+
+def _async_mode_from_argv():
+    # Read before anything else is imported: eventlet must monkey-patch first.
+    argv = sys.argv[1:]
+    for i, a in enumerate(argv):
+        if a == '--async-mode' and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith('--async-mode='):
+            return a.split('=', 1)[1]
+    return 'threading'
+
+
+ASYNC_MODE = _async_mode_from_argv()
+if ASYNC_MODE == 'eventlet':
+    import eventlet
+    eventlet.monkey_patch()
+
+import threading  # noqa: E402
 
 from flask import Flask, abort, render_template_string, send_file
 from flask_socketio import SocketIO, emit
@@ -94,7 +116,7 @@ PAGE = """<!doctype html>
 
 app = Flask(__name__)
 app.config['SECRET_KEY'] = 'dispel-reference-app'
-socketio = SocketIO(app)  # async_mode defaults to threading here
+socketio = SocketIO(app, async_mode=ASYNC_MODE)
 
 _lock = threading.Lock()
 _current = {}  # item -> last payload received for it (insertion ordered)
@@ -164,6 +186,9 @@ def main():
     parser.add_argument('--ping-interval', type=float, default=None,
                         help='Engine.IO pingInterval in seconds (default: '
                         'python-engineio default, 25)')
+    parser.add_argument('--async-mode', choices=['threading', 'eventlet'],
+                        default='threading',
+                        help='Flask-SocketIO async mode (read at import time)')
     parser.add_argument('--log', action='store_true',
                         help='enable socketio/engineio packet logging')
     args = parser.parse_args()

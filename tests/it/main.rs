@@ -8,6 +8,8 @@ mod raw;
 /// Starting the server, running clients, reading the trace.
 mod util;
 
+/// `dispel bench fanout` against `dispel serve`: every broadcast delivered, none lost.
+mod bench_fanout;
 /// The page and the live view in a real browser; serve --report.
 mod browser;
 /// Command-line behaviour: help, colour, errors.
