@@ -28,7 +28,7 @@ impl fmt::Display for InflateError {
             InflateError::TooLarge(n) => {
                 write!(
                     f,
-                    "inflated message exceeds the {n}-byte limit (RFC 7692 §8.1)"
+                    "inflated message exceeds the {n}-byte limit (a decompression bomb, or just too big)"
                 )
             }
         }
