@@ -124,7 +124,6 @@ struct Side {
     assembly: Option<Assembly>,
     inflater: Option<Inflater>,
     sio_binary: Option<PendingBinary>,
-    closed_ws: bool,
     /// This side sent its FIN.
     fin: bool,
 }
@@ -138,7 +137,6 @@ impl Side {
             assembly: None,
             inflater: None,
             sio_binary: None,
-            closed_ws: false,
             fin: false,
         }
     }
@@ -154,7 +152,6 @@ pub struct Session {
     deflate: Option<DeflateParams>,
     /// The Engine.IO session id, once seen (OPEN packet or `sid` query parameter).
     sid: Option<String>,
-    transport: &'static str,
     /// Which response a request on this connection is waiting for (for http.response kinds).
     last_kind: &'static str,
     /// Bit `1 << stage` set: events of that stage are wanted. Decoding goes on regardless;
@@ -198,7 +195,6 @@ impl Session {
             pending: VecDeque::new(),
             deflate: None,
             sid: None,
-            transport: "polling",
             last_kind: "page",
             interest: u32::MAX,
         }
@@ -381,7 +377,6 @@ impl Session {
                 self.sides[dir.index()].mode = if looks_http {
                     Mode::Head
                 } else {
-                    self.transport = "websocket";
                     Mode::WebSocket
                 };
                 Some(0)
@@ -643,7 +638,6 @@ impl Session {
         request: Option<&PendingRequest>,
         out: &mut Vec<Event>,
     ) {
-        self.transport = "websocket";
         let accept = head
             .header("sec-websocket-accept")
             .unwrap_or("")
@@ -913,7 +907,6 @@ impl Session {
                         .with("reason", reason),
                 );
                 let side = &mut self.sides[dir.index()];
-                side.closed_ws = true;
                 side.mode = Mode::AfterClose;
             }
             OpCode::Ping | OpCode::Pong | OpCode::Reserved(_) => {}

@@ -82,7 +82,7 @@ fn run(chunks: &[(Dir, Vec<u8>)], split: Option<usize>) -> Vec<Event> {
                 s.data(*dir, 0.0, &bytes[..n], &mut out);
                 s.data(*dir, 0.0, &bytes[n..], &mut out);
             }
-            Some(1..) | Some(0) | None => s.data(*dir, 0.0, bytes, &mut out),
+            _ => s.data(*dir, 0.0, bytes, &mut out),
         }
     }
     s.close(0.0, "fin", &mut out);
