@@ -1193,7 +1193,14 @@ impl Session {
         if !self.wants(Stage::SioPacket) {
             return;
         }
-        let mut data = p.data.clone();
+        let event = p.event_name().map(str::to_string);
+        let socketio::Packet {
+            ptype,
+            attachments: count,
+            nsp,
+            id,
+            mut data,
+        } = p;
         if let Some(d) = data.as_mut() {
             socketio::fill_placeholders(d, &mut |i| match attachments.get(i) {
                 Some(b) => json!({"_binary": b.len(), "hex": hex(clip_bytes(b))}),
@@ -1201,30 +1208,28 @@ impl Session {
             });
         }
         // An event's summary shows its arguments; the name is already in the summary.
-        let shown = match (&data, p.event_name()) {
-            (Some(Value::Array(a)), Some(_)) => Value::Array(a[1..].to_vec()).to_string(),
-            (Some(d), _) => d.to_string(),
+        let shown = match (&data, &event) {
+            (Some(Value::Array(a)), Some(_)) => json_preview(&a[1..]),
+            (Some(d), _) => json_preview(d),
             (None, _) => String::new(),
         };
-        let summary = match p.event_name() {
-            Some(name) => format!("{} {} {name:?} {}", p.ptype, p.nsp, short(&shown)),
+        let summary = match &event {
+            Some(name) => format!("{ptype} {nsp} {name:?} {}", short(&shown)),
             None => format!(
-                "{} {}{} {}",
-                p.ptype,
-                p.nsp,
-                p.id.map(|i| format!(" id={i}")).unwrap_or_default(),
+                "{ptype} {nsp}{} {}",
+                id.map(|i| format!(" id={i}")).unwrap_or_default(),
                 short(&shown)
             ),
         };
         out.push(
             self.ev(Stage::SioPacket, t, Some(dir), summary)
-                .with("type", p.ptype.spec_name())
-                .with("nsp", p.nsp.as_str())
-                .with("id", p.id)
-                .with("event", p.event_name())
-                .with("attachments", p.attachments)
+                .with("type", ptype.spec_name())
+                .with("nsp", nsp)
+                .with("id", id)
+                .with("event", event)
+                .with("attachments", count)
                 .with("data", data)
-                .kind(p.ptype.name()),
+                .kind(ptype.name()),
         );
     }
 }
@@ -1248,6 +1253,27 @@ fn link_kind(dir: Dir, opcode: OpCode) -> &'static str {
         (Dir::S2C, OpCode::Text | OpCode::Binary | OpCode::Continuation) => "send",
         _ => opcode.name(),
     }
+}
+
+/// The start of a value's JSON, enough for a summary line: serialization stops once the
+/// preview is long enough, so a large payload is not written out in full just to be cut.
+fn json_preview<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    struct Capped(Vec<u8>);
+    impl std::io::Write for Capped {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if self.0.len() > 100 {
+                return Err(std::io::Error::other("preview long enough"));
+            }
+            self.0.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = Capped(Vec::with_capacity(128));
+    let _ = serde_json::to_writer(&mut w, value);
+    String::from_utf8_lossy(&w.0).into_owned()
 }
 
 fn clip_bytes(b: &[u8]) -> &[u8] {
