@@ -140,7 +140,8 @@ impl Event {
             dir,
             stage,
             summary,
-            fields: Map::new(),
+            // Room for a typical event's fields, so the map is not rehashed as it fills.
+            fields: Map::with_capacity(12),
             kind: None,
         }
     }
