@@ -451,3 +451,67 @@ fn compressed_messages_fragmented_and_without_context_takeover() {
     let hs = out.iter().find(|e| e.stage == Stage::WsHandshake).unwrap();
     assert_eq!(hs.fields["extension_note"], "permessage-deflate accepted");
 }
+
+/// A decompression bomb in a capture: a tiny compressed frame that would inflate to a
+/// megabyte. It is refused at the limit (never inflated further), reported, and the
+/// connection's other traffic still decodes.
+#[test]
+fn decompression_bomb_is_refused_at_the_limit() {
+    use flate2::{Compress, Compression, FlushCompress};
+    let key = "dGhlIHNhbXBsZSBub25jZQ==";
+    let req = format!(
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+    );
+    let resp = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\r\n";
+    let limits = Limits {
+        max_message: 64 * 1024,
+        ..Limits::default()
+    };
+    let mut s = Session::new(1, limits);
+    let mut out = Vec::new();
+    s.data(Dir::C2S, 0.0, req.as_bytes(), &mut out);
+    s.data(Dir::S2C, 0.0, resp.as_bytes(), &mut out);
+    let mut c = Compress::new(Compression::best(), false);
+    let mut bomb = Vec::with_capacity(8192);
+    c.compress_vec(&vec![b'4'; 1 << 20], &mut bomb, FlushCompress::Sync)
+        .unwrap();
+    bomb.truncate(bomb.len() - 4);
+    assert!(bomb.len() < 4096, "{} bytes", bomb.len());
+    let frame = |p: &[u8], rsv1: bool| {
+        let h = FrameHeader {
+            fin: true,
+            rsv1,
+            rsv2: false,
+            rsv3: false,
+            opcode: OpCode::Text,
+            mask: None,
+            payload_len: p.len() as u64,
+            length_form: FrameHeader::form_for(p.len() as u64),
+            header_len: 0,
+        };
+        let mut b = h.encode();
+        b.extend_from_slice(p);
+        b
+    };
+    out.clear();
+    s.data(Dir::S2C, 0.1, &frame(&bomb, true), &mut out);
+    let rules: Vec<&str> = out
+        .iter()
+        .filter(|e| e.stage == Stage::Error)
+        .filter_map(|e| e.fields["rule"].as_str())
+        .collect();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert!(rules[0].contains("limit"), "{rules:?}");
+    // No context takeover: the next message inflates on its own.
+    let mut c = Compress::new(Compression::default(), false);
+    let mut ok = Vec::with_capacity(64);
+    c.compress_vec(b"2", &mut ok, FlushCompress::Sync).unwrap();
+    ok.truncate(ok.len() - 4);
+    out.clear();
+    s.data(Dir::S2C, 0.2, &frame(&ok, true), &mut out);
+    assert!(
+        out.iter()
+            .any(|e| e.stage == Stage::EioPacket && e.fields["type"] == "PING"),
+        "{out:#?}"
+    );
+}
