@@ -38,6 +38,9 @@ impl Default for Limits {
     }
 }
 
+/// Requests remembered while their responses are outstanding.
+const MAX_PENDING_REQUESTS: usize = 64;
+
 /// Buffer capacity a connection keeps between messages.
 const RETAINED_BUFFER: usize = 16 * 1024;
 
@@ -534,11 +537,11 @@ impl Session {
                 .into_iter()
                 .map(|(n, _)| n)
                 .collect();
-            self.pending.push_back(pending);
+            self.expect_response(pending);
             self.sides[0].mode = Mode::AwaitUpgrade;
             return Some(consumed);
         }
-        self.pending.push_back(pending);
+        self.expect_response(pending);
         let meaning = if is_eio && head.method == "POST" {
             BodyMeaning::EioPayload
         } else {
@@ -559,6 +562,17 @@ impl Session {
             }
         };
         Some(consumed)
+    }
+
+    /// Remembers a request until its response comes. A capture that holds only the client's
+    /// side (or a client pipelining without end) must not make this grow forever: past 64
+    /// outstanding requests the oldest is forgotten (its response, if it ever comes, is then
+    /// matched with a later request, and shown without its request's kind).
+    fn expect_response(&mut self, request: PendingRequest) {
+        if self.pending.len() >= MAX_PENDING_REQUESTS {
+            self.pending.pop_front();
+        }
+        self.pending.push_back(request);
     }
 
     fn response_head(&mut self, t: f64, at: usize, out: &mut Vec<Event>) -> Option<usize> {
@@ -1174,6 +1188,21 @@ impl Session {
             // A plain Engine.IO binary message (no Socket.IO on top): nothing more to decode.
             return;
         };
+        let held: usize = pending.attachments.iter().map(Vec::len).sum();
+        if held + bytes.len() > self.limits.max_message {
+            side.sio_binary = None;
+            let max = self.limits.max_message;
+            self.error(
+                t,
+                dir,
+                &format!(
+                    "binary attachments of one packet exceed the {max}-byte limit; packet dropped"
+                ),
+                Stage::SioPacket,
+                out,
+            );
+            return;
+        }
         pending.attachments.push(bytes);
         if pending.attachments.len() >= pending.packet.attachments {
             if let Some(done) = side.sio_binary.take() {

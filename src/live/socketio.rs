@@ -330,9 +330,21 @@ impl EioHandler for SioServer {
                 }
             },
             Data::Binary(bytes) => {
+                // One packet's attachments together may not exceed maxPayload: a client must
+                // not make the server hold more than that for it.
+                let max = session
+                    .server()
+                    .map_or(usize::MAX, |s| s.config.max_payload);
+                let mut too_big = false;
                 let done = self.clients.lock().ok().and_then(|mut c| {
                     let st = c.get_mut(&session.sid)?;
                     let (p, atts) = st.pending.as_mut()?;
+                    let held: usize = atts.iter().map(Vec::len).sum();
+                    if held + bytes.len() > max {
+                        too_big = true;
+                        st.pending = None;
+                        return None;
+                    }
                     atts.push(bytes);
                     if atts.len() >= p.attachments {
                         st.pending.take()
@@ -340,6 +352,12 @@ impl EioHandler for SioServer {
                         None
                     }
                 });
+                if too_big {
+                    if let Some(server) = session.server() {
+                        server.close(session, "binary attachments over maxPayload");
+                    }
+                    return;
+                }
                 if let Some((p, atts)) = done {
                     self.dispatch(session, conn, p, atts);
                 }

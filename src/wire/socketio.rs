@@ -94,6 +94,11 @@ impl fmt::Display for PacketType {
     }
 }
 
+/// Most binary attachments one packet may announce. Every attachment must be held until the
+/// last one arrives, so a limit keeps a hostile peer (or capture) from making a receiver hold
+/// an unbounded number of them; real packets carry a handful.
+pub const MAX_ATTACHMENTS: usize = 64;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Packet {
     pub ptype: PacketType,
@@ -111,6 +116,9 @@ pub enum SioError {
     UnknownPacketType(char),
     /// `<n>-` attachment count missing or not a number on a binary packet.
     BadAttachmentCount,
+    /// More attachments announced than dispel holds for one packet ([`MAX_ATTACHMENTS`]): the
+    /// receiver would have to keep them all until the last arrives.
+    TooManyAttachments(usize),
     /// A namespace starts with `/` and ends at `,`.
     BadNamespace,
     /// The ack id is not a number that fits in 64 bits.
@@ -132,6 +140,10 @@ impl fmt::Display for SioError {
             ),
             SioError::BadAttachmentCount => f.write_str(
                 "binary packet without a valid `<n>-` attachment count (Socket.IO v5 §Packet encoding)",
+            ),
+            SioError::TooManyAttachments(n) => write!(
+                f,
+                "binary packet announces {n} attachments, more than the {MAX_ATTACHMENTS} dispel holds for one packet"
             ),
             SioError::BadNamespace => f.write_str("namespace not terminated by ',' (Socket.IO v5 §Packet encoding)"),
             SioError::BadAckId => f.write_str("acknowledgement id is not a number (Socket.IO v5 §Packet encoding)"),
@@ -169,6 +181,9 @@ impl Packet {
             attachments = s[pos..pos + dash]
                 .parse::<usize>()
                 .map_err(|_| SioError::BadAttachmentCount)?;
+            if attachments > MAX_ATTACHMENTS {
+                return Err(SioError::TooManyAttachments(attachments));
+            }
             pos += dash + 1;
         }
         let mut nsp = "/".to_string();
@@ -373,6 +388,10 @@ mod tests {
         assert_eq!(
             Packet::decode(r#"5["x"]"#),
             Err(SioError::BadAttachmentCount)
+        );
+        assert_eq!(
+            Packet::decode(r#"5999999-["x"]"#),
+            Err(SioError::TooManyAttachments(999_999))
         );
         assert!(matches!(
             Packet::decode("2[oops"),

@@ -189,3 +189,39 @@ fn a_client_that_stops_reading_is_dropped_and_others_carry_on() {
         trace.errors()
     );
 }
+
+#[test]
+fn attachments_beyond_max_payload_end_the_session() {
+    let server = Server::start(&["--max-payload", "1000"]);
+    let a = &server.addr;
+    let mut ws = sio_client(a);
+    ws.send(Message::text(
+        r#"452-["upload",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
+    ))
+    .unwrap();
+    ws.send(Message::binary(vec![7u8; 900])).unwrap();
+    let _ = ws.send(Message::binary(vec![7u8; 900]));
+    // The server drops the session: an Engine.IO CLOSE, then the WebSocket closes.
+    let mut closed = false;
+    for _ in 0..10 {
+        match ws.read() {
+            Ok(Message::Text(t)) if t.as_str() == "1" => closed = true,
+            Ok(Message::Close(_)) | Err(_) => {
+                closed = true;
+                break;
+            }
+            Ok(_) => {}
+        }
+    }
+    assert!(closed, "the session should end");
+    // More than 64 attachments announced: refused as a bad packet.
+    let mut ws = sio_client(a);
+    ws.send(Message::text(
+        r#"4565-["upload",{"_placeholder":true,"num":0}]"#,
+    ))
+    .unwrap();
+    close_code(&mut ws);
+    still_works(a);
+    let errors = server.stop().errors().join("\n");
+    assert!(errors.contains("attachments"), "{errors}");
+}

@@ -515,3 +515,21 @@ fn decompression_bomb_is_refused_at_the_limit() {
         "{out:#?}"
     );
 }
+
+/// A one-sided capture (only the client's packets) of a long keep-alive connection: the
+/// requests waiting for a response are capped, not accumulated.
+#[test]
+fn requests_without_responses_do_not_pile_up() {
+    let mut s = Session::new(1, Limits::default());
+    let mut out = Vec::new();
+    for _ in 0..10_000 {
+        s.data(
+            Dir::C2S,
+            0.0,
+            b"GET /socket.io/?EIO=4&transport=polling&sid=x HTTP/1.1\r\n\r\n",
+            &mut out,
+        );
+    }
+    assert_eq!(out.len(), 10_000);
+    assert_eq!(s.pending.len(), MAX_PENDING_REQUESTS);
+}
