@@ -270,10 +270,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::Error> {
                 trace::Output {
                     sink: trace::sink_for(&args.trace)?,
                     filter,
+                    watched: None,
                 },
+                // The live view: everything, but only while someone is watching.
                 trace::Output {
                     sink: Box::new(hub.sink(args.trace.versions)),
                     filter: Filter::default(),
+                    watched: Some(hub.viewers()),
                 },
             ];
             if let Some(path) = &report_trace {
@@ -282,6 +285,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::Error> {
                 outputs.push(trace::Output {
                     sink: Box::new(trace::Jsonl::new(Box::new(file), args.trace.versions)),
                     filter: Filter::default(),
+                    watched: None,
                 });
             }
             let (t, w) = Tracer::start_many(outputs);

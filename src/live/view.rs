@@ -2,7 +2,8 @@
 //!
 //! `GET /trace` serves a page; `GET /trace/events?stage=GLOB&conn=N&quiet=1` streams the events
 //! as Server-Sent Events (`text/event-stream`), filtered like the terminal's `--stage`, `--conn`
-//! and `-q`. The trace writer thread renders each event once into a broadcast channel; a viewer
+//! and `-q`. While nobody watches, nothing is built for the view; a connection opened while
+//! nobody watched is decoded only as far as the terminal needs, so open the view first. The trace writer thread renders each event once into a broadcast channel; a viewer
 //! that cannot keep up skips events (it is told how many) and never slows the server.
 
 use std::io;
@@ -28,12 +29,22 @@ pub struct Rendered {
 #[derive(Clone)]
 pub struct Hub {
     tx: broadcast::Sender<Arc<Rendered>>,
+    /// Open viewers. While there are none, no event is built or rendered for the view.
+    viewers: crate::trace::Watched,
 }
 
 impl Hub {
     pub fn new() -> Hub {
         let (tx, _) = broadcast::channel(4096);
-        Hub { tx }
+        Hub {
+            tx,
+            viewers: Default::default(),
+        }
+    }
+
+    /// The count the tracer checks before building events for the view.
+    pub fn viewers(&self) -> crate::trace::Watched {
+        self.viewers.clone()
     }
 
     /// The writer-side sink that renders events for the viewers.
@@ -117,6 +128,15 @@ pub async fn stream(mut tap: Tap, hub: &Hub, head: &RequestHead) {
         }
     };
     let mut rx = hub.tx.subscribe();
+    // Counted while this stream lives (however it ends).
+    struct Viewer(crate::trace::Watched);
+    impl Drop for Viewer {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    hub.viewers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let _viewer = Viewer(hub.viewers.clone());
     let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n: dispel live view\n\n";
     if tap.write_all(head.as_bytes()).await.is_err() || tap.flush().await.is_err() {
         return;

@@ -16,7 +16,7 @@ pub use event::{Dir, Event, Stage};
 pub use filter::Filter;
 pub use jsonl::{to_json, Jsonl, LineWriter};
 pub use pretty::Pretty;
-pub use writer::{Output, Sink, TraceWriter, Tracer};
+pub use writer::{Output, Sink, TraceWriter, Tracer, Watched};
 
 use std::io::{IsTerminal, Write};
 

@@ -32,8 +32,16 @@ pub struct Tracer {
 
 struct Inner {
     tx: SyncSender<Msg>,
-    /// One per output; an event is sent when any of them wants it.
-    filters: Vec<Filter>,
+    /// One per output; an event is sent when any active output wants it.
+    filters: Vec<(Filter, Option<Watched>)>,
+}
+
+/// Whether an output has anyone to show events to right now (the live view: a viewer count).
+pub type Watched = Arc<std::sync::atomic::AtomicUsize>;
+
+fn active(w: &Option<Watched>) -> bool {
+    w.as_ref()
+        .is_none_or(|n| n.load(std::sync::atomic::Ordering::Relaxed) > 0)
 }
 
 /// One destination of the trace and the events it wants. Each output numbers its own events,
@@ -41,6 +49,9 @@ struct Inner {
 pub struct Output {
     pub sink: Box<dyn Sink>,
     pub filter: Filter,
+    /// For an output that may have nobody to show events to: events are built and sent for it
+    /// only while this count is above zero. `None`: always active.
+    pub watched: Option<Watched>,
 }
 
 /// Owns the writer thread; `finish` flushes and reports a write error, if any.
@@ -57,7 +68,11 @@ impl Tracer {
 
     /// Starts the writer thread with one output.
     pub fn start(sink: Box<dyn Sink>, filter: Filter) -> (Tracer, TraceWriter) {
-        Tracer::start_many(vec![Output { sink, filter }])
+        Tracer::start_many(vec![Output {
+            sink,
+            filter,
+            watched: None,
+        }])
     }
 
     /// Starts the writer thread with several outputs (the terminal, a report's raw trace, the
@@ -65,7 +80,10 @@ impl Tracer {
     pub fn start_many(outputs: Vec<Output>) -> (Tracer, TraceWriter) {
         // Bounded: a producer faster than the output waits rather than piling events up in memory.
         let (tx, rx) = mpsc::sync_channel(1024);
-        let filters = outputs.iter().map(|o| o.filter.clone()).collect();
+        let filters = outputs
+            .iter()
+            .map(|o| (o.filter.clone(), o.watched.clone()))
+            .collect();
         let handle = std::thread::Builder::new()
             .name("dispel-trace".into())
             .spawn(move || write_loop(rx, outputs))
@@ -93,7 +111,7 @@ impl Tracer {
     pub fn wants(&self, stage: Stage, conn: Option<u64>) -> bool {
         self.inner
             .as_ref()
-            .is_some_and(|i| i.filters.iter().any(|f| f.wants(stage, conn)))
+            .is_some_and(|i| i.filters.iter().any(|(f, w)| active(w) && f.wants(stage, conn)))
     }
 
     /// The stages some output wants for this connection, as a mask of `Stage::bit`s: a
@@ -107,7 +125,7 @@ impl Tracer {
 
     pub fn emit(&self, event: Event) {
         if let Some(inner) = &self.inner {
-            if inner.filters.iter().any(|f| f.accepts(&event)) {
+            if inner.filters.iter().any(|(f, w)| active(w) && f.accepts(&event)) {
                 // The writer is gone only after `finish`: late events are dropped.
                 let _ = inner.tx.send(Msg::Event(event));
             }
