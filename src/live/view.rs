@@ -135,7 +135,8 @@ pub async fn stream(mut tap: Tap, hub: &Hub, head: &RequestHead) {
             self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
-    hub.viewers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    hub.viewers
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let _viewer = Viewer(hub.viewers.clone());
     let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n: dispel live view\n\n";
     if tap.write_all(head.as_bytes()).await.is_err() || tap.flush().await.is_err() {

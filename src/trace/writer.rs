@@ -109,9 +109,11 @@ impl Tracer {
 
     /// Would an event of this stage on this connection be written?
     pub fn wants(&self, stage: Stage, conn: Option<u64>) -> bool {
-        self.inner
-            .as_ref()
-            .is_some_and(|i| i.filters.iter().any(|(f, w)| active(w) && f.wants(stage, conn)))
+        self.inner.as_ref().is_some_and(|i| {
+            i.filters
+                .iter()
+                .any(|(f, w)| active(w) && f.wants(stage, conn))
+        })
     }
 
     /// The stages some output wants for this connection, as a mask of `Stage::bit`s: a
@@ -125,7 +127,11 @@ impl Tracer {
 
     pub fn emit(&self, event: Event) {
         if let Some(inner) = &self.inner {
-            if inner.filters.iter().any(|(f, w)| active(w) && f.accepts(&event)) {
+            if inner
+                .filters
+                .iter()
+                .any(|(f, w)| active(w) && f.accepts(&event))
+            {
                 // The writer is gone only after `finish`: late events are dropped.
                 let _ = inner.tx.send(Msg::Event(event));
             }
