@@ -194,14 +194,7 @@ fn ping_timeout_closes_a_silent_client() {
     let mut buf = [0u8; 2048];
     let n = s.read(&mut buf).unwrap();
     let text = String::from_utf8_lossy(&buf[..n]).to_string();
-    let sid = text
-        .split("\"sid\":\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let sid = crate::raw::sid_in(&text);
     std::thread::sleep(std::time::Duration::from_millis(700));
     write!(
         s,

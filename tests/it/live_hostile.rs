@@ -102,14 +102,7 @@ fn thousands_of_abandoned_sessions_expire() {
             .unwrap();
         let n = s.read(&mut buf).unwrap();
         let text = String::from_utf8_lossy(&buf[..n]);
-        let sid = text
-            .split("\"sid\":\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_string();
+        let sid = crate::raw::sid_in(&text);
         sids.push(sid);
     }
     let opened = server.rss_kib();

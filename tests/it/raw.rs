@@ -76,3 +76,12 @@ pub fn still_works(addr: &str) {
     .unwrap();
     expect(&mut ws, r#"42["replaced values""#, 1);
 }
+
+/// The Engine.IO session id in an OPEN packet's text (`..."sid":"..."...`).
+pub fn sid_in(text: &str) -> String {
+    let after = text
+        .split("\"sid\":\"")
+        .nth(1)
+        .expect("no sid in the OPEN packet");
+    after.split('"').next().unwrap_or_default().to_string()
+}

@@ -40,6 +40,21 @@ fn captures() -> Vec<PathBuf> {
     out
 }
 
+/// A frame's fields as one comparable line; tshark's truth and dispel's trace name the length
+/// and the key differently.
+fn frame_line(f: &Value, len_key: &str, mask_key: &str) -> String {
+    format!(
+        "fin={} rsv1={} op={} masked={} len={} form={} key={}",
+        f["fin"],
+        f["rsv1"],
+        f["opcode"],
+        f["masked"],
+        f[len_key],
+        f["length_form"].as_str().unwrap_or("?"),
+        f[mask_key].as_str().unwrap_or("null")
+    )
+}
+
 /// Every WebSocket frame tshark decoded (minus the bytes it wrongly took for frames) is one of
 /// ours, field for field, in the same order per connection and direction.
 #[test]
@@ -73,36 +88,13 @@ fn frames_match_tsharks_decoding_of_the_reference_captures() {
                     .filter(|f| {
                         f["direction"] == truth_dir && f.get("not_a_websocket_frame").is_none()
                     })
-                    .map(|f| {
-                        format!(
-                            "fin={} rsv1={} op={} masked={} len={} form={} key={}",
-                            f["fin"],
-                            f["rsv1"],
-                            f["opcode"],
-                            f["masked"],
-                            f["payload_length"],
-                            f["length_form"].as_str().unwrap(),
-                            f["masking_key"].as_str().unwrap_or("null")
-                        )
-                    })
+                    .map(|f| frame_line(f, "payload_length", "masking_key"))
                     .collect();
                 let ours: Vec<String> = trace
                     .stage("ws.frame")
                     .iter()
                     .filter(|e| e["conn"] == conn && e["dir"] == dir)
-                    .map(|e| {
-                        let f = &e["fields"];
-                        format!(
-                            "fin={} rsv1={} op={} masked={} len={} form={} key={}",
-                            f["fin"],
-                            f["rsv1"],
-                            f["opcode"],
-                            f["masked"],
-                            f["payload_len"],
-                            f["length_form"].as_str().unwrap(),
-                            f["mask_key"].as_str().unwrap_or("null")
-                        )
-                    })
+                    .map(|e| frame_line(&e["fields"], "payload_len", "mask_key"))
                     .collect();
                 assert_eq!(ours, theirs, "{name} stream {} {dir}", stream["stream"]);
                 compared += ours.len();

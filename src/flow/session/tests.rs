@@ -1,41 +1,34 @@
 use super::*;
 use crate::wire::ws_frame::LengthForm;
 
-fn client_frame(opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
-    let key = [0x11, 0x22, 0x33, 0x44];
+/// One frame's bytes, masked when a key is given.
+fn frame(opcode: OpCode, fin: bool, rsv1: bool, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
     let h = FrameHeader {
         fin,
-        rsv1: false,
+        rsv1,
         rsv2: false,
         rsv3: false,
         opcode,
-        mask: Some(key),
+        mask,
         payload_len: payload.len() as u64,
         length_form: FrameHeader::form_for(payload.len() as u64),
         header_len: 0,
     };
     let mut out = h.encode();
-    let mut p = payload.to_vec();
-    ws_frame::apply_mask(&mut p, key, 0);
-    out.extend_from_slice(&p);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if let Some(key) = mask {
+        ws_frame::apply_mask(&mut out[start..], key, 0);
+    }
     out
 }
 
+fn client_frame(opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
+    frame(opcode, fin, false, Some([0x11, 0x22, 0x33, 0x44]), payload)
+}
+
 fn server_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-    let h = FrameHeader {
-        fin: true,
-        rsv1: false,
-        rsv2: false,
-        rsv3: false,
-        opcode,
-        mask: None,
-        payload_len: payload.len() as u64,
-        length_form: FrameHeader::form_for(payload.len() as u64),
-        header_len: 0,
-    };
-    let mut out = h.encode();
-    out.extend_from_slice(payload);
-    out
+    frame(opcode, true, false, None, payload)
 }
 
 /// A websocket-only Socket.IO conversation: handshake, OPEN, CONNECT, an event, a binary event
@@ -369,22 +362,7 @@ fn compressed_messages_fragmented_and_without_context_takeover() {
     );
     let key_bytes = [9, 8, 7, 6];
     let masked = |opcode: OpCode, fin: bool, rsv1: bool, p: &[u8]| {
-        let h = FrameHeader {
-            fin,
-            rsv1,
-            rsv2: false,
-            rsv3: false,
-            opcode,
-            mask: Some(key_bytes),
-            payload_len: p.len() as u64,
-            length_form: FrameHeader::form_for(p.len() as u64),
-            header_len: 0,
-        };
-        let mut b = h.encode();
-        let mut q = p.to_vec();
-        ws_frame::apply_mask(&mut q, key_bytes, 0);
-        b.extend(q);
-        b
+        frame(opcode, fin, rsv1, Some(key_bytes), p)
     };
     s.data(
         Dir::C2S,
@@ -419,20 +397,12 @@ fn compressed_messages_fragmented_and_without_context_takeover() {
             &mut server,
             format!(r#"42["replaced values",{{"bid":{bid}}}]"#).as_bytes(),
         );
-        let h = FrameHeader {
-            fin: true,
-            rsv1: true,
-            rsv2: false,
-            rsv3: false,
-            opcode: OpCode::Text,
-            mask: None,
-            payload_len: z.len() as u64,
-            length_form: FrameHeader::form_for(z.len() as u64),
-            header_len: 0,
-        };
-        let mut frame = h.encode();
-        frame.extend(z);
-        s.data(Dir::S2C, 0.3, &frame, &mut out);
+        s.data(
+            Dir::S2C,
+            0.3,
+            &frame(OpCode::Text, true, true, None, &z),
+            &mut out,
+        );
     }
     let errors: Vec<_> = out.iter().filter(|e| e.stage == Stage::Error).collect();
     assert!(errors.is_empty(), "{errors:#?}");
@@ -477,24 +447,9 @@ fn decompression_bomb_is_refused_at_the_limit() {
         .unwrap();
     bomb.truncate(bomb.len() - 4);
     assert!(bomb.len() < 4096, "{} bytes", bomb.len());
-    let frame = |p: &[u8], rsv1: bool| {
-        let h = FrameHeader {
-            fin: true,
-            rsv1,
-            rsv2: false,
-            rsv3: false,
-            opcode: OpCode::Text,
-            mask: None,
-            payload_len: p.len() as u64,
-            length_form: FrameHeader::form_for(p.len() as u64),
-            header_len: 0,
-        };
-        let mut b = h.encode();
-        b.extend_from_slice(p);
-        b
-    };
+    let text_frame = |p: &[u8], rsv1: bool| frame(OpCode::Text, true, rsv1, None, p);
     out.clear();
-    s.data(Dir::S2C, 0.1, &frame(&bomb, true), &mut out);
+    s.data(Dir::S2C, 0.1, &text_frame(&bomb, true), &mut out);
     let rules: Vec<&str> = out
         .iter()
         .filter(|e| e.stage == Stage::Error)
@@ -508,7 +463,7 @@ fn decompression_bomb_is_refused_at_the_limit() {
     c.compress_vec(b"2", &mut ok, FlushCompress::Sync).unwrap();
     ok.truncate(ok.len() - 4);
     out.clear();
-    s.data(Dir::S2C, 0.2, &frame(&ok, true), &mut out);
+    s.data(Dir::S2C, 0.2, &text_frame(&ok, true), &mut out);
     assert!(
         out.iter()
             .any(|e| e.stage == Stage::EioPacket && e.fields["type"] == "PING"),
