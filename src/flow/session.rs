@@ -8,7 +8,9 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+
+use crate::trace::Fields;
 
 use crate::trace::{Dir, Event, Stage};
 use crate::wire::deflate::Inflater;
@@ -235,7 +237,7 @@ impl Session {
                 stage,
                 Stage::EioPacket | Stage::EioUpgrade | Stage::SioPacket
             ) {
-                e.fields.insert("sid".into(), sid.clone().into());
+                e.fields.insert("sid", sid.clone());
             }
         }
         e
@@ -515,7 +517,7 @@ impl Session {
         if is_eio {
             for q in ["EIO", "transport", "sid"] {
                 if let Some(v) = head.query(q) {
-                    ev.fields.insert(q.to_ascii_lowercase(), v.into());
+                    ev.fields.insert(q_key(q), v);
                 }
             }
         }
@@ -884,8 +886,7 @@ impl Session {
             .with("header_hex", header_hex)
             .kind(link_kind(dir, h.opcode));
         if let Some(p) = payload {
-            e.fields
-                .insert("payload_hex".into(), hex(clip_bytes(p)).into());
+            e.fields.insert("payload_hex", hex(clip_bytes(p)));
         }
         e
     }
@@ -1048,8 +1049,7 @@ impl Session {
             .with("len", data.len())
             .kind(link_kind(dir, asm.opcode));
         if asm.compressed {
-            ev.fields
-                .insert("compressed_len".into(), compressed_len.into());
+            ev.fields.insert("compressed_len", compressed_len);
         }
         let desc = format!(
             "{} {} bytes{}{}",
@@ -1073,7 +1073,7 @@ impl Session {
             }
             _ => {
                 ev.summary = desc;
-                ev.fields.insert("hex".into(), hex(clip_bytes(data)).into());
+                ev.fields.insert("hex", hex(clip_bytes(data)));
             }
         }
         ev
@@ -1155,7 +1155,7 @@ impl Session {
             }
         }
         if let Some(info) = open {
-            ev.fields.insert("sid".into(), info.sid.into());
+            ev.fields.insert("sid", info.sid);
             ev = ev
                 .with("upgrades", info.upgrades)
                 .with("pingInterval", info.ping_interval)
@@ -1238,7 +1238,7 @@ impl Session {
         }
         // An event's summary shows its arguments; the name is already in the summary.
         let shown = match (&data, &event) {
-            (Some(Value::Array(a)), Some(_)) => json_preview(&a[1..]),
+            (Some(Value::Array(a)), Some(_)) => json_preview_seq(a.get(1..).unwrap_or_default()),
             (Some(d), _) => json_preview(d),
             (None, _) => String::new(),
         };
@@ -1284,36 +1284,112 @@ fn link_kind(dir: Dir, opcode: OpCode) -> &'static str {
     }
 }
 
-/// The start of a value's JSON, enough for a summary line: serialization stops once the
-/// preview is long enough, so a large payload is not written out in full just to be cut.
-fn json_preview<T: serde::Serialize + ?Sized>(value: &T) -> String {
-    struct Capped(Vec<u8>);
-    impl std::io::Write for Capped {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            if self.0.len() > 100 {
-                return Err(std::io::Error::other("preview long enough"));
-            }
-            self.0.extend_from_slice(b);
-            Ok(b.len())
+/// The start of a value's JSON, enough for a summary line (which cuts it with [`short`]): the
+/// walk stops once the preview is long enough, and a long string is cut before it is escaped,
+/// so a large payload is not written out in full just to be cut.
+fn json_preview(value: &Value) -> String {
+    let mut p = Preview(Vec::with_capacity(PREVIEW + 8));
+    p.value(value);
+    p.finish()
+}
+
+/// [`json_preview`] of a JSON array made of `items`.
+fn json_preview_seq(items: &[Value]) -> String {
+    let mut p = Preview(Vec::with_capacity(PREVIEW + 8));
+    p.seq(items);
+    p.finish()
+}
+
+const PREVIEW: usize = 100;
+
+struct Preview(Vec<u8>);
+
+impl Preview {
+    fn full(&self) -> bool {
+        self.0.len() > PREVIEW
+    }
+
+    fn value(&mut self, v: &Value) {
+        if self.full() {
+            return;
         }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
+        match v {
+            Value::Array(items) => self.seq(items),
+            Value::Object(map) => {
+                self.0.push(b'{');
+                for (i, (k, x)) in map.iter().enumerate() {
+                    if self.full() {
+                        return;
+                    }
+                    if i > 0 {
+                        self.0.push(b',');
+                    }
+                    self.string(k);
+                    self.0.push(b':');
+                    self.value(x);
+                }
+                self.0.push(b'}');
+            }
+            Value::String(s) => self.string(s),
+            other => {
+                let _ = serde_json::to_writer(&mut self.0, other);
+            }
         }
     }
-    let mut w = Capped(Vec::with_capacity(128));
-    let _ = serde_json::to_writer(&mut w, value);
-    String::from_utf8_lossy(&w.0).into_owned()
+
+    fn seq(&mut self, items: &[Value]) {
+        self.0.push(b'[');
+        for (i, x) in items.iter().enumerate() {
+            if self.full() {
+                return;
+            }
+            if i > 0 {
+                self.0.push(b',');
+            }
+            self.value(x);
+        }
+        self.0.push(b']');
+    }
+
+    fn string(&mut self, s: &str) {
+        // Past the budget, the rest is cut by `finish`: so is this early closing quote.
+        let room = (PREVIEW + 1).saturating_sub(self.0.len());
+        let _ = serde_json::to_writer(&mut self.0, clip(s, room));
+    }
+
+    /// The first `PREVIEW + 1` bytes (so a longer value shows as cut), whole characters only.
+    fn finish(mut self) -> String {
+        self.0.truncate(PREVIEW + 1);
+        match String::from_utf8(self.0) {
+            Ok(s) => s,
+            Err(e) => {
+                let valid = e.utf8_error().valid_up_to();
+                let mut bytes = e.into_bytes();
+                bytes.truncate(valid);
+                String::from_utf8(bytes).unwrap_or_default()
+            }
+        }
+    }
+}
+
+/// The field name of an Engine.IO query parameter.
+fn q_key(q: &str) -> &'static str {
+    match q {
+        "EIO" => "eio",
+        "transport" => "transport",
+        _ => "sid",
+    }
 }
 
 fn clip_bytes(b: &[u8]) -> &[u8] {
     &b[..b.len().min(FIELD_HEX_MAX)]
 }
 
-fn insert_text(fields: &mut Map<String, Value>, key: &str, text: &str) {
+fn insert_text(fields: &mut Fields, key: &'static str, text: &str) {
     let c = clip(text, FIELD_TEXT_MAX);
-    fields.insert(key.into(), c.into());
+    fields.insert(key, c);
     if c.len() < text.len() {
-        fields.insert("truncated".into(), true.into());
+        fields.insert("truncated", true);
     }
 }
 

@@ -52,12 +52,9 @@ impl Observer {
             }
             _ => Vec::new(),
         };
-        self.tracer.emit_all(self.out.drain(..));
-        // One write can carry a batch of 64 broadcasts (256 events); do not keep room for that
-        // in every idle connection.
-        if self.out.capacity() > 64 {
-            self.out.shrink_to(16);
-        }
+        // The events leave as one batch, taking the vector's memory with them: an idle
+        // connection keeps none.
+        self.tracer.emit_batch(&mut self.out);
         previews
     }
 }
@@ -177,7 +174,7 @@ impl Drop for Tap {
         if let Some(o) = self.observer.as_mut() {
             let t = o.start.elapsed().as_secs_f64();
             o.session.close(t, how, &mut o.out);
-            o.tracer.emit_all(o.out.drain(..));
+            o.tracer.emit_batch(&mut o.out);
         }
     }
 }

@@ -17,7 +17,8 @@ const BROADCAST_WINDOW: f64 = 0.5;
 
 struct Group {
     t: f64,
-    key: String,
+    /// The packet's data: the same data to another connection joins the group.
+    data: Value,
     event: String,
     nsp: String,
     conns: Vec<u64>,
@@ -29,6 +30,8 @@ pub struct TraceSink {
     limits: Limits,
     sessions: HashMap<u64, Session>,
     out: Vec<Event>,
+    /// Events on their way to the writer, sent in batches.
+    batch: Vec<Event>,
     group: Option<Group>,
     /// The last event a client sent: (t, conn, event name).
     last_incoming: Option<(f64, u64, String)>,
@@ -44,6 +47,7 @@ impl TraceSink {
             limits,
             sessions: HashMap::new(),
             out: Vec::new(),
+            batch: Vec::new(),
             group: None,
             last_incoming: None,
             sessions_by_sid: HashMap::new(),
@@ -69,7 +73,7 @@ impl TraceSink {
                 self.finish_group();
             }
             self.observe(&e);
-            self.tracer.emit(e);
+            self.send(e);
         }
     }
 
@@ -86,8 +90,8 @@ impl TraceSink {
         }
         let first = *self.sessions_by_sid.entry(sid.to_string()).or_insert(conn);
         if first != conn {
-            e.fields.insert("session_conn".into(), first.into());
-            e.fields.insert("inferred".into(), true.into());
+            e.fields.insert("session_conn", first);
+            e.fields.insert("inferred", true);
         }
     }
 
@@ -108,15 +112,13 @@ impl TraceSink {
             return;
         }
         let nsp = e.fields.get("nsp").and_then(Value::as_str).unwrap_or("/");
-        let key = format!(
-            "{nsp}\u{0}{}",
-            e.fields
-                .get("data")
-                .map(Value::to_string)
-                .unwrap_or_default()
-        );
+        let data = e.fields.get("data").unwrap_or(&Value::Null);
         if let Some(g) = self.group.as_mut() {
-            if g.key == key && e.t - g.t <= BROADCAST_WINDOW && !g.conns.contains(&conn) {
+            if g.nsp == nsp
+                && g.data == *data
+                && e.t - g.t <= BROADCAST_WINDOW
+                && !g.conns.contains(&conn)
+            {
                 g.conns.push(conn);
                 return;
             }
@@ -129,7 +131,7 @@ impl TraceSink {
             .map(|(_, c, ev)| (*c, ev.clone()));
         self.group = Some(Group {
             t: e.t,
-            key,
+            data: data.clone(),
             event: event.to_string(),
             nsp: nsp.to_string(),
             conns: vec![conn],
@@ -165,14 +167,33 @@ impl TraceSink {
         .with("inferred", true)
         .kind("broadcast");
         if let Some((_, ev)) = &g.trigger {
-            e.fields.insert("after_event".into(), ev.clone().into());
+            e.fields.insert("after_event", ev.clone());
         }
-        self.tracer.emit(e);
+        self.send(e);
+    }
+
+    fn send(&mut self, e: Event) {
+        const BATCH: usize = 32;
+        if self.batch.capacity() == 0 {
+            self.batch.reserve_exact(BATCH);
+        }
+        self.batch.push(e);
+        if self.batch.len() >= BATCH {
+            self.tracer.emit_batch(&mut self.batch);
+        }
     }
 
     /// End of the capture: close what is open, emit the last inferred broadcast.
     pub fn finish(&mut self) {
         self.finish_group();
+        self.tracer.emit_batch(&mut self.batch);
+    }
+}
+
+/// Whatever is still batched reaches the writer even if `finish` was not called.
+impl Drop for TraceSink {
+    fn drop(&mut self) {
+        self.tracer.emit_batch(&mut self.batch);
     }
 }
 
@@ -192,7 +213,7 @@ impl StreamSink for TraceSink {
         let mut e = session.accept_event(t, client, server);
         if how == OpenHow::MidStream {
             e.summary.push_str(" (capture starts mid-connection)");
-            e.fields.insert("midstream".into(), true.into());
+            e.fields.insert("midstream", true);
         }
         self.out.push(e);
         self.sessions.insert(conn, session);
@@ -257,8 +278,8 @@ impl StreamSink for TraceSink {
         .with("rule", message.as_str())
         .with("where", "capture");
         if let Some(f) = frame {
-            e.fields.insert("frame".into(), f.into());
+            e.fields.insert("frame", f);
         }
-        self.tracer.emit(e);
+        self.send(e);
     }
 }

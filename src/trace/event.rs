@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use super::Fields;
 
 /// The stable stage names (documented in docs/trace-format.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -121,7 +123,7 @@ pub struct Event {
     pub dir: Option<Dir>,
     pub stage: Stage,
     pub summary: String,
-    pub fields: Map<String, Value>,
+    pub fields: Fields,
     /// Which source-chain variant applies (e.g. the Engine.IO packet type), for the links.
     pub kind: Option<&'static str>,
 }
@@ -141,14 +143,14 @@ impl Event {
             stage,
             summary,
             // Room for a typical event's fields, so the map is not rehashed as it fills.
-            fields: Map::with_capacity(12),
+            fields: Fields::with_capacity(12),
             kind: None,
         }
     }
 
     /// Adds a field (builder style).
-    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Event {
-        self.fields.insert(key.to_string(), value.into());
+    pub fn with(mut self, key: &'static str, value: impl Into<Value>) -> Event {
+        self.fields.insert(key, value);
         self
     }
 

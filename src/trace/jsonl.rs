@@ -85,7 +85,7 @@ pub fn to_json(seq: u64, e: &Event, versions: VersionSet) -> Value {
     }
     obj.insert("stage".into(), e.stage.as_str().into());
     obj.insert("summary".into(), e.summary.clone().into());
-    obj.insert("fields".into(), Value::Object(e.fields.clone()));
+    obj.insert("fields".into(), Value::Object(e.fields.to_map()));
     let links: Value =
         serde_json::from_str(&links_json(versions, e.stage, e.kind)).unwrap_or_default();
     obj.insert("links".into(), links);

@@ -6,6 +6,7 @@
 
 mod collect;
 mod event;
+mod fields;
 mod filter;
 mod jsonl;
 mod pretty;
@@ -13,6 +14,7 @@ mod writer;
 
 pub use collect::Collect;
 pub use event::{Dir, Event, Stage};
+pub use fields::Fields;
 pub use filter::Filter;
 pub use jsonl::{to_json, Jsonl, LineWriter};
 pub use pretty::Pretty;

@@ -80,7 +80,7 @@ impl Sink for Pretty {
         if self.verbose == 0 {
             return Ok(());
         }
-        for (k, v) in &e.fields {
+        for (k, v) in e.fields.iter() {
             let text = field_text(v);
             let text = if self.verbose < 2 && text.len() > 120 {
                 let mut end = 120;

@@ -21,6 +21,8 @@ pub trait Sink: Send {
 
 enum Msg {
     Event(Event),
+    /// Several events in order: one channel operation instead of one per event.
+    Batch(Vec<Event>),
     Stop,
 }
 
@@ -78,8 +80,10 @@ impl Tracer {
     /// Starts the writer thread with several outputs (the terminal, a report's raw trace, the
     /// browser's live view...).
     pub fn start_many(outputs: Vec<Output>) -> (Tracer, TraceWriter) {
-        // Bounded: a producer faster than the output waits rather than piling events up in memory.
-        let (tx, rx) = mpsc::sync_channel(1024);
+        // Bounded: a producer faster than the output waits rather than piling events up in
+        // memory. A message is one event or one batch (at most a few hundred events: what one
+        // socket write or one stretch of a capture made).
+        let (tx, rx) = mpsc::sync_channel(32);
         let filters = outputs
             .iter()
             .map(|o| (o.filter.clone(), o.watched.clone()))
@@ -138,9 +142,17 @@ impl Tracer {
         }
     }
 
-    pub fn emit_all(&self, events: impl IntoIterator<Item = Event>) {
-        for e in events {
-            self.emit(e);
+    /// Sends events in one message, keeping only those some output wants. `events` is left
+    /// empty (its capacity goes with the batch).
+    pub fn emit_batch(&self, events: &mut Vec<Event>) {
+        let Some(inner) = &self.inner else {
+            events.clear();
+            return;
+        };
+        events.retain(|e| inner.filters.iter().any(|(f, w)| active(w) && f.accepts(e)));
+        if !events.is_empty() {
+            // The writer is gone only after `finish`: late events are dropped.
+            let _ = inner.tx.send(Msg::Batch(std::mem::take(events)));
         }
     }
 }
@@ -195,22 +207,28 @@ fn write_loop(rx: Receiver<Msg>, mut outputs: Vec<Output>) -> io::Result<u64> {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         };
-        match msg {
-            Msg::Event(e) => {
-                for (i, o) in outputs.iter_mut().enumerate() {
-                    if alive[i] && o.filter.accepts(&e) {
-                        seqs[i] += 1;
-                        if let Err(err) = o.sink.write(seqs[i], &e) {
-                            fail(i, err, &mut alive);
-                        }
+        let mut write = |e: &Event, alive: &mut Vec<bool>| {
+            for (i, o) in outputs.iter_mut().enumerate() {
+                if alive[i] && o.filter.accepts(e) {
+                    seqs[i] += 1;
+                    if let Err(err) = o.sink.write(seqs[i], e) {
+                        fail(i, err, alive);
                     }
                 }
-                dirty = true;
-                if !alive.iter().any(|a| *a) {
-                    break;
+            }
+        };
+        match msg {
+            Msg::Event(e) => write(&e, &mut alive),
+            Msg::Batch(events) => {
+                for e in &events {
+                    write(e, &mut alive);
                 }
             }
             Msg::Stop => break,
+        }
+        dirty = true;
+        if !alive.iter().any(|a| *a) {
+            break;
         }
     }
     for (i, o) in outputs.iter_mut().enumerate() {

@@ -488,3 +488,24 @@ fn requests_without_responses_do_not_pile_up() {
     assert_eq!(out.len(), 10_000);
     assert_eq!(s.pending.len(), MAX_PENDING_REQUESTS);
 }
+
+#[test]
+fn json_preview_is_the_start_of_the_full_json() {
+    let long = "é\"x".repeat(200);
+    let cases = [
+        json!("short"),
+        json!(long),
+        json!(["bid", {"item": "lot \"1\"", "note": long, "n": 3}]),
+        json!({"a": [1, 2, [3, {"b": null}]], "c": true}),
+        json!([]),
+        json!(12.5),
+    ];
+    for v in &cases {
+        let full = serde_json::to_string(v).unwrap();
+        let p = super::json_preview(v);
+        assert!(full.starts_with(&p), "{p} is not the start of {full}");
+        assert!(p.len() == full.len() || p.len() > 90, "{p} cut too early");
+    }
+    let seq = super::json_preview_seq(&[json!(1), json!("two")]);
+    assert_eq!(seq, r#"[1,"two"]"#);
+}
