@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::trace::Fields;
@@ -18,7 +19,7 @@ use crate::wire::engineio::{self, OpenInfo};
 use crate::wire::handshake::{self, DeflateParams};
 use crate::wire::hex;
 use crate::wire::http::{self, BodyKind};
-use crate::wire::socketio;
+use crate::wire::socketio::{self, PacketType};
 use crate::wire::ws_frame::{self, FrameHeader, OpCode};
 
 /// Decoding limits. Anything larger is reported and skipped, never buffered.
@@ -117,7 +118,7 @@ struct Assembly {
 /// A Socket.IO binary packet waiting for its attachments.
 #[derive(Debug)]
 struct PendingBinary {
-    packet: socketio::Packet,
+    packet: socketio::Packet<Box<RawValue>>,
     attachments: Vec<Vec<u8>>,
 }
 
@@ -1170,7 +1171,7 @@ impl Session {
             self.error(t, dir, "text packet while binary attachments were still expected (Socket.IO v5 §Packet encoding)", Stage::SioPacket, out);
             self.sides[dir.index()].sio_binary = None;
         }
-        match socketio::Packet::decode(text) {
+        match socketio::Packet::decode_raw(text) {
             Ok(p) if p.attachments > 0 => {
                 self.sides[dir.index()].sio_binary = Some(PendingBinary {
                     packet: p,
@@ -1211,36 +1212,43 @@ impl Session {
         }
     }
 
+    /// The Socket.IO packet event. Its data is shown as the JSON text that was sent, checked
+    /// but not parsed into values, unless binary attachments must be put in their places.
     fn sio_event(
         &mut self,
         dir: Dir,
         t: f64,
-        p: socketio::Packet,
+        p: socketio::Packet<Box<RawValue>>,
         attachments: &[Vec<u8>],
         out: &mut Vec<Event>,
     ) {
         if !self.wants(Stage::SioPacket) {
             return;
         }
-        let event = p.event_name().map(str::to_string);
         let socketio::Packet {
             ptype,
             attachments: count,
             nsp,
             id,
-            mut data,
+            data,
         } = p;
-        if let Some(d) = data.as_mut() {
-            socketio::fill_placeholders(d, &mut |i| match attachments.get(i) {
-                Some(b) => json!({"_binary": b.len(), "hex": hex(clip_bytes(b))}),
-                None => json!({"_binary": null, "missing_attachment": i}),
-            });
-        }
-        // An event's summary shows its arguments; the name is already in the summary.
-        let shown = match (&data, &event) {
-            (Some(Value::Array(a)), Some(_)) => json_preview_seq(a.get(1..).unwrap_or_default()),
-            (Some(d), _) => json_preview(d),
-            (None, _) => String::new(),
+        // A binary packet's data is parsed to put the attachments in their places; other data
+        // stays the JSON text it was sent as.
+        let filled: Option<Value> = match &data {
+            Some(raw) if ptype.is_binary() || count > 0 => {
+                let mut value: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+                socketio::fill_placeholders(&mut value, &mut |i| match attachments.get(i) {
+                    Some(b) => json!({"_binary": b.len(), "hex": hex(clip_bytes(b))}),
+                    None => json!({"_binary": null, "missing_attachment": i}),
+                });
+                Some(value)
+            }
+            _ => None,
+        };
+        let (event, shown) = match (&filled, &data) {
+            (Some(value), _) => sio_value_outline(ptype, value),
+            (None, Some(raw)) => sio_raw_outline(ptype, raw),
+            (None, None) => (None, String::new()),
         };
         let summary = match &event {
             Some(name) => format!("{ptype} {nsp} {name:?} {}", short(&shown)),
@@ -1250,16 +1258,19 @@ impl Session {
                 short(&shown)
             ),
         };
-        out.push(
-            self.ev(Stage::SioPacket, t, Some(dir), summary)
-                .with("type", ptype.spec_name())
-                .with("nsp", nsp)
-                .with("id", id)
-                .with("event", event)
-                .with("attachments", count)
-                .with("data", data)
-                .kind(ptype.name()),
-        );
+        let mut ev = self
+            .ev(Stage::SioPacket, t, Some(dir), summary)
+            .with("type", ptype.spec_name())
+            .with("nsp", nsp)
+            .with("id", id)
+            .with("event", event)
+            .with("attachments", count);
+        match (filled, data) {
+            (Some(value), _) => ev.fields.insert("data", value),
+            (None, Some(raw)) => ev.fields.insert_raw("data", raw),
+            (None, None) => ev.fields.insert("data", Value::Null),
+        }
+        out.push(ev.kind(ptype.name()));
     }
 }
 
@@ -1284,92 +1295,52 @@ fn link_kind(dir: Dir, opcode: OpCode) -> &'static str {
     }
 }
 
-/// The start of a value's JSON, enough for a summary line (which cuts it with [`short`]): the
-/// walk stops once the preview is long enough, and a long string is cut before it is escaped,
-/// so a large payload is not written out in full just to be cut.
-fn json_preview(value: &Value) -> String {
-    let mut p = Preview(Vec::with_capacity(PREVIEW + 8));
-    p.value(value);
-    p.finish()
-}
-
-/// [`json_preview`] of a JSON array made of `items`.
-fn json_preview_seq(items: &[Value]) -> String {
-    let mut p = Preview(Vec::with_capacity(PREVIEW + 8));
-    p.seq(items);
-    p.finish()
-}
-
+/// Enough of JSON text for a summary line, which cuts it with [`short`]: one byte more than
+/// shown, so a longer text shows as cut, and a large payload is not copied just to be cut.
 const PREVIEW: usize = 100;
 
-struct Preview(Vec<u8>);
-
-impl Preview {
-    fn full(&self) -> bool {
-        self.0.len() > PREVIEW
+/// An event's name and the start of what a summary shows of its data: the arguments of an
+/// EVENT (the name is shown apart), all the data of other packets.
+fn sio_raw_outline(ptype: PacketType, data: &RawValue) -> (Option<String>, String) {
+    if !matches!(ptype, PacketType::Event | PacketType::BinaryEvent) {
+        return (None, clip(data.get(), PREVIEW + 1).to_string());
     }
+    // The top-level elements, each still as text.
+    let items: Vec<&RawValue> = serde_json::from_str(data.get()).unwrap_or_default();
+    let event = items
+        .first()
+        .and_then(|name| serde_json::from_str(name.get()).ok());
+    (event, preview_items(items.get(1..).unwrap_or_default()))
+}
 
-    fn value(&mut self, v: &Value) {
-        if self.full() {
-            return;
+/// [`sio_raw_outline`] of data held as a value (a binary packet's, attachments in place).
+fn sio_value_outline(ptype: PacketType, data: &Value) -> (Option<String>, String) {
+    let text = match (ptype, data) {
+        (PacketType::Event | PacketType::BinaryEvent, Value::Array(a)) => {
+            let event = a.first().and_then(Value::as_str).map(str::to_string);
+            let args = Value::Array(a.get(1..).unwrap_or_default().to_vec());
+            return (event, clip(&args.to_string(), PREVIEW + 1).to_string());
         }
-        match v {
-            Value::Array(items) => self.seq(items),
-            Value::Object(map) => {
-                self.0.push(b'{');
-                for (i, (k, x)) in map.iter().enumerate() {
-                    if self.full() {
-                        return;
-                    }
-                    if i > 0 {
-                        self.0.push(b',');
-                    }
-                    self.string(k);
-                    self.0.push(b':');
-                    self.value(x);
-                }
-                self.0.push(b'}');
-            }
-            Value::String(s) => self.string(s),
-            other => {
-                let _ = serde_json::to_writer(&mut self.0, other);
-            }
-        }
-    }
+        (_, d) => d.to_string(),
+    };
+    (None, clip(&text, PREVIEW + 1).to_string())
+}
 
-    fn seq(&mut self, items: &[Value]) {
-        self.0.push(b'[');
-        for (i, x) in items.iter().enumerate() {
-            if self.full() {
-                return;
-            }
-            if i > 0 {
-                self.0.push(b',');
-            }
-            self.value(x);
+/// A JSON array of `items` (each the JSON text it was sent as), as far as a summary shows it.
+fn preview_items(items: &[&RawValue]) -> String {
+    let mut p = String::with_capacity(PREVIEW + 8);
+    p.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if p.len() > PREVIEW {
+            break;
         }
-        self.0.push(b']');
-    }
-
-    fn string(&mut self, s: &str) {
-        // Past the budget, the rest is cut by `finish`: so is this early closing quote.
-        let room = (PREVIEW + 1).saturating_sub(self.0.len());
-        let _ = serde_json::to_writer(&mut self.0, clip(s, room));
-    }
-
-    /// The first `PREVIEW + 1` bytes (so a longer value shows as cut), whole characters only.
-    fn finish(mut self) -> String {
-        self.0.truncate(PREVIEW + 1);
-        match String::from_utf8(self.0) {
-            Ok(s) => s,
-            Err(e) => {
-                let valid = e.utf8_error().valid_up_to();
-                let mut bytes = e.into_bytes();
-                bytes.truncate(valid);
-                String::from_utf8(bytes).unwrap_or_default()
-            }
+        if i > 0 {
+            p.push(',');
         }
+        p.push_str(clip(item.get(), PREVIEW + 1));
     }
+    p.push(']');
+    clip(&p, PREVIEW + 1).to_string()
 }
 
 /// The field name of an Engine.IO query parameter.

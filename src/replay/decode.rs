@@ -18,7 +18,7 @@ const BROADCAST_WINDOW: f64 = 0.5;
 struct Group {
     t: f64,
     /// The packet's data: the same data to another connection joins the group.
-    data: Value,
+    data: String,
     event: String,
     nsp: String,
     conns: Vec<u64>,
@@ -112,7 +112,8 @@ impl TraceSink {
             return;
         }
         let nsp = e.fields.get("nsp").and_then(Value::as_str).unwrap_or("/");
-        let data = e.fields.get("data").unwrap_or(&Value::Null);
+        // As the JSON text that was sent: no copy, no parsing.
+        let data = e.fields.json_text("data").unwrap_or_default();
         if let Some(g) = self.group.as_mut() {
             if g.nsp == nsp
                 && g.data == *data
@@ -131,7 +132,7 @@ impl TraceSink {
             .map(|(_, c, ev)| (*c, ev.clone()));
         self.group = Some(Group {
             t: e.t,
-            data: data.clone(),
+            data: data.into_owned(),
             event: event.to_string(),
             nsp: nsp.to_string(),
             conns: vec![conn],

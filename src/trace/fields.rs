@@ -4,15 +4,51 @@
 //! a vector of `(&'static str, Value)` pairs does what a JSON map would without allocating a
 //! `String` per key or hashing it: building events is on the hot path of both the server and
 //! replay (docs/performance.md). Lookups are linear, which at this size is faster than a hash.
+//!
+//! A field can also hold JSON text as it came off the wire ([`Fields::insert_raw`]): a
+//! Socket.IO packet's data is checked to be JSON and written out as it was sent, without
+//! building a tree of values only to serialize it again. [`Fields::get`] sees only the other
+//! fields; [`Fields::json`] sees both.
 
+use std::borrow::Cow;
 use std::ops::Index;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Fields {
-    items: Vec<(&'static str, Value)>,
+    items: Vec<(&'static str, Item)>,
+}
+
+#[derive(Debug, Clone)]
+enum Item {
+    Value(Value),
+    /// Valid JSON text, kept as it was.
+    Raw(Box<RawValue>),
+}
+
+impl Item {
+    fn json(&self) -> Cow<'_, Value> {
+        match self {
+            Item::Value(v) => Cow::Borrowed(v),
+            // Valid JSON by construction; a number out of f64 range is the only way to fail.
+            Item::Raw(r) => Cow::Owned(serde_json::from_str(r.get()).unwrap_or(Value::Null)),
+        }
+    }
+}
+
+/// Fields are equal when their values are, however they are held.
+impl PartialEq for Fields {
+    fn eq(&self, other: &Fields) -> bool {
+        self.items.len() == other.items.len()
+            && self
+                .items
+                .iter()
+                .zip(&other.items)
+                .all(|((ka, a), (kb, b))| ka == kb && a.json() == b.json())
+    }
 }
 
 static NULL: Value = Value::Null;
@@ -26,23 +62,53 @@ impl Fields {
 
     /// Sets `key` to `value`: replaces an existing field in place, else appends.
     pub fn insert(&mut self, key: &'static str, value: impl Into<Value>) {
-        let value = value.into();
+        self.set(key, Item::Value(value.into()));
+    }
+
+    /// Sets `key` to JSON text, written out as it is.
+    pub fn insert_raw(&mut self, key: &'static str, json: Box<RawValue>) {
+        self.set(key, Item::Raw(json));
+    }
+
+    fn set(&mut self, key: &'static str, item: Item) {
         match self.items.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => *v = value,
-            None => self.items.push((key, value)),
+            Some((_, v)) => *v = item,
+            None => self.items.push((key, item)),
         }
     }
 
-    pub fn get(&self, key: &str) -> Option<&Value> {
+    fn item(&self, key: &str) -> Option<&Item> {
         self.items.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
-    pub fn contains_key(&self, key: &str) -> bool {
-        self.get(key).is_some()
+    /// A field held as a value (not one held as JSON text: see [`Fields::json`]).
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self.item(key)? {
+            Item::Value(v) => Some(v),
+            Item::Raw(_) => None,
+        }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
-        self.items.iter().map(|(k, v)| (*k, v))
+    /// Any field as a value (JSON text is parsed).
+    pub fn json(&self, key: &str) -> Option<Cow<'_, Value>> {
+        self.item(key).map(Item::json)
+    }
+
+    /// Any field as compact JSON text, for comparing and showing.
+    pub fn json_text(&self, key: &str) -> Option<Cow<'_, str>> {
+        match self.item(key)? {
+            Item::Value(v) => Some(Cow::Owned(v.to_string())),
+            Item::Raw(r) => Some(Cow::Borrowed(r.get())),
+        }
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.item(key).is_some()
+    }
+
+    /// Every field, JSON text parsed.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, Cow<'_, Value>)> {
+        self.items.iter().map(|(k, v)| (*k, v.json()))
     }
 
     pub fn len(&self) -> usize {
@@ -56,12 +122,13 @@ impl Fields {
     /// The fields as a JSON object (for consumers that want a `Value`).
     pub fn to_map(&self) -> serde_json::Map<String, Value> {
         self.iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
+            .map(|(k, v)| (k.to_string(), v.into_owned()))
             .collect()
     }
 }
 
-/// `fields["key"]` is `Value::Null` when the field is absent, as for a JSON object.
+/// `fields["key"]` is `Value::Null` when the field is absent, as for a JSON object (or held as
+/// JSON text: see [`Fields::json`]).
 impl Index<&str> for Fields {
     type Output = Value;
     fn index(&self, key: &str) -> &Value {
@@ -73,7 +140,10 @@ impl Serialize for Fields {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(self.items.len()))?;
         for (k, v) in &self.items {
-            map.serialize_entry(k, v)?;
+            match v {
+                Item::Value(v) => map.serialize_entry(k, v)?,
+                Item::Raw(r) => map.serialize_entry(k, r)?,
+            }
         }
         map.end()
     }
@@ -98,5 +168,31 @@ mod tests {
             Value::Object(f.to_map()),
             serde_json::json!({"b": true, "a": "x"})
         );
+    }
+
+    #[test]
+    fn raw_json_is_written_as_it_came_and_parsed_on_request() {
+        let text = r#"["bid", {"note":"caf\u00e9", "n":1.50}]"#;
+        let mut f = Fields::default();
+        f.insert("type", "EVENT");
+        f.insert_raw("data", RawValue::from_string(text.to_string()).unwrap());
+        assert_eq!(
+            serde_json::to_string(&f).unwrap(),
+            format!(r#"{{"type":"EVENT","data":{text}}}"#)
+        );
+        assert_eq!(f.get("data"), None);
+        assert!(f.contains_key("data"));
+        assert_eq!(
+            f.json("data").unwrap().into_owned(),
+            serde_json::json!(["bid", {"note": "café", "n": 1.5}])
+        );
+        assert_eq!(f.json_text("data").unwrap(), text);
+        let mut g = Fields::default();
+        g.insert("type", "EVENT");
+        g.insert(
+            "data",
+            serde_json::json!(["bid", {"note": "café", "n": 1.5}]),
+        );
+        assert_eq!(f, g);
     }
 }

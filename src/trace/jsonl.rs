@@ -12,6 +12,8 @@ use crate::links;
 pub struct Jsonl {
     out: BufWriter<Box<dyn Write + Send>>,
     lines: LineWriter,
+    /// One line is rendered here, then written with one call.
+    line: Vec<u8>,
 }
 
 impl Jsonl {
@@ -19,6 +21,7 @@ impl Jsonl {
         Jsonl {
             out: BufWriter::with_capacity(256 * 1024, out),
             lines: LineWriter::new(versions),
+            line: Vec::with_capacity(4096),
         }
     }
 }
@@ -38,28 +41,34 @@ impl LineWriter {
         }
     }
 
-    /// One event as one line of JSON, newline included.
-    pub fn write(&mut self, out: &mut dyn Write, seq: u64, e: &Event) -> io::Result<()> {
+    /// Appends one event as one line of JSON, newline included.
+    pub fn write(&mut self, out: &mut Vec<u8>, seq: u64, e: &Event) -> io::Result<()> {
         let versions = self.versions;
         let links = self
             .links
             .entry((e.stage, e.kind))
             .or_insert_with(|| links_json(versions, e.stage, e.kind));
+        // Writes into a Vec cannot fail but for serialization errors, which are reported.
         write!(out, "{{\"seq\":{seq},\"t\":")?;
         serde_json::to_writer(&mut *out, &micros(e.t))?;
         if let Some(c) = e.conn {
             write!(out, ",\"conn\":{c}")?;
         }
         if let Some(d) = e.dir {
-            write!(out, ",\"dir\":\"{}\"", d.as_str())?;
+            out.extend_from_slice(b",\"dir\":\"");
+            out.extend_from_slice(d.as_str().as_bytes());
+            out.push(b'"');
         }
-        write!(out, ",\"stage\":\"{}\",\"summary\":", e.stage.as_str())?;
+        out.extend_from_slice(b",\"stage\":\"");
+        out.extend_from_slice(e.stage.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"summary\":");
         serde_json::to_writer(&mut *out, &e.summary)?;
-        out.write_all(b",\"fields\":")?;
+        out.extend_from_slice(b",\"fields\":");
         serde_json::to_writer(&mut *out, &e.fields)?;
-        out.write_all(b",\"links\":")?;
-        out.write_all(links.as_bytes())?;
-        out.write_all(b"}\n")
+        out.extend_from_slice(b",\"links\":");
+        out.extend_from_slice(links.as_bytes());
+        out.extend_from_slice(b"}\n");
+        Ok(())
     }
 }
 
@@ -99,7 +108,9 @@ fn micros(t: f64) -> f64 {
 
 impl Sink for Jsonl {
     fn write(&mut self, seq: u64, e: &Event) -> io::Result<()> {
-        self.lines.write(&mut self.out, seq, e)
+        self.line.clear();
+        self.lines.write(&mut self.line, seq, e)?;
+        self.out.write_all(&self.line)
     }
 
     fn flush(&mut self) -> io::Result<()> {

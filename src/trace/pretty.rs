@@ -81,7 +81,7 @@ impl Sink for Pretty {
             return Ok(());
         }
         for (k, v) in e.fields.iter() {
-            let text = field_text(v);
+            let text = field_text(&v);
             let text = if self.verbose < 2 && text.len() > 120 {
                 let mut end = 120;
                 while !text.is_char_boundary(end) {

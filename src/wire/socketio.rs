@@ -14,6 +14,7 @@
 
 use std::fmt;
 
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,14 +100,66 @@ impl fmt::Display for PacketType {
 /// an unbounded number of them; real packets carry a handful.
 pub const MAX_ATTACHMENTS: usize = 64;
 
+/// A packet; its data a JSON value (`Packet`), or the JSON text as it was sent
+/// (`Packet<Box<RawValue>>`, for a trace that shows it without building a tree).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Packet {
+pub struct Packet<D = Value> {
     pub ptype: PacketType,
     /// Binary attachments that follow (BINARY_EVENT / BINARY_ACK only).
     pub attachments: usize,
     pub nsp: String,
     pub id: Option<u64>,
-    pub data: Option<Value>,
+    pub data: Option<D>,
+}
+
+/// What a packet's JSON data decodes into, and enough of its shape to check the packet type's
+/// rules.
+pub trait PacketData: Sized {
+    fn parse(json: &str) -> Result<Self, serde_json::Error>;
+    fn shape(&self) -> Shape;
+}
+
+/// The outline of a JSON value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// An array whose first element is a string (an event's name).
+    NamedArray,
+    Array,
+    Object,
+    String,
+    Other,
+}
+
+impl PacketData for Value {
+    fn parse(json: &str) -> Result<Value, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+    fn shape(&self) -> Shape {
+        match self {
+            Value::Array(a) if a.first().is_some_and(Value::is_string) => Shape::NamedArray,
+            Value::Array(_) => Shape::Array,
+            Value::Object(_) => Shape::Object,
+            Value::String(_) => Shape::String,
+            _ => Shape::Other,
+        }
+    }
+}
+
+impl PacketData for Box<RawValue> {
+    fn parse(json: &str) -> Result<Box<RawValue>, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+    /// Valid JSON's first characters say what it is.
+    fn shape(&self) -> Shape {
+        let text = self.get().trim_start();
+        match text.as_bytes().first() {
+            Some(b'[') if text[1..].trim_start().starts_with('"') => Shape::NamedArray,
+            Some(b'[') => Shape::Array,
+            Some(b'{') => Shape::Object,
+            Some(b'"') => Shape::String,
+            _ => Shape::Other,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,19 +208,17 @@ impl fmt::Display for SioError {
 
 impl std::error::Error for SioError {}
 
-impl Packet {
-    pub fn new(ptype: PacketType, nsp: &str, id: Option<u64>, data: Option<Value>) -> Packet {
-        Packet {
-            ptype,
-            attachments: 0,
-            nsp: nsp.to_string(),
-            id,
-            data,
-        }
+impl Packet<Box<RawValue>> {
+    /// Decodes a packet keeping its data as the JSON text it was sent as (checked to be JSON
+    /// of the right shape, not parsed into values).
+    pub fn decode_raw(s: &str) -> Result<Packet<Box<RawValue>>, SioError> {
+        Packet::decode_as(s)
     }
+}
 
+impl<D: PacketData> Packet<D> {
     /// Decodes a packet from the text of an Engine.IO MESSAGE.
-    pub fn decode(s: &str) -> Result<Packet, SioError> {
+    fn decode_as(s: &str) -> Result<Packet<D>, SioError> {
         let bytes = s.as_bytes();
         let first = *bytes.first().ok_or(SioError::EmptyPacket)?;
         let ptype = match PacketType::from_char(first) {
@@ -216,10 +267,7 @@ impl Packet {
             None
         };
         let data = if pos < s.len() {
-            Some(
-                serde_json::from_str::<Value>(&s[pos..])
-                    .map_err(|e| SioError::BadJson(e.to_string()))?,
-            )
+            Some(D::parse(&s[pos..]).map_err(|e| SioError::BadJson(e.to_string()))?)
         } else {
             None
         };
@@ -235,35 +283,53 @@ impl Packet {
     }
 
     fn check_shape(&self) -> Result<(), SioError> {
+        let shape = self.data.as_ref().map(PacketData::shape);
         match self.ptype {
-            PacketType::Event | PacketType::BinaryEvent => match &self.data {
-                Some(Value::Array(a)) if a.first().is_some_and(Value::is_string) => Ok(()),
+            PacketType::Event | PacketType::BinaryEvent => match shape {
+                Some(Shape::NamedArray) => Ok(()),
                 _ => Err(SioError::BadShape(
                     "an EVENT's data must be an array starting with the event name",
                 )),
             },
-            PacketType::Ack | PacketType::BinaryAck => match &self.data {
-                Some(Value::Array(_)) => Ok(()),
+            PacketType::Ack | PacketType::BinaryAck => match shape {
+                Some(Shape::Array | Shape::NamedArray) => Ok(()),
                 _ => Err(SioError::BadShape("an ACK's data must be an array")),
             },
-            PacketType::Connect => match &self.data {
-                None | Some(Value::Object(_)) => Ok(()),
+            PacketType::Connect => match shape {
+                None | Some(Shape::Object) => Ok(()),
                 _ => Err(SioError::BadShape("CONNECT data (auth) must be an object")),
             },
             // Without these two rules a number after the type or namespace is ambiguous:
             // "1\n222" would decode as data 222, but re-encodes as "1222", ack id 222.
-            PacketType::Disconnect => match &self.data {
+            PacketType::Disconnect => match shape {
                 None => Ok(()),
                 Some(_) => Err(SioError::BadShape("a DISCONNECT has no data")),
             },
-            PacketType::ConnectError => match &self.data {
-                None | Some(Value::Object(_) | Value::String(_)) => Ok(()),
+            PacketType::ConnectError => match shape {
+                None | Some(Shape::Object | Shape::String) => Ok(()),
                 _ => Err(SioError::BadShape(
                     "CONNECT_ERROR data must be an object (or a message string)",
                 )),
             },
             _ => Ok(()),
         }
+    }
+}
+
+impl Packet {
+    pub fn new(ptype: PacketType, nsp: &str, id: Option<u64>, data: Option<Value>) -> Packet {
+        Packet {
+            ptype,
+            attachments: 0,
+            nsp: nsp.to_string(),
+            id,
+            data,
+        }
+    }
+
+    /// Decodes a packet from the text of an Engine.IO MESSAGE.
+    pub fn decode(s: &str) -> Result<Packet, SioError> {
+        Packet::decode_as(s)
     }
 
     /// The event name of an EVENT / BINARY_EVENT.
