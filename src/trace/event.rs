@@ -149,8 +149,10 @@ impl Event {
     }
 
     /// Adds a field (builder style).
+    /// Adds a field (builder style). The key must be new: builders name each field once, and
+    /// skipping the look-up matters on the hot path (`fields.insert` replaces).
     pub fn with(mut self, key: &'static str, value: impl Into<Value>) -> Event {
-        self.fields.insert(key, value);
+        self.fields.push(key, value);
         self
     }
 

@@ -65,6 +65,12 @@ impl Fields {
         self.set(key, Item::Value(value.into()));
     }
 
+    /// Appends a field whose key is not there yet (checked in debug builds).
+    pub fn push(&mut self, key: &'static str, value: impl Into<Value>) {
+        debug_assert!(!self.contains_key(key), "field {key} set twice");
+        self.items.push((key, Item::Value(value.into())));
+    }
+
     /// Sets `key` to JSON text, written out as it is.
     pub fn insert_raw(&mut self, key: &'static str, json: Box<RawValue>) {
         self.set(key, Item::Raw(json));

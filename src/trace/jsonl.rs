@@ -50,7 +50,7 @@ impl LineWriter {
             .or_insert_with(|| links_json(versions, e.stage, e.kind));
         // Writes into a Vec cannot fail but for serialization errors, which are reported.
         write!(out, "{{\"seq\":{seq},\"t\":")?;
-        serde_json::to_writer(&mut *out, &micros(e.t))?;
+        write_micros(out, e.t);
         if let Some(c) = e.conn {
             write!(out, ",\"conn\":{c}")?;
         }
@@ -106,6 +106,31 @@ fn micros(t: f64) -> f64 {
     (t * 1e6).round() / 1e6
 }
 
+/// Writes `micros(t)` as serde_json would (shortest form, `0.0` for zero) from integers: a
+/// number with at most six decimals and fifteen digits in all needs no float formatting.
+fn write_micros(out: &mut Vec<u8>, t: f64) {
+    let us = (t * 1e6).round();
+    if !(0.0..1e15).contains(&us) {
+        let _ = serde_json::to_writer(&mut *out, &micros(t));
+        return;
+    }
+    let us = us as u64;
+    let (secs, frac) = (us / 1_000_000, us % 1_000_000);
+    let _ = write!(out, "{secs}.");
+    if frac == 0 {
+        out.push(b'0');
+    } else {
+        let mut digits = [b'0'; 6];
+        let mut rest = frac;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        let len = 6 - digits.iter().rev().take_while(|d| **d == b'0').count();
+        out.extend_from_slice(&digits[..len]);
+    }
+}
+
 impl Sink for Jsonl {
     fn write(&mut self, seq: u64, e: &Event) -> io::Result<()> {
         self.line.clear();
@@ -149,6 +174,21 @@ mod tests {
         assert_eq!(lines[0], to_json(7, &e, VersionSet::Current));
         assert_eq!(lines[1], to_json(8, &internal, VersionSet::Current));
         assert_eq!(lines[0]["t"], 1.234568);
+        for t in [
+            0.0,
+            0.5,
+            1.234_567_89,
+            3.01545,
+            12.000_001,
+            86_400.25,
+            1e-7,
+            7.0,
+        ] {
+            let mut out = Vec::new();
+            write_micros(&mut out, t);
+            let want = serde_json::to_string(&micros(t)).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), want, "t = {t}");
+        }
         assert!(lines[1].get("conn").is_none() && lines[1].get("dir").is_none());
         assert!(!lines[0]["links"].as_array().unwrap().is_empty());
     }

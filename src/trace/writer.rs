@@ -209,7 +209,7 @@ fn write_loop(rx: Receiver<Msg>, mut outputs: Vec<Output>) -> io::Result<u64> {
         };
         let mut write = |e: &Event, alive: &mut Vec<bool>| {
             for (i, o) in outputs.iter_mut().enumerate() {
-                if alive[i] && o.filter.accepts(e) {
+                if alive[i] && active(&o.watched) && o.filter.accepts(e) {
                     seqs[i] += 1;
                     if let Err(err) = o.sink.write(seqs[i], e) {
                         fail(i, err, alive);
