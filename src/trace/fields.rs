@@ -125,6 +125,23 @@ impl Fields {
         self.items.is_empty()
     }
 
+    /// The fields as a JSON object, written into `out` (the same bytes as serializing them).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, (k, v)) in self.items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            super::json::write_str(out, k);
+            out.push(b':');
+            match v {
+                Item::Value(v) => super::json::write_value(out, v),
+                Item::Raw(r) => out.extend_from_slice(r.get().as_bytes()),
+            }
+        }
+        out.push(b'}');
+    }
+
     /// The fields as a JSON object (for consumers that want a `Value`).
     pub fn to_map(&self) -> serde_json::Map<String, Value> {
         self.iter()
@@ -193,6 +210,9 @@ mod tests {
             serde_json::json!(["bid", {"note": "café", "n": 1.5}])
         );
         assert_eq!(f.json_text("data").unwrap(), text);
+        let mut written = Vec::new();
+        f.write_json(&mut written);
+        assert_eq!(written, serde_json::to_vec(&f).unwrap());
         let mut g = Fields::default();
         g.insert("type", "EVENT");
         g.insert(

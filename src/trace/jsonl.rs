@@ -62,9 +62,9 @@ impl LineWriter {
         out.extend_from_slice(b",\"stage\":\"");
         out.extend_from_slice(e.stage.as_str().as_bytes());
         out.extend_from_slice(b"\",\"summary\":");
-        serde_json::to_writer(&mut *out, &e.summary)?;
+        super::json::write_str(out, &e.summary);
         out.extend_from_slice(b",\"fields\":");
-        serde_json::to_writer(&mut *out, &e.fields)?;
+        e.fields.write_json(out);
         out.extend_from_slice(b",\"links\":");
         out.extend_from_slice(links.as_bytes());
         out.extend_from_slice(b"}\n");

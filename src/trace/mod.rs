@@ -8,6 +8,7 @@ mod collect;
 mod event;
 mod fields;
 mod filter;
+mod json;
 mod jsonl;
 mod pretty;
 mod writer;
