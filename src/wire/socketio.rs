@@ -147,6 +147,10 @@ impl PacketData for Value {
 
 impl PacketData for Box<RawValue> {
     fn parse(json: &str) -> Result<Box<RawValue>, serde_json::Error> {
+        // Reading raw JSON skips over values, and skipping accepts what reading them refuses
+        // (a number beyond f64, a lone surrogate escape): read them first, keeping nothing,
+        // so both decodings accept the same packets (a fuzz target checks it).
+        serde_json::from_str::<Readable>(json)?;
         serde_json::from_str(json)
     }
     /// Valid JSON's first characters say what it is.
@@ -207,6 +211,49 @@ impl fmt::Display for SioError {
 }
 
 impl std::error::Error for SioError {}
+
+/// Any JSON value, read the way a `Value` is (numbers and escapes checked) but not kept.
+struct Readable;
+
+impl<'de> serde::Deserialize<'de> for Readable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Readable, D::Error> {
+        d.deserialize_any(Readable)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Readable {
+    type Value = Readable;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+    fn visit_unit<E>(self) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Readable, A::Error> {
+        while seq.next_element::<Readable>()?.is_some() {}
+        Ok(Readable)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Readable, A::Error> {
+        while map.next_entry::<Readable, Readable>()?.is_some() {}
+        Ok(Readable)
+    }
+}
 
 impl Packet<Box<RawValue>> {
     /// Decodes a packet keeping its data as the JSON text it was sent as (checked to be JSON
@@ -489,6 +536,29 @@ mod tests {
     /// Found by `cargo fuzz run socketio` (fuzz/fuzz_targets/socketio.rs): a DISCONNECT
     /// with JSON data after whitespace decoded as data 222 but re-encoded as "1222", whose
     /// decoding is ack id 222. DISCONNECT carries no data; CONNECT_ERROR an object or string.
+    #[test]
+    fn raw_and_value_decoding_accept_the_same_packets() {
+        for text in [
+            r#"2["bid",{"n":1.5e3,"s":"caf\u00e9"}]"#,
+            r#"2["bid",999999999999999999999E999]"#,
+            r#"2["bid","\ud800"]"#,
+            "2\n\n1e999",
+            "0-",
+            r#"0/admin,{"token":"x"}"#,
+            r#"3/x,7[]"#,
+        ] {
+            let value = Packet::decode(text);
+            let raw = Packet::decode_raw(text);
+            assert_eq!(value.is_ok(), raw.is_ok(), "{text}: {value:?} / {raw:?}");
+            if let (Ok(v), Ok(r)) = (value, raw) {
+                let parsed = r
+                    .data
+                    .map(|d| serde_json::from_str::<Value>(d.get()).unwrap());
+                assert_eq!(parsed, v.data);
+            }
+        }
+    }
+
     #[test]
     fn fuzz_regression_disconnect_with_number_data() {
         const INPUT: [u8; 5] = [0x31, 0x0a, 0x32, 0x32, 0x32];
