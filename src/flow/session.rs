@@ -177,12 +177,21 @@ fn clip(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-fn short(s: &str) -> String {
-    let c = clip(s, 80);
-    if c.len() < s.len() {
-        format!("{c}…")
-    } else {
-        c.to_string()
+fn short(s: &str) -> Short<'_> {
+    Short(s)
+}
+
+/// Text cut to 80 bytes for a summary line, `…` when cut (formatted in place, no copy).
+struct Short<'a>(&'a str);
+
+impl std::fmt::Display for Short<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = clip(self.0, 80);
+        f.write_str(c)?;
+        if c.len() < self.0.len() {
+            f.write_str("…")?;
+        }
+        Ok(())
     }
 }
 
@@ -879,7 +888,7 @@ impl Session {
             .with("rsv2", h.rsv2)
             .with("rsv3", h.rsv3)
             .with("opcode", h.opcode.as_u8())
-            .with("opcode_name", h.opcode.to_string())
+            .with("opcode_name", opcode_name(h.opcode))
             .with("masked", h.mask.is_some())
             .with("mask_key", h.mask.map(|k| hex(&k)))
             .with("payload_len", h.payload_len)
@@ -1044,7 +1053,7 @@ impl Session {
         let mut ev = self
             .ev(Stage::WsMessage, t, Some(dir), String::new())
             .with("opcode", asm.opcode.as_u8())
-            .with("opcode_name", asm.opcode.to_string())
+            .with("opcode_name", opcode_name(asm.opcode))
             .with("fragments", asm.fragments)
             .with("compressed", asm.compressed)
             .with("len", data.len())
@@ -1052,31 +1061,25 @@ impl Session {
         if asm.compressed {
             ev.fields.insert("compressed_len", compressed_len);
         }
-        let desc = format!(
-            "{} {} bytes{}{}",
-            asm.opcode,
-            data.len(),
-            if asm.fragments > 1 {
-                format!(" in {} frames", asm.fragments)
-            } else {
-                String::new()
-            },
-            if asm.compressed {
-                format!(", inflated from {compressed_len}")
-            } else {
-                String::new()
-            },
-        );
+        use std::fmt::Write as _;
+        let mut summary = String::with_capacity(128);
+        let _ = write!(summary, "{} {} bytes", asm.opcode, data.len());
+        if asm.fragments > 1 {
+            let _ = write!(summary, " in {} frames", asm.fragments);
+        }
+        if asm.compressed {
+            let _ = write!(summary, ", inflated from {compressed_len}");
+        }
         match (asm.opcode, std::str::from_utf8(data)) {
             (OpCode::Text, Ok(text)) => {
-                ev.summary = format!("{desc}: {}", short(text));
+                let _ = write!(summary, ": {}", short(text));
                 insert_text(&mut ev.fields, "text", text);
             }
             _ => {
-                ev.summary = desc;
                 ev.fields.insert("hex", hex(clip_bytes(data)));
             }
         }
+        ev.summary = summary;
         ev
     }
 
@@ -1140,7 +1143,7 @@ impl Session {
         let mut ev = self
             .ev(Stage::EioPacket, t, Some(dir), String::new())
             .with("transport", transport)
-            .with("type", p.ptype.to_string())
+            .with("type", p.ptype.upper_name())
             .kind(p.ptype.name());
         match &p.data {
             engineio::Data::Text(text) => {
@@ -1288,6 +1291,14 @@ const HTTP_METHODS: [&[u8]; 9] = [
 
 /// Which source chain explains a frame or message: the server's data frames are written by the
 /// encode path (`send`), everything else by the decode path of its opcode.
+/// `TEXT`, or `RESERVED(0x3)` with the number of a reserved opcode.
+fn opcode_name(op: OpCode) -> Value {
+    match op {
+        OpCode::Reserved(_) => op.to_string().into(),
+        known => known.upper_name().into(),
+    }
+}
+
 fn link_kind(dir: Dir, opcode: OpCode) -> &'static str {
     match (dir, opcode) {
         (Dir::S2C, OpCode::Text | OpCode::Binary | OpCode::Continuation) => "send",

@@ -75,9 +75,25 @@ impl PacketType {
     }
 }
 
+impl PacketType {
+    /// The name as traces show it (`MESSAGE`).
+    pub fn upper_name(self) -> &'static str {
+        match self {
+            PacketType::Open => "OPEN",
+            PacketType::Close => "CLOSE",
+            PacketType::Ping => "PING",
+            PacketType::Pong => "PONG",
+            PacketType::Message => "MESSAGE",
+            PacketType::Upgrade => "UPGRADE",
+            PacketType::Noop => "NOOP",
+            PacketType::Unknown(_) => "UNKNOWN",
+        }
+    }
+}
+
 impl fmt::Display for PacketType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name().to_ascii_uppercase())
+        f.write_str(self.upper_name())
     }
 }
 

@@ -76,11 +76,27 @@ impl OpCode {
     }
 }
 
+impl OpCode {
+    /// The name as traces show it (`TEXT`); `RESERVED` for the reserved codes, whose number
+    /// `Display` adds.
+    pub fn upper_name(self) -> &'static str {
+        match self {
+            OpCode::Continuation => "CONTINUATION",
+            OpCode::Text => "TEXT",
+            OpCode::Binary => "BINARY",
+            OpCode::Close => "CLOSE",
+            OpCode::Ping => "PING",
+            OpCode::Pong => "PONG",
+            OpCode::Reserved(_) => "RESERVED",
+        }
+    }
+}
+
 impl fmt::Display for OpCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OpCode::Reserved(v) => write!(f, "RESERVED(0x{v:x})"),
-            other => f.write_str(&other.name().to_ascii_uppercase()),
+            other => f.write_str(other.upper_name()),
         }
     }
 }
