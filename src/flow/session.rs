@@ -6,14 +6,13 @@
 //! switches both directions to WebSocket framing.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use crate::trace::Fields;
-
-use crate::trace::{Dir, Event, Stage};
+use crate::trace::{Dir, Event, Fields, Stage};
 use crate::wire::deflate::Inflater;
 use crate::wire::engineio::{self, OpenInfo};
 use crate::wire::handshake::{self, DeflateParams};
@@ -1061,7 +1060,6 @@ impl Session {
         if asm.compressed {
             ev.fields.insert("compressed_len", compressed_len);
         }
-        use std::fmt::Write as _;
         let mut summary = String::with_capacity(128);
         let _ = write!(summary, "{} {} bytes", asm.opcode, data.len());
         if asm.fragments > 1 {
@@ -1289,8 +1287,6 @@ const HTTP_METHODS: [&[u8]; 9] = [
     b"TRACE ",
 ];
 
-/// Which source chain explains a frame or message: the server's data frames are written by the
-/// encode path (`send`), everything else by the decode path of its opcode.
 /// `TEXT`, or `RESERVED(0x3)` with the number of a reserved opcode.
 fn opcode_name(op: OpCode) -> Value {
     match op {
@@ -1299,6 +1295,8 @@ fn opcode_name(op: OpCode) -> Value {
     }
 }
 
+/// Which source chain explains a frame or message: the server's data frames are written by the
+/// encode path (`send`), everything else by the decode path of its opcode.
 fn link_kind(dir: Dir, opcode: OpCode) -> &'static str {
     match (dir, opcode) {
         (Dir::S2C, OpCode::Text | OpCode::Binary | OpCode::Continuation) => "send",

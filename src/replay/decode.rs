@@ -88,7 +88,13 @@ impl TraceSink {
             // A capture with more sessions than that: forget the old ones, keep memory flat.
             self.sessions_by_sid.clear();
         }
-        let first = *self.sessions_by_sid.entry(sid.to_string()).or_insert(conn);
+        let first = match self.sessions_by_sid.get(sid) {
+            Some(first) => *first,
+            None => {
+                self.sessions_by_sid.insert(sid.to_string(), conn);
+                conn
+            }
+        };
         if first != conn {
             e.fields.insert("session_conn", first);
             e.fields.insert("inferred", true);

@@ -142,13 +142,12 @@ impl Event {
             dir,
             stage,
             summary,
-            // Room for a typical event's fields, so the map is not rehashed as it fills.
+            // Room for a typical event's fields, so the list does not grow as it fills.
             fields: Fields::with_capacity(12),
             kind: None,
         }
     }
 
-    /// Adds a field (builder style).
     /// Adds a field (builder style). The key must be new: builders name each field once, and
     /// skipping the look-up matters on the hot path (`fields.insert` replaces).
     pub fn with(mut self, key: &'static str, value: impl Into<Value>) -> Event {

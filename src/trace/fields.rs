@@ -33,7 +33,8 @@ impl Item {
     fn json(&self) -> Cow<'_, Value> {
         match self {
             Item::Value(v) => Cow::Borrowed(v),
-            // Valid JSON by construction; a number out of f64 range is the only way to fail.
+            // Checked JSON, read as a Value would be when it was decoded
+            // (`socketio::Packet::decode_raw`): this does not fail.
             Item::Raw(r) => Cow::Owned(serde_json::from_str(r.get()).unwrap_or(Value::Null)),
         }
     }

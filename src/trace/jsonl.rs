@@ -48,7 +48,6 @@ impl LineWriter {
             .links
             .entry((e.stage, e.kind))
             .or_insert_with(|| links_json(versions, e.stage, e.kind));
-        // Writes into a Vec cannot fail but for serialization errors, which are reported.
         write!(out, "{{\"seq\":{seq},\"t\":")?;
         write_micros(out, e.t);
         if let Some(c) = e.conn {
