@@ -874,7 +874,7 @@ pub fn frame_worked(f: &Ev) -> Vec<Block> {
             vec![t("MASK")],
             vec![c(u8::from(h.mask.is_some()).to_string())],
             vec![t(if h.mask.is_some() {
-                "masked: every client-to-server frame must be (§5.3)"
+                "masked: every client-to-server frame must be (§5.1)"
             } else {
                 "not masked: server-to-client frames never are"
             })],

@@ -130,10 +130,10 @@ impl fmt::Display for EioError {
             EioError::EmptyPacket => f.write_str("empty packet, no type (Engine.IO v4 §Packet encoding)"),
             EioError::UnknownPacketType(c) => write!(
                 f,
-                "unknown packet type {c:?}, expected 0-6 (Engine.IO v4 §Packet encoding)"
+                "unknown packet type {c:?}, expected 0-6 (Engine.IO v4 §Protocol)"
             ),
             EioError::BadBase64 => f.write_str(
-                "binary packet of a polling payload is not base64 (Engine.IO v4 §HTTP long-polling)",
+                "binary packet of a polling payload is not base64 (Engine.IO v4 §Packet encoding, HTTP long-polling)",
             ),
             EioError::NotUtf8 => f.write_str("text packet is not UTF-8 (Engine.IO v4 §Packet encoding)"),
             EioError::BadOpen(e) => write!(f, "OPEN packet data is not the handshake object: {e} (Engine.IO v4 §Handshake)"),

@@ -169,7 +169,7 @@ impl PacketData for Box<RawValue> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SioError {
     EmptyPacket,
-    /// Type digit not 0-6 (Socket.IO v5 §Packet types).
+    /// Type digit not 0-6 (Socket.IO v5 §Exchange protocol).
     UnknownPacketType(char),
     /// `<n>-` attachment count missing or not a number on a binary packet.
     BadAttachmentCount,
@@ -193,7 +193,7 @@ impl fmt::Display for SioError {
             SioError::EmptyPacket => f.write_str("empty packet (Socket.IO v5 §Packet encoding)"),
             SioError::UnknownPacketType(c) => write!(
                 f,
-                "unknown packet type {c:?}, expected 0-6 (Socket.IO v5 §Packet types)"
+                "unknown packet type {c:?}, expected 0-6 (Socket.IO v5 §Exchange protocol)"
             ),
             SioError::BadAttachmentCount => f.write_str(
                 "binary packet without a valid `<n>-` attachment count (Socket.IO v5 §Packet encoding)",
@@ -205,7 +205,7 @@ impl fmt::Display for SioError {
             SioError::BadNamespace => f.write_str("namespace not terminated by ',' (Socket.IO v5 §Packet encoding)"),
             SioError::BadAckId => f.write_str("acknowledgement id is not a number (Socket.IO v5 §Packet encoding)"),
             SioError::BadJson(e) => write!(f, "payload is not JSON: {e} (Socket.IO v5 §Packet encoding)"),
-            SioError::BadShape(what) => write!(f, "{what} (Socket.IO v5 §Packet types)"),
+            SioError::BadShape(what) => write!(f, "{what} (Socket.IO v5 §Exchange protocol)"),
         }
     }
 }
