@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
-# usage: run.sh FILE  -> median of 3 runs for each command
+# Replay benchmark (docs/performance.md): the median time and the peak memory of 3 runs of each
+# command on one capture, dispel's outputs beside cat and tshark.
+#
+#   tests/bench/replay.sh FILE.pcap     # make one: dispel bench capture --out FILE.pcap
+#
+# Env: DISPEL (default target/release/dispel), TMPDIR.
 F=${1:?usage: tests/bench/replay.sh FILE.pcap}; D=${DISPEL:-target/release/dispel}
 med() { sort -n | sed -n 2p; }
 run3() { local name=$1; shift; local ts=() ms=(); for i in 1 2 3; do
