@@ -1311,6 +1311,13 @@ const PREVIEW: usize = 100;
 /// An event's name and the start of what a summary shows of its data: the arguments of an
 /// EVENT (the name is shown apart), all the data of other packets.
 fn sio_raw_outline(ptype: PacketType, data: &RawValue) -> (Option<String>, String) {
+    // `\u00e9` escapes (Python clients write all non-ASCII so) are for machines: a summary
+    // shows the characters, so such data takes the slower way through a value.
+    if data.get().contains("\\u") {
+        if let Ok(value) = serde_json::from_str::<Value>(data.get()) {
+            return sio_value_outline(ptype, &value);
+        }
+    }
     if !matches!(ptype, PacketType::Event | PacketType::BinaryEvent) {
         return (None, clip(data.get(), PREVIEW + 1).to_string());
     }

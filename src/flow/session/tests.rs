@@ -510,3 +510,30 @@ fn an_events_preview_is_the_start_of_its_arguments_json() {
         assert!(p.len() == full.len() || p.len() > 90, "{p} cut too early");
     }
 }
+
+/// A Python client escapes every non-ASCII character (`json.dumps` defaults); the trace keeps
+/// the data as sent, and the summary shows the characters.
+#[test]
+fn escaped_unicode_is_kept_in_data_and_shown_in_the_summary() {
+    let mut s = Session::new(1, Limits::default());
+    let mut out = Vec::new();
+    let text = r#"42["bid",{"item":"caf\u00e9 \u2615"}]"#;
+    s.data(Dir::C2S, 0.0, b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", &mut out);
+    s.data(Dir::S2C, 0.0, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n", &mut out);
+    s.data(
+        Dir::C2S,
+        0.1,
+        &client_frame(OpCode::Text, true, text.as_bytes()),
+        &mut out,
+    );
+    let sio = out
+        .iter()
+        .find(|e| e.stage == Stage::SioPacket)
+        .expect("a Socket.IO event");
+    assert_eq!(
+        sio.fields.json_text("data").unwrap(),
+        r#"["bid",{"item":"caf\u00e9 \u2615"}]"#
+    );
+    assert!(sio.summary.contains("café ☕"), "{}", sio.summary);
+    assert_eq!(sio.fields["event"], "bid");
+}
