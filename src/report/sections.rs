@@ -2,7 +2,7 @@
 //! chosen connection (how it works, what this trace shows, the Python chain), and the entry
 //! points of the student's own code.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -24,6 +24,9 @@ struct Ctx<'a> {
     all: &'a [Ev],
     /// The events of the chosen connection (and broadcasts that reach it), in trace order.
     evs: Vec<&'a Ev>,
+    /// Every Socket.IO EVENT the server sent, by event name, in time order: where a broadcast's
+    /// deliveries are looked up (a capture of a busy class has thousands of broadcasts).
+    sent: HashMap<&'a str, Vec<&'a Ev>>,
     conn: u64,
     set: VersionSet,
 }
@@ -36,9 +39,23 @@ impl<'a> Ctx<'a> {
 
 pub fn build(input: &Input, conn: u64, set: VersionSet, name: &str) -> Doc {
     let evs: Vec<&Ev> = input.events.iter().filter(|e| e.touches(conn)).collect();
+    let mut sent: HashMap<&str, Vec<&Ev>> = HashMap::new();
+    for e in &input.events {
+        if e.stage == Stage::SioPacket && e.dir == Some(Dir::S2C) && e.str("type") == Some("EVENT")
+        {
+            if let Some(name) = e.str("event") {
+                sent.entry(name).or_default().push(e);
+            }
+        }
+    }
+    for list in sent.values_mut() {
+        // Stable: events at the same time stay in trace order.
+        list.sort_by(|a, b| a.t.total_cmp(&b.t));
+    }
     let ctx = Ctx {
         all: &input.events,
         evs,
+        sent,
         conn,
         set,
     };
@@ -105,37 +122,21 @@ fn intro(ctx: &Ctx, input: &Input, name: &str) -> Vec<Block> {
             )),
         ]),
     ];
-    let mut seen: Vec<u64> = Vec::new();
     let mut rows = Vec::new();
-    for e in ctx.all {
-        let Some(c) = e.conn else { continue };
-        if seen.contains(&c) {
-            continue;
-        }
-        seen.push(c);
-        let mine: Vec<&Ev> = ctx.all.iter().filter(|e| e.conn == Some(c)).collect();
-        let client = mine
-            .iter()
-            .find(|e| e.stage == Stage::TcpAccept)
-            .and_then(|e| e.str("client"))
-            .unwrap_or("?");
-        let first = mine
-            .iter()
-            .find(|e| e.stage == Stage::HttpRequest)
-            .map(|e| {
-                format!(
-                    "{} {}",
-                    e.str("method").unwrap_or("?"),
-                    shorten(e.str("target").unwrap_or(""), 60)
-                )
-            })
+    for conn in &input.conns {
+        let c = conn.id;
+        let client = conn.client.as_deref().unwrap_or("?");
+        let first = conn
+            .request
+            .as_ref()
+            .map(|(method, target)| format!("{method} {}", shorten(target, 60)))
             .unwrap_or_else(|| "(no HTTP request)".into());
         let marker = if c == ctx.conn { " (this report)" } else { "" };
         rows.push(vec![
             vec![t(format!("#{c}{marker}"))],
             vec![c_(client)],
             vec![c_(&first)],
-            vec![t(mine.len().to_string())],
+            vec![t(conn.events.to_string())],
         ]);
     }
     if rows.len() > 1 {
@@ -218,22 +219,28 @@ fn json_short(v: Option<&Value>, max: usize) -> String {
 // ---------------------------------------------------------------------------------------------
 // The sequence diagram
 
+/// The broadcasts whose copies to the other recipients the diagram draws: the diagram shows
+/// only its first `diagram::MAX_ARROWS` arrows anyway, and a busy capture has thousands of
+/// broadcasts. A capture's report keeps the deliveries of these only (`super::Keep`).
+pub(super) const DRAWN_BROADCASTS: usize = 64;
+
 fn glance(ctx: &Ctx) -> Vec<Block> {
     let me = format!("C{}", ctx.conn);
     let mut participants = vec![(me.clone(), format!("Client (conn {})", ctx.conn))];
     participants.push(("S".to_string(), "Server".to_string()));
+    let mut drawn: HashSet<u64> = HashSet::new();
     // Deliveries of broadcasts to the other recipients.
     let mut items: Vec<&Ev> = ctx.evs.clone();
-    for b in ctx.of(Stage::SioBroadcast) {
-        for d in deliveries(ctx.all, b) {
+    let mut added: HashSet<*const Ev> = items.iter().map(|e| *e as *const Ev).collect();
+    for b in ctx.of(Stage::SioBroadcast).take(DRAWN_BROADCASTS) {
+        for d in deliveries(ctx, b) {
             if d.conn != Some(ctx.conn) {
                 if let Some(c) = d.conn {
-                    let id = format!("C{c}");
-                    if !participants.iter().any(|(p, _)| *p == id) {
-                        participants.push((id, format!("Client (conn {c})")));
+                    if drawn.insert(c) {
+                        participants.push((format!("C{c}"), format!("Client (conn {c})")));
                     }
                 }
-                if !items.iter().any(|e| std::ptr::eq(*e, d)) {
+                if added.insert(d as *const Ev) {
                     items.push(d);
                 }
             }
@@ -369,25 +376,24 @@ fn recipients(e: &Ev) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-/// The Socket.IO EVENT packets that carried a broadcast to its recipients.
-fn deliveries<'a>(all: &'a [Ev], b: &Ev) -> Vec<&'a Ev> {
-    let to = recipients(b);
-    let name = b.str("event");
-    let mut out: Vec<&Ev> = Vec::new();
-    for e in all {
-        if e.stage == Stage::SioPacket
-            && e.dir == Some(Dir::S2C)
-            && e.str("type") == Some("EVENT")
-            && e.str("event") == name
-            && e.conn.is_some_and(|c| to.contains(&c))
-            && e.t >= b.t - 1e-6
-            && e.t <= b.t + 0.5
-            && !out.iter().any(|o| o.conn == e.conn)
-        {
-            out.push(e);
-        }
-    }
-    out
+/// The Socket.IO EVENT packets that carried a broadcast to its recipients: on each recipient,
+/// the first one with the broadcast's event name within half a second of it.
+fn deliveries<'a>(ctx: &Ctx<'a>, b: &Ev) -> Vec<&'a Ev> {
+    let to: HashSet<u64> = recipients(b).into_iter().collect();
+    let Some(sent) = b.str("event").and_then(|name| ctx.sent.get(name)) else {
+        return Vec::new();
+    };
+    let from = sent.partition_point(|e| e.t < b.t - 1e-6);
+    let mut found: Vec<&Ev> = sent[from..]
+        .iter()
+        .take_while(|e| e.t <= b.t + 0.5)
+        .copied()
+        .filter(|e| e.conn.is_some_and(|c| to.contains(&c)))
+        .collect();
+    found.sort_by_key(|e| e.seq);
+    let mut seen = HashSet::new();
+    found.retain(|e| seen.insert(e.conn));
+    found
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1336,7 +1342,7 @@ fn sio_broadcast<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
         all.len(),
         if first.flag("inferred") { " (inferred from the capture: the same packet sent to several connections within half a second)" } else { "" }
     )));
-    let rows = deliveries(ctx.all, first)
+    let rows = deliveries(ctx, first)
         .iter()
         .map(|d| {
             let sender = first.conn.is_some() && d.conn == first.conn;

@@ -4,7 +4,6 @@
 //! [`Tracer`]; one writer thread numbers them, attaches the source links of their stage and
 //! renders them through a [`Sink`]. Serialization and colour happen only here.
 
-mod collect;
 mod event;
 mod fields;
 mod filter;
@@ -13,7 +12,6 @@ mod jsonl;
 mod pretty;
 mod writer;
 
-pub use collect::Collect;
 pub use event::{Dir, Event, Stage};
 pub use fields::Fields;
 pub use filter::Filter;

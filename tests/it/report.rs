@@ -147,3 +147,50 @@ fn bad_inputs_are_clear_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A busy capture (many connections, a broadcast per bid): the report keeps only what it
+/// needs of the other connections, and still says exactly what the full JSONL trace of the
+/// same capture says; its diagram stops at a readable size and says how much it left out.
+#[test]
+fn a_busy_capture_reports_like_its_full_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("busy.pcap");
+    let jsonl = dir.path().join("busy.jsonl");
+    let made = dispel()
+        .args([
+            "bench",
+            "capture",
+            "--size-mb",
+            "2",
+            "--conns",
+            "20",
+            "--out",
+        ])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let replayed = dispel()
+        .arg("replay")
+        .arg(&pcap)
+        .args(["--format", "jsonl", "--out"])
+        .arg(&jsonl)
+        .output()
+        .unwrap();
+    assert!(replayed.status.success(), "{replayed:?}");
+    for extra in [&[][..], &["--conn", "7"][..]] {
+        let from_capture = report(&pcap, extra);
+        let from_trace = report(&jsonl, extra);
+        let strip = |s: &str| {
+            s.replace("busy.pcap", "busy")
+                .replace("busy.jsonl", "busy")
+                .replace("JSONL trace", "capture")
+        };
+        assert_eq!(strip(&from_capture), strip(&from_trace), "{extra:?}");
+        assert!(
+            from_capture.contains("more messages not drawn"),
+            "the diagram should be cut"
+        );
+        assert!(from_capture.contains("broadcast(s) reached this connection"));
+    }
+}
