@@ -72,48 +72,6 @@ impl Ev {
         })
     }
 
-    /// The event with only the fields that identify it (`type`, `event`, `nsp`, `sid`) and, as
-    /// a string, the start of its `data`'s JSON: what the report looks up and shows of
-    /// connections it does not explain.
-    fn slim(seq: u64, e: &crate::trace::Event) -> Ev {
-        let mut fields = Map::new();
-        for key in ["type", "event", "nsp", "sid"] {
-            if let Some(v) = e.fields.get(key) {
-                fields.insert(key.to_string(), v.clone());
-            }
-        }
-        if let Some(data) = e.fields.json("data") {
-            let text = data.to_string();
-            let mut end = text.len().min(SLIM_DATA);
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            fields.insert("data".into(), Value::String(text[..end].to_string()));
-        }
-        Ev {
-            seq,
-            t: e.t,
-            conn: e.conn,
-            dir: e.dir,
-            stage: e.stage,
-            summary: String::new(),
-            fields,
-        }
-    }
-
-    /// The event as the JSONL trace would carry it (the report computes links itself).
-    fn from_event(seq: u64, e: &crate::trace::Event) -> Ev {
-        Ev {
-            seq,
-            t: e.t,
-            conn: e.conn,
-            dir: e.dir,
-            stage: e.stage,
-            summary: e.summary.clone(),
-            fields: e.fields.to_map(),
-        }
-    }
-
     pub fn str(&self, key: &str) -> Option<&str> {
         self.fields.get(key).and_then(Value::as_str)
     }
@@ -135,23 +93,13 @@ impl Ev {
     }
 }
 
-/// Parses a JSONL trace. A bad line is reported with its number and skipped, never fatal.
-pub fn parse_jsonl(text: &str) -> (Vec<Ev>, Vec<String>) {
-    let mut events = Vec::new();
-    let mut problems = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Value>(line) {
-            Ok(v) => match Ev::from_json(&v) {
-                Ok(e) => events.push(e),
-                Err(e) => problems.push(format!("line {}: {e}", i + 1)),
-            },
-            Err(e) => problems.push(format!("line {}: not JSON ({e})", i + 1)),
-        }
+/// One line of a JSONL trace: an event, nothing (a blank line), or what is wrong with it.
+fn parse_line(line: &str) -> Result<Option<Ev>, String> {
+    if line.trim().is_empty() {
+        return Ok(None);
     }
-    (events, problems)
+    let v = serde_json::from_str::<Value>(line).map_err(|e| format!("not JSON ({e})"))?;
+    Ev::from_json(&v).map(Some)
 }
 
 /// The packet kind the links table distinguishes (the `kind` a live event carries), inferred
@@ -186,6 +134,117 @@ pub fn kind_of(e: &Ev, http_kind: Option<&'static str>) -> Option<&'static str> 
             "broadcast"
         }),
         _ => None,
+    }
+}
+
+/// An event as the report's keeping reads it: a trace event decoded from a capture, or one
+/// read back from a JSONL trace.
+trait Source {
+    fn conn(&self) -> Option<u64>;
+    fn stage(&self) -> Stage;
+    fn dir(&self) -> Option<Dir>;
+    fn t(&self) -> f64;
+    fn summary(&self) -> &str;
+    /// A field held as a value (a capture's Socket.IO data is JSON text: not needed here).
+    fn field(&self, key: &str) -> Option<&Value>;
+    /// The whole event as the report reads it.
+    fn full(&self, seq: u64) -> Ev;
+    /// The event's `data` as a value.
+    fn data(&self) -> Option<std::borrow::Cow<'_, Value>>;
+
+    fn str(&self, key: &str) -> Option<&str> {
+        self.field(key).and_then(Value::as_str)
+    }
+
+    /// The event with only the fields that identify it (`type`, `event`, `nsp`, `sid`) and, as
+    /// a string, the start of its `data`'s JSON: what the report looks up and shows of
+    /// connections it does not explain.
+    fn slim(&self, seq: u64) -> Ev {
+        let mut fields = Map::new();
+        for key in ["type", "event", "nsp", "sid"] {
+            if let Some(v) = self.field(key) {
+                fields.insert(key.to_string(), v.clone());
+            }
+        }
+        if let Some(data) = self.data() {
+            let text = data.to_string();
+            let mut end = text.len().min(SLIM_DATA);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            fields.insert("data".into(), Value::String(text[..end].to_string()));
+        }
+        Ev {
+            seq,
+            t: self.t(),
+            conn: self.conn(),
+            dir: self.dir(),
+            stage: self.stage(),
+            summary: String::new(),
+            fields,
+        }
+    }
+}
+
+impl Source for crate::trace::Event {
+    fn conn(&self) -> Option<u64> {
+        self.conn
+    }
+    fn stage(&self) -> Stage {
+        self.stage
+    }
+    fn dir(&self) -> Option<Dir> {
+        self.dir
+    }
+    fn t(&self) -> f64 {
+        self.t
+    }
+    fn summary(&self) -> &str {
+        &self.summary
+    }
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.fields.get(key)
+    }
+    fn full(&self, seq: u64) -> Ev {
+        Ev {
+            seq,
+            t: self.t,
+            conn: self.conn,
+            dir: self.dir,
+            stage: self.stage,
+            summary: self.summary.clone(),
+            fields: self.fields.to_map(),
+        }
+    }
+    fn data(&self) -> Option<std::borrow::Cow<'_, Value>> {
+        self.fields.json("data")
+    }
+}
+
+impl Source for Ev {
+    fn conn(&self) -> Option<u64> {
+        self.conn
+    }
+    fn stage(&self) -> Stage {
+        self.stage
+    }
+    fn dir(&self) -> Option<Dir> {
+        self.dir
+    }
+    fn t(&self) -> f64 {
+        self.t
+    }
+    fn summary(&self) -> &str {
+        &self.summary
+    }
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.fields.get(key)
+    }
+    fn full(&self, _seq: u64) -> Ev {
+        self.clone()
+    }
+    fn data(&self) -> Option<std::borrow::Cow<'_, Value>> {
+        self.fields.get("data").map(std::borrow::Cow::Borrowed)
     }
 }
 
@@ -278,10 +337,10 @@ pub struct Input {
     pub what: &'static str,
 }
 
-/// Reads INPUT: a capture (recognised by its magic number), decoded as it is read, or a JSONL
-/// trace. `reopen` gives the capture again from its start: a capture is read twice, first to
-/// choose the connection (unless `conn` is given), then to keep what the report needs, so a
-/// large capture never has all its events in memory at once.
+/// Reads INPUT: a capture (recognised by its magic number) or a JSONL trace, streamed. `reopen`
+/// gives the input again from its start: it is read twice, first to sum up each connection
+/// and choose one (unless `conn` is given), then to keep what the report needs of it, so a
+/// large input never has all its events in memory at once.
 pub fn load<R: std::io::BufRead>(
     mut reopen: impl FnMut() -> std::io::Result<R>,
     server_port: Option<u16>,
@@ -289,72 +348,76 @@ pub fn load<R: std::io::BufRead>(
 ) -> Result<Input, crate::Error> {
     let mut input = reopen()?;
     // The first bytes say which (a file's first fill holds far more than a magic number).
-    if crate::replay::is_capture_magic(input.fill_buf()?) {
-        let survey = match conn {
-            Some(_) => None,
-            None => Some(decode_capture(input, server_port, Keep::Survey)?),
-        };
-        let (conns, problems, picked) = match survey {
-            Some(s) => {
-                let picked = pick_conn(&s.conns);
-                (Some(s.conns), s.problems, picked)
-            }
-            None => (None, Vec::new(), conn),
-        };
-        let Some(conn) = picked else {
-            // Say why, if the capture itself said something (a truncated file...).
-            let why = problems
-                .first()
-                .map(|p| format!(" ({p})"))
-                .unwrap_or_default();
-            return Err(format!("no TCP connection in it{why}").into());
-        };
-        let mut focus = decode_capture(reopen()?, server_port, Keep::Focus(conn))?;
-        if !focus.conns.iter().any(|c| c.id == conn) {
-            return Err(format!("connection #{conn} is not in it").into());
+    let capture = crate::replay::is_capture_magic(input.fill_buf()?);
+    let read = |r: R, keep: Keep| {
+        if capture {
+            decode_capture(r, server_port, keep)
+        } else {
+            read_jsonl(r, keep)
         }
-        return Ok(Input {
-            events: focus.events,
-            conns: conns.unwrap_or(focus.conns),
-            conn,
-            problems: if problems.is_empty() {
-                std::mem::take(&mut focus.problems)
-            } else {
-                problems
-            },
-            what: "capture",
-        });
+    };
+    let survey = match conn {
+        Some(_) => None,
+        None => Some(read(input, Keep::Survey)?),
+    };
+    let picked = match &survey {
+        Some(s) => pick_conn(&s.conns.list),
+        None => conn,
+    };
+    let Some(conn) = picked else {
+        // Say why, if the input itself said something (a truncated capture...).
+        let why = survey
+            .as_ref()
+            .and_then(|s| s.problems.first())
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default();
+        return Err(format!("no TCP connection in it{why}").into());
+    };
+    let focus = read(reopen()?, Keep::Focus(conn))?;
+    if !focus.conns.index.contains_key(&conn) {
+        return Err(format!("connection #{conn} is not in it").into());
     }
-    let mut text = String::new();
-    input
-        .read_to_string(&mut text)
-        .map_err(|_| "neither a pcap/pcapng capture nor a UTF-8 JSONL trace")?;
-    let (events, problems) = parse_jsonl(&text);
-    if events.is_empty() {
-        let first = problems
+    let mut events = focus.events;
+    // Deliveries join the kept events when their broadcast comes, after them.
+    events.sort_by_key(|e| e.seq);
+    let (conns, problems) = match survey {
+        Some(s) => (s.conns.list, s.problems),
+        None => (focus.conns.list, focus.problems),
+    };
+    Ok(Input {
+        events,
+        conns,
+        conn,
+        problems,
+        what: if capture { "capture" } else { "JSONL trace" },
+    })
+}
+
+/// A JSONL trace, line by line. A bad line is reported with its number and skipped; a trace
+/// without a single event is an error.
+fn read_jsonl(input: impl std::io::BufRead, keep: Keep) -> Result<Held, crate::Error> {
+    let mut held = Held::default();
+    let mut read = 0usize;
+    for (i, line) in input.lines().enumerate() {
+        let line = line.map_err(|_| "neither a pcap/pcapng capture nor a UTF-8 JSONL trace")?;
+        match parse_line(&line) {
+            Ok(Some(e)) => {
+                read += 1;
+                held.take(e.seq, &e, keep);
+            }
+            Ok(None) => {}
+            Err(why) => held.problems.push(format!("line {}: {why}", i + 1)),
+        }
+    }
+    if read == 0 {
+        let first = held
+            .problems
             .first()
             .cloned()
             .unwrap_or_else(|| "empty input".into());
         return Err(format!("not a capture, and no trace events in it ({first})").into());
     }
-    let mut conns = Conns::default();
-    for e in &events {
-        if let Some(c) = e.conn {
-            conns.note(c, e.stage, e.dir, &|k| e.str(k).map(String::from));
-        }
-    }
-    let conn = match conn {
-        Some(c) if conns.index.contains_key(&c) => c,
-        Some(c) => return Err(format!("connection #{c} is not in it").into()),
-        None => pick_conn(&conns.list).ok_or("no TCP connection in it")?,
-    };
-    Ok(Input {
-        events,
-        conns: conns.list,
-        conn,
-        problems,
-        what: "JSONL trace",
-    })
+    Ok(held)
 }
 
 /// Which events of a capture the report keeps.
@@ -368,20 +431,12 @@ enum Keep {
     Focus(u64),
 }
 
-/// What one decoding of a capture kept.
-#[derive(Default)]
-struct Decoded {
-    events: Vec<Ev>,
-    conns: Vec<ConnSummary>,
-    problems: Vec<String>,
-}
-
 /// The capture through the same decoding as `dispel replay`, kept instead of printed.
 fn decode_capture(
     input: impl std::io::Read,
     server_port: Option<u16>,
     keep: Keep,
-) -> Result<Decoded, crate::Error> {
+) -> Result<Held, crate::Error> {
     let collected = Collected {
         keep,
         held: Default::default(),
@@ -398,14 +453,7 @@ fn decode_capture(
         Ok(mut h) => std::mem::take(&mut *h),
         Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
     };
-    let mut events = held.events;
-    // Deliveries join the kept events when their broadcast comes, after them.
-    events.sort_by_key(|e| e.seq);
-    Ok(Decoded {
-        events,
-        conns: held.conns.list,
-        problems: held.problems,
-    })
+    Ok(held)
 }
 
 /// The trace sink of a report: each event is kept in the form the report reads as it comes,
@@ -449,14 +497,14 @@ impl Held {
         self.recent.push_back(e);
     }
 
-    /// Keeps the recent EVENTs that may be `b`'s deliveries (the report picks among them).
-    fn deliveries_of(&mut self, b: &crate::trace::Event) {
+    /// Keeps the recent EVENTs that may be the deliveries of a broadcast of `name` at `t`
+    /// (the report picks among them).
+    fn deliveries_of(&mut self, t: f64, name: Option<&str>) {
         if self.broadcasts >= BROADCASTS_KEPT {
             return;
         }
         self.broadcasts += 1;
-        let name = b.fields.get("event").and_then(Value::as_str);
-        let (from, to) = (b.t - 1e-6, b.t + 0.5);
+        let (from, to) = (t - 1e-6, t + 0.5);
         let (take, keep): (Vec<Ev>, Vec<Ev>) = self
             .recent
             .drain(..)
@@ -466,40 +514,39 @@ impl Held {
     }
 }
 
+impl Held {
+    /// Sums `e` up into its connection's summary and keeps what `keep` asks for.
+    fn take(&mut self, seq: u64, e: &impl Source, keep: Keep) {
+        if let Some(c) = e.conn() {
+            self.conns
+                .note(c, e.stage(), e.dir(), &|k| e.str(k).map(String::from));
+        }
+        // Problems with the capture itself (no connection) are reported beside the report.
+        if e.stage() == Stage::Error && e.conn().is_none() {
+            self.problems.push(e.summary().to_string());
+        }
+        let Keep::Focus(conn) = keep else { return };
+        let ty = e.str("type");
+        let own = touches(e.conn(), e.stage(), e.field("recipients"), conn);
+        if own && e.stage() == Stage::SioBroadcast {
+            self.deliveries_of(e.t(), e.str("event"));
+        }
+        if own || (e.stage() == Stage::EioPacket && ty == Some("OPEN")) {
+            self.events.push(e.full(seq));
+        } else if e.stage() == Stage::SioPacket && ty == Some("EVENT") && e.dir() == Some(Dir::S2C)
+        {
+            self.recent(e.slim(seq));
+        }
+    }
+}
+
 impl crate::trace::Sink for Collected {
     fn write(&mut self, seq: u64, e: &crate::trace::Event) -> std::io::Result<()> {
         let mut held = match self.held.lock() {
             Ok(v) => v,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let field = |k: &str| e.fields.get(k).and_then(Value::as_str).map(String::from);
-        if let Some(c) = e.conn {
-            held.conns.note(c, e.stage, e.dir, &field);
-        }
-        // Problems with the capture itself (no connection) are reported beside the report.
-        if e.stage == Stage::Error && e.conn.is_none() {
-            held.problems.push(e.summary.clone());
-        }
-        let ty = e.fields.get("type").and_then(Value::as_str);
-        let sio_event = e.stage == Stage::SioPacket && ty == Some("EVENT");
-        let kept = match self.keep {
-            Keep::Survey => None,
-            Keep::Focus(conn) => {
-                let own = touches(e.conn, e.stage, e.fields.get("recipients"), conn);
-                if own && e.stage == Stage::SioBroadcast {
-                    held.deliveries_of(e);
-                }
-                if own || (e.stage == Stage::EioPacket && ty == Some("OPEN")) {
-                    Some(Ev::from_event(seq, e))
-                } else {
-                    if sio_event && e.dir == Some(Dir::S2C) {
-                        held.recent(Ev::slim(seq, e));
-                    }
-                    None
-                }
-            }
-        };
-        held.events.extend(kept);
+        held.take(seq, e, self.keep);
         Ok(())
     }
 
@@ -567,7 +614,11 @@ mod tests {
             "{\"seq\":3,\"t\":0.5,\"conn\":1,\"dir\":\"c2s\",\"stage\":\"sio.packet\",\"summary\":\"\",\"fields\":{\"type\":\"EVENT\"},\"links\":[\"https://x.test/a\"]}\n",
             "{\"seq\":4,\"stage\":\"ws.frame\",\"dir\":\"up\"}\n",
         );
-        let (events, problems) = parse_jsonl(text);
+        let input = load(|| Ok::<_, std::io::Error>(text.as_bytes()), None, None).unwrap();
+        // Connection 1 is chosen; both of its events are kept.
+        assert_eq!(input.conn, 1);
+        let events = &input.events;
+        let problems = &input.problems;
         assert_eq!(events.len(), 2);
         assert_eq!(events[1].dir, Some(Dir::C2S));
         assert_eq!(problems.len(), 4, "{problems:?}");
