@@ -470,11 +470,13 @@ struct Held {
     conns: Conns,
     problems: Vec<String>,
     /// The Socket.IO EVENTs the server sent to other connections in the last seconds, slim
-    /// (`Keep::Focus`): a broadcast that reached the chosen connection takes its deliveries
-    /// from here (it is written after them, once its group is known to be over).
+    /// (`Keep::Focus`): a broadcast inferred from a capture is written after its deliveries,
+    /// once its group is known to be over, and takes them from here.
     recent: std::collections::VecDeque<Ev>,
     /// Broadcasts whose deliveries were kept.
     broadcasts: usize,
+    /// Kept broadcasts whose deliveries may still come: (time, event name).
+    open: Vec<(f64, Option<String>)>,
 }
 
 /// The broadcasts whose deliveries a report of a capture keeps: those the diagram draws (the
@@ -484,35 +486,6 @@ const BROADCASTS_KEPT: usize = sections::DRAWN_BROADCASTS;
 /// How long a sent EVENT waits in `Held::recent` for its broadcast: deliveries fall within
 /// half a second of it, and its event comes at the latest with the first packet after that.
 const RECENT_SECS: f64 = 2.0;
-
-impl Held {
-    fn recent(&mut self, e: Ev) {
-        while self
-            .recent
-            .front()
-            .is_some_and(|old| old.t < e.t - RECENT_SECS)
-        {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(e);
-    }
-
-    /// Keeps the recent EVENTs that may be the deliveries of a broadcast of `name` at `t`
-    /// (the report picks among them).
-    fn deliveries_of(&mut self, t: f64, name: Option<&str>) {
-        if self.broadcasts >= BROADCASTS_KEPT {
-            return;
-        }
-        self.broadcasts += 1;
-        let (from, to) = (t - 1e-6, t + 0.5);
-        let (take, keep): (Vec<Ev>, Vec<Ev>) = self
-            .recent
-            .drain(..)
-            .partition(|e| e.t >= from && e.t <= to && e.str("event") == name);
-        self.recent = keep.into();
-        self.events.extend(take);
-    }
-}
 
 impl Held {
     /// Sums `e` up into its connection's summary and keeps what `keep` asks for.
@@ -529,15 +502,54 @@ impl Held {
         let ty = e.str("type");
         let own = touches(e.conn(), e.stage(), e.field("recipients"), conn);
         if own && e.stage() == Stage::SioBroadcast {
-            self.deliveries_of(e.t(), e.str("event"));
+            self.broadcast(e.t(), e.str("event"));
         }
         if own || (e.stage() == Stage::EioPacket && ty == Some("OPEN")) {
             self.events.push(e.full(seq));
         } else if e.stage() == Stage::SioPacket && ty == Some("EVENT") && e.dir() == Some(Dir::S2C)
         {
-            self.recent(e.slim(seq));
+            self.sent(e.slim(seq));
         }
     }
+
+    /// A broadcast that reached the chosen connection: its deliveries to the others are kept,
+    /// those already seen (a capture's broadcast is inferred after them) and those to come (a
+    /// live server traces the broadcast before the copies are written).
+    fn broadcast(&mut self, t: f64, name: Option<&str>) {
+        if self.broadcasts >= BROADCASTS_KEPT {
+            return;
+        }
+        self.broadcasts += 1;
+        let b = (t, name.map(String::from));
+        let (take, keep): (Vec<Ev>, Vec<Ev>) = self.recent.drain(..).partition(|e| delivers(&b, e));
+        self.recent = keep.into();
+        self.events.extend(take);
+        self.open.push(b);
+    }
+
+    /// A Socket.IO EVENT the server sent to another connection: kept if it may deliver an open
+    /// broadcast, else remembered for a while for a broadcast written after it.
+    fn sent(&mut self, e: Ev) {
+        self.open.retain(|(t, _)| e.t <= t + 0.5);
+        if self.open.iter().any(|b| delivers(b, &e)) {
+            self.events.push(e);
+            return;
+        }
+        while self
+            .recent
+            .front()
+            .is_some_and(|old| old.t < e.t - RECENT_SECS)
+        {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(e);
+    }
+}
+
+/// Whether `e` may be a delivery of the broadcast `(t, event name)`: the same event within half
+/// a second (the report then picks, per recipient, the first such packet).
+fn delivers(b: &(f64, Option<String>), e: &Ev) -> bool {
+    e.t >= b.0 - 1e-6 && e.t <= b.0 + 0.5 && e.str("event") == b.1.as_deref()
 }
 
 impl crate::trace::Sink for Collected {
@@ -639,6 +651,54 @@ mod tests {
         let bytes = |b: &'static [u8]| move || Ok::<_, std::io::Error>(b);
         assert!(load(bytes(b"garbage\n"), None, None).is_err());
         assert!(load(bytes(&[0xff, 0xfe, 0x00]), None, None).is_err());
+    }
+
+    /// A live server traces a broadcast before its copies are written; a capture's inferred
+    /// broadcast comes after them. Either way the report keeps the deliveries to the other
+    /// connections (and nothing else of them).
+    #[test]
+    fn deliveries_are_kept_before_and_after_their_broadcast() {
+        let line = |seq: u64, t: f64, conn: u64, dir: &str, stage: &str, fields: Value| {
+            let mut v = serde_json::json!({"seq": seq, "t": t, "conn": conn, "stage": stage,
+                "summary": "", "fields": fields});
+            if !dir.is_empty() {
+                v["dir"] = dir.into();
+            }
+            v.to_string()
+        };
+        let event =
+            |name: &str| serde_json::json!({"type": "EVENT", "event": name, "data": [name, 1]});
+        let broadcast = serde_json::json!({"event": "bid", "recipients": [1, 2, 3]});
+        for broadcast_first in [true, false] {
+            let mut lines = vec![
+                line(1, 0.0, 1, "", "ws.handshake", serde_json::json!({})),
+                line(2, 1.0, 1, "c2s", "sio.packet", event("bid")),
+                line(3, 1.0, 2, "s2c", "sio.packet", event("other")),
+            ];
+            let copies = [
+                line(5, 1.001, 1, "s2c", "sio.packet", event("bid")),
+                line(6, 1.002, 2, "s2c", "sio.packet", event("bid")),
+                line(7, 1.003, 3, "s2c", "sio.packet", event("bid")),
+            ];
+            let b = line(4, 1.0, 1, "", "sio.broadcast", broadcast.clone());
+            if broadcast_first {
+                lines.push(b);
+                lines.extend(copies);
+            } else {
+                lines.extend(copies);
+                lines.push(b);
+            }
+            lines.push(line(8, 9.0, 3, "s2c", "sio.packet", event("bid")));
+            let text = lines.join("\n");
+            let input = load(|| Ok::<_, std::io::Error>(text.as_bytes()), None, None).unwrap();
+            assert_eq!(input.conn, 1);
+            let seqs: Vec<u64> = input.events.iter().map(|e| e.seq).collect();
+            assert_eq!(
+                seqs,
+                [1, 2, 4, 5, 6, 7],
+                "broadcast first: {broadcast_first}"
+            );
+        }
     }
 
     #[test]
