@@ -420,14 +420,14 @@ fn read_jsonl(input: impl std::io::BufRead, keep: Keep) -> Result<Held, crate::E
     Ok(held)
 }
 
-/// Which events of a capture the report keeps.
+/// Which events of the input the report keeps.
 #[derive(Clone, Copy)]
 enum Keep {
     /// No event: only each connection's summary, to choose one.
     Survey,
     /// The connection's events (and the broadcasts that reach it) in full, the Engine.IO OPEN
-    /// packets (a session may have opened on another connection), and the Socket.IO EVENTs the
-    /// server sent elsewhere without their data (the deliveries of a broadcast).
+    /// packets (a session may have opened on another connection), and, slim, the Socket.IO
+    /// EVENTs that delivered its first broadcasts to the other connections.
     Focus(u64),
 }
 
