@@ -137,20 +137,40 @@ pub fn kind_of(e: &Ev, http_kind: Option<&'static str>) -> Option<&'static str> 
     }
 }
 
+/// What every event has: when, where, which way, which stage.
+#[derive(Clone, Copy)]
+struct Head {
+    t: f64,
+    conn: Option<u64>,
+    dir: Option<Dir>,
+    stage: Stage,
+}
+
+impl Head {
+    fn ev(self, seq: u64, summary: String, fields: Map<String, Value>) -> Ev {
+        Ev {
+            seq,
+            t: self.t,
+            conn: self.conn,
+            dir: self.dir,
+            stage: self.stage,
+            summary,
+            fields,
+        }
+    }
+}
+
 /// An event as the report's keeping reads it: a trace event decoded from a capture, or one
 /// read back from a JSONL trace.
 trait Source {
-    fn conn(&self) -> Option<u64>;
-    fn stage(&self) -> Stage;
-    fn dir(&self) -> Option<Dir>;
-    fn t(&self) -> f64;
+    fn head(&self) -> Head;
     fn summary(&self) -> &str;
-    /// A field held as a value (a capture's Socket.IO data is JSON text: not needed here).
+    /// A field held as a value (a capture's Socket.IO data is JSON text: see `data`).
     fn field(&self, key: &str) -> Option<&Value>;
-    /// The whole event as the report reads it.
-    fn full(&self, seq: u64) -> Ev;
     /// The event's `data` as a value.
     fn data(&self) -> Option<std::borrow::Cow<'_, Value>>;
+    /// The whole event as the report reads it.
+    fn full(&self, seq: u64) -> Ev;
 
     fn str(&self, key: &str) -> Option<&str> {
         self.field(key).and_then(Value::as_str)
@@ -174,65 +194,18 @@ trait Source {
             }
             fields.insert("data".into(), Value::String(text[..end].to_string()));
         }
-        Ev {
-            seq,
-            t: self.t(),
-            conn: self.conn(),
-            dir: self.dir(),
-            stage: self.stage(),
-            summary: String::new(),
-            fields,
-        }
+        self.head().ev(seq, String::new(), fields)
     }
 }
 
 impl Source for crate::trace::Event {
-    fn conn(&self) -> Option<u64> {
-        self.conn
-    }
-    fn stage(&self) -> Stage {
-        self.stage
-    }
-    fn dir(&self) -> Option<Dir> {
-        self.dir
-    }
-    fn t(&self) -> f64 {
-        self.t
-    }
-    fn summary(&self) -> &str {
-        &self.summary
-    }
-    fn field(&self, key: &str) -> Option<&Value> {
-        self.fields.get(key)
-    }
-    fn full(&self, seq: u64) -> Ev {
-        Ev {
-            seq,
+    fn head(&self) -> Head {
+        Head {
             t: self.t,
             conn: self.conn,
             dir: self.dir,
             stage: self.stage,
-            summary: self.summary.clone(),
-            fields: self.fields.to_map(),
         }
-    }
-    fn data(&self) -> Option<std::borrow::Cow<'_, Value>> {
-        self.fields.json("data")
-    }
-}
-
-impl Source for Ev {
-    fn conn(&self) -> Option<u64> {
-        self.conn
-    }
-    fn stage(&self) -> Stage {
-        self.stage
-    }
-    fn dir(&self) -> Option<Dir> {
-        self.dir
-    }
-    fn t(&self) -> f64 {
-        self.t
     }
     fn summary(&self) -> &str {
         &self.summary
@@ -240,11 +213,35 @@ impl Source for Ev {
     fn field(&self, key: &str) -> Option<&Value> {
         self.fields.get(key)
     }
-    fn full(&self, _seq: u64) -> Ev {
-        self.clone()
+    fn data(&self) -> Option<std::borrow::Cow<'_, Value>> {
+        self.fields.json("data")
+    }
+    fn full(&self, seq: u64) -> Ev {
+        self.head()
+            .ev(seq, self.summary.clone(), self.fields.to_map())
+    }
+}
+
+impl Source for Ev {
+    fn head(&self) -> Head {
+        Head {
+            t: self.t,
+            conn: self.conn,
+            dir: self.dir,
+            stage: self.stage,
+        }
+    }
+    fn summary(&self) -> &str {
+        &self.summary
+    }
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.fields.get(key)
     }
     fn data(&self) -> Option<std::borrow::Cow<'_, Value>> {
         self.fields.get("data").map(std::borrow::Cow::Borrowed)
+    }
+    fn full(&self, _seq: u64) -> Ev {
+        self.clone()
     }
 }
 
@@ -490,24 +487,24 @@ const RECENT_SECS: f64 = 2.0;
 impl Held {
     /// Sums `e` up into its connection's summary and keeps what `keep` asks for.
     fn take(&mut self, seq: u64, e: &impl Source, keep: Keep) {
-        if let Some(c) = e.conn() {
+        let h = e.head();
+        if let Some(c) = h.conn {
             self.conns
-                .note(c, e.stage(), e.dir(), &|k| e.str(k).map(String::from));
+                .note(c, h.stage, h.dir, &|k| e.str(k).map(String::from));
         }
         // Problems with the capture itself (no connection) are reported beside the report.
-        if e.stage() == Stage::Error && e.conn().is_none() {
+        if h.stage == Stage::Error && h.conn.is_none() {
             self.problems.push(e.summary().to_string());
         }
         let Keep::Focus(conn) = keep else { return };
         let ty = e.str("type");
-        let own = touches(e.conn(), e.stage(), e.field("recipients"), conn);
-        if own && e.stage() == Stage::SioBroadcast {
-            self.broadcast(e.t(), e.str("event"));
+        let own = touches(h.conn, h.stage, e.field("recipients"), conn);
+        if own && h.stage == Stage::SioBroadcast {
+            self.broadcast(h.t, e.str("event"));
         }
-        if own || (e.stage() == Stage::EioPacket && ty == Some("OPEN")) {
+        if own || (h.stage == Stage::EioPacket && ty == Some("OPEN")) {
             self.events.push(e.full(seq));
-        } else if e.stage() == Stage::SioPacket && ty == Some("EVENT") && e.dir() == Some(Dir::S2C)
-        {
+        } else if h.stage == Stage::SioPacket && ty == Some("EVENT") && h.dir == Some(Dir::S2C) {
             self.sent(e.slim(seq));
         }
     }
