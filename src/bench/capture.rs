@@ -14,7 +14,7 @@ use crate::cli::BenchCaptureArgs;
 use crate::live::record::Recorder;
 use crate::trace::Dir;
 use crate::wire::handshake::compute_accept;
-use crate::wire::ws_frame::{apply_mask, FrameHeader, OpCode};
+use crate::wire::ws_frame::{self, OpCode};
 
 /// A small deterministic generator (xorshift64*), so the same seed gives the same file.
 struct Rng(u64);
@@ -37,24 +37,7 @@ struct Conn {
 }
 
 fn frame(opcode: OpCode, payload: &[u8], mask: Option<[u8; 4]>, rsv1: bool) -> Vec<u8> {
-    let h = FrameHeader {
-        fin: true,
-        rsv1,
-        rsv2: false,
-        rsv3: false,
-        opcode,
-        mask,
-        payload_len: payload.len() as u64,
-        length_form: FrameHeader::form_for(payload.len() as u64),
-        header_len: 0,
-    };
-    let mut out = h.encode();
-    let start = out.len();
-    out.extend_from_slice(payload);
-    if let Some(k) = mask {
-        apply_mask(&mut out[start..], k, 0);
-    }
-    out
+    ws_frame::encode_frame(opcode, true, rsv1, mask, payload)
 }
 
 /// permessage-deflate with context takeover: sync flush, tail removed (RFC 7692 §7.2.1).

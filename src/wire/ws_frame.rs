@@ -312,6 +312,35 @@ impl FrameHeader {
     }
 }
 
+/// A whole frame: the header for `payload` in its shortest length form, then the payload,
+/// masked with `mask` when given (used to synthesize captures and in tests).
+pub fn encode_frame(
+    opcode: OpCode,
+    fin: bool,
+    rsv1: bool,
+    mask: Option<[u8; 4]>,
+    payload: &[u8],
+) -> Vec<u8> {
+    let header = FrameHeader {
+        fin,
+        rsv1,
+        rsv2: false,
+        rsv3: false,
+        opcode,
+        mask,
+        payload_len: payload.len() as u64,
+        length_form: FrameHeader::form_for(payload.len() as u64),
+        header_len: 0,
+    };
+    let mut out = header.encode();
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if let Some(key) = mask {
+        apply_mask(&mut out[start..], key, 0);
+    }
+    out
+}
+
 /// Unmasks (or masks: XOR is its own inverse) `data` in place, `offset` bytes into the payload
 /// (§5.3: octet i is XORed with key[i mod 4]).
 pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {

@@ -3,31 +3,14 @@
 
 use std::io::Write;
 
-use dispel::wire::ws_frame::{apply_mask, FrameHeader, OpCode};
+use dispel::wire::ws_frame::{encode_frame, OpCode};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::raw::{close_code, raw_http, sio_client, still_works};
 use crate::util::Server;
 
 fn frame(opcode: u8, fin: bool, rsv1: bool, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
-    let h = FrameHeader {
-        fin,
-        rsv1,
-        rsv2: false,
-        rsv3: false,
-        opcode: OpCode::from_u8(opcode),
-        mask,
-        payload_len: payload.len() as u64,
-        length_form: FrameHeader::form_for(payload.len() as u64),
-        header_len: 0,
-    };
-    let mut out = h.encode();
-    let mut p = payload.to_vec();
-    if let Some(k) = mask {
-        apply_mask(&mut p, k, 0);
-    }
-    out.extend(p);
-    out
+    encode_frame(OpCode::from_u8(opcode), fin, rsv1, mask, payload)
 }
 
 #[test]

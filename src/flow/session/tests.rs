@@ -3,24 +3,7 @@ use crate::wire::ws_frame::LengthForm;
 
 /// One frame's bytes, masked when a key is given.
 fn frame(opcode: OpCode, fin: bool, rsv1: bool, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
-    let h = FrameHeader {
-        fin,
-        rsv1,
-        rsv2: false,
-        rsv3: false,
-        opcode,
-        mask,
-        payload_len: payload.len() as u64,
-        length_form: FrameHeader::form_for(payload.len() as u64),
-        header_len: 0,
-    };
-    let mut out = h.encode();
-    let start = out.len();
-    out.extend_from_slice(payload);
-    if let Some(key) = mask {
-        ws_frame::apply_mask(&mut out[start..], key, 0);
-    }
-    out
+    ws_frame::encode_frame(opcode, fin, rsv1, mask, payload)
 }
 
 fn client_frame(opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
