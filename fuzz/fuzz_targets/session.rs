@@ -4,23 +4,38 @@
 //! then records `[ctl, len_lo, len_hi, bytes...]`. `ctl` bit 0 is the direction (0 c2s, 1 s2c),
 //! bits 1-2 the operation: 0 and 3 feed the next `len` bytes (fewer at the end of the input),
 //! 1 reports a gap of `len` bytes, 2 a half close. The connection is closed at the end.
+//!
+//! The same input is then decoded as a second connection on the same thread, where the frames
+//! of the first are remembered (`flow::memo`): its events must be the first's.
 #![no_main]
 
 use dispel::flow::{Limits, Session};
 use dispel::trace::{Dir, Event};
 use libfuzzer_sys::fuzz_target;
 
-fn check(out: &mut Vec<Event>) {
+fn check(out: &mut Vec<Event>, all: &mut Vec<Event>) {
     for e in out.drain(..) {
         // Every event's fields serialize.
         serde_json::to_string(&e.fields).expect("fields serialize");
+        all.push(e);
     }
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&cfg, mut rest)) = data.split_first() else {
+    let Some(first) = run(1, data) else {
         return;
     };
+    let mut second = run(2, data).expect("the same input");
+    for e in &mut second {
+        if e.conn == Some(2) {
+            e.conn = Some(1);
+        }
+    }
+    assert!(first == second, "a second connection decoded the same bytes differently");
+});
+
+fn run(conn: u64, data: &[u8]) -> Option<Vec<Event>> {
+    let (&cfg, mut rest) = data.split_first()?;
     let limits = if cfg & 2 != 0 {
         Limits {
             max_headers: 8,
@@ -31,11 +46,12 @@ fuzz_target!(|data: &[u8]| {
         Limits::default()
     };
     let mut s = if cfg & 1 != 0 {
-        Session::new_midstream(1, limits)
+        Session::new_midstream(conn, limits)
     } else {
-        Session::new(1, limits)
+        Session::new(conn, limits)
     };
     let mut out = Vec::new();
+    let mut all = Vec::new();
     let mut t = 0.0;
     while let [ctl, lo, hi, tail @ ..] = rest {
         let dir = if ctl & 1 == 0 { Dir::C2S } else { Dir::S2C };
@@ -52,9 +68,10 @@ fuzz_target!(|data: &[u8]| {
                 rest = &rest[n..];
             }
         }
-        check(&mut out);
+        check(&mut out, &mut all);
         t += 0.001;
     }
     s.close(t, "fin", &mut out);
-    check(&mut out);
-});
+    check(&mut out, &mut all);
+    Some(all)
+}

@@ -2,6 +2,7 @@
 //! direction into trace events by calling the `wire` decoders. Live and replay both feed it, so
 //! they cannot disagree about what the bytes mean.
 
+mod memo;
 mod session;
 
 pub use session::{Limits, Session};

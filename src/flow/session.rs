@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
+use super::memo;
 use crate::trace::{Dir, Event, Fields, Stage};
 use crate::wire::deflate::Inflater;
 use crate::wire::engineio::{self, OpenInfo};
@@ -242,10 +243,7 @@ impl Session {
     fn ev(&self, stage: Stage, t: f64, dir: Option<Dir>, summary: String) -> Event {
         let mut e = Event::new(stage, t, Some(self.conn), dir, summary);
         if let Some(sid) = &self.sid {
-            if matches!(
-                stage,
-                Stage::EioPacket | Stage::EioUpgrade | Stage::SioPacket
-            ) {
+            if memo::carries_sid(stage) {
                 e.fields.insert("sid", sid.clone());
             }
         }
@@ -839,6 +837,13 @@ impl Session {
         if buf.len() < total {
             return None;
         }
+        let memo_key = self.memo_key(dir, &h, &buf[..total]);
+        if let Some(key) = &memo_key {
+            if memo::recall(key, &buf[..total], self.conn, t, self.sid.as_deref(), out) {
+                return Some(total);
+            }
+        }
+        let first = out.len();
         let mut payload = buf[h.header_len..total].to_vec();
         if let Some(key) = h.mask {
             ws_frame::apply_mask(&mut payload, key, 0);
@@ -856,7 +861,45 @@ impl Session {
             );
         }
         self.frame_payload(dir, t, &h, payload, out);
+        if let Some(key) = memo_key {
+            let side = &self.sides[dir.index()];
+            let clean = side.sio_binary.is_none()
+                && matches!(side.mode, Mode::WebSocket)
+                && out[first..].iter().all(|e| e.stage != Stage::Error);
+            if clean {
+                let frame = &side.buf[at..at + total];
+                memo::remember(
+                    key,
+                    frame,
+                    self.conn,
+                    self.sid.as_deref(),
+                    &mut out[first..],
+                );
+            }
+        }
         Some(total)
+    }
+
+    /// The memo key of a whole frame whose events depend only on its bytes (see `memo`), if
+    /// it is one.
+    fn memo_key(&self, dir: Dir, h: &FrameHeader, frame: &[u8]) -> Option<memo::Key> {
+        let side = &self.sides[dir.index()];
+        let whole_data = h.fin
+            && matches!(h.opcode, OpCode::Text | OpCode::Binary)
+            && !(h.rsv1 || h.rsv2 || h.rsv3)
+            && h.mask.is_none();
+        // An Engine.IO OPEN names the session: decoding it changes the session.
+        let open = h.opcode == OpCode::Text && frame.get(h.header_len) == Some(&b'0');
+        (whole_data
+            && !open
+            && frame.len() <= memo::MAX_FRAME
+            && side.assembly.is_none()
+            && side.sio_binary.is_none())
+        .then_some(memo::Key {
+            dir,
+            interest: self.interest,
+            max_message: self.limits.max_message,
+        })
     }
 
     fn frame_event(

@@ -9,9 +9,15 @@
 //! Socket.IO packet's data is checked to be JSON and written out as it was sent, without
 //! building a tree of values only to serialize it again. [`Fields::get`] sees only the other
 //! fields; [`Fields::json`] sees both.
+//!
+//! Events that differ only in a few fields (the copies of one broadcast, each decoded for its
+//! own recipient) can share the rest ([`Fields::share`], [`Fields::with_shared`]): those
+//! fields are built and rendered as JSON once, and every copy holds a reference. Reading a
+//! shared field is like reading any other; changing one gives the event its own copy first.
 
 use std::borrow::Cow;
 use std::ops::Index;
+use std::sync::Arc;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
@@ -20,6 +26,17 @@ use serde_json::Value;
 #[derive(Debug, Clone, Default)]
 pub struct Fields {
     items: Vec<(&'static str, Item)>,
+    /// Fields held with other events, in order after `items`.
+    shared: Option<Arc<Shared>>,
+}
+
+/// Fields several events hold, with their JSON rendered once.
+#[derive(Debug)]
+pub struct Shared {
+    /// Never itself sharing (`shared` is `None`).
+    fields: Fields,
+    /// `"key":value` pairs, comma-separated, without braces.
+    json: Box<str>,
 }
 
 #[derive(Debug, Clone)]
@@ -43,12 +60,11 @@ impl Item {
 /// Fields are equal when their values are, however they are held.
 impl PartialEq for Fields {
     fn eq(&self, other: &Fields) -> bool {
-        self.items.len() == other.items.len()
+        self.len() == other.len()
             && self
-                .items
                 .iter()
-                .zip(&other.items)
-                .all(|((ka, a), (kb, b))| ka == kb && a.json() == b.json())
+                .zip(other.iter())
+                .all(|((ka, a), (kb, b))| ka == kb && a == b)
     }
 }
 
@@ -58,6 +74,43 @@ impl Fields {
     pub fn with_capacity(n: usize) -> Fields {
         Fields {
             items: Vec::with_capacity(n),
+            shared: None,
+        }
+    }
+
+    /// These fields, rendered, to be held by several events.
+    pub fn share(mut self) -> Arc<Shared> {
+        self.unshare();
+        let mut json = Vec::with_capacity(256);
+        self.write_pairs(&mut json);
+        Arc::new(Shared {
+            fields: self,
+            // Rendered from `&str`s and JSON text: UTF-8.
+            json: String::from_utf8(json).unwrap_or_default().into_boxed_str(),
+        })
+    }
+
+    /// `items` first, then the shared fields.
+    pub fn with_shared(items: Fields, shared: Arc<Shared>) -> Fields {
+        let mut f = items;
+        f.unshare();
+        f.shared = Some(shared);
+        f
+    }
+
+    /// Whether both hold the same shared fields (not merely equal ones).
+    #[cfg(test)]
+    pub fn shares_with(&self, other: &Fields) -> bool {
+        match (&self.shared, &other.shared) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// Takes a copy of the shared fields, so that this event's can change.
+    fn unshare(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            self.items.extend(shared.fields.items.iter().cloned());
         }
     }
 
@@ -69,6 +122,7 @@ impl Fields {
     /// Appends a field whose key is not there yet (checked in debug builds).
     pub fn push(&mut self, key: &'static str, value: impl Into<Value>) {
         debug_assert!(!self.contains_key(key), "field {key} set twice");
+        self.unshare();
         self.items.push((key, Item::Value(value.into())));
     }
 
@@ -77,7 +131,16 @@ impl Fields {
         self.set(key, Item::Raw(json));
     }
 
+    /// Takes a field out; whether it was there.
+    pub fn remove(&mut self, key: &str) -> bool {
+        self.unshare();
+        let before = self.items.len();
+        self.items.retain(|(k, _)| *k != key);
+        self.items.len() < before
+    }
+
     fn set(&mut self, key: &'static str, item: Item) {
+        self.unshare();
         match self.items.iter_mut().find(|(k, _)| *k == key) {
             Some((_, v)) => *v = item,
             None => self.items.push((key, item)),
@@ -85,7 +148,13 @@ impl Fields {
     }
 
     fn item(&self, key: &str) -> Option<&Item> {
-        self.items.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+        self.pairs().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// Own fields, then shared ones.
+    fn pairs(&self) -> impl Iterator<Item = &(&'static str, Item)> {
+        let shared = self.shared.as_deref().map(|s| s.fields.items.as_slice());
+        self.items.iter().chain(shared.unwrap_or_default())
     }
 
     /// A field held as a value (not one held as JSON text: see [`Fields::json`]).
@@ -115,20 +184,32 @@ impl Fields {
 
     /// Every field, JSON text parsed.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, Cow<'_, Value>)> {
-        self.items.iter().map(|(k, v)| (*k, v.json()))
+        self.pairs().map(|(k, v)| (*k, v.json()))
     }
 
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.items.len() + self.shared.as_ref().map_or(0, |s| s.fields.items.len())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len() == 0
     }
 
     /// The fields as a JSON object, written into `out` (the same bytes as serializing them).
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.push(b'{');
+        self.write_pairs(out);
+        if let Some(shared) = self.shared.as_deref().filter(|s| !s.json.is_empty()) {
+            if !self.items.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(shared.json.as_bytes());
+        }
+        out.push(b'}');
+    }
+
+    /// The own fields' `"key":value` pairs.
+    fn write_pairs(&self, out: &mut Vec<u8>) {
         for (i, (k, v)) in self.items.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
@@ -140,7 +221,6 @@ impl Fields {
                 Item::Raw(r) => out.extend_from_slice(r.get().as_bytes()),
             }
         }
-        out.push(b'}');
     }
 
     /// The fields as a JSON object (for consumers that want a `Value`).
@@ -162,8 +242,8 @@ impl Index<&str> for Fields {
 
 impl Serialize for Fields {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.items.len()))?;
-        for (k, v) in &self.items {
+        let mut map = s.serialize_map(Some(self.len()))?;
+        for (k, v) in self.pairs() {
             match v {
                 Item::Value(v) => map.serialize_entry(k, v)?,
                 Item::Raw(r) => map.serialize_entry(k, r)?,
@@ -221,5 +301,56 @@ mod tests {
             serde_json::json!(["bid", {"note": "café", "n": 1.5}]),
         );
         assert_eq!(f, g);
+    }
+
+    #[test]
+    fn shared_fields_read_render_and_change_like_own_ones() {
+        let mut tail = Fields::default();
+        tail.insert("type", "EVENT");
+        tail.insert_raw(
+            "data",
+            RawValue::from_string(r#"["bid",1]"#.into()).unwrap(),
+        );
+        let shared = tail.share();
+        let mut own = Fields::default();
+        own.insert("sid", "abc");
+        let f = Fields::with_shared(own, shared.clone());
+        let mut plain = Fields::default();
+        plain.insert("sid", "abc");
+        plain.insert("type", "EVENT");
+        plain.insert_raw(
+            "data",
+            RawValue::from_string(r#"["bid",1]"#.into()).unwrap(),
+        );
+        assert_eq!(f, plain);
+        assert_eq!(f.len(), 3);
+        assert_eq!(f["type"], "EVENT");
+        assert_eq!(f.json_text("data").unwrap(), r#"["bid",1]"#);
+        let keys: Vec<_> = f.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["sid", "type", "data"]);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        f.write_json(&mut a);
+        plain.write_json(&mut b);
+        assert_eq!(a, b);
+        assert_eq!(a, serde_json::to_vec(&f).unwrap());
+        // Nothing of its own: the shared fields alone.
+        let bare = Fields::with_shared(Fields::default(), shared.clone());
+        let mut c = Vec::new();
+        bare.write_json(&mut c);
+        assert_eq!(c, br#"{"type":"EVENT","data":["bid",1]}"#);
+        // A change to one event leaves the others as they were, and keeps the order.
+        let mut g = f.clone();
+        g.insert("type", "ACK");
+        g.insert("extra", 1);
+        assert_eq!(g["type"], "ACK");
+        assert_eq!(f["type"], "EVENT");
+        assert_eq!(
+            serde_json::to_string(&g).unwrap(),
+            r#"{"sid":"abc","type":"ACK","data":["bid",1],"extra":1}"#
+        );
+        let empty = Fields::default().share();
+        let mut d = Vec::new();
+        Fields::with_shared(f.clone(), empty).write_json(&mut d);
+        assert_eq!(d, a);
     }
 }

@@ -13,7 +13,7 @@ mod pretty;
 mod writer;
 
 pub use event::{Dir, Event, Stage};
-pub use fields::Fields;
+pub use fields::{Fields, Shared};
 pub use filter::Filter;
 pub use jsonl::{to_json, Jsonl, LineWriter};
 pub use pretty::Pretty;

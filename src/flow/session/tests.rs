@@ -520,3 +520,116 @@ fn escaped_unicode_is_kept_in_data_and_shown_in_the_summary() {
     assert!(sio.summary.contains("café ☕"), "{}", sio.summary);
     assert_eq!(sio.fields["event"], "bid");
 }
+
+/// What a server writes to one client of a busy room: its own OPEN and CONNECT, then frames
+/// every client gets alike (broadcasts, pings), and frames that change the decoder's state (a
+/// binary event and its attachment, a fragmented message, a frame breaking a rule).
+fn recipient(sid: &str) -> Vec<(Dir, Vec<u8>)> {
+    let req = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let resp = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    let open = format!(
+        r#"0{{"sid":"{sid}","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}}"#
+    );
+    let bid = br#"42["replaced values",{"item":"lamp","bid":3,"note":"caf\u00e9 <b>"}]"#;
+    let s2c = |b: &[u8]| (Dir::S2C, server_frame(OpCode::Text, b));
+    let mut fragmented = frame(OpCode::Text, false, false, None, b"42[\"replaced ");
+    fragmented.extend(frame(
+        OpCode::Continuation,
+        true,
+        false,
+        None,
+        b"values\",1]",
+    ));
+    vec![
+        (Dir::C2S, req.as_bytes().to_vec()),
+        (Dir::S2C, resp.as_bytes().to_vec()),
+        s2c(open.as_bytes()),
+        s2c(format!(r#"40{{"sid":"io-{sid}"}}"#).as_bytes()),
+        s2c(bid),
+        s2c(b"2"),
+        s2c(br#"451-["photo",{"_placeholder":true,"num":0}]"#),
+        (Dir::S2C, server_frame(OpCode::Binary, &[1, 2, 3])),
+        s2c(bid),
+        (Dir::S2C, fragmented),
+        (Dir::S2C, frame(OpCode::Text, true, true, None, b"42[1]")),
+        s2c(bid),
+        (Dir::S2C, server_frame(OpCode::Binary, &[1, 2, 3])),
+        s2c(b"6"),
+    ]
+}
+
+fn decode(conn: u64, interest: u32, chunks: &[(Dir, Vec<u8>)]) -> Vec<Event> {
+    let mut s = Session::new(conn, Limits::default());
+    s.set_interest(interest);
+    let mut out = Vec::new();
+    for (dir, bytes) in chunks {
+        s.data(*dir, conn as f64, bytes, &mut out);
+    }
+    out
+}
+
+/// The same, on a thread of its own: nothing decoded before on that thread can be recalled.
+fn decode_alone(conn: u64, interest: u32, chunks: &[(Dir, Vec<u8>)]) -> Vec<Event> {
+    let chunks = chunks.to_vec();
+    std::thread::spawn(move || decode(conn, interest, &chunks))
+        .join()
+        .unwrap()
+}
+
+#[test]
+fn copies_of_a_frame_decode_as_if_each_were_the_first() {
+    let all = u32::MAX;
+    let sio_only = Stage::SioPacket.bit() | Stage::Error.bit();
+    let room = [
+        (1, all, recipient("aaaa")),
+        (2, all, recipient("bbbb")),
+        (3, sio_only, recipient("cccc")),
+        (4, all, recipient("dddd")),
+        // The same OPEN again (the same session on a second connection): it must still name
+        // the session.
+        (5, all, recipient("dddd")),
+    ];
+    // One thread decodes the whole room, as a server worker or the replay thread does.
+    let together: Vec<Vec<Event>> = room
+        .iter()
+        .map(|(conn, interest, chunks)| decode(*conn, *interest, chunks))
+        .collect();
+    for ((conn, interest, chunks), events) in room.iter().zip(&together) {
+        assert_eq!(
+            *events,
+            decode_alone(*conn, *interest, chunks),
+            "connection {conn}"
+        );
+    }
+    // The memo was used: the next recipient holds the first one's fields of the broadcast, and
+    // its own session id. (The third, with other interests, takes other places in the memo.)
+    let broadcast = |events: &[Event]| -> Vec<Event> {
+        events
+            .iter()
+            .filter(|e| e.summary.contains("replaced values") && e.stage == Stage::SioPacket)
+            .cloned()
+            .collect()
+    };
+    let (first, second) = (broadcast(&together[0]), broadcast(&together[1]));
+    assert_eq!(first.len(), 4, "three whole copies and the fragmented one");
+    for whole in [0, 1, 3] {
+        assert!(first[whole].fields.shares_with(&second[whole].fields));
+    }
+    assert!(
+        !first[2].fields.shares_with(&second[2].fields),
+        "a fragmented message is decoded each time"
+    );
+    assert_eq!(
+        (&first[0].fields["sid"], &second[0].fields["sid"]),
+        (&"aaaa".into(), &"bbbb".into())
+    );
+    // The attachment after the binary event is one; the same bytes later are a plain binary
+    // message: the binary event was not taken from the memo without its state.
+    let attachments = |events: &[Event]| {
+        events
+            .iter()
+            .filter(|e| e.stage == Stage::SioPacket && e.summary.contains("photo"))
+            .count()
+    };
+    assert_eq!(attachments(&together[3]), 1);
+}

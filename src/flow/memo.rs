@@ -1,0 +1,160 @@
+//! The copies of one frame are decoded once.
+//!
+//! A broadcast reaches each recipient as the same bytes: one frame, which each recipient's
+//! [`Session`](super::Session) would decode into the same events, differing only in the
+//! connection, the time and the Engine.IO session id. With a thousand recipients that is a
+//! thousand identical decodings of hex, summaries and JSON, and a thousand renderings of them
+//! in the trace writer. Instead, the first copy is decoded as usual and its events are kept
+//! here, their fields shared and rendered once ([`Fields::share`]); the next copies, byte for
+//! byte the same frame, get those events with their own connection, time and sid.
+//!
+//! Only a frame whose events depend on nothing but its bytes is remembered: a whole
+//! (unfragmented, uncompressed, unmasked) data frame, decoded while nothing was pending on its
+//! side (no fragmented message, no binary attachments awaited), that changed nothing in the
+//! session (not an Engine.IO OPEN, not a packet announcing attachments) and broke no rule. The
+//! key holds the rest of what decoding depends on: the direction, the stages wanted and the
+//! size limit.
+//!
+//! The memo is per thread (each server worker and the replay thread has its own): looking a
+//! frame up costs no lock, and the copies of a broadcast are written from the few worker
+//! threads there are.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::trace::{Dir, Event, Fields, Shared, Stage};
+
+/// Frames remembered per thread: the broadcast being written, and the pings and acks written
+/// in between.
+const ENTRIES: usize = 8;
+
+/// Larger frames are decoded each time (and are rare): the memo stays small.
+pub(super) const MAX_FRAME: usize = 16 * 1024;
+
+/// What decoding depends on besides the frame's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Key {
+    pub dir: Dir,
+    /// The session's interest mask: which events are built.
+    pub interest: u32,
+    pub max_message: usize,
+}
+
+/// One event of a remembered frame.
+struct Decoded {
+    stage: Stage,
+    summary: String,
+    kind: Option<&'static str>,
+    /// The stage carries the Engine.IO session id, first among its fields.
+    sid: bool,
+    shared: Arc<Shared>,
+}
+
+impl Decoded {
+    fn event(&self, key: &Key, conn: u64, t: f64, sid: Option<&str>) -> Event {
+        let mut own = Fields::default();
+        if let (true, Some(sid)) = (self.sid, sid) {
+            own.push("sid", sid);
+        }
+        Event {
+            t,
+            conn: Some(conn),
+            dir: Some(key.dir),
+            stage: self.stage,
+            summary: self.summary.clone(),
+            fields: Fields::with_shared(own, self.shared.clone()),
+            kind: self.kind,
+        }
+    }
+}
+
+struct Entry {
+    key: Key,
+    frame: Box<[u8]>,
+    events: Vec<Decoded>,
+}
+
+#[derive(Default)]
+struct Memo {
+    /// Most recently used first.
+    entries: VecDeque<Entry>,
+}
+
+thread_local! {
+    static MEMO: RefCell<Memo> = RefCell::default();
+}
+
+/// Whether an event of this stage carries the session id (`Session::ev` adds it).
+pub(super) fn carries_sid(stage: Stage) -> bool {
+    matches!(
+        stage,
+        Stage::EioPacket | Stage::EioUpgrade | Stage::SioPacket
+    )
+}
+
+/// The events of a frame seen before, for this connection: appended to `out`, `true`; or
+/// `false` if the frame is not remembered.
+pub(super) fn recall(
+    key: &Key,
+    frame: &[u8],
+    conn: u64,
+    t: f64,
+    sid: Option<&str>,
+    out: &mut Vec<Event>,
+) -> bool {
+    MEMO.with_borrow_mut(|m| {
+        let Some(i) = m
+            .entries
+            .iter()
+            .position(|e| e.key == *key && *e.frame == *frame)
+        else {
+            return false;
+        };
+        if i > 0 {
+            if let Some(e) = m.entries.remove(i) {
+                m.entries.push_front(e);
+            }
+        }
+        if let Some(e) = m.entries.front() {
+            out.extend(e.events.iter().map(|d| d.event(key, conn, t, sid)));
+        }
+        true
+    })
+}
+
+/// Remembers the events just decoded from `frame`, and turns them into shared ones (so this
+/// copy's are rendered once too). `sid`: the session's id, which `events` carry where
+/// [`carries_sid`] says and which is not remembered.
+pub(super) fn remember(key: Key, frame: &[u8], conn: u64, sid: Option<&str>, events: &mut [Event]) {
+    let decoded: Vec<Decoded> = events
+        .iter_mut()
+        .map(|e| {
+            let mut fields = std::mem::take(&mut e.fields);
+            let sid = carries_sid(e.stage) && sid.is_some();
+            if sid {
+                fields.remove("sid");
+            }
+            Decoded {
+                stage: e.stage,
+                summary: std::mem::take(&mut e.summary),
+                kind: e.kind,
+                sid,
+                shared: fields.share(),
+            }
+        })
+        .collect();
+    for (e, d) in events.iter_mut().zip(&decoded) {
+        *e = d.event(&key, conn, e.t, sid);
+    }
+    MEMO.with_borrow_mut(|m| {
+        if m.entries.len() >= ENTRIES {
+            m.entries.pop_back();
+        }
+        m.entries.push_front(Entry {
+            key,
+            frame: frame.into(),
+            events: decoded,
+        });
+    });
+}
