@@ -8,7 +8,25 @@ use serde_json::Value;
 
 /// A JSON string, quotes included.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    json_escape_simd::escape_into(s, out);
+    let b = s.as_bytes();
+    // Most strings of a line are short and need no escape (keys, ids, names): copied as they
+    // are, without the SIMD escaper's setup, which costs more than the check at this size.
+    if b.len() <= SHORT && b.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\') {
+        out.reserve(b.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(b);
+        out.push(b'"');
+    } else {
+        json_escape_simd::escape_into(s, out);
+    }
+}
+
+/// Strings up to this length are checked for escapes byte by byte.
+const SHORT: usize = 64;
+
+/// An unsigned integer, as serde_json writes it.
+pub fn write_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 pub fn write_value(out: &mut Vec<u8>, v: &Value) {
@@ -56,6 +74,11 @@ mod tests {
             String::new(),
             all_ascii.clone(),
             "é\"x\\y\u{2028}😀</script>".repeat(50),
+            "short \"quoted\" \\ \t é".into(),
+            "plain-sid_123".into(),
+            "ctl\u{1f}del\u{7f}".into(),
+            "a".repeat(SHORT),
+            "a".repeat(SHORT + 1),
             format!("{}\u{1}{}", "a".repeat(100), "b".repeat(33)),
         ];
         for s in &strings {

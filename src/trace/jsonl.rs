@@ -1,7 +1,6 @@
 //! JSON Lines: one object per event (schema in docs/trace-format.md).
 
-use std::collections::HashMap;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 
 use serde_json::{Map, Value};
 
@@ -10,18 +9,38 @@ use crate::cli::VersionSet;
 use crate::links;
 
 pub struct Jsonl {
-    out: BufWriter<Box<dyn Write + Send>>,
+    out: Box<dyn Write + Send>,
     lines: LineWriter,
-    /// One line is rendered here, then written with one call.
-    line: Vec<u8>,
+    /// Lines are rendered straight into this buffer, written out when it is full.
+    buf: Vec<u8>,
 }
+
+/// How much of the trace is gathered before one write.
+const BUFFER: usize = 256 * 1024;
 
 impl Jsonl {
     pub fn new(out: Box<dyn Write + Send>, versions: VersionSet) -> Jsonl {
         Jsonl {
-            out: BufWriter::with_capacity(256 * 1024, out),
+            out,
             lines: LineWriter::new(versions),
-            line: Vec::with_capacity(4096),
+            buf: Vec::with_capacity(BUFFER + 8192),
+        }
+    }
+
+    fn write_out(&mut self) -> io::Result<()> {
+        let written = self.out.write_all(&self.buf);
+        // Cleared either way: a failed output is dropped by the writer, not retried.
+        self.buf.clear();
+        written
+    }
+}
+
+/// What is still buffered is written when the sink goes (the writer flushes before that; this
+/// is for a sink dropped some other way).
+impl Drop for Jsonl {
+    fn drop(&mut self) {
+        if !self.buf.is_empty() {
+            let _ = self.write_out();
         }
     }
 }
@@ -30,28 +49,40 @@ impl Jsonl {
 pub struct LineWriter {
     versions: VersionSet,
     /// The `links` array of each (stage, kind), serialized once: most of a line's bytes.
-    links: HashMap<(Stage, Option<&'static str>), String>,
+    /// Indexed by stage, then a short list of kinds.
+    links: Vec<Vec<(Option<&'static str>, Box<str>)>>,
 }
 
 impl LineWriter {
     pub fn new(versions: VersionSet) -> LineWriter {
         LineWriter {
             versions,
-            links: HashMap::new(),
+            links: vec![Vec::new(); Stage::ALL.len()],
         }
+    }
+
+    fn links(&mut self, stage: Stage, kind: Option<&'static str>) -> &str {
+        let kinds = &mut self.links[stage as usize];
+        let i = match kinds.iter().position(|(k, _)| *k == kind) {
+            Some(i) => i,
+            None => {
+                kinds.push((kind, links_json(self.versions, stage, kind).into()));
+                kinds.len() - 1
+            }
+        };
+        &kinds[i].1
     }
 
     /// Appends one event as one line of JSON, newline included.
     pub fn write(&mut self, out: &mut Vec<u8>, seq: u64, e: &Event) -> io::Result<()> {
-        let versions = self.versions;
-        let links = self
-            .links
-            .entry((e.stage, e.kind))
-            .or_insert_with(|| links_json(versions, e.stage, e.kind));
-        write!(out, "{{\"seq\":{seq},\"t\":")?;
+        let links = self.links(e.stage, e.kind);
+        out.extend_from_slice(b"{\"seq\":");
+        super::json::write_u64(out, seq);
+        out.extend_from_slice(b",\"t\":");
         write_micros(out, e.t);
         if let Some(c) = e.conn {
-            write!(out, ",\"conn\":{c}")?;
+            out.extend_from_slice(b",\"conn\":");
+            super::json::write_u64(out, c);
         }
         if let Some(d) = e.dir {
             out.extend_from_slice(b",\"dir\":\"");
@@ -115,7 +146,8 @@ fn write_micros(out: &mut Vec<u8>, t: f64) {
     }
     let us = us as u64;
     let (secs, frac) = (us / 1_000_000, us % 1_000_000);
-    let _ = write!(out, "{secs}.");
+    super::json::write_u64(out, secs);
+    out.push(b'.');
     if frac == 0 {
         out.push(b'0');
     } else {
@@ -132,12 +164,15 @@ fn write_micros(out: &mut Vec<u8>, t: f64) {
 
 impl Sink for Jsonl {
     fn write(&mut self, seq: u64, e: &Event) -> io::Result<()> {
-        self.line.clear();
-        self.lines.write(&mut self.line, seq, e)?;
-        self.out.write_all(&self.line)
+        self.lines.write(&mut self.buf, seq, e)?;
+        if self.buf.len() >= BUFFER {
+            self.write_out()?;
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.write_out()?;
         self.out.flush()
     }
 }
