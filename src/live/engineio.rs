@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
@@ -40,9 +40,92 @@ impl WirePacket {
     }
 }
 
-/// What goes through a session's queue: packets that must be sent together and in order (a
-/// Socket.IO binary event and its attachments). Shared between all recipients of a broadcast.
+/// Packets that must be sent together and in order (a Socket.IO binary event and its
+/// attachments). Shared between all recipients of a broadcast.
 pub type OutItem = Arc<Vec<WirePacket>>;
+
+/// How long an answer waits for the broadcast before it (see [`Flight`]).
+pub const FLIGHT_WAIT: Duration = Duration::from_secs(1);
+
+/// A client whose queue holds this many packets is not waited for (see [`Flight`]).
+const KEEPING_UP: usize = 8;
+
+/// One broadcast on its way out, so that the sender's answer can follow it.
+///
+/// A handler that broadcasts and then acks (the auction's `bid-with-ack`) answers its client
+/// once every recipient's connection has taken the broadcast from its queue, not as soon as it
+/// is queued: the sender cannot run ahead of the room with the next bid, so a busy room has one
+/// broadcast in flight per sender instead of several queued behind each other (and each
+/// recipient's delay is one fan-out, not several). Node's socket.io gets the same order by
+/// writing into every socket before the handler returns; python-socketio queues and answers at
+/// once. A recipient that is not keeping up (its queue already holding [`KEEPING_UP`] packets,
+/// its WebSocket in the middle of a write, or, on polling, no GET waiting) is not waited for,
+/// so a client that stops reading never holds the sender back; the wait is capped at
+/// [`FLIGHT_WAIT`] whatever happens.
+pub struct Flight {
+    /// One clone per waited-for recipient's queued copy; when the last is dropped (taken by the
+    /// writer, or discarded with its connection) the receiver wakes.
+    taken: Arc<oneshot::Sender<()>>,
+    done: oneshot::Receiver<()>,
+}
+
+impl Flight {
+    pub fn new() -> Flight {
+        let (tx, done) = oneshot::channel();
+        Flight {
+            taken: Arc::new(tx),
+            done,
+        }
+    }
+
+    /// The broadcast, as queued for one recipient.
+    pub fn copy(&self, session: &EioSession, item: &OutItem) -> Queued {
+        Queued {
+            item: item.clone(),
+            _taken: session.keeping_up().then(|| self.taken.clone()),
+            after: None,
+        }
+    }
+
+    /// What the sender's next packet waits for.
+    pub fn landed(self) -> oneshot::Receiver<()> {
+        self.done
+    }
+}
+
+impl Default for Flight {
+    fn default() -> Flight {
+        Flight::new()
+    }
+}
+
+/// What goes through a session's queue.
+pub struct Queued {
+    pub item: OutItem,
+    /// Held while this copy of a broadcast is queued ([`Flight`]).
+    _taken: Option<Arc<oneshot::Sender<()>>>,
+    /// Written only after this broadcast has been taken by its recipients (or `FLIGHT_WAIT`).
+    pub after: Option<oneshot::Receiver<()>>,
+}
+
+impl From<OutItem> for Queued {
+    fn from(item: OutItem) -> Queued {
+        Queued {
+            item,
+            _taken: None,
+            after: None,
+        }
+    }
+}
+
+impl Queued {
+    /// Waits, if this packet must follow a broadcast.
+    async fn wait_turn(&mut self) {
+        if let Some(after) = self.after.take() {
+            let _ = tokio::time::timeout(FLIGHT_WAIT, after).await;
+        }
+    }
+}
 
 pub fn text_item(ptype: PacketType, data: &str) -> OutItem {
     Arc::new(vec![WirePacket::Text(
@@ -77,8 +160,10 @@ pub struct EioSession {
     pub sid: String,
     /// The connection that last carried this session's traffic (for the trace).
     conn: AtomicU64,
-    tx: mpsc::Sender<OutItem>,
-    rx: tokio::sync::Mutex<mpsc::Receiver<OutItem>>,
+    tx: mpsc::Sender<Queued>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<Queued>>,
+    /// The connection is writing (possibly blocked on a client that does not read).
+    writing: AtomicBool,
     upgraded: AtomicBool,
     upgrading: AtomicBool,
     /// Set when the client itself sent CLOSE (a parked GET then gets a NOOP, not a CLOSE).
@@ -97,9 +182,21 @@ impl EioSession {
         self.conn.load(Ordering::Relaxed)
     }
 
+    /// Is this client taking what is queued for it as it comes (see [`Flight`])? On WebSocket:
+    /// its connection is not in the middle of a write; on polling: a GET is waiting for it.
+    fn keeping_up(&self) -> bool {
+        let backlog = self.tx.max_capacity() - self.tx.capacity();
+        let ready = if self.upgraded.load(Ordering::Acquire) {
+            !self.writing.load(Ordering::Relaxed)
+        } else {
+            self.polling.load(Ordering::Acquire)
+        };
+        ready && backlog < KEEPING_UP
+    }
+
     /// Queues packets for the client without waiting. A full queue drops the client.
-    pub fn send(self: &Arc<Self>, item: OutItem) -> Result<(), SendError> {
-        match self.tx.try_send(item) {
+    pub fn send(self: &Arc<Self>, item: impl Into<Queued>) -> Result<(), SendError> {
+        match self.tx.try_send(item.into()) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -217,6 +314,7 @@ impl EioServer {
             conn: AtomicU64::new(conn),
             tx,
             rx: tokio::sync::Mutex::new(rx),
+            writing: AtomicBool::new(false),
             upgraded: AtomicBool::new(false),
             upgrading: AtomicBool::new(false),
             client_closed: AtomicBool::new(false),
@@ -411,6 +509,13 @@ impl EioServer {
             item = rx.recv() => item,
             _ = wait_closed(&mut closed) => None,
         };
+        let first = match first {
+            Some(mut q) => {
+                q.wait_turn().await;
+                Some(q.item)
+            }
+            None => None,
+        };
         session.polling.store(false, Ordering::Release);
         let Some(first) = first else {
             // Closed while parked: the reference server releases the GET with a NOOP when the
@@ -427,8 +532,9 @@ impl EioServer {
         let mut size: usize = parts.iter().map(String::len).sum();
         while size < self.config.max_payload {
             match rx.try_recv() {
-                Ok(item) => {
-                    for p in item.iter() {
+                Ok(mut q) => {
+                    q.wait_turn().await;
+                    for p in q.item.iter() {
                         let s = p.polling_text();
                         size += s.len() + 1;
                         parts.push(s);
@@ -555,7 +661,14 @@ impl EioServer {
                     }
                 },
                 item = rx.recv() => match item {
-                    Some(item) => if send_batch(sink, &item, &mut rx).await.is_err() { return "transport error" },
+                    Some(q) => {
+                        s.writing.store(true, Ordering::Relaxed);
+                        let sent = send_batch(sink, q, &mut rx).await;
+                        s.writing.store(false, Ordering::Relaxed);
+                        if sent.is_err() {
+                            return "transport error";
+                        }
+                    }
                     None => return "server shutting down",
                 },
                 _ = wait_closed(&mut closed) => {
@@ -598,17 +711,27 @@ const BATCH: usize = 64;
 
 async fn send_batch(
     sink: &mut WsSink,
-    first: &OutItem,
-    rx: &mut mpsc::Receiver<OutItem>,
+    first: Queued,
+    rx: &mut mpsc::Receiver<Queued>,
 ) -> Result<(), tungstenite::Error> {
-    feed_item(sink, first).await?;
+    feed_queued(sink, first).await?;
     for _ in 1..BATCH {
         match rx.try_recv() {
-            Ok(item) => feed_item(sink, &item).await?,
+            Ok(q) => feed_queued(sink, q).await?,
             Err(_) => break,
         }
     }
     sink.flush().await
+}
+
+/// Feeds one queued item (its turn come: what is fed before it goes out first); taking it
+/// releases its hold on a [`Flight`].
+async fn feed_queued(sink: &mut WsSink, mut q: Queued) -> Result<(), tungstenite::Error> {
+    if q.after.is_some() {
+        sink.flush().await?;
+        q.wait_turn().await;
+    }
+    feed_item(sink, &q.item).await
 }
 
 fn close_message(code: CloseCode, reason: &str) -> Message {
@@ -665,5 +788,117 @@ async fn heartbeat(server: Arc<EioServer>, s: Arc<EioSession>) {
             }
             _ = wait_closed(&mut closed) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Quiet;
+
+    impl EioHandler for Quiet {
+        fn on_open(&self, _: &Arc<EioSession>) {}
+        fn on_message(&self, _: &Arc<EioSession>, _: u64, _: Data) {}
+        fn on_close(&self, _: &Arc<EioSession>, _: &str) {}
+    }
+
+    fn server() -> Arc<EioServer> {
+        let config = EioConfig {
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
+            max_payload: 1_000_000,
+            max_queue: 64,
+        };
+        EioServer::new(config, Arc::new(Quiet), Tracer::disabled(), Clock::new())
+    }
+
+    /// A session on WebSocket, idle.
+    fn on_websocket(server: &Arc<EioServer>, conn: u64) -> Arc<EioSession> {
+        let s = server.open_session(conn);
+        s.upgraded.store(true, Ordering::Release);
+        s
+    }
+
+    /// Whether the flight has landed, without waiting.
+    fn landed(done: &mut oneshot::Receiver<()>) -> bool {
+        matches!(done.try_recv(), Err(oneshot::error::TryRecvError::Closed))
+    }
+
+    #[tokio::test]
+    async fn a_broadcast_lands_when_every_recipient_keeping_up_has_taken_it() {
+        let server = server();
+        let (a, b) = (on_websocket(&server, 1), on_websocket(&server, 2));
+        let item = text_item(PacketType::Message, "2[\"replaced values\"]");
+        let flight = Flight::new();
+        for s in [&a, &b] {
+            s.send(flight.copy(s, &item)).unwrap();
+        }
+        let mut done = flight.landed();
+        assert!(!landed(&mut done));
+        let taken_a = a.rx.lock().await.try_recv().unwrap();
+        drop(taken_a);
+        assert!(!landed(&mut done), "b has not taken it yet");
+        let taken_b = b.rx.lock().await.try_recv().unwrap();
+        assert_eq!(taken_b.item, item);
+        drop(taken_b);
+        assert!(landed(&mut done));
+    }
+
+    #[tokio::test]
+    async fn a_recipient_that_is_not_keeping_up_is_not_waited_for() {
+        let server = server();
+        let (backlogged, blocked, idle) = (
+            on_websocket(&server, 1),
+            on_websocket(&server, 2),
+            on_websocket(&server, 3),
+        );
+        // On polling, a client is waited for only while a GET of its is waiting.
+        let (polling, between_gets) = (server.open_session(4), server.open_session(5));
+        polling.polling.store(true, Ordering::Release);
+        for _ in 0..KEEPING_UP {
+            backlogged.send(text_item(PacketType::Noop, "")).unwrap();
+        }
+        blocked.writing.store(true, Ordering::Relaxed);
+        let item = text_item(PacketType::Message, "2[\"replaced values\"]");
+        let flight = Flight::new();
+        for s in [&backlogged, &blocked, &between_gets] {
+            s.send(flight.copy(s, &item)).unwrap();
+        }
+        // Nobody keeping up got it: landed at once, though every copy is still queued.
+        assert!(landed(&mut flight.landed()));
+        let flight = Flight::new();
+        polling.send(flight.copy(&polling, &item)).unwrap();
+        let mut done = flight.landed();
+        assert!(!landed(&mut done));
+        drop(polling.rx.lock().await.try_recv().unwrap());
+        assert!(landed(&mut done));
+        // An idle recipient is waited for; what it was sent after the broadcast waits too.
+        let flight = Flight::new();
+        idle.send(flight.copy(&idle, &item)).unwrap();
+        let mut answer = Queued::from(text_item(PacketType::Message, "3"));
+        answer.after = Some(flight.landed());
+        let waiting = tokio::spawn(async move { answer.wait_turn().await });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(idle.rx.lock().await.try_recv().unwrap());
+        tokio::time::timeout(Duration::from_millis(100), waiting)
+            .await
+            .expect("the answer's turn comes once the broadcast is taken")
+            .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_wait_is_capped() {
+        let server = server();
+        let s = on_websocket(&server, 1);
+        let flight = Flight::new();
+        let item = text_item(PacketType::Message, "2[\"x\"]");
+        s.send(flight.copy(&s, &item)).unwrap();
+        let mut answer = Queued::from(item);
+        answer.after = Some(flight.landed());
+        let start = tokio::time::Instant::now();
+        answer.wait_turn().await;
+        assert_eq!(start.elapsed(), FLIGHT_WAIT);
     }
 }

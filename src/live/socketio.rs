@@ -1,18 +1,20 @@
 //! Socket.IO v5 on top of Engine.IO: namespaces, CONNECT / CONNECT_ERROR, event dispatch to
 //! the app's handlers, acknowledgements, binary attachments, and broadcast.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
+use tokio::sync::oneshot;
 
 use crate::trace::{Event, Stage, Tracer};
 use crate::wire::engineio::{Data, PacketType as EioType};
 use crate::wire::socketio::{self, Packet, PacketType};
 
 use super::apps::App;
-use super::engineio::{EioHandler, EioSession, OutItem, WirePacket};
+use super::engineio::{EioHandler, EioSession, Flight, OutItem, Queued, WirePacket};
 use super::Clock;
 
 /// One connected Socket.IO socket: an Engine.IO session joined to one namespace.
@@ -46,6 +48,9 @@ pub struct Ctx<'a> {
     pub nsp: &'a str,
     pub conn: u64,
     ack_id: Option<u64>,
+    /// The broadcast this handler made, which what it sends its own client next waits for
+    /// ([`Flight`]).
+    landed: RefCell<Option<oneshot::Receiver<()>>>,
 }
 
 /// Encodes a Socket.IO packet (and its attachments) into Engine.IO MESSAGE packets, once.
@@ -81,8 +86,7 @@ impl Ctx<'_> {
     /// Emit to this client only (Flask-SocketIO `emit(...)` in a handler, no broadcast).
     pub fn emit(&self, event: &str, args: Vec<Value>, attachments: Vec<Vec<u8>>) {
         let packet = event_packet(self.nsp, event, args, attachments.len(), None);
-        let item = encode(&packet, &attachments);
-        let _ = self.eio.send(item);
+        self.send_own(encode(&packet, &attachments));
         self.server
             .trace_emit(self.conn, self.nsp, event, &[self.eio.conn()], false);
     }
@@ -90,7 +94,15 @@ impl Ctx<'_> {
     /// Emit to every client in the namespace, sender included (`emit(..., broadcast=True)`).
     /// Encoded once; every recipient's queue gets the same shared bytes.
     pub fn broadcast(&self, event: &str, args: Vec<Value>) {
-        self.server.broadcast(self.conn, self.nsp, event, args);
+        let landed = self.server.broadcast(self.conn, self.nsp, event, args);
+        *self.landed.borrow_mut() = Some(landed);
+    }
+
+    /// Queues a packet for this handler's own client, after its broadcast if it made one.
+    fn send_own(&self, item: OutItem) {
+        let mut q = Queued::from(item);
+        q.after = self.landed.borrow_mut().take();
+        let _ = self.eio.send(q);
     }
 
     /// Answer the event's acknowledgement request, if it made one.
@@ -103,7 +115,7 @@ impl Ctx<'_> {
         };
         let mut p = Packet::new(ptype, self.nsp, Some(id), Some(Value::Array(args)));
         p.attachments = attachments.len();
-        let _ = self.eio.send(encode(&p, &attachments));
+        self.send_own(encode(&p, &attachments));
     }
 }
 
@@ -145,7 +157,15 @@ impl SioServer {
         );
     }
 
-    pub fn broadcast(&self, conn: u64, nsp: &str, event: &str, args: Vec<Value>) {
+    /// Returns what resolves once the broadcast has been taken by the recipients that are
+    /// keeping up ([`Flight`]).
+    pub fn broadcast(
+        &self,
+        conn: u64,
+        nsp: &str,
+        event: &str,
+        args: Vec<Value>,
+    ) -> oneshot::Receiver<()> {
         let packet = event_packet(nsp, event, args, 0, None);
         let item = encode(&packet, &[]);
         let members: Vec<Member> = self
@@ -157,13 +177,15 @@ impl SioServer {
                     .unwrap_or_default()
             })
             .unwrap_or_default();
+        let flight = Flight::new();
         let mut recipients = Vec::with_capacity(members.len());
         for m in &members {
-            if m.eio.send(item.clone()).is_ok() {
+            if m.eio.send(flight.copy(&m.eio, &item)).is_ok() {
                 recipients.push(m.eio.conn());
             }
         }
         self.trace_emit(conn, nsp, event, &recipients, true);
+        flight.landed()
     }
 
     fn dispatch(
@@ -218,6 +240,7 @@ impl SioServer {
                     nsp: &nsp,
                     conn,
                     ack_id: packet.id,
+                    landed: RefCell::new(None),
                 };
                 self.app.on_event(&cx, &event, &args, &attachments);
             }
@@ -275,6 +298,7 @@ impl SioServer {
             nsp,
             conn,
             ack_id: None,
+            landed: RefCell::new(None),
         };
         // python-socketio runs the connect handler first and answers CONNECT when it returns,
         // so what the handler emits reaches the client before the ack; the Node server

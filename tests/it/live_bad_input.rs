@@ -2,6 +2,7 @@
 //! broken rule, and a well-behaved client on the same server carries on.
 
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use dispel::wire::ws_frame::{encode_frame, OpCode};
 use tokio_tungstenite::tungstenite::Message;
@@ -143,9 +144,11 @@ fn a_client_that_stops_reading_is_dropped_and_others_carry_on() {
     let big = "x".repeat(60_000);
     let bids = 300;
     let mut broadcasts = 0;
+    let mut slowest = Duration::ZERO;
     for i in 0..bids {
         // Ack-paced, as a person bidding would be: the next bid waits for the last one's ack.
         let msg = format!(r#"42{i}["bid-with-ack",{{"item":"i{i}","bid":{i},"note":"{big}"}}]"#);
+        let sent = Instant::now();
         good.send(Message::text(msg)).unwrap();
         loop {
             let m = good.read().unwrap();
@@ -153,11 +156,18 @@ fn a_client_that_stops_reading_is_dropped_and_others_carry_on() {
             if text.starts_with("42[\"replaced values\"") {
                 broadcasts += 1;
             } else if text.starts_with(&format!("43{i}[")) {
+                slowest = slowest.max(sent.elapsed());
                 break;
             }
         }
     }
     assert_eq!(broadcasts, bids, "the good client got every broadcast");
+    // An ack follows its broadcast to the clients keeping up: the one that stopped reading is
+    // never waited for (it would take the server's cap of a second per bid).
+    assert!(
+        slowest < Duration::from_millis(500),
+        "an ack took {slowest:?}"
+    );
     drop(slow);
     let trace = server.stop();
     assert!(
