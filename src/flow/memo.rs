@@ -23,7 +23,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::trace::{Dir, Event, Fields, Shared, Stage};
+use crate::trace::{Dir, Event, Fields, Shared, Stage, Summary};
 
 /// Frames remembered per thread: the broadcast being written, and the pings and acks written
 /// in between.
@@ -44,26 +44,24 @@ pub(super) struct Key {
 /// One event of a remembered frame.
 struct Decoded {
     stage: Stage,
-    summary: String,
+    summary: Summary,
     kind: Option<&'static str>,
-    /// The stage carries the Engine.IO session id, first among its fields.
+    /// The stage carries the Engine.IO session id (when known), first among its fields.
     sid: bool,
     shared: Arc<Shared>,
 }
 
 impl Decoded {
-    fn event(&self, key: &Key, conn: u64, t: f64, sid: Option<&str>) -> Event {
-        let mut own = Fields::default();
-        if let (true, Some(sid)) = (self.sid, sid) {
-            own.push("sid", sid);
-        }
+    /// This event for one connection. `sid`: its session id field, if known.
+    fn event(&self, key: &Key, conn: u64, t: f64, sid: Option<&Arc<Shared>>) -> Event {
+        let head = sid.filter(|_| self.sid).cloned();
         Event {
             t,
             conn: Some(conn),
             dir: Some(key.dir),
             stage: self.stage,
             summary: self.summary.clone(),
-            fields: Fields::with_shared(own, self.shared.clone()),
+            fields: Fields::joined(head, self.shared.clone()),
             kind: self.kind,
         }
     }
@@ -100,7 +98,7 @@ pub(super) fn recall(
     frame: &[u8],
     conn: u64,
     t: f64,
-    sid: Option<&str>,
+    sid: Option<&Arc<Shared>>,
     out: &mut Vec<Event>,
 ) -> bool {
     MEMO.with_borrow_mut(|m| {
@@ -124,22 +122,28 @@ pub(super) fn recall(
 }
 
 /// Remembers the events just decoded from `frame`, and turns them into shared ones (so this
-/// copy's are rendered once too). `sid`: the session's id, which `events` carry where
+/// copy's are rendered once too). `sid`: the session's id field, which `events` carry where
 /// [`carries_sid`] says and which is not remembered.
-pub(super) fn remember(key: Key, frame: &[u8], conn: u64, sid: Option<&str>, events: &mut [Event]) {
+pub(super) fn remember(
+    key: Key,
+    frame: &[u8],
+    conn: u64,
+    sid: Option<&Arc<Shared>>,
+    events: &mut [Event],
+) {
     let decoded: Vec<Decoded> = events
         .iter_mut()
         .map(|e| {
             let mut fields = std::mem::take(&mut e.fields);
-            let sid = carries_sid(e.stage) && sid.is_some();
-            if sid {
+            let carries = carries_sid(e.stage);
+            if carries && sid.is_some() {
                 fields.remove("sid");
             }
             Decoded {
                 stage: e.stage,
-                summary: std::mem::take(&mut e.summary),
+                summary: std::mem::take(&mut e.summary).share(),
                 kind: e.kind,
-                sid,
+                sid: carries,
                 shared: fields.share(),
             }
         })

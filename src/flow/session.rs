@@ -8,12 +8,13 @@
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::memo;
-use crate::trace::{Dir, Event, Fields, Stage};
+use crate::trace::{Dir, Event, Fields, Shared, Stage};
 use crate::wire::deflate::Inflater;
 use crate::wire::engineio::{self, OpenInfo};
 use crate::wire::handshake::{self, DeflateParams};
@@ -158,6 +159,9 @@ pub struct Session {
     deflate: Option<DeflateParams>,
     /// The Engine.IO session id, once seen (OPEN packet or `sid` query parameter).
     sid: Option<String>,
+    /// `sid` as the first field of this connection's Engine.IO and Socket.IO events, shared
+    /// by those the memo makes.
+    sid_field: Option<Arc<Shared>>,
     /// Which response a request on this connection is waiting for (for http.response kinds).
     last_kind: &'static str,
     /// Bit `1 << stage` set: events of that stage are wanted. Decoding goes on regardless;
@@ -210,6 +214,7 @@ impl Session {
             pending: VecDeque::new(),
             deflate: None,
             sid: None,
+            sid_field: None,
             last_kind: "page",
             interest: u32::MAX,
         }
@@ -702,7 +707,8 @@ impl Session {
                 ev.summary = format!(
                     "Sec-WebSocket-Key {key} -> Accept {accept} ({}; {ext_note})",
                     if ok { "matches" } else { "MISMATCH" }
-                );
+                )
+                .into();
                 ev = ev
                     .with("key", key)
                     .with("guid", handshake::GUID)
@@ -722,7 +728,7 @@ impl Session {
             }
             None => {
                 ev.summary =
-                    format!("101 without a request key seen; Accept {accept} ({ext_note})");
+                    format!("101 without a request key seen; Accept {accept} ({ext_note})").into();
                 ev = ev.with("key", Value::Null).with("accept", accept.as_str());
             }
         }
@@ -839,7 +845,14 @@ impl Session {
         }
         let memo_key = self.memo_key(dir, &h, &buf[..total]);
         if let Some(key) = &memo_key {
-            if memo::recall(key, &buf[..total], self.conn, t, self.sid.as_deref(), out) {
+            if memo::recall(
+                key,
+                &buf[..total],
+                self.conn,
+                t,
+                self.sid_field.as_ref(),
+                out,
+            ) {
                 return Some(total);
             }
         }
@@ -872,7 +885,7 @@ impl Session {
                     key,
                     frame,
                     self.conn,
-                    self.sid.as_deref(),
+                    self.sid_field.as_ref(),
                     &mut out[first..],
                 );
             }
@@ -1120,7 +1133,7 @@ impl Session {
                 ev.fields.insert("hex", hex(clip_bytes(data)));
             }
         }
-        ev.summary = summary;
+        ev.summary = summary.into();
         ev
     }
 
@@ -1137,6 +1150,9 @@ impl Session {
             (engineio::PacketType::Open, engineio::Data::Text(text)) => match OpenInfo::parse(text)
             {
                 Ok(info) => {
+                    let mut field = Fields::with_capacity(1);
+                    field.push("sid", info.sid.as_str());
+                    self.sid_field = Some(field.share());
                     self.sid = Some(info.sid.clone());
                     Some(info)
                 }
@@ -1188,11 +1204,11 @@ impl Session {
             .kind(p.ptype.name());
         match &p.data {
             engineio::Data::Text(text) => {
-                ev.summary = format!("{} {}", p.ptype, short(text));
+                ev.summary = format!("{} {}", p.ptype, short(text)).into();
                 insert_text(&mut ev.fields, "data", text);
             }
             engineio::Data::Binary(b) => {
-                ev.summary = format!("{} (binary, {} bytes)", p.ptype, b.len());
+                ev.summary = format!("{} (binary, {} bytes)", p.ptype, b.len()).into();
                 ev = ev
                     .with("data", Value::Null)
                     .with("binary_len", b.len())

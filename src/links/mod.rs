@@ -342,7 +342,7 @@ fn build_set(chain: Vec<ChainStage>, map: &StageMap) -> Result<SetTables, String
         .map(|e| Section {
             name: e.name.clone(),
             title: e.title.clone(),
-            summary: e.summary.clone(),
+            summary: e.summary.to_string(),
             links: resolve_parts(&chain, &e.parts),
         })
         .collect();

@@ -219,7 +219,9 @@ impl StreamSink for TraceSink {
         session.set_interest(interest);
         let mut e = session.accept_event(t, client, server);
         if how == OpenHow::MidStream {
-            e.summary.push_str(" (capture starts mid-connection)");
+            e.summary
+                .to_mut()
+                .push_str(" (capture starts mid-connection)");
             e.fields.insert("midstream", true);
         }
         self.out.push(e);

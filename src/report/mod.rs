@@ -218,7 +218,7 @@ impl Source for crate::trace::Event {
     }
     fn full(&self, seq: u64) -> Ev {
         self.head()
-            .ev(seq, self.summary.clone(), self.fields.to_map())
+            .ev(seq, self.summary.to_string(), self.fields.to_map())
     }
 }
 

@@ -1,6 +1,8 @@
 //! The trace event: one observed step of one connection.
 
 use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -122,7 +124,7 @@ pub struct Event {
     pub conn: Option<u64>,
     pub dir: Option<Dir>,
     pub stage: Stage,
-    pub summary: String,
+    pub summary: Summary,
     pub fields: Fields,
     /// Which source-chain variant applies (e.g. the Engine.IO packet type), for the links.
     pub kind: Option<&'static str>,
@@ -141,7 +143,7 @@ impl Event {
             conn,
             dir,
             stage,
-            summary,
+            summary: Summary::from(summary),
             // Room for a typical event's fields, so the list does not grow as it fills.
             fields: Fields::with_capacity(12),
             kind: None,
@@ -158,5 +160,107 @@ impl Event {
     pub fn kind(mut self, kind: &'static str) -> Event {
         self.kind = Some(kind);
         self
+    }
+}
+
+/// An event's one-line summary, read as a `str`. The copies of one broadcast share theirs
+/// ([`Summary::share`]), with its JSON form rendered once for all of them.
+#[derive(Clone, Default)]
+pub struct Summary {
+    /// The text, when not shared.
+    own: String,
+    shared: Option<Arc<SharedSummary>>,
+}
+
+struct SharedSummary {
+    text: String,
+    /// `text` as a JSON string, quotes included.
+    json: Box<str>,
+}
+
+impl Summary {
+    /// This summary, to be held by several events.
+    pub fn share(self) -> Summary {
+        if self.shared.is_some() {
+            return self;
+        }
+        let mut json = Vec::with_capacity(self.own.len() + 8);
+        super::json::write_str(&mut json, &self.own);
+        Summary {
+            own: String::new(),
+            shared: Some(Arc::new(SharedSummary {
+                text: self.own,
+                // Written from a `&str`: UTF-8.
+                json: String::from_utf8(json).unwrap_or_default().into_boxed_str(),
+            })),
+        }
+    }
+
+    /// The text, to change (a shared summary is copied first).
+    pub fn to_mut(&mut self) -> &mut String {
+        if let Some(s) = self.shared.take() {
+            self.own = s.text.clone();
+        }
+        &mut self.own
+    }
+
+    /// Writes the summary as a JSON string.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match &self.shared {
+            Some(s) => out.extend_from_slice(s.json.as_bytes()),
+            None => super::json::write_str(out, &self.own),
+        }
+    }
+}
+
+impl Deref for Summary {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match &self.shared {
+            Some(s) => &s.text,
+            None => &self.own,
+        }
+    }
+}
+
+impl From<String> for Summary {
+    fn from(own: String) -> Summary {
+        Summary { own, shared: None }
+    }
+}
+
+impl From<&str> for Summary {
+    fn from(text: &str) -> Summary {
+        Summary::from(text.to_string())
+    }
+}
+
+impl PartialEq for Summary {
+    fn eq(&self, other: &Summary) -> bool {
+        **self == **other
+    }
+}
+
+impl PartialEq<str> for Summary {
+    fn eq(&self, other: &str) -> bool {
+        **self == *other
+    }
+}
+
+impl PartialEq<&str> for Summary {
+    fn eq(&self, other: &&str) -> bool {
+        **self == **other
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl fmt::Debug for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
     }
 }

@@ -11,9 +11,10 @@
 //! fields; [`Fields::json`] sees both.
 //!
 //! Events that differ only in a few fields (the copies of one broadcast, each decoded for its
-//! own recipient) can share the rest ([`Fields::share`], [`Fields::with_shared`]): those
-//! fields are built and rendered as JSON once, and every copy holds a reference. Reading a
-//! shared field is like reading any other; changing one gives the event its own copy first.
+//! own recipient) can share them ([`Fields::share`], [`Fields::joined`]): a head (what one
+//! connection's events have in common, its session id) and a tail (what one broadcast's
+//! copies have in common), each built and rendered as JSON once and held by reference. Reading
+//! a shared field is like reading any other; changing one gives the event its own copy first.
 
 use std::borrow::Cow;
 use std::ops::Index;
@@ -25,6 +26,8 @@ use serde_json::Value;
 
 #[derive(Debug, Clone, Default)]
 pub struct Fields {
+    /// Fields held with other events, in order before `items`.
+    head: Option<Arc<Shared>>,
     items: Vec<(&'static str, Item)>,
     /// Fields held with other events, in order after `items`.
     shared: Option<Arc<Shared>>,
@@ -33,7 +36,7 @@ pub struct Fields {
 /// Fields several events hold, with their JSON rendered once.
 #[derive(Debug)]
 pub struct Shared {
-    /// Never itself sharing (`shared` is `None`).
+    /// Never itself sharing (`head` and `shared` are `None`).
     fields: Fields,
     /// `"key":value` pairs, comma-separated, without braces.
     json: Box<str>,
@@ -73,6 +76,7 @@ static NULL: Value = Value::Null;
 impl Fields {
     pub fn with_capacity(n: usize) -> Fields {
         Fields {
+            head: None,
             items: Vec::with_capacity(n),
             shared: None,
         }
@@ -90,12 +94,13 @@ impl Fields {
         })
     }
 
-    /// `items` first, then the shared fields.
-    pub fn with_shared(items: Fields, shared: Arc<Shared>) -> Fields {
-        let mut f = items;
-        f.unshare();
-        f.shared = Some(shared);
-        f
+    /// Shared fields only: `head`'s, then `tail`'s.
+    pub fn joined(head: Option<Arc<Shared>>, tail: Arc<Shared>) -> Fields {
+        Fields {
+            head,
+            items: Vec::new(),
+            shared: Some(tail),
+        }
     }
 
     /// Whether both hold the same shared fields (not merely equal ones).
@@ -109,6 +114,11 @@ impl Fields {
 
     /// Takes a copy of the shared fields, so that this event's can change.
     fn unshare(&mut self) {
+        if let Some(head) = self.head.take() {
+            let own = std::mem::take(&mut self.items);
+            self.items = head.fields.items.clone();
+            self.items.extend(own);
+        }
         if let Some(shared) = self.shared.take() {
             self.items.extend(shared.fields.items.iter().cloned());
         }
@@ -151,10 +161,15 @@ impl Fields {
         self.pairs().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
-    /// Own fields, then shared ones.
+    /// Every field in order: the head's, the own ones, the tail's.
     fn pairs(&self) -> impl Iterator<Item = &(&'static str, Item)> {
-        let shared = self.shared.as_deref().map(|s| s.fields.items.as_slice());
-        self.items.iter().chain(shared.unwrap_or_default())
+        fn part(s: &Option<Arc<Shared>>) -> &[(&'static str, Item)] {
+            s.as_deref().map_or(&[], |s| s.fields.items.as_slice())
+        }
+        part(&self.head)
+            .iter()
+            .chain(&self.items)
+            .chain(part(&self.shared))
     }
 
     /// A field held as a value (not one held as JSON text: see [`Fields::json`]).
@@ -188,7 +203,8 @@ impl Fields {
     }
 
     pub fn len(&self) -> usize {
-        self.items.len() + self.shared.as_ref().map_or(0, |s| s.fields.items.len())
+        let part = |s: &Option<Arc<Shared>>| s.as_ref().map_or(0, |s| s.fields.items.len());
+        part(&self.head) + self.items.len() + part(&self.shared)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -198,13 +214,23 @@ impl Fields {
     /// The fields as a JSON object, written into `out` (the same bytes as serializing them).
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.push(b'{');
-        self.write_pairs(out);
-        if let Some(shared) = self.shared.as_deref().filter(|s| !s.json.is_empty()) {
-            if !self.items.is_empty() {
+        let start = out.len();
+        let shared = |out: &mut Vec<u8>, part: &Option<Arc<Shared>>| {
+            if let Some(s) = part.as_deref().filter(|s| !s.json.is_empty()) {
+                if out.len() > start {
+                    out.push(b',');
+                }
+                out.extend_from_slice(s.json.as_bytes());
+            }
+        };
+        shared(out, &self.head);
+        if !self.items.is_empty() {
+            if out.len() > start {
                 out.push(b',');
             }
-            out.extend_from_slice(shared.json.as_bytes());
+            self.write_pairs(out);
         }
+        shared(out, &self.shared);
         out.push(b'}');
     }
 
@@ -312,9 +338,10 @@ mod tests {
             RawValue::from_string(r#"["bid",1]"#.into()).unwrap(),
         );
         let shared = tail.share();
-        let mut own = Fields::default();
-        own.insert("sid", "abc");
-        let f = Fields::with_shared(own, shared.clone());
+        let mut head = Fields::default();
+        head.insert("sid", "abc");
+        let head = head.share();
+        let f = Fields::joined(Some(head.clone()), shared.clone());
         let mut plain = Fields::default();
         plain.insert("sid", "abc");
         plain.insert("type", "EVENT");
@@ -333,8 +360,8 @@ mod tests {
         plain.write_json(&mut b);
         assert_eq!(a, b);
         assert_eq!(a, serde_json::to_vec(&f).unwrap());
-        // Nothing of its own: the shared fields alone.
-        let bare = Fields::with_shared(Fields::default(), shared.clone());
+        // No head: the tail alone.
+        let bare = Fields::joined(None, shared.clone());
         let mut c = Vec::new();
         bare.write_json(&mut c);
         assert_eq!(c, br#"{"type":"EVENT","data":["bid",1]}"#);
@@ -350,7 +377,10 @@ mod tests {
         );
         let empty = Fields::default().share();
         let mut d = Vec::new();
-        Fields::with_shared(f.clone(), empty).write_json(&mut d);
-        assert_eq!(d, a);
+        Fields::joined(Some(empty.clone()), empty.clone()).write_json(&mut d);
+        assert_eq!(d, b"{}");
+        d.clear();
+        Fields::joined(Some(head), empty).write_json(&mut d);
+        assert_eq!(d, br#"{"sid":"abc"}"#);
     }
 }

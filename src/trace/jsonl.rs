@@ -92,7 +92,7 @@ impl LineWriter {
         out.extend_from_slice(b",\"stage\":\"");
         out.extend_from_slice(e.stage.as_str().as_bytes());
         out.extend_from_slice(b"\",\"summary\":");
-        super::json::write_str(out, &e.summary);
+        e.summary.write_json(out);
         out.extend_from_slice(b",\"fields\":");
         e.fields.write_json(out);
         out.extend_from_slice(b",\"links\":");
@@ -123,7 +123,7 @@ pub fn to_json(seq: u64, e: &Event, versions: VersionSet) -> Value {
         obj.insert("dir".into(), d.as_str().into());
     }
     obj.insert("stage".into(), e.stage.as_str().into());
-    obj.insert("summary".into(), e.summary.clone().into());
+    obj.insert("summary".into(), e.summary.to_string().into());
     obj.insert("fields".into(), Value::Object(e.fields.to_map()));
     let links: Value =
         serde_json::from_str(&links_json(versions, e.stage, e.kind)).unwrap_or_default();

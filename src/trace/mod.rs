@@ -12,7 +12,7 @@ mod jsonl;
 mod pretty;
 mod writer;
 
-pub use event::{Dir, Event, Stage};
+pub use event::{Dir, Event, Stage, Summary};
 pub use fields::{Fields, Shared};
 pub use filter::Filter;
 pub use jsonl::{to_json, Jsonl, LineWriter};
