@@ -157,7 +157,8 @@ pub struct Session {
     sides: [Side; 2],
     pending: VecDeque<PendingRequest>,
     deflate: Option<DeflateParams>,
-    /// The Engine.IO session id, once seen (OPEN packet or `sid` query parameter).
+    /// The Engine.IO session id, once seen (OPEN packet or `sid` query parameter); set only by
+    /// `name_session`, with `sid_field`.
     sid: Option<String>,
     /// `sid` as the first field of this connection's Engine.IO and Socket.IO events, shared
     /// by those the memo makes.
@@ -243,6 +244,14 @@ impl Session {
     /// The Engine.IO session id, once known.
     pub fn sid(&self) -> Option<&str> {
         self.sid.as_deref()
+    }
+
+    /// The Engine.IO session id is now known (the OPEN packet, or a request's `sid`).
+    fn name_session(&mut self, sid: String) {
+        let mut field = Fields::with_capacity(1);
+        field.push("sid", sid.as_str());
+        self.sid_field = Some(field.share());
+        self.sid = Some(sid);
     }
 
     fn ev(&self, stage: Stage, t: f64, dir: Option<Dir>, summary: String) -> Event {
@@ -506,7 +515,9 @@ impl Session {
             "page"
         };
         if let Some(sid) = head.query("sid") {
-            self.sid.get_or_insert(sid);
+            if self.sid.is_none() {
+                self.name_session(sid);
+            }
         }
         let headers: Vec<Value> = head.headers.iter().map(|(n, v)| json!([n, v])).collect();
         let mut ev = self
@@ -1150,10 +1161,7 @@ impl Session {
             (engineio::PacketType::Open, engineio::Data::Text(text)) => match OpenInfo::parse(text)
             {
                 Ok(info) => {
-                    let mut field = Fields::with_capacity(1);
-                    field.push("sid", info.sid.as_str());
-                    self.sid_field = Some(field.share());
-                    self.sid = Some(info.sid.clone());
+                    self.name_session(info.sid.clone());
                     Some(info)
                 }
                 Err(e) => {

@@ -584,6 +584,13 @@ fn copies_of_a_frame_decode_as_if_each_were_the_first() {
     // the others must still get theirs in the events it left in the memo.
     let mut unnamed = recipient("zzzz");
     unnamed.remove(2);
+    // One upgraded from polling: its WebSocket request names the session, no OPEN follows.
+    let mut upgraded = recipient("uuuu");
+    upgraded.remove(2);
+    upgraded[0].1 = String::from_utf8(upgraded[0].1.clone())
+        .unwrap()
+        .replace("EIO=4&", "EIO=4&sid=uuuu&")
+        .into_bytes();
     let room = [
         (6, all, unnamed),
         (1, all, recipient("aaaa")),
@@ -593,6 +600,7 @@ fn copies_of_a_frame_decode_as_if_each_were_the_first() {
         // The same OPEN again (the same session on a second connection): it must still name
         // the session.
         (5, all, recipient("dddd")),
+        (7, all, upgraded),
     ];
     // One thread decodes the whole room, as a server worker or the replay thread does.
     let together: Vec<Vec<Event>> = room
