@@ -743,9 +743,18 @@ mod tests {
             classify(r#"42["replaced\u0020values",{"t":5,"bid":8}]"#),
             Incoming::Bid { bid: 8, t: 5 }
         );
-        assert_eq!(classify(r#"42["replaced values",{"bid":"7","t":1}]"#), Incoming::Other);
-        assert_eq!(classify(r#"42["replaced values",{"t":1}]"#), Incoming::Other);
-        assert_eq!(classify(r#"42["replaced values",{"bid":7,"t":1"#), Incoming::Other);
+        assert_eq!(
+            classify(r#"42["replaced values",{"bid":"7","t":1}]"#),
+            Incoming::Other
+        );
+        assert_eq!(
+            classify(r#"42["replaced values",{"t":1}]"#),
+            Incoming::Other
+        );
+        assert_eq!(
+            classify(r#"42["replaced values",{"bid":7,"t":1"#),
+            Incoming::Other
+        );
         assert!(matches!(
             classify(r#"44{"message":"no"}"#),
             Incoming::Refused(_)
