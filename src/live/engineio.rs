@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
@@ -44,37 +44,90 @@ impl WirePacket {
 /// attachments). Shared between all recipients of a broadcast.
 pub type OutItem = Arc<Vec<WirePacket>>;
 
-/// How long an answer waits for the broadcast before it (see [`Flight`]).
+/// The longest a sender waits for its broadcast to land (see [`Flight`]).
 pub const FLIGHT_WAIT: Duration = Duration::from_secs(1);
 
 /// A client whose queue holds this many packets is not waited for (see [`Flight`]).
 const KEEPING_UP: usize = 8;
 
-/// One broadcast on its way out, so that the sender's answer can follow it.
+/// One broadcast on its way out, so that its sender can wait for it to land.
 ///
-/// A handler that broadcasts and then acks (the auction's `bid-with-ack`) answers its client
-/// once every recipient's connection has taken the broadcast from its queue, not as soon as it
-/// is queued: the sender cannot run ahead of the room with the next bid, so a busy room has one
-/// broadcast in flight per sender instead of several queued behind each other (and each
-/// recipient's delay is one fan-out, not several). Node's socket.io gets the same order by
-/// writing into every socket before the handler returns; python-socketio queues and answers at
-/// once. A recipient that is not keeping up (its queue already holding [`KEEPING_UP`] packets,
-/// its WebSocket in the middle of a write, or, on polling, no GET waiting) is not waited for,
-/// so a client that stops reading never holds the sender back; the wait is capped at
+/// A broadcast has landed once every recipient's connection has taken it from its queue. Until
+/// then its sender waits: what the handler sends its own client next (the ack of
+/// `bid-with-ack`) is written after it, and the sender's next packets are not read. The sender
+/// cannot run ahead of the room, so a busy room has one broadcast in flight per sender instead
+/// of several queued behind each other (each recipient's delay is one fan-out, not several),
+/// and a client sending events flat out is slowed to the pace the room takes them, instead of
+/// filling every other client's queue. Node's socket.io gets the first effect by writing into
+/// every socket before the handler returns (its backlog then grows in memory); python-socketio
+/// queues and goes on at once.
+///
+/// A recipient that is not keeping up (its queue already holding [`KEEPING_UP`] packets, its
+/// WebSocket in the middle of a write, or, on polling, no GET waiting) is not waited for, so a
+/// client that stops reading never holds the sender back; and the wait is capped at
 /// [`FLIGHT_WAIT`] whatever happens.
 pub struct Flight {
-    /// One clone per waited-for recipient's queued copy; when the last is dropped (taken by the
-    /// writer, or discarded with its connection) the receiver wakes.
-    taken: Arc<oneshot::Sender<()>>,
-    done: oneshot::Receiver<()>,
+    /// One clone per waited-for recipient's queued copy, and this one until [`Flight::landed`].
+    share: Arc<Share>,
+    landed: Landed,
+}
+
+/// Held by a queued copy of a broadcast: when the last share goes (the copy taken by the
+/// writer, or discarded with its connection), the flight has landed.
+struct Share(Arc<Landing>);
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        self.0.done.store(true, Ordering::Release);
+        self.0.notify.notify_waiters();
+    }
+}
+
+#[derive(Default)]
+struct Landing {
+    done: AtomicBool,
+    notify: Notify,
+}
+
+/// What a sender waits for: its broadcast landing.
+#[derive(Clone)]
+pub struct Landed(Arc<Landing>);
+
+impl Landed {
+    pub fn is_done(&self) -> bool {
+        self.0.done.load(Ordering::Acquire)
+    }
+
+    /// Waits until the broadcast has landed, or until `deadline`.
+    pub async fn wait_until(&self, deadline: tokio::time::Instant) {
+        let landing = async {
+            loop {
+                let notified = self.0.notify.notified();
+                tokio::pin!(notified);
+                // Registered before the check: a landing in between is not missed.
+                notified.as_mut().enable();
+                if self.is_done() {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout_at(deadline, landing).await;
+    }
+
+    /// Waits until the broadcast has landed, at most [`FLIGHT_WAIT`].
+    pub async fn wait(&self) {
+        self.wait_until(tokio::time::Instant::now() + FLIGHT_WAIT)
+            .await
+    }
 }
 
 impl Flight {
     pub fn new() -> Flight {
-        let (tx, done) = oneshot::channel();
+        let landing = Arc::new(Landing::default());
         Flight {
-            taken: Arc::new(tx),
-            done,
+            share: Arc::new(Share(landing.clone())),
+            landed: Landed(landing),
         }
     }
 
@@ -82,14 +135,14 @@ impl Flight {
     pub fn copy(&self, session: &EioSession, item: &OutItem) -> Queued {
         Queued {
             item: item.clone(),
-            _taken: session.keeping_up().then(|| self.taken.clone()),
+            _share: session.keeping_up().then(|| self.share.clone()),
             after: None,
         }
     }
 
-    /// What the sender's next packet waits for.
-    pub fn landed(self) -> oneshot::Receiver<()> {
-        self.done
+    /// Every copy is queued: what the sender waits for.
+    pub fn landed(self) -> Landed {
+        self.landed
     }
 }
 
@@ -103,16 +156,16 @@ impl Default for Flight {
 pub struct Queued {
     pub item: OutItem,
     /// Held while this copy of a broadcast is queued ([`Flight`]).
-    _taken: Option<Arc<oneshot::Sender<()>>>,
-    /// Written only after this broadcast has been taken by its recipients (or `FLIGHT_WAIT`).
-    pub after: Option<oneshot::Receiver<()>>,
+    _share: Option<Arc<Share>>,
+    /// Written only after this broadcast has landed (or [`FLIGHT_WAIT`]).
+    pub after: Option<Landed>,
 }
 
 impl From<OutItem> for Queued {
     fn from(item: OutItem) -> Queued {
         Queued {
             item,
-            _taken: None,
+            _share: None,
             after: None,
         }
     }
@@ -122,7 +175,7 @@ impl Queued {
     /// Waits, if this packet must follow a broadcast.
     async fn wait_turn(&mut self) {
         if let Some(after) = self.after.take() {
-            let _ = tokio::time::timeout(FLIGHT_WAIT, after).await;
+            after.wait().await;
         }
     }
 }
@@ -164,6 +217,8 @@ pub struct EioSession {
     rx: tokio::sync::Mutex<mpsc::Receiver<Queued>>,
     /// The connection is writing (possibly blocked on a client that does not read).
     writing: AtomicBool,
+    /// This client's last broadcast: its next packets are read once it has landed ([`Flight`]).
+    holding: Mutex<Option<Landed>>,
     upgraded: AtomicBool,
     upgrading: AtomicBool,
     /// Set when the client itself sent CLOSE (a parked GET then gets a NOOP, not a CLOSE).
@@ -192,6 +247,18 @@ impl EioSession {
             self.polling.load(Ordering::Acquire)
         };
         ready && backlog < KEEPING_UP
+    }
+
+    /// Reads no more from this client until its broadcast has landed ([`Flight`]).
+    pub fn hold_reads(&self, landed: Landed) {
+        if let Ok(mut h) = self.holding.lock() {
+            *h = Some(landed);
+        }
+    }
+
+    /// What reading from this client waits for, if anything.
+    fn take_hold(&self) -> Option<Landed> {
+        self.holding.lock().ok()?.take().filter(|l| !l.is_done())
     }
 
     /// Queues packets for the client without waiting. A full queue drops the client.
@@ -315,6 +382,7 @@ impl EioServer {
             tx,
             rx: tokio::sync::Mutex::new(rx),
             writing: AtomicBool::new(false),
+            holding: Mutex::new(None),
             upgraded: AtomicBool::new(false),
             upgrading: AtomicBool::new(false),
             client_closed: AtomicBool::new(false),
@@ -491,6 +559,10 @@ impl EioServer {
                     self.close(&session, "bad packet in a POST");
                     return PollingReply::error(RequestError::BadRequest);
                 }
+                // The client's next POST waits for its broadcast to land ([`Flight`]).
+                if let Some(landed) = session.take_hold() {
+                    landed.wait().await;
+                }
                 PollingReply::ok("ok".into())
             }
             _ => PollingReply::error(RequestError::BadRequest),
@@ -644,14 +716,24 @@ impl EioServer {
         // Wait for a parked polling GET to hand over the queue.
         let mut rx = s.rx.lock().await;
         let mut closed = s.closed();
+        // The client's last broadcast, until it lands ([`Flight`]): meanwhile nothing more is
+        // read from the client, but its own queue is still written.
+        let mut holding: Option<(Landed, tokio::time::Instant)> = None;
         loop {
+            let landing = holding.clone();
             tokio::select! {
-                msg = stream.next() => match msg {
+                msg = stream.next(), if holding.is_none() => match msg {
                     Some(Ok(Message::Text(text))) => match engineio::Packet::decode_text(text.as_str()) {
-                        Ok(p) => self.packet_in(s, conn, p),
+                        Ok(p) => {
+                            self.packet_in(s, conn, p);
+                            holding = s.take_hold().map(|l| (l, tokio::time::Instant::now() + FLIGHT_WAIT));
+                        }
                         Err(_) => return "bad Engine.IO packet",
                     },
-                    Some(Ok(Message::Binary(b))) => self.packet_in(s, conn, engineio::Packet::from_binary(b.to_vec())),
+                    Some(Ok(Message::Binary(b))) => {
+                        self.packet_in(s, conn, engineio::Packet::from_binary(b.to_vec()));
+                        holding = s.take_hold().map(|l| (l, tokio::time::Instant::now() + FLIGHT_WAIT));
+                    }
                     Some(Ok(Message::Close(_))) | None => return "transport close",
                     Some(Ok(_)) => {}
                     Some(Err(e)) => {
@@ -671,6 +753,9 @@ impl EioServer {
                     }
                     None => return "server shutting down",
                 },
+                _ = async { if let Some((l, deadline)) = &landing { l.wait_until(*deadline).await } }, if landing.is_some() => {
+                    holding = None;
+                }
                 _ = wait_closed(&mut closed) => {
                     let _ = send_item(sink, &text_item(PacketType::Close, "")).await;
                     return "server closed the session";
@@ -820,11 +905,6 @@ mod tests {
         s
     }
 
-    /// Whether the flight has landed, without waiting.
-    fn landed(done: &mut oneshot::Receiver<()>) -> bool {
-        matches!(done.try_recv(), Err(oneshot::error::TryRecvError::Closed))
-    }
-
     #[tokio::test]
     async fn a_broadcast_lands_when_every_recipient_keeping_up_has_taken_it() {
         let server = server();
@@ -834,15 +914,15 @@ mod tests {
         for s in [&a, &b] {
             s.send(flight.copy(s, &item)).unwrap();
         }
-        let mut done = flight.landed();
-        assert!(!landed(&mut done));
+        let done = flight.landed();
+        assert!(!done.is_done());
         let taken_a = a.rx.lock().await.try_recv().unwrap();
         drop(taken_a);
-        assert!(!landed(&mut done), "b has not taken it yet");
+        assert!(!done.is_done(), "b has not taken it yet");
         let taken_b = b.rx.lock().await.try_recv().unwrap();
         assert_eq!(taken_b.item, item);
         drop(taken_b);
-        assert!(landed(&mut done));
+        assert!(done.is_done());
     }
 
     #[tokio::test]
@@ -866,13 +946,13 @@ mod tests {
             s.send(flight.copy(s, &item)).unwrap();
         }
         // Nobody keeping up got it: landed at once, though every copy is still queued.
-        assert!(landed(&mut flight.landed()));
+        assert!(flight.landed().is_done());
         let flight = Flight::new();
         polling.send(flight.copy(&polling, &item)).unwrap();
-        let mut done = flight.landed();
-        assert!(!landed(&mut done));
+        let done = flight.landed();
+        assert!(!done.is_done());
         drop(polling.rx.lock().await.try_recv().unwrap());
-        assert!(landed(&mut done));
+        assert!(done.is_done());
         // An idle recipient is waited for; what it was sent after the broadcast waits too.
         let flight = Flight::new();
         idle.send(flight.copy(&idle, &item)).unwrap();

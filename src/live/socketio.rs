@@ -7,14 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
 use crate::trace::{Event, Stage, Tracer};
 use crate::wire::engineio::{Data, PacketType as EioType};
 use crate::wire::socketio::{self, Packet, PacketType};
 
 use super::apps::App;
-use super::engineio::{EioHandler, EioSession, Flight, OutItem, Queued, WirePacket};
+use super::engineio::{EioHandler, EioSession, Flight, Landed, OutItem, Queued, WirePacket};
 use super::Clock;
 
 /// One connected Socket.IO socket: an Engine.IO session joined to one namespace.
@@ -48,9 +47,9 @@ pub struct Ctx<'a> {
     pub nsp: &'a str,
     pub conn: u64,
     ack_id: Option<u64>,
-    /// The broadcast this handler made, which what it sends its own client next waits for
-    /// ([`Flight`]).
-    landed: RefCell<Option<oneshot::Receiver<()>>>,
+    /// The broadcast this handler made, which what it sends its own client next, and reading
+    /// from that client, wait for ([`Flight`]).
+    landed: RefCell<Option<Landed>>,
 }
 
 /// Encodes a Socket.IO packet (and its attachments) into Engine.IO MESSAGE packets, once.
@@ -98,10 +97,18 @@ impl Ctx<'_> {
         *self.landed.borrow_mut() = Some(landed);
     }
 
+    /// The handler has returned: the client's next packets are read once its broadcast, if it
+    /// made one, has landed.
+    fn finish(self) {
+        if let Some(landed) = self.landed.into_inner() {
+            self.eio.hold_reads(landed);
+        }
+    }
+
     /// Queues a packet for this handler's own client, after its broadcast if it made one.
     fn send_own(&self, item: OutItem) {
         let mut q = Queued::from(item);
-        q.after = self.landed.borrow_mut().take();
+        q.after = self.landed.borrow().clone();
         let _ = self.eio.send(q);
     }
 
@@ -159,13 +166,7 @@ impl SioServer {
 
     /// Returns what resolves once the broadcast has been taken by the recipients that are
     /// keeping up ([`Flight`]).
-    pub fn broadcast(
-        &self,
-        conn: u64,
-        nsp: &str,
-        event: &str,
-        args: Vec<Value>,
-    ) -> oneshot::Receiver<()> {
+    pub fn broadcast(&self, conn: u64, nsp: &str, event: &str, args: Vec<Value>) -> Landed {
         let packet = event_packet(nsp, event, args, 0, None);
         let item = encode(&packet, &[]);
         let members: Vec<Member> = self
@@ -243,6 +244,7 @@ impl SioServer {
                     landed: RefCell::new(None),
                 };
                 self.app.on_event(&cx, &event, &args, &attachments);
+                cx.finish();
             }
             PacketType::Ack | PacketType::BinaryAck => {
                 // The apps here never ask clients for acks; nothing waits for one.
@@ -310,6 +312,7 @@ impl SioServer {
             self.app.on_connect(&cx, auth);
             let _ = eio.send(ack);
         }
+        cx.finish();
     }
 
     fn leave(&self, eio: &Arc<EioSession>, nsp: &str) {

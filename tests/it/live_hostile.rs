@@ -199,3 +199,32 @@ fn huge_declared_lengths_are_refused_at_once() {
     assert_eq!(code, Some(1009));
     still_serves(&a);
 }
+
+#[test]
+fn a_client_flooding_events_is_slowed_to_the_pace_of_the_room() {
+    // Queues of 64 packets: a room that fell 64 broadcasts behind a flooder would be dropped.
+    let server = Server::start(&["--max-queue", "64", "--stage", "error"]);
+    let a = server.addr.clone();
+    let bids = 3000;
+    // Three clients that read everything, each on its own thread.
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let mut ws = crate::raw::sio_client(&a);
+            std::thread::spawn(move || expect(&mut ws, "42[\"replaced values\"", bids))
+        })
+        .collect();
+    // A script bidding flat out, not waiting for anything, then reading its own copies.
+    let mut flooder = crate::raw::sio_client(&a);
+    for i in 0..bids {
+        let bid = format!(r#"42["replace old value",{{"item":"lot","bid":{i}}}]"#);
+        flooder.send(Message::text(bid)).unwrap();
+    }
+    expect(&mut flooder, "42[\"replaced values\"", bids);
+    for r in readers {
+        r.join().expect("every reader got every broadcast");
+    }
+    still_serves(&a);
+    // Nobody was dropped: the server read the flooder no faster than the room took its bids.
+    let errors = server.stop().errors();
+    assert!(errors.is_empty(), "{errors:?}");
+}
