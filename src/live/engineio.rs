@@ -5,7 +5,7 @@
 //! parked polling GET, or the WebSocket writer. A client that does not drain it fast enough
 //! fills it and is dropped, so it can never slow the others.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,17 +50,26 @@ pub const FLIGHT_WAIT: Duration = Duration::from_secs(1);
 /// A client whose queue holds this many packets is not waited for (see [`Flight`]).
 const KEEPING_UP: usize = 8;
 
+/// How many broadcasts of one sender may be on their way before reading from it waits (see
+/// [`Flight`]). A few let a fast sender's broadcasts share the recipients' writes; an
+/// acknowledged event waits for its own broadcast whatever this is.
+const IN_FLIGHT: usize = 4;
+
 /// One broadcast on its way out, so that its sender can wait for it to land.
 ///
-/// A broadcast has landed once every recipient's connection has taken it from its queue. Until
-/// then its sender waits: what the handler sends its own client next (the ack of
-/// `bid-with-ack`) is written after it, and the sender's next packets are not read. The sender
-/// cannot run ahead of the room, so a busy room has one broadcast in flight per sender instead
-/// of several queued behind each other (each recipient's delay is one fan-out, not several),
-/// and a client sending events flat out is slowed to the pace the room takes them, instead of
-/// filling every other client's queue. Node's socket.io gets the first effect by writing into
-/// every socket before the handler returns (its backlog then grows in memory); python-socketio
-/// queues and goes on at once.
+/// A broadcast has landed once every recipient's connection has taken it from its queue. The
+/// sender waits for it in two ways:
+/// - what the handler sends its own client next (the ack of `bid-with-ack`) is written after
+///   the broadcast has landed: an ack-paced sender cannot run ahead of the room, so a busy
+///   room has one broadcast in flight per sender instead of several queued behind each other
+///   (each recipient's delay is one fan-out, not several);
+/// - with [`IN_FLIGHT`] of its broadcasts on their way, nothing more is read from the sender
+///   until the oldest lands: a client sending events flat out is slowed to the pace the room
+///   takes them (its excess waits in its own TCP buffers) instead of filling every other
+///   client's queue.
+///
+/// Node's socket.io gets the first effect by writing into every socket before the handler
+/// returns (a backlog then grows in its memory); python-socketio queues and goes on at once.
 ///
 /// A recipient that is not keeping up (its queue already holding [`KEEPING_UP`] packets, its
 /// WebSocket in the middle of a write, or, on polling, no GET waiting) is not waited for, so a
@@ -217,8 +226,9 @@ pub struct EioSession {
     rx: tokio::sync::Mutex<mpsc::Receiver<Queued>>,
     /// The connection is writing (possibly blocked on a client that does not read).
     writing: AtomicBool,
-    /// This client's last broadcast: its next packets are read once it has landed ([`Flight`]).
-    holding: Mutex<Option<Landed>>,
+    /// This client's broadcasts not yet landed, oldest first: with [`IN_FLIGHT`] of them, its
+    /// next packets are read once the oldest has landed ([`Flight`]).
+    flights: Mutex<VecDeque<Landed>>,
     upgraded: AtomicBool,
     upgrading: AtomicBool,
     /// Set when the client itself sent CLOSE (a parked GET then gets a NOOP, not a CLOSE).
@@ -249,16 +259,27 @@ impl EioSession {
         ready && backlog < KEEPING_UP
     }
 
-    /// Reads no more from this client until its broadcast has landed ([`Flight`]).
-    pub fn hold_reads(&self, landed: Landed) {
-        if let Ok(mut h) = self.holding.lock() {
-            *h = Some(landed);
+    /// A broadcast of this client's is on its way ([`Flight`]).
+    pub fn in_flight(&self, landed: Landed) {
+        if let Ok(mut f) = self.flights.lock() {
+            f.retain(|l| !l.is_done());
+            f.push_back(landed);
         }
     }
 
-    /// What reading from this client waits for, if anything.
-    fn take_hold(&self) -> Option<Landed> {
-        self.holding.lock().ok()?.take().filter(|l| !l.is_done())
+    /// What reading from this client waits for, if anything: its oldest broadcast, when
+    /// [`IN_FLIGHT`] are on their way.
+    fn hold(&self) -> Option<Landed> {
+        let mut f = self.flights.lock().ok()?;
+        f.retain(|l| !l.is_done());
+        (f.len() >= IN_FLIGHT).then(|| f.front().cloned()).flatten()
+    }
+
+    /// Stops waiting for a broadcast that has not landed within [`FLIGHT_WAIT`].
+    fn give_up(&self, landed: &Landed) {
+        if let Ok(mut f) = self.flights.lock() {
+            f.retain(|l| !Arc::ptr_eq(&l.0, &landed.0));
+        }
     }
 
     /// Queues packets for the client without waiting. A full queue drops the client.
@@ -382,7 +403,7 @@ impl EioServer {
             tx,
             rx: tokio::sync::Mutex::new(rx),
             writing: AtomicBool::new(false),
-            holding: Mutex::new(None),
+            flights: Mutex::new(VecDeque::new()),
             upgraded: AtomicBool::new(false),
             upgrading: AtomicBool::new(false),
             client_closed: AtomicBool::new(false),
@@ -559,9 +580,10 @@ impl EioServer {
                     self.close(&session, "bad packet in a POST");
                     return PollingReply::error(RequestError::BadRequest);
                 }
-                // The client's next POST waits for its broadcast to land ([`Flight`]).
-                if let Some(landed) = session.take_hold() {
+                // The client's next POST waits for its broadcasts to land ([`Flight`]).
+                while let Some(landed) = session.hold() {
                     landed.wait().await;
+                    session.give_up(&landed);
                 }
                 PollingReply::ok("ok".into())
             }
@@ -726,13 +748,13 @@ impl EioServer {
                     Some(Ok(Message::Text(text))) => match engineio::Packet::decode_text(text.as_str()) {
                         Ok(p) => {
                             self.packet_in(s, conn, p);
-                            holding = s.take_hold().map(|l| (l, tokio::time::Instant::now() + FLIGHT_WAIT));
+                            holding = s.hold().map(|l| (l, tokio::time::Instant::now() + FLIGHT_WAIT));
                         }
                         Err(_) => return "bad Engine.IO packet",
                     },
                     Some(Ok(Message::Binary(b))) => {
                         self.packet_in(s, conn, engineio::Packet::from_binary(b.to_vec()));
-                        holding = s.take_hold().map(|l| (l, tokio::time::Instant::now() + FLIGHT_WAIT));
+                        holding = s.hold().map(|l| (l, tokio::time::Instant::now() + FLIGHT_WAIT));
                     }
                     Some(Ok(Message::Close(_))) | None => return "transport close",
                     Some(Ok(_)) => {}
@@ -754,7 +776,10 @@ impl EioServer {
                     None => return "server shutting down",
                 },
                 _ = async { if let Some((l, deadline)) = &landing { l.wait_until(*deadline).await } }, if landing.is_some() => {
-                    holding = None;
+                    if let Some((l, _)) = holding.take() {
+                        s.give_up(&l);
+                    }
+                    holding = s.hold().map(|l| (l, tokio::time::Instant::now() + FLIGHT_WAIT));
                 }
                 _ = wait_closed(&mut closed) => {
                     let _ = send_item(sink, &text_item(PacketType::Close, "")).await;

@@ -101,7 +101,7 @@ impl Ctx<'_> {
     /// made one, has landed.
     fn finish(self) {
         if let Some(landed) = self.landed.into_inner() {
-            self.eio.hold_reads(landed);
+            self.eio.in_flight(landed);
         }
     }
 
