@@ -3,7 +3,8 @@
 //!
 //! Each session has one bounded outgoing queue. Whichever transport is active drains it: a
 //! parked polling GET, or the WebSocket writer. A client that does not drain it fast enough
-//! fills it and is dropped, so it can never slow the others.
+//! fills it and is dropped, so it can never slow the others (a [`Flight`] does not wait for
+//! it either).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -103,12 +104,12 @@ struct Landing {
 pub struct Landed(Arc<Landing>);
 
 impl Landed {
-    pub fn is_done(&self) -> bool {
+    fn is_done(&self) -> bool {
         self.0.done.load(Ordering::Acquire)
     }
 
     /// Waits until the broadcast has landed, or until `deadline`.
-    pub async fn wait_until(&self, deadline: tokio::time::Instant) {
+    async fn wait_until(&self, deadline: tokio::time::Instant) {
         let landing = async {
             loop {
                 let notified = self.0.notify.notified();
@@ -125,7 +126,7 @@ impl Landed {
     }
 
     /// Waits until the broadcast has landed, at most [`FLIGHT_WAIT`].
-    pub async fn wait(&self) {
+    async fn wait(&self) {
         self.wait_until(tokio::time::Instant::now() + FLIGHT_WAIT)
             .await
     }
@@ -738,8 +739,9 @@ impl EioServer {
         // Wait for a parked polling GET to hand over the queue.
         let mut rx = s.rx.lock().await;
         let mut closed = s.closed();
-        // The client's last broadcast, until it lands ([`Flight`]): meanwhile nothing more is
-        // read from the client, but its own queue is still written.
+        // The oldest of the client's broadcasts in flight, when it has `IN_FLIGHT` of them,
+        // until it lands ([`Flight`]): meanwhile nothing more is read from the client, but its
+        // own queue is still written.
         let mut holding: Option<(Landed, tokio::time::Instant)> = None;
         loop {
             let landing = holding.clone();
