@@ -73,9 +73,9 @@ const IN_FLIGHT: usize = 4;
 /// returns (a backlog then grows in its memory); python-socketio queues and goes on at once.
 ///
 /// A recipient that is not keeping up (its queue already holding [`KEEPING_UP`] packets, its
-/// WebSocket in the middle of a write, or, on polling, no GET waiting) is not waited for, so a
-/// client that stops reading never holds the sender back; and the wait is capped at
-/// [`FLIGHT_WAIT`] whatever happens.
+/// WebSocket write waiting for room in its socket, or, on polling, no GET waiting) is not
+/// waited for, so a client that stops reading never holds the sender back; and the wait is
+/// capped at [`FLIGHT_WAIT`] whatever happens.
 pub struct Flight {
     /// One clone per waited-for recipient's queued copy, and this one until [`Flight::landed`].
     share: Arc<Share>,
@@ -225,8 +225,9 @@ pub struct EioSession {
     conn: AtomicU64,
     tx: mpsc::Sender<Queued>,
     rx: tokio::sync::Mutex<mpsc::Receiver<Queued>>,
-    /// The connection is writing (possibly blocked on a client that does not read).
-    writing: AtomicBool,
+    /// A write to the client is waiting for room in its socket (it is not reading, or not as
+    /// fast as it is sent to).
+    blocked: AtomicBool,
     /// This client's broadcasts not yet landed, oldest first: with [`IN_FLIGHT`] of them, its
     /// next packets are read once the oldest has landed ([`Flight`]).
     flights: Mutex<VecDeque<Landed>>,
@@ -249,11 +250,11 @@ impl EioSession {
     }
 
     /// Is this client taking what is queued for it as it comes (see [`Flight`])? On WebSocket:
-    /// its connection is not in the middle of a write; on polling: a GET is waiting for it.
+    /// no write to it is waiting for room in its socket; on polling: a GET is waiting for it.
     fn keeping_up(&self) -> bool {
         let backlog = self.tx.max_capacity() - self.tx.capacity();
         let ready = if self.upgraded.load(Ordering::Acquire) {
-            !self.writing.load(Ordering::Relaxed)
+            !self.blocked.load(Ordering::Relaxed)
         } else {
             self.polling.load(Ordering::Acquire)
         };
@@ -403,7 +404,7 @@ impl EioServer {
             conn: AtomicU64::new(conn),
             tx,
             rx: tokio::sync::Mutex::new(rx),
-            writing: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
             flights: Mutex::new(VecDeque::new()),
             upgraded: AtomicBool::new(false),
             upgrading: AtomicBool::new(false),
@@ -768,10 +769,7 @@ impl EioServer {
                 },
                 item = rx.recv() => match item {
                     Some(q) => {
-                        s.writing.store(true, Ordering::Relaxed);
-                        let sent = send_batch(sink, q, &mut rx).await;
-                        s.writing.store(false, Ordering::Relaxed);
-                        if sent.is_err() {
+                        if send_batch(sink, q, &mut rx, &s.blocked).await.is_err() {
                             return "transport error";
                         }
                     }
@@ -825,25 +823,43 @@ async fn send_batch(
     sink: &mut WsSink,
     first: Queued,
     rx: &mut mpsc::Receiver<Queued>,
+    blocked: &AtomicBool,
 ) -> Result<(), tungstenite::Error> {
-    feed_queued(sink, first).await?;
+    feed_queued(sink, first, blocked).await?;
     for _ in 1..BATCH {
         match rx.try_recv() {
-            Ok(q) => feed_queued(sink, q).await?,
+            Ok(q) => feed_queued(sink, q, blocked).await?,
             Err(_) => break,
         }
     }
-    sink.flush().await
+    flagged(blocked, sink.flush()).await
 }
 
 /// Feeds one queued item (its turn come: what is fed before it goes out first); taking it
 /// releases its hold on a [`Flight`].
-async fn feed_queued(sink: &mut WsSink, mut q: Queued) -> Result<(), tungstenite::Error> {
+async fn feed_queued(
+    sink: &mut WsSink,
+    mut q: Queued,
+    blocked: &AtomicBool,
+) -> Result<(), tungstenite::Error> {
     if q.after.is_some() {
-        sink.flush().await?;
+        flagged(blocked, sink.flush()).await?;
         q.wait_turn().await;
     }
-    feed_item(sink, &q.item).await
+    flagged(blocked, feed_item(sink, &q.item)).await
+}
+
+/// Runs a write, with `blocked` set while it waits for the socket: a write that completes at
+/// once never sets it, so a connection whose task is merely not running (a busy machine) is
+/// not taken for one whose client does not read.
+async fn flagged<F: std::future::Future>(blocked: &AtomicBool, write: F) -> F::Output {
+    let mut write = std::pin::pin!(write);
+    std::future::poll_fn(|cx| {
+        let r = write.as_mut().poll(cx);
+        blocked.store(r.is_pending(), Ordering::Relaxed);
+        r
+    })
+    .await
 }
 
 fn close_message(code: CloseCode, reason: &str) -> Message {
@@ -966,7 +982,7 @@ mod tests {
         for _ in 0..KEEPING_UP {
             backlogged.send(text_item(PacketType::Noop, "")).unwrap();
         }
-        blocked.writing.store(true, Ordering::Relaxed);
+        blocked.blocked.store(true, Ordering::Relaxed);
         let item = text_item(PacketType::Message, "2[\"replaced values\"]");
         let flight = Flight::new();
         for s in [&backlogged, &blocked, &between_gets] {
