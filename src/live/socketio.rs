@@ -47,8 +47,8 @@ pub struct Ctx<'a> {
     pub nsp: &'a str,
     pub conn: u64,
     ack_id: Option<u64>,
-    /// The broadcast this handler made, which what it sends its own client next, and reading
-    /// from that client, wait for ([`Flight`]).
+    /// The broadcast this handler made, which what it sends its own client next waits for
+    /// ([`Flight`]).
     landed: RefCell<Option<Landed>>,
 }
 
@@ -97,8 +97,8 @@ impl Ctx<'_> {
         *self.landed.borrow_mut() = Some(landed);
     }
 
-    /// The handler has returned: the client's next packets are read once its broadcast, if it
-    /// made one, has landed.
+    /// The handler has returned: its broadcast, if it made one, counts among the client's
+    /// broadcasts in flight (reading from the client waits while there are too many).
     fn finish(self) {
         if let Some(landed) = self.landed.into_inner() {
             self.eio.in_flight(landed);
