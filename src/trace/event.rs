@@ -264,3 +264,35 @@ impl fmt::Debug for Summary {
         fmt::Debug::fmt(&**self, f)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_summary_reads_renders_and_changes_like_an_own_one() {
+        let text = "EVENT / \"replaced values\" [{\"bid\":3}] café";
+        let own = Summary::from(text);
+        let shared = Summary::from(text).share();
+        let copy = shared.clone();
+        assert_eq!(&*shared, text);
+        assert_eq!(shared, own);
+        assert_eq!(format!("{shared}"), text);
+        assert_eq!(format!("{shared:?}"), format!("{text:?}"));
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        shared.write_json(&mut a);
+        own.write_json(&mut b);
+        assert_eq!(a, b);
+        assert_eq!(a, serde_json::to_vec(text).unwrap());
+        // Changing one copy leaves the others as they were.
+        let mut changed = shared.share();
+        changed
+            .to_mut()
+            .push_str(" (capture starts mid-connection)");
+        assert!(changed.ends_with("mid-connection)"));
+        assert_eq!(&*copy, text);
+        let mut c = Vec::new();
+        changed.write_json(&mut c);
+        assert_eq!(c, serde_json::to_vec(&*changed).unwrap());
+    }
+}
