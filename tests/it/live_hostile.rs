@@ -231,3 +231,68 @@ fn a_client_flooding_events_is_slowed_to_the_pace_of_the_room() {
     let errors = server.stop().errors();
     assert!(errors.is_empty(), "{errors:?}");
 }
+
+#[test]
+fn several_bidders_at_once_never_wait_on_each_other() {
+    // Each bid's ack waits for its broadcast to reach the room, and each bidder is in the
+    // others' rooms: the waits must not close a circle (it would show as acks at the server's
+    // one-second cap).
+    let server = Server::start(&["--stage", "error"]);
+    let a = server.addr.clone();
+    let (bidders, bids) = (4, 150);
+    let mut clients: Vec<_> = (0..bidders).map(|_| crate::raw::sio_client(&a)).collect();
+    let threads: Vec<_> = clients
+        .drain(..)
+        .enumerate()
+        .map(|(who, mut ws)| {
+            std::thread::spawn(move || {
+                let (mut slowest, mut broadcasts) = (Duration::ZERO, 0);
+                for i in 0..bids {
+                    let bid = format!(
+                        r#"42{i}["bid-with-ack",{{"item":"lot{who}","bid":{i},"bidder":"b{who}"}}]"#
+                    );
+                    let sent = Instant::now();
+                    ws.send(Message::text(bid)).unwrap();
+                    loop {
+                        let m = ws.read().unwrap();
+                        let text = m.to_text().unwrap_or("");
+                        if text.starts_with("42[\"replaced values\"") {
+                            broadcasts += 1;
+                        } else if text.starts_with(&format!("43{i}[")) {
+                            slowest = slowest.max(sent.elapsed());
+                            break;
+                        }
+                    }
+                }
+                // The others' last broadcasts may still be on their way.
+                let _ = ws
+                    .get_ref()
+                    .set_read_timeout(Some(Duration::from_millis(500)));
+                while broadcasts < bidders * bids {
+                    match ws.read() {
+                        Ok(m)
+                            if m.to_text()
+                                .unwrap_or("")
+                                .starts_with("42[\"replaced values\"") =>
+                        {
+                            broadcasts += 1
+                        }
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+                (slowest, broadcasts)
+            })
+        })
+        .collect();
+    for t in threads {
+        let (slowest, broadcasts) = t.join().unwrap();
+        assert!(
+            slowest < Duration::from_millis(500),
+            "an ack took {slowest:?}"
+        );
+        assert_eq!(broadcasts, bidders * bids, "every bidder sees every bid");
+    }
+    let errors = server.stop().errors();
+    assert!(errors.is_empty(), "{errors:?}");
+}
