@@ -2,12 +2,12 @@
 //! broken rule, and a well-behaved client on the same server carries on.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dispel::wire::ws_frame::{encode_frame, OpCode};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::raw::{close_code, raw_http, sio_client, still_works};
+use crate::raw::{bid_with_ack, close_code, raw_http, sio_client, still_works};
 use crate::util::Server;
 
 fn frame(opcode: u8, fin: bool, rsv1: bool, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
@@ -147,19 +147,10 @@ fn a_client_that_stops_reading_is_dropped_and_others_carry_on() {
     let mut slowest = Duration::ZERO;
     for i in 0..bids {
         // Ack-paced, as a person bidding would be: the next bid waits for the last one's ack.
-        let msg = format!(r#"42{i}["bid-with-ack",{{"item":"i{i}","bid":{i},"note":"{big}"}}]"#);
-        let sent = Instant::now();
-        good.send(Message::text(msg)).unwrap();
-        loop {
-            let m = good.read().unwrap();
-            let text = m.to_text().unwrap_or("");
-            if text.starts_with("42[\"replaced values\"") {
-                broadcasts += 1;
-            } else if text.starts_with(&format!("43{i}[")) {
-                slowest = slowest.max(sent.elapsed());
-                break;
-            }
-        }
+        let bid = format!(r#"{{"item":"i{i}","bid":{i},"note":"{big}"}}"#);
+        let (took, seen) = bid_with_ack(&mut good, i, &bid);
+        slowest = slowest.max(took);
+        broadcasts += seen;
     }
     assert_eq!(broadcasts, bids, "the good client got every broadcast");
     // An ack follows its broadcast to the clients keeping up: the one that stopped reading is

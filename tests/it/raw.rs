@@ -2,7 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -36,6 +36,25 @@ pub fn expect(ws: &mut Ws, prefix: &str, n: usize) {
         let m = ws.read().unwrap();
         if m.to_text().unwrap_or("").starts_with(prefix) {
             seen += 1;
+        }
+    }
+}
+
+/// Sends one `bid-with-ack` with ack id `id` and reads until its ack: returns how long the ack
+/// took and how many `replaced values` broadcasts arrived meanwhile.
+pub fn bid_with_ack(ws: &mut Ws, id: usize, bid: &str) -> (Duration, usize) {
+    let sent = Instant::now();
+    ws.send(Message::text(format!(r#"42{id}["bid-with-ack",{bid}]"#)))
+        .unwrap();
+    let ack = format!("43{id}[");
+    let mut broadcasts = 0;
+    loop {
+        let m = ws.read().unwrap();
+        let text = m.to_text().unwrap_or("");
+        if text.starts_with("42[\"replaced values\"") {
+            broadcasts += 1;
+        } else if text.starts_with(&ack) {
+            return (sent.elapsed(), broadcasts);
         }
     }
 }
