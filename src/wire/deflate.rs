@@ -1,4 +1,5 @@
-//! permessage-deflate (RFC 7692): inflating compressed WebSocket messages.
+//! permessage-deflate (RFC 7692): inflating compressed WebSocket messages, and deflating the
+//! ones `dispel serve` sends.
 //!
 //! A compressed message is raw DEFLATE (RFC 1951) with the final empty stored block's tail
 //! `00 00 FF FF` removed (§7.2.1); the receiver appends it back before inflating (§7.2.2).
@@ -8,7 +9,7 @@
 
 use std::fmt;
 
-use flate2::{Decompress, FlushDecompress, Status};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 /// The tail the sender removed (RFC 7692 §7.2.1).
 pub const TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
@@ -94,10 +95,72 @@ impl Inflater {
     }
 }
 
+/// One direction's compressor (the sender's side of RFC 7692 §7.2.1).
+pub struct Deflater {
+    inner: Compress,
+    context_takeover: bool,
+}
+
+impl fmt::Debug for Deflater {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deflater")
+            .field("context_takeover", &self.context_takeover)
+            .finish()
+    }
+}
+
+impl Deflater {
+    /// `window_bits`: the agreed `*_max_window_bits` (9 to 15; zlib itself makes 8 into 9).
+    /// `context_takeover`: false when this side's `*_no_context_takeover` was agreed.
+    pub fn new(window_bits: u8, context_takeover: bool) -> Deflater {
+        Deflater {
+            inner: Compress::new_with_window_bits(
+                Compression::default(),
+                false,
+                window_bits.clamp(9, 15),
+            ),
+            context_takeover,
+        }
+    }
+
+    /// Compresses one whole message: raw DEFLATE ending in a sync flush, whose empty stored
+    /// block's `00 00 FF FF` is then removed (§7.2.1).
+    pub fn deflate(&mut self, message: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(message.len() / 2 + 64);
+        let mut input = message;
+        loop {
+            let before = self.inner.total_in();
+            if self
+                .inner
+                .compress_vec(input, &mut out, FlushCompress::Sync)
+                .is_err()
+            {
+                // zlib only fails on a misused stream; start afresh rather than send garbage.
+                self.inner.reset();
+                out.clear();
+                input = message;
+                continue;
+            }
+            input = &input[(self.inner.total_in() - before) as usize..];
+            // Done when all input is taken and the flush fitted (zlib left room unused).
+            if input.is_empty() && out.len() < out.capacity() {
+                break;
+            }
+            out.reserve(out.capacity().max(256));
+        }
+        if out.ends_with(&TAIL) {
+            out.truncate(out.len() - TAIL.len());
+        }
+        if !self.context_takeover {
+            self.inner.reset();
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flate2::{Compress, Compression, FlushCompress};
 
     /// Compresses like a permessage-deflate sender: sync flush, tail removed.
     fn compress(c: &mut Compress, data: &[u8]) -> Vec<u8> {
@@ -132,6 +195,24 @@ mod tests {
             let msg = format!("42[\"replaced values\",{{\"item\":\"lamp\",\"bid\":{n}}}]");
             let z = compress(&mut c, msg.as_bytes());
             assert_eq!(i.inflate(&z, 1 << 20).unwrap(), msg.as_bytes());
+        }
+    }
+
+    #[test]
+    fn deflater_round_trips_with_and_without_context_takeover() {
+        for (bits, takeover) in [(15, true), (10, true), (9, false), (15, false)] {
+            let mut d = Deflater::new(bits, takeover);
+            let mut i = Inflater::new(takeover);
+            for n in 0..50 {
+                let msg = format!("42[\"replaced values\",{{\"item\":\"lamp\",\"bid\":{n}}}]");
+                let z = d.deflate(msg.as_bytes());
+                assert!(!z.ends_with(&TAIL));
+                assert_eq!(i.inflate(&z, 1 << 20).unwrap(), msg.as_bytes());
+            }
+            let big = "x".repeat(300_000) + "end";
+            let z = d.deflate(big.as_bytes());
+            assert_eq!(i.inflate(&z, 1 << 20).unwrap(), big.as_bytes());
+            assert_eq!(i.inflate(&d.deflate(b""), 10).unwrap(), b"");
         }
     }
 

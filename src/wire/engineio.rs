@@ -250,17 +250,32 @@ impl OpenInfo {
         })
     }
 
+    /// The OPEN data as Node's engine.io writes it (`pingInterval` before `pingTimeout`).
     pub fn to_json(&self) -> String {
-        let mut v = serde_json::json!({
-            "sid": self.sid,
-            "upgrades": self.upgrades,
-            "pingInterval": self.ping_interval,
-            "pingTimeout": self.ping_timeout,
-        });
-        if let (Some(m), Some(obj)) = (self.max_payload, v.as_object_mut()) {
+        self.json_in_order(&["pingInterval", "pingTimeout"])
+    }
+
+    /// The OPEN data as python-engineio writes it (`pingTimeout` before `pingInterval`).
+    pub fn to_json_python(&self) -> String {
+        self.json_in_order(&["pingTimeout", "pingInterval"])
+    }
+
+    fn json_in_order(&self, timers: &[&str; 2]) -> String {
+        let mut obj = serde_json::Map::new();
+        obj.insert("sid".into(), self.sid.clone().into());
+        obj.insert("upgrades".into(), self.upgrades.clone().into());
+        for t in timers {
+            let v = if *t == "pingInterval" {
+                self.ping_interval
+            } else {
+                self.ping_timeout
+            };
+            obj.insert((*t).into(), v.into());
+        }
+        if let Some(m) = self.max_payload {
             obj.insert("maxPayload".into(), m.into());
         }
-        v.to_string()
+        Value::Object(obj).to_string()
     }
 }
 

@@ -154,6 +154,85 @@ pub fn accepted_deflate(response_headers: &[(String, String)]) -> Option<Deflate
     Some(d)
 }
 
+/// A server's answer to the client's permessage-deflate offers, the way wsproto (under
+/// simple-websocket, so Flask-SocketIO's threading mode) answers them: the value of its
+/// `Sec-WebSocket-Extensions` header, and what it agreed to.
+///
+/// wsproto accepts any offer whose window sizes are 9 to 15 and echoes what was asked: each
+/// `*_no_context_takeover`, and each `*_max_window_bits` with its value (15 for a bare
+/// `client_max_window_bits`, which only says the client could take one; RFC 7692 §7.1.2.2).
+/// Later offers overwrite earlier ones; a `*_no_context_takeover` once seen stays.
+pub fn answer_deflate_offer(
+    request_headers: &[(String, String)],
+) -> Option<(String, DeflateParams)> {
+    let mut answer = None;
+    let mut agreed = DeflateParams::default();
+    for (name, params) in parse_extensions(request_headers) {
+        if name != "permessage-deflate" {
+            continue;
+        }
+        let (mut client_bits, mut server_bits) = (None, None);
+        let mut bad = false;
+        for (k, v) in &params {
+            // wsproto matches parameter names by prefix.
+            if k.starts_with("client_no_context_takeover") {
+                agreed.client_no_context_takeover = true;
+            } else if k.starts_with("server_no_context_takeover") {
+                agreed.server_no_context_takeover = true;
+            } else if k.starts_with("client_max_window_bits") {
+                client_bits = Some(if v.is_empty() {
+                    agreed.client_max_window_bits.unwrap_or(15)
+                } else {
+                    v.parse::<u8>().unwrap_or(0)
+                });
+            } else if k.starts_with("server_max_window_bits") {
+                server_bits = Some(if v.is_empty() {
+                    agreed.server_max_window_bits.unwrap_or(15)
+                } else {
+                    v.parse::<u8>().unwrap_or(0)
+                });
+            }
+        }
+        let mut parts = Vec::new();
+        if agreed.client_no_context_takeover {
+            parts.push("client_no_context_takeover".to_string());
+        }
+        if agreed.server_no_context_takeover {
+            parts.push("server_no_context_takeover".to_string());
+        }
+        for (label, bits, slot) in [
+            (
+                "client_max_window_bits",
+                client_bits,
+                &mut agreed.client_max_window_bits,
+            ),
+            (
+                "server_max_window_bits",
+                server_bits,
+                &mut agreed.server_max_window_bits,
+            ),
+        ] {
+            if let Some(b) = bits {
+                if !(9..=15).contains(&b) {
+                    bad = true;
+                    break;
+                }
+                parts.push(format!("{label}={b}"));
+                *slot = Some(b);
+            }
+        }
+        if bad {
+            continue;
+        }
+        answer = Some(if parts.is_empty() {
+            "permessage-deflate".to_string()
+        } else {
+            format!("permessage-deflate; {}", parts.join("; "))
+        });
+    }
+    answer.map(|a| (a, agreed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +312,39 @@ mod tests {
         assert!(!d.client_no_context_takeover);
         assert_eq!(d.client_max_window_bits, Some(10));
         assert_eq!(accepted_deflate(&[]), None);
+    }
+
+    #[test]
+    fn deflate_offers_answered_as_wsproto_does() {
+        let answer = |offer: &str| {
+            answer_deflate_offer(&h(&[("Sec-WebSocket-Extensions", offer)])).map(|(a, _)| a)
+        };
+        // What browsers and Node's ws offer.
+        assert_eq!(
+            answer("permessage-deflate; client_max_window_bits").as_deref(),
+            Some("permessage-deflate; client_max_window_bits=15")
+        );
+        assert_eq!(
+            answer("permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+                .as_deref(),
+            Some("permessage-deflate; client_no_context_takeover; server_no_context_takeover")
+        );
+        assert_eq!(
+            answer("permessage-deflate; server_max_window_bits=10").as_deref(),
+            Some("permessage-deflate; server_max_window_bits=10")
+        );
+        assert_eq!(
+            answer("permessage-deflate").as_deref(),
+            Some("permessage-deflate")
+        );
+        assert_eq!(answer("permessage-deflate; server_max_window_bits=8"), None);
+        assert_eq!(answer("x-webkit-deflate-frame"), None);
+        let (_, agreed) = answer_deflate_offer(&h(&[(
+            "Sec-WebSocket-Extensions",
+            "permessage-deflate; server_max_window_bits=10; client_no_context_takeover",
+        )]))
+        .unwrap();
+        assert_eq!(agreed.server_max_window_bits, Some(10));
+        assert!(agreed.client_no_context_takeover);
     }
 }

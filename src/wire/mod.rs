@@ -14,8 +14,10 @@ pub mod deflate;
 pub mod engineio;
 pub mod handshake;
 pub mod http;
+pub mod pyjson;
 pub mod socketio;
 pub mod ws_frame;
+pub mod ws_message;
 
 /// Lower-case hex of `bytes`, for trace fields.
 pub fn hex(bytes: &[u8]) -> String {

@@ -401,6 +401,16 @@ impl Packet {
     }
 
     pub fn encode(&self) -> String {
+        self.encode_with(Value::to_string)
+    }
+
+    /// Encoded as python-socketio encodes it: the data through `json.dumps` (non-ASCII
+    /// escaped, Python's float notation; see `wire::pyjson`).
+    pub fn encode_python(&self) -> String {
+        self.encode_with(super::pyjson::dumps)
+    }
+
+    fn encode_with(&self, json: fn(&Value) -> String) -> String {
         let mut s = String::new();
         s.push(self.ptype.as_char());
         if self.ptype.is_binary() {
@@ -415,7 +425,7 @@ impl Packet {
             s.push_str(&id.to_string());
         }
         if let Some(d) = &self.data {
-            s.push_str(&d.to_string());
+            s.push_str(&json(d));
         }
         s
     }
@@ -434,6 +444,37 @@ pub fn fill_placeholders(value: &mut Value, f: &mut dyn FnMut(usize) -> Value) -
         Value::Array(items) => items.iter_mut().map(|v| fill_placeholders(v, f)).sum(),
         _ => 0,
     }
+}
+
+/// A value whose placeholders name `attachments`, renumbered the way python-socketio sends it
+/// on: each placeholder replaced by its bytes, then the bytes taken out again in the order they
+/// appear (depth first), each leaving a placeholder with its new number. `None` when a
+/// placeholder names no attachment (python-socketio raises).
+pub fn reattach(value: &Value, attachments: &[Vec<u8>]) -> Option<(Value, Vec<Vec<u8>>)> {
+    fn walk(v: &Value, attachments: &[Vec<u8>], out: &mut Vec<Vec<u8>>) -> Option<Value> {
+        Some(match v {
+            Value::Object(map) if map.get("_placeholder") == Some(&Value::Bool(true)) => {
+                let num = map.get("num")?.as_u64()? as usize;
+                out.push(attachments.get(num)?.clone());
+                placeholder(out.len() - 1)
+            }
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| Some((k.clone(), walk(v, attachments, out)?)))
+                    .collect::<Option<_>>()?,
+            ),
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|v| walk(v, attachments, out))
+                    .collect::<Option<_>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+    let mut out = Vec::new();
+    let v = walk(value, attachments, &mut out)?;
+    Some((v, out))
 }
 
 /// A placeholder for attachment `num`.
@@ -585,6 +626,27 @@ mod tests {
         let p = Packet::decode(std::str::from_utf8(INPUT).unwrap()).unwrap();
         assert_eq!(p.args()[0]["size"], json!(2.6233333333333334e129));
         assert_eq!(Packet::decode(&p.encode()), Ok(p));
+    }
+
+    #[test]
+    fn reattach_renumbers_in_order() {
+        let v =
+            json!({"b": {"_placeholder": true, "num": 1}, "a": [{"_placeholder": true, "num": 0}]});
+        let (v, atts) = reattach(&v, &[vec![0], vec![1]]).unwrap();
+        assert_eq!(
+            v,
+            json!({"b": {"_placeholder": true, "num": 0}, "a": [{"_placeholder": true, "num": 1}]})
+        );
+        assert_eq!(atts, vec![vec![1], vec![0]]);
+        assert_eq!(
+            reattach(&json!({"_placeholder": true, "num": 3}), &[]),
+            None
+        );
+        // Without attachments a placeholder names nothing; plain values pass through.
+        assert_eq!(
+            reattach(&json!([1, "x"]), &[]).map(|(v, _)| v),
+            Some(json!([1, "x"]))
+        );
     }
 
     #[test]
