@@ -67,7 +67,8 @@ Examples:
 /// How the bidder paces its bids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FanoutMode {
-    /// `bid-with-ack` with an ack id; the next bid goes out when the ack (`43<id>`) is back.
+    /// `replace old value` with an ack id; the next bid goes out when the ack (`43<id>[]`) is
+    /// back.
     Ack,
     /// `replace old value` flat out, at most --window bids not yet seen back by the bidder.
     Window,
@@ -241,6 +242,15 @@ pub struct ServeArgs {
     /// When the server stops, write a report of the session (Markdown, or HTML for *.html).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Pages allowed to connect, as Flask-SocketIO's `cors_allowed_origins` (repeatable; `*`
+    /// for any). By default only the server's own origin, as in Flask-SocketIO.
+    #[arg(long, value_name = "ORIGIN")]
+    pub cors_allowed_origins: Vec<String>,
+    /// The auction's demo extras, which the course's app does not have: a late joiner gets the
+    /// current values, `bid-with-ack` is acknowledged with the bid, `/admin` is a second
+    /// namespace, `upload` echoes a binary event. Marked as extras in the trace.
+    #[arg(long)]
+    pub extras: bool,
     #[command(flatten)]
     pub trace: TraceArgs,
     #[command(flatten)]

@@ -4,7 +4,9 @@
 //! Each client speaks raw Engine.IO v4 over WebSocket (`/socket.io/?EIO=4&transport=websocket`):
 //! OPEN `0{...}`, Socket.IO CONNECT `40`, CONNECT answer `40{...}`, a PONG `3` for every PING
 //! `2`. The bidder (client 0) sends `42["replace old value",{"item":"lot","bid":K,"t":NS}]`
-//! (window mode) or `42K["bid-with-ack",{...}]` and waits for `43K[...]` (ack mode). `t` is the
+//! (window mode) or the same event with ack id K, `42K["replace old value",{...}]`, and waits
+//! for its acknowledgement `43K[]` (ack mode; python-socketio acknowledges every handled event
+//! that asks). `t` is the
 //! send time on this process's monotonic clock, so every receiver computes the bid's latency
 //! directly. Bids are numbered from 1 and broadcasts of one sender arrive in order over TCP:
 //! a client that sees K+2 after K lost one, a K again is a duplicate.
@@ -346,7 +348,7 @@ async fn bid_writer(
                 text.clear();
                 use std::fmt::Write as _;
                 let _ = match plan.mode {
-                    FanoutMode::Ack => write!(text, "42{k}[\"bid-with-ack\",{{\"item\":\"lot\",\"bid\":{k},\"t\":{t}}}]"),
+                    FanoutMode::Ack => write!(text, "42{k}[\"replace old value\",{{\"item\":\"lot\",\"bid\":{k},\"t\":{t}}}]"),
                     FanoutMode::Window => write!(text, "42[\"replace old value\",{{\"item\":\"lot\",\"bid\":{k},\"t\":{t}}}]"),
                 };
                 if sink.send(Message::text(text.as_str())).await.is_err() {

@@ -6,16 +6,45 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 use crate::wire::engineio::{Data, PacketType};
-use crate::wire::socketio::placeholder;
+use crate::wire::socketio::{self as placeholders, placeholder};
 
 use super::engineio::{EioHandler, EioSession, WirePacket};
 use super::socketio::Ctx;
+
+/// What a handler did with an event.
+pub enum Outcome {
+    /// No handler for it: python-socketio does not acknowledge it.
+    NoHandler,
+    /// The handler returned: python-socketio acknowledges with its return value (`[]` for
+    /// `None`, a tuple as several arguments) when the client asked.
+    Returned(Returned),
+    /// The handler raised: nothing follows.
+    Raised(String),
+}
+
+/// A handler's return value, as the ACK carries it.
+#[derive(Default)]
+pub struct Returned {
+    pub args: Vec<Value>,
+    pub attachments: Vec<Vec<u8>>,
+}
+
+impl Outcome {
+    /// A handler that returned `None`.
+    fn none() -> Outcome {
+        Outcome::Returned(Returned::default())
+    }
+}
 
 /// Socket.IO handlers, the way a Flask-SocketIO app declares them with `@socketio.on`.
 pub trait App: Send + Sync {
     fn accepts_namespace(&self, nsp: &str) -> bool;
     /// The handler an event goes to, named as in the Flask-SocketIO app it mirrors.
     fn handler_name(&self, nsp: &str, event: &str) -> Option<&'static str>;
+    /// Whether that handler is one of dispel's demo extras, not the course's code.
+    fn is_extra(&self, _nsp: &str, _event: &str) -> bool {
+        false
+    }
     fn on_connect(&self, cx: &Ctx<'_>, auth: Option<&Value>);
     /// Whether the CONNECT answer goes out before the connect handler runs (Node) or after
     /// (python-socketio, the default).
@@ -26,10 +55,16 @@ pub trait App: Send + Sync {
     fn refusal(&self) -> Value {
         Value::String("Unable to connect".into())
     }
-    fn on_event(&self, cx: &Ctx<'_>, event: &str, args: &[Value], attachments: &[Vec<u8>]);
+    fn on_event(
+        &self,
+        cx: &Ctx<'_>,
+        event: &str,
+        args: &[Value],
+        attachments: &[Vec<u8>],
+    ) -> Outcome;
 }
 
-/// The course's auction:
+/// The course's auction, exactly the seed app's one handler:
 ///
 /// ```python
 /// @socketio.on('replace old value')
@@ -37,11 +72,11 @@ pub trait App: Send + Sync {
 ///     emit('replaced values', message, broadcast=True)
 /// ```
 ///
-/// plus what a demo needs: the latest value per item is kept and sent to a client that joins
-/// later; `bid-with-ack` is acknowledged; `/admin` is a second namespace; `upload` shows a
-/// binary event.
-#[derive(Default)]
+/// With `--extras`, also what a demo needs and the seed does not have: the latest value per
+/// item is kept and sent to a client that joins later; `bid-with-ack` is acknowledged with the
+/// bid; `/admin` is a second namespace; `upload` shows a binary event. The trace marks them.
 pub struct Auction {
+    extras: bool,
     latest: Mutex<BTreeMap<String, Value>>,
 }
 
@@ -56,14 +91,44 @@ fn item_key(v: &Value) -> String {
     }
 }
 
+impl Auction {
+    pub fn new(extras: bool) -> Auction {
+        Auction {
+            extras,
+            latest: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn remember(&self, payload: &Value) {
+        if self.extras && payload.get("item").is_some() {
+            if let Ok(mut m) = self.latest.lock() {
+                m.insert(item_key(payload), payload.clone());
+            }
+        }
+    }
+}
+
+/// The handler's one argument, as Python would call `handle_new_value(message)`: anything
+/// else raises `TypeError`.
+fn one_argument(handler: &str, args: &[Value]) -> Result<Value, Outcome> {
+    match args {
+        [one] => Ok(one.clone()),
+        _ => Err(Outcome::Raised(format!(
+            "TypeError: {handler}() takes 1 positional argument but {} were given",
+            args.len()
+        ))),
+    }
+}
+
 impl App for Auction {
     fn accepts_namespace(&self, nsp: &str) -> bool {
-        nsp == "/" || nsp == "/admin"
+        nsp == "/" || (self.extras && nsp == "/admin")
     }
 
     fn handler_name(&self, nsp: &str, event: &str) -> Option<&'static str> {
         match (nsp, event) {
             ("/", NEW_VALUE) => Some("handle_new_value (@socketio.on('replace old value'))"),
+            _ if !self.extras => None,
             ("/", "bid-with-ack") => Some("handle_bid_with_ack (@socketio.on('bid-with-ack'))"),
             ("/", "upload") => Some("handle_upload (@socketio.on('upload'))"),
             ("/admin", "ping-me") => {
@@ -73,7 +138,14 @@ impl App for Auction {
         }
     }
 
+    fn is_extra(&self, nsp: &str, event: &str) -> bool {
+        !(nsp == "/" && event == NEW_VALUE)
+    }
+
     fn on_connect(&self, cx: &Ctx<'_>, _auth: Option<&Value>) {
+        if !self.extras {
+            return;
+        }
         match cx.nsp {
             "/" => {
                 // A late joiner gets the current values, one emit per item, to it alone.
@@ -91,18 +163,50 @@ impl App for Auction {
         }
     }
 
-    fn on_event(&self, cx: &Ctx<'_>, event: &str, args: &[Value], attachments: &[Vec<u8>]) {
+    fn on_event(
+        &self,
+        cx: &Ctx<'_>,
+        event: &str,
+        args: &[Value],
+        attachments: &[Vec<u8>],
+    ) -> Outcome {
+        if self.handler_name(cx.nsp, event).is_none() {
+            return Outcome::NoHandler;
+        }
         match (cx.nsp, event) {
             ("/", NEW_VALUE | "bid-with-ack") => {
-                let payload = args.first().cloned().unwrap_or(Value::Null);
-                if let Ok(mut m) = self.latest.lock() {
-                    m.insert(item_key(&payload), payload.clone());
-                }
-                cx.broadcast(REPLACED, vec![payload.clone()]);
-                // Flask-SocketIO sends a handler's return value as the ack after the handler
-                // returns, so the broadcast goes out first.
+                let name = if event == NEW_VALUE {
+                    "handle_new_value"
+                } else {
+                    "handle_bid_with_ack"
+                };
+                let payload = match one_argument(name, args) {
+                    Ok(p) => p,
+                    Err(raised) => return raised,
+                };
+                // The message goes out as python-socketio re-encodes it: its attachments
+                // renumbered in the order they appear. A plain EVENT's placeholders are data.
+                let (payload, atts) = if attachments.is_empty() {
+                    (payload, Vec::new())
+                } else {
+                    match placeholders::reattach(&payload, attachments) {
+                        Some(x) => x,
+                        None => {
+                            return Outcome::Raised(
+                                "IndexError: a placeholder names no attachment".into(),
+                            )
+                        }
+                    }
+                };
+                self.remember(&payload);
+                cx.broadcast(REPLACED, vec![payload.clone()], atts);
                 if event == "bid-with-ack" {
-                    cx.ack(vec![json!({"ok": true, "bid": payload})], vec![]);
+                    Outcome::Returned(Returned {
+                        args: vec![json!({"ok": true, "bid": payload})],
+                        attachments: Vec::new(),
+                    })
+                } else {
+                    Outcome::none()
                 }
             }
             ("/", "upload") => {
@@ -112,9 +216,14 @@ impl App for Auction {
                     vec![json!({"size": bytes.len()}), placeholder(0)],
                     vec![bytes],
                 );
+                Outcome::none()
             }
-            ("/admin", "ping-me") => cx.ack(args.to_vec(), attachments.to_vec()),
-            _ => {}
+            // `return args`: a tuple, so every argument comes back.
+            ("/admin", "ping-me") => Outcome::Returned(Returned {
+                args: args.to_vec(),
+                attachments: attachments.to_vec(),
+            }),
+            _ => Outcome::NoHandler,
         }
     }
 }
@@ -151,12 +260,19 @@ impl App for Conformance {
         );
     }
 
-    fn on_event(&self, cx: &Ctx<'_>, event: &str, args: &[Value], attachments: &[Vec<u8>]) {
+    fn on_event(
+        &self,
+        cx: &Ctx<'_>,
+        event: &str,
+        args: &[Value],
+        attachments: &[Vec<u8>],
+    ) -> Outcome {
         match event {
             "message" => cx.emit("message-back", args.to_vec(), attachments.to_vec()),
             "message-with-ack" => cx.ack(args.to_vec(), attachments.to_vec()),
-            _ => {}
+            _ => return Outcome::NoHandler,
         }
+        Outcome::none()
     }
 }
 
@@ -171,7 +287,7 @@ impl EioHandler for EioEcho {
             Data::Text(t) => {
                 WirePacket::Text(format!("{}{t}", PacketType::Message.as_char()).into())
             }
-            Data::Binary(b) => WirePacket::Binary(b),
+            Data::Binary(b) => WirePacket::Binary(b.into()),
         };
         let _ = session.send(Arc::new(vec![packet]));
     }

@@ -1,18 +1,18 @@
-//! One TCP connection of `dispel serve`: HTTP/1.1 requests (keep-alive), routing, and the
-//! hand-over to Engine.IO polling or to a WebSocket.
+//! One TCP connection of `dispel serve`: HTTP/1.1 requests, routing, and the hand-over to
+//! Engine.IO polling or to a WebSocket. Answers are written as the mimicked server writes them:
+//! as Werkzeug's development server (one request per connection) for the auction, as Node's
+//! http server (keep-alive) for `--app conformance`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
 
-use crate::wire::engineio::RequestError;
 use crate::wire::handshake;
 use crate::wire::http::{self, BodyKind, HttpError, RequestHead};
 
-use super::engineio::{ws_config, EioServer, PollingReply};
+use super::engineio::{Answer, Body, EioServer, Flavor, Request, Upgrade};
+use super::reply::Reply;
 use super::tap::Tap;
 use super::Server;
 
@@ -64,28 +64,35 @@ async fn read_head(
     }
 }
 
-/// Reads a body into `buf` (which may already hold part of it). Returns the body.
+/// A body as read: whole, or declared over the limit and left unread.
+enum ReadBody {
+    Whole(Vec<u8>),
+    TooLong,
+}
+
+/// Reads a body into `buf` (which may already hold part of it). A declared length over `max`
+/// is not read.
 async fn read_body(
     tap: &mut Tap,
     buf: &mut Vec<u8>,
     kind: BodyKind,
     max: usize,
     limit: Duration,
-) -> Result<Vec<u8>, (u16, &'static str)> {
+) -> Result<ReadBody, (u16, &'static str)> {
     let mut chunk = [0u8; 8192];
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         match kind {
-            BodyKind::None | BodyKind::UntilClose => return Ok(Vec::new()),
-            BodyKind::Length(n) if n > max as u64 => return Err((413, "Payload Too Large")),
+            BodyKind::None | BodyKind::UntilClose => return Ok(ReadBody::Whole(Vec::new())),
+            BodyKind::Length(n) if n > max as u64 => return Ok(ReadBody::TooLong),
             BodyKind::Length(n) if buf.len() as u64 >= n => {
                 let rest = buf.split_off(n as usize);
-                return Ok(std::mem::replace(buf, rest));
+                return Ok(ReadBody::Whole(std::mem::replace(buf, rest)));
             }
             BodyKind::Chunked => match http::decode_chunked(buf, max) {
                 Ok(Some((body, used))) => {
                     buf.drain(..used);
-                    return Ok(body);
+                    return Ok(ReadBody::Whole(body));
                 }
                 Ok(None) => {}
                 Err(_) => return Err((400, "Bad Request")),
@@ -100,23 +107,8 @@ async fn read_body(
     }
 }
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        204 => "No Content",
-        302 => "Found",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        408 => "Request Timeout",
-        413 => "Payload Too Large",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "Unknown",
-    }
-}
-
-/// Writes a whole response.
+/// Writes a whole response in Node's style (Content-Length, keep-alive unless asked not to):
+/// the live view's and the listener's own answers, and every answer of `--app conformance`.
 pub async fn respond(
     tap: &mut Tap,
     status: u16,
@@ -124,7 +116,7 @@ pub async fn respond(
     body: &[u8],
     keep_alive: bool,
 ) -> std::io::Result<()> {
-    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", Flavor::Node.reason(status));
     for (n, v) in headers {
         head.push_str(&format!("{n}: {v}\r\n"));
     }
@@ -137,6 +129,59 @@ pub async fn respond(
     out.extend_from_slice(body);
     tap.write_all(&out).await?;
     tap.flush().await
+}
+
+/// Writes a reply as Werkzeug's development server writes one: `Server` and `Date` first,
+/// then the application's headers, the body chunked when it gave no length, and
+/// `Connection: close` (one request per connection).
+async fn respond_werkzeug(tap: &mut Tap, reply: &Reply) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nServer: dispel/{}\r\nDate: {}\r\n",
+        reply.status,
+        reply.reason,
+        env!("CARGO_PKG_VERSION"),
+        httpdate::fmt_http_date(std::time::SystemTime::now())
+    );
+    for (n, v) in &reply.headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if reply.chunked {
+        head.push_str("Transfer-Encoding: chunked\r\n");
+    } else if !reply.headers.iter().any(|(n, _)| *n == "Content-Length") {
+        head.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    let mut out = head.into_bytes();
+    if reply.chunked {
+        if !reply.body.is_empty() {
+            out.extend_from_slice(format!("{:x}\r\n", reply.body.len()).as_bytes());
+            out.extend_from_slice(&reply.body);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+    } else {
+        out.extend_from_slice(&reply.body);
+    }
+    tap.write_all(&out).await?;
+    tap.flush().await
+}
+
+/// Writes `reply` the way the server being mimicked would.
+async fn send(
+    tap: &mut Tap,
+    flavor: Flavor,
+    extra: Vec<(&'static str, String)>,
+    reply: Reply,
+    keep_alive: bool,
+) -> std::io::Result<()> {
+    match flavor {
+        Flavor::Python => respond_werkzeug(tap, &reply).await,
+        Flavor::Node => {
+            let mut headers = extra;
+            headers.extend(reply.headers);
+            respond(tap, reply.status, &headers, &reply.body, keep_alive).await
+        }
+    }
 }
 
 enum Route {
@@ -178,22 +223,26 @@ fn cors_headers(srv: &Server, head: &RequestHead) -> Vec<(&'static str, String)>
     }
 }
 
+fn page(body: &'static str) -> Reply {
+    Reply::new(200, "OK", "text/html; charset=utf-8", body).header("Cache-Control", "no-store")
+}
+
 /// Serves one TCP connection until it closes.
 pub async fn connection(mut tap: Tap, conn: u64, srv: Arc<Server>) {
+    let flavor = srv.config.flavor;
     let mut buf = Vec::with_capacity(4096);
     loop {
         let head = match read_head(&mut tap, &mut buf, &srv).await {
             Ok(h) => h,
             Err(ReadError::Closed) | Err(ReadError::TimedOut { partial: false }) => return,
             Err(ReadError::TimedOut { partial: true }) => {
-                let _ = respond(
-                    &mut tap,
+                let r = Reply::new(
                     408,
-                    &[],
-                    b"request head not completed in time\n",
-                    false,
-                )
-                .await;
+                    flavor.reason(408),
+                    "text/plain",
+                    "request head not completed in time\n",
+                );
+                let _ = send(&mut tap, flavor, Vec::new(), r, false).await;
                 return;
             }
             Err(ReadError::Http(e)) => {
@@ -201,26 +250,28 @@ pub async fn connection(mut tap: Tap, conn: u64, srv: Arc<Server>) {
                     HttpError::TooManyHeaders | HttpError::HeadTooLarge => 431,
                     _ => 400,
                 };
-                let _ = respond(
-                    &mut tap,
+                let r = Reply::new(
                     status,
-                    &[("Content-Type", "text/plain".into())],
-                    format!("{e}\n").as_bytes(),
-                    false,
-                )
-                .await;
+                    flavor.reason(status),
+                    "text/plain",
+                    format!("{e}\n"),
+                );
+                let _ = send(&mut tap, flavor, Vec::new(), r, false).await;
                 return;
             }
         };
         buf.drain(..head.head_len);
-        let keep_alive = head.keep_alive();
+        // Werkzeug's development server answers one request per connection.
+        let keep_alive = head.keep_alive() && flavor == Flavor::Node;
         let kind = match head.body_kind() {
             Ok(k) => k,
             Err(e) => {
-                let _ = respond(&mut tap, 400, &[], format!("{e}\n").as_bytes(), false).await;
+                let r = Reply::new(400, flavor.reason(400), "text/plain", format!("{e}\n"));
+                let _ = send(&mut tap, flavor, Vec::new(), r, false).await;
                 return;
             }
         };
+        let route = route(&srv, &head);
         let body = match read_body(
             &mut tap,
             &mut buf,
@@ -230,150 +281,118 @@ pub async fn connection(mut tap: Tap, conn: u64, srv: Arc<Server>) {
         )
         .await
         {
-            Ok(b) => b,
+            Ok(ReadBody::Whole(b)) => Body::Bytes(b),
+            // Engine.IO answers an oversized POST itself (and ends the session).
+            Ok(ReadBody::TooLong) if matches!(route, Route::EngineIo(_)) => Body::TooLong,
+            Ok(ReadBody::TooLong) => {
+                let r = Reply::new(413, flavor.reason(413), "text/plain", "Payload Too Large\n");
+                let _ = send(&mut tap, flavor, Vec::new(), r, false).await;
+                return;
+            }
             Err((0, _)) => return,
             Err((status, why)) => {
-                let _ = respond(&mut tap, status, &[], format!("{why}\n").as_bytes(), false).await;
+                let r = Reply::new(
+                    status,
+                    flavor.reason(status),
+                    "text/plain",
+                    format!("{why}\n"),
+                );
+                let _ = send(&mut tap, flavor, Vec::new(), r, false).await;
                 return;
             }
         };
         let cors = cors_headers(&srv, &head);
-        let result = match route(&srv, &head) {
-            Route::Page => {
-                let headers = [
-                    ("Content-Type", "text/html; charset=utf-8".to_string()),
-                    ("Cache-Control", "no-store".to_string()),
-                ];
-                respond(&mut tap, 200, &headers, PAGE.as_bytes(), keep_alive).await
-            }
-            Route::TracePage => {
-                let headers = [
-                    ("Content-Type", "text/html; charset=utf-8".to_string()),
-                    ("Cache-Control", "no-store".to_string()),
-                ];
-                respond(
-                    &mut tap,
-                    200,
-                    &headers,
-                    super::view::PAGE.as_bytes(),
-                    keep_alive,
-                )
-                .await
-            }
+        let reply = match route {
+            Route::Page => page(PAGE),
+            Route::TracePage => page(super::view::PAGE),
             Route::TraceEvents => {
                 if let Some(hub) = srv.hub.clone() {
                     super::view::stream(tap, &hub, &head).await;
                 }
                 return;
             }
-            Route::Redirect => {
-                respond(
-                    &mut tap,
-                    302,
-                    &[("Location", "/auctions".into())],
-                    b"",
-                    keep_alive,
-                )
-                .await
-            }
+            Route::Redirect => Reply::new(302, flavor.reason(302), "text/plain", "")
+                .header("Location", "/auctions"),
             Route::Preflight => {
-                let mut headers = cors;
-                headers.push(("Access-Control-Allow-Methods", "GET, POST, OPTIONS".into()));
-                headers.push((
+                let mut r = Reply::new(204, "No Content", "text/plain", "");
+                r.headers.clear();
+                r.headers
+                    .push(("Access-Control-Allow-Methods", "GET, POST, OPTIONS".into()));
+                r.headers.push((
                     "Access-Control-Allow-Headers",
                     head.header("access-control-request-headers")
                         .unwrap_or("content-type")
                         .to_string(),
                 ));
-                respond(&mut tap, 204, &headers, b"", keep_alive).await
+                r
             }
-            Route::NotFound => {
-                respond(
-                    &mut tap,
-                    404,
-                    &[("Content-Type", "text/plain".into())],
-                    b"not found\n",
-                    keep_alive,
-                )
-                .await
-            }
+            Route::NotFound => match flavor {
+                Flavor::Python => Reply::werkzeug_not_found(),
+                Flavor::Node => Reply::new(404, "Not Found", "text/plain", "not found\n"),
+            },
             Route::EngineIo(eio) => {
-                match eio_checks(&head) {
-                    Err(e) => {
-                        let reply = PollingReply::error(e);
-                        let mut headers = cors;
-                        headers.push(("Content-Type", reply.content_type.to_string()));
-                        respond(&mut tap, reply.status, &headers, &reply.body, keep_alive).await
-                    }
-                    Ok(Transport::WebSocket) => {
-                        let key = match handshake::check_request(
-                            &head.method,
-                            head.version,
-                            &head.headers,
-                        ) {
-                            Ok(k) => k,
-                            Err(e) => {
-                                let _ =
-                                    respond(&mut tap, 400, &[], format!("{e}\n").as_bytes(), false)
-                                        .await;
-                                return;
-                            }
-                        };
-                        // dispel's own handshake: permessage-deflate is declined by not echoing
-                        // it, so every frame stays readable in the trace.
-                        let accept = handshake::compute_accept(&key).accept;
-                        let resp = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n");
-                        if tap.write_all(resp.as_bytes()).await.is_err()
-                            || tap.flush().await.is_err()
-                        {
-                            return;
-                        }
-                        let leftover = std::mem::take(&mut buf);
-                        let ws = WebSocketStream::from_partially_read(
-                            tap,
-                            leftover,
-                            Role::Server,
-                            Some(ws_config(srv.config.max_payload)),
-                        )
-                        .await;
-                        eio.websocket(conn, head.query("sid"), ws).await;
+                let req = Request {
+                    conn,
+                    head: &head,
+                    body,
+                };
+                let answer = match flavor {
+                    Flavor::Python => eio.handle_python(req).await,
+                    Flavor::Node => eio.handle_node(req).await,
+                };
+                match answer {
+                    Answer::Reply(r) => r,
+                    Answer::Upgrade(up) => {
+                        websocket(tap, conn, &head, buf, eio, up).await;
                         return;
-                    }
-                    Ok(Transport::Polling) => {
-                        let reply = eio
-                            .polling(conn, &head.method, head.query("sid"), body)
-                            .await;
-                        let mut headers = cors;
-                        headers.push(("Content-Type", reply.content_type.to_string()));
-                        headers.push(("Cache-Control", "no-store".to_string()));
-                        respond(&mut tap, reply.status, &headers, &reply.body, keep_alive).await
                     }
                 }
             }
         };
+        let result = send(&mut tap, flavor, cors, reply, keep_alive).await;
         if result.is_err() || !keep_alive {
             return;
         }
     }
 }
 
-enum Transport {
-    Polling,
-    WebSocket,
-}
-
-/// The query checks of an Engine.IO request (protocol version, transport).
-fn eio_checks(head: &RequestHead) -> Result<Transport, RequestError> {
-    match head.query("EIO").as_deref() {
-        Some("4") => {}
-        _ => return Err(RequestError::UnsupportedProtocolVersion),
-    }
-    match head.query("transport").as_deref() {
-        Some("polling") if !handshake::is_upgrade_request(&head.headers) => Ok(Transport::Polling),
-        Some("websocket") if handshake::is_upgrade_request(&head.headers) => {
-            Ok(Transport::WebSocket)
+/// Answers the WebSocket handshake (RFC 6455 §4.2.2) and runs the Engine.IO transport on it.
+/// python-engineio's server (wsproto) accepts permessage-deflate with the parameters the client
+/// offered; Node's engine.io declines it (its default).
+async fn websocket(
+    mut tap: Tap,
+    conn: u64,
+    head: &RequestHead,
+    leftover: Vec<u8>,
+    eio: Arc<EioServer>,
+    up: Upgrade,
+) {
+    let flavor = eio.flavor();
+    let key = match handshake::check_request(&head.method, head.version, &head.headers) {
+        Ok(k) => k,
+        Err(e) => {
+            up.abandon();
+            let r = Reply::new(400, flavor.reason(400), "text/plain", format!("{e}\n"));
+            let _ = send(&mut tap, flavor, Vec::new(), r, false).await;
+            return;
         }
-        Some("websocket") | Some("polling") => Err(RequestError::BadRequest),
-        _ => Err(RequestError::UnknownTransport),
+    };
+    let accept = handshake::compute_accept(&key).accept;
+    let deflate = match flavor {
+        Flavor::Python => handshake::answer_deflate_offer(&head.headers),
+        Flavor::Node => None,
+    };
+    let mut resp = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
+    );
+    if let Some((answer, _)) = &deflate {
+        resp.push_str(&format!("Sec-WebSocket-Extensions: {answer}\r\n"));
     }
+    resp.push_str("\r\n");
+    if tap.write_all(resp.as_bytes()).await.is_err() || tap.flush().await.is_err() {
+        up.abandon();
+        return;
+    }
+    eio.websocket(conn, up, tap, leftover, deflate.map(|(_, p)| p))
+        .await;
 }

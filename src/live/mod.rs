@@ -5,7 +5,7 @@
 //!   -> http::connection: HTTP/1.1 requests, routing
 //!        GET /auctions         the page
 //!        /socket.io/ polling   engineio::EioServer::polling
-//!        /socket.io/ websocket dispel's 101, then tokio-tungstenite -> EioServer::websocket
+//!        /socket.io/ websocket dispel's 101, then wire::ws_message -> EioServer::websocket
 //!   Engine.IO sessions -> socketio::SioServer (namespaces, dispatch, broadcast) -> apps::App
 //! ```
 //! Dispatch and broadcast events come from here; every event about bytes comes from the tap.
@@ -14,6 +14,7 @@ mod apps;
 mod engineio;
 mod http;
 pub mod record;
+mod reply;
 mod socketio;
 mod step;
 mod tap;
@@ -70,8 +71,15 @@ pub struct Config {
     pub max_connections: usize,
     pub max_queue: usize,
     pub request_timeout: Duration,
+    /// Node-style CORS headers on every answer (the conformance suites).
     pub cors: bool,
     pub record: Option<PathBuf>,
+    /// Whose behaviour the server reproduces on the wire.
+    pub flavor: engineio::Flavor,
+    /// Which pages may open a session (Flask-SocketIO's `cors_allowed_origins`).
+    pub origins: engineio::Origins,
+    /// The auction's demo extras (late joiners, `bid-with-ack`, `/admin`, `upload`).
+    pub extras: bool,
 }
 
 impl Config {
@@ -101,6 +109,18 @@ impl Config {
             request_timeout: Duration::from_millis(args.limits.request_timeout_ms),
             cors: conformance,
             record: args.record.clone(),
+            flavor: if conformance {
+                engineio::Flavor::Node
+            } else {
+                engineio::Flavor::Python
+            },
+            origins: match args.cors_allowed_origins.as_slice() {
+                [] => engineio::Origins::SameOrigin,
+                list if list.iter().any(|o| o == "*") => engineio::Origins::Any,
+                list if list.iter().all(|o| o.is_empty()) => engineio::Origins::Disabled,
+                list => engineio::Origins::List(list.to_vec()),
+            },
+            extras: args.extras,
         }
     }
 
@@ -142,13 +162,20 @@ impl Server {
             ping_timeout: config.ping_timeout,
             max_payload: config.max_payload,
             max_queue: config.max_queue,
+            flavor: config.flavor,
+            origins: config.origins.clone(),
         };
         let app: Arc<dyn apps::App> = match config.app {
-            App::Auction => Arc::new(apps::Auction::default()),
+            App::Auction => Arc::new(apps::Auction::new(config.extras)),
             App::Conformance => Arc::new(apps::Conformance),
         };
-        let sio = Arc::new(socketio::SioServer::new(app, tracer.clone(), clock));
-        let socketio = engineio::EioServer::new(eio_config, sio, tracer.clone(), clock);
+        let sio = Arc::new(socketio::SioServer::new(
+            app,
+            config.flavor,
+            tracer.clone(),
+            clock,
+        ));
+        let socketio = engineio::EioServer::new(eio_config.clone(), sio, tracer.clone(), clock);
         let engineio = (config.app == App::Conformance).then(|| {
             engineio::EioServer::new(eio_config, Arc::new(apps::EioEcho), tracer.clone(), clock)
         });

@@ -1,5 +1,11 @@
 //! Socket.IO v5 on top of Engine.IO: namespaces, CONNECT / CONNECT_ERROR, event dispatch to
 //! the app's handlers, acknowledgements, binary attachments, and broadcast.
+//!
+//! With the Python flavor it answers as python-socketio 5.18 does: every handled event that
+//! asks for an acknowledgement gets one, with the handler's return value (`[]` for none),
+//! after the handler's own emits; a second CONNECT to a namespace is refused; a packet that
+//! does not decode is dropped and the connection goes on; packets are encoded through
+//! Python's `json.dumps`.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -12,8 +18,10 @@ use crate::trace::{Event, Stage, Tracer};
 use crate::wire::engineio::{Data, PacketType as EioType};
 use crate::wire::socketio::{self, Packet, PacketType};
 
-use super::apps::App;
-use super::engineio::{EioHandler, EioSession, Flight, Landed, OutItem, Queued, WirePacket};
+use super::apps::{App, Outcome};
+use super::engineio::{
+    Closer, EioHandler, EioSession, Flavor, Flight, Landed, OutItem, Queued, WirePacket,
+};
 use super::Clock;
 
 /// One connected Socket.IO socket: an Engine.IO session joined to one namespace.
@@ -27,14 +35,16 @@ struct Member {
 struct ClientState {
     /// namespace -> Socket.IO sid
     sockets: HashMap<String, String>,
+    /// A binary packet waiting for its attachments.
     pending: Option<(Packet, Vec<Vec<u8>>)>,
 }
 
 pub struct SioServer {
     app: Arc<dyn App>,
+    flavor: Flavor,
     tracer: Tracer,
     clock: Clock,
-    /// namespace -> Socket.IO sid -> member. A BTreeMap keeps broadcasts in join order.
+    /// namespace -> join order -> member. A BTreeMap keeps broadcasts in join order.
     namespaces: Mutex<HashMap<String, BTreeMap<u64, Member>>>,
     clients: Mutex<HashMap<String, ClientState>>,
     next: AtomicU64,
@@ -52,14 +62,24 @@ pub struct Ctx<'a> {
     landed: RefCell<Option<Landed>>,
 }
 
-/// Encodes a Socket.IO packet (and its attachments) into Engine.IO MESSAGE packets, once.
-pub fn encode(packet: &Packet, attachments: &[Vec<u8>]) -> OutItem {
-    let mut out = Vec::with_capacity(1 + attachments.len());
-    out.push(WirePacket::Text(
-        format!("{}{}", EioType::Message.as_char(), packet.encode()).into(),
-    ));
-    out.extend(attachments.iter().cloned().map(WirePacket::Binary));
-    Arc::new(out)
+impl SioServer {
+    /// Encodes a Socket.IO packet (and its attachments) into Engine.IO MESSAGE packets, once.
+    fn encode(&self, packet: &Packet, attachments: &[Vec<u8>]) -> OutItem {
+        let text = match self.flavor {
+            Flavor::Python => packet.encode_python(),
+            Flavor::Node => packet.encode(),
+        };
+        let mut out = Vec::with_capacity(1 + attachments.len());
+        out.push(WirePacket::Text(
+            format!("{}{text}", EioType::Message.as_char()).into(),
+        ));
+        out.extend(
+            attachments
+                .iter()
+                .map(|a| WirePacket::Binary(a.as_slice().into())),
+        );
+        Arc::new(out)
+    }
 }
 
 fn event_packet(
@@ -85,15 +105,17 @@ impl Ctx<'_> {
     /// Emit to this client only (Flask-SocketIO `emit(...)` in a handler, no broadcast).
     pub fn emit(&self, event: &str, args: Vec<Value>, attachments: Vec<Vec<u8>>) {
         let packet = event_packet(self.nsp, event, args, attachments.len(), None);
-        self.send_own(encode(&packet, &attachments));
+        self.send_own(self.server.encode(&packet, &attachments));
         self.server
             .trace_emit(self.conn, self.nsp, event, &[self.eio.conn()], false);
     }
 
     /// Emit to every client in the namespace, sender included (`emit(..., broadcast=True)`).
     /// Encoded once; every recipient's queue gets the same shared bytes.
-    pub fn broadcast(&self, event: &str, args: Vec<Value>) {
-        let landed = self.server.broadcast(self.conn, self.nsp, event, args);
+    pub fn broadcast(&self, event: &str, args: Vec<Value>, attachments: Vec<Vec<u8>>) {
+        let landed = self
+            .server
+            .broadcast(self.conn, self.nsp, event, args, attachments);
         *self.landed.borrow_mut() = Some(landed);
     }
 
@@ -112,7 +134,7 @@ impl Ctx<'_> {
         let _ = self.eio.send(q);
     }
 
-    /// Answer the event's acknowledgement request, if it made one.
+    /// Answers the event's acknowledgement request, if it made one.
     pub fn ack(&self, args: Vec<Value>, attachments: Vec<Vec<u8>>) {
         let Some(id) = self.ack_id else { return };
         let ptype = if attachments.is_empty() {
@@ -122,14 +144,15 @@ impl Ctx<'_> {
         };
         let mut p = Packet::new(ptype, self.nsp, Some(id), Some(Value::Array(args)));
         p.attachments = attachments.len();
-        self.send_own(encode(&p, &attachments));
+        self.send_own(self.server.encode(&p, &attachments));
     }
 }
 
 impl SioServer {
-    pub fn new(app: Arc<dyn App>, tracer: Tracer, clock: Clock) -> SioServer {
+    pub fn new(app: Arc<dyn App>, flavor: Flavor, tracer: Tracer, clock: Clock) -> SioServer {
         SioServer {
             app,
+            flavor,
             tracer,
             clock,
             namespaces: Mutex::new(HashMap::new()),
@@ -166,9 +189,16 @@ impl SioServer {
 
     /// Returns what resolves once the broadcast has been taken by the recipients that are
     /// keeping up ([`Flight`]).
-    pub fn broadcast(&self, conn: u64, nsp: &str, event: &str, args: Vec<Value>) -> Landed {
-        let packet = event_packet(nsp, event, args, 0, None);
-        let item = encode(&packet, &[]);
+    fn broadcast(
+        &self,
+        conn: u64,
+        nsp: &str,
+        event: &str,
+        args: Vec<Value>,
+        attachments: Vec<Vec<u8>>,
+    ) -> Landed {
+        let packet = event_packet(nsp, event, args, attachments.len(), None);
+        let item = self.encode(&packet, &attachments);
         let members: Vec<Member> = self
             .namespaces
             .lock()
@@ -212,28 +242,11 @@ impl SioServer {
                 };
                 let args = packet.args().to_vec();
                 let handler = self.app.handler_name(&nsp, &event);
+                let extra = handler.is_some() && self.app.is_extra(&nsp, &event);
                 let mut shown = Value::Array(args.clone());
                 socketio::fill_placeholders(
                     &mut shown,
                     &mut |i| json!({"_binary": attachments.get(i).map(Vec::len)}),
-                );
-                self.tracer.emit(
-                    Event::new(
-                        Stage::SioDispatch,
-                        self.clock.now(),
-                        Some(conn),
-                        None,
-                        match handler {
-                            Some(h) => format!("{event:?} on {nsp} -> {h}"),
-                            None => format!("{event:?} on {nsp} -> no handler (ignored)"),
-                        },
-                    )
-                    .with("event", event.as_str())
-                    .with("nsp", nsp.as_str())
-                    .with("handler", handler)
-                    .with("args", shown)
-                    .with("ack_id", packet.id)
-                    .kind("event"),
                 );
                 let cx = Ctx {
                     server: self,
@@ -243,7 +256,50 @@ impl SioServer {
                     ack_id: packet.id,
                     landed: RefCell::new(None),
                 };
-                self.app.on_event(&cx, &event, &args, &attachments);
+                let dispatched = Event::new(
+                    Stage::SioDispatch,
+                    self.clock.now(),
+                    Some(conn),
+                    None,
+                    match handler {
+                        Some(h) if extra => {
+                            format!("{event:?} on {nsp} -> {h} (a dispel extra: --extras)")
+                        }
+                        Some(h) => format!("{event:?} on {nsp} -> {h}"),
+                        None => format!("{event:?} on {nsp} -> no handler (ignored)"),
+                    },
+                )
+                .with("event", event.as_str())
+                .with("nsp", nsp.as_str())
+                .with("handler", handler)
+                .with("args", shown)
+                .with("ack_id", packet.id)
+                .kind("event");
+                let dispatched = if extra {
+                    dispatched.with("extra", true)
+                } else {
+                    dispatched
+                };
+                self.tracer.emit(dispatched);
+                match self.app.on_event(&cx, &event, &args, &attachments) {
+                    // python-socketio acknowledges what a handler returned, after whatever the
+                    // handler emitted.
+                    Outcome::Returned(r) if self.flavor == Flavor::Python => {
+                        cx.ack(r.args, r.attachments)
+                    }
+                    Outcome::Returned(_) | Outcome::NoHandler => {}
+                    Outcome::Raised(why) => self.tracer.emit(
+                        Event::new(
+                            Stage::Error,
+                            self.clock.now(),
+                            Some(conn),
+                            None,
+                            format!("the handler of {event:?} raised {why}: no broadcast, no acknowledgement"),
+                        )
+                        .with("rule", "a handler that raises sends nothing back")
+                        .with("where", "sio.dispatch"),
+                    ),
+                }
                 cx.finish();
             }
             PacketType::Ack | PacketType::BinaryAck => {
@@ -257,23 +313,34 @@ impl SioServer {
     }
 
     fn connect(&self, eio: &Arc<EioSession>, conn: u64, nsp: &str, auth: Option<&Value>) {
+        let refuse = |data: Value| {
+            let p = Packet::new(PacketType::ConnectError, nsp, None, Some(data));
+            let _ = eio.send(self.encode(&p, &[]));
+        };
         if !self.app.accepts_namespace(nsp) {
-            let p = Packet::new(
-                PacketType::ConnectError,
-                nsp,
-                None,
-                Some(self.app.refusal()),
-            );
-            let _ = eio.send(encode(&p, &[]));
+            refuse(self.app.refusal());
+            return;
+        }
+        let already = self
+            .clients
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&eio.sid).map(|st| st.sockets.contains_key(nsp)))
+            .unwrap_or(false);
+        if already {
+            // python-socketio's `pre_connect` finds the client there already and refuses.
+            if self.flavor == Flavor::Python {
+                refuse(self.app.refusal());
+            }
             return;
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let sio_sid = format!("{}-{n}", eio.sid);
+        // Drawn on its own, never derived from the Engine.IO sid (see `generate_id`).
+        let Some(sio_sid) = eio.server().map(|s| s.generate_id()) else {
+            return;
+        };
         if let Ok(mut clients) = self.clients.lock() {
             let st = clients.entry(eio.sid.clone()).or_default();
-            if st.sockets.contains_key(nsp) {
-                return;
-            }
             st.sockets.insert(nsp.to_string(), sio_sid.clone());
         }
         if let Ok(mut spaces) = self.namespaces.lock() {
@@ -285,7 +352,7 @@ impl SioServer {
                 },
             );
         }
-        let ack = encode(
+        let ack = self.encode(
             &Packet::new(
                 PacketType::Connect,
                 nsp,
@@ -347,12 +414,13 @@ impl EioHandler for SioServer {
                     }
                 }
                 Ok(p) => self.dispatch(session, conn, p, Vec::new()),
-                Err(e) => {
-                    // Socket.IO v5: a packet that does not decode closes the connection. The
-                    // trace already shows the broken rule (the tap decoded the same bytes).
-                    let _ = e;
-                    if let Some(server) = session_server(session) {
-                        server.close(session, "bad Socket.IO packet");
+                // python-socketio drops a packet that does not decode (the exception is
+                // logged) and the connection goes on; Node's closes it. The trace already
+                // shows the broken rule (the tap decoded the same bytes).
+                Err(_) if self.flavor == Flavor::Python => {}
+                Err(_) => {
+                    if let Some(server) = session.server() {
+                        server.close(session, "bad Socket.IO packet", Closer::Server);
                     }
                 }
             },
@@ -379,9 +447,13 @@ impl EioHandler for SioServer {
                         None
                     }
                 });
-                if too_big {
+                if too_big && self.flavor == Flavor::Node {
                     if let Some(server) = session.server() {
-                        server.close(session, "binary attachments over maxPayload");
+                        server.close(
+                            session,
+                            "binary attachments over maxPayload",
+                            Closer::Server,
+                        );
                     }
                     return;
                 }
@@ -406,8 +478,4 @@ impl EioHandler for SioServer {
             }
         }
     }
-}
-
-fn session_server(s: &Arc<EioSession>) -> Option<Arc<super::engineio::EioServer>> {
-    s.server()
 }

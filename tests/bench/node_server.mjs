@@ -3,7 +3,9 @@
 //
 //   node tests/bench/node_server.mjs --port 5002
 //
-// `replace old value` -> io.emit('replaced values', payload) to everyone, sender included;
+// `replace old value` -> io.emit('replaced values', payload) to everyone, sender included, then
+//                        an empty ack when the client asked for one (what python-socketio
+//                        sends for a handler that returns None: `43<id>[]`);
 // `bid-with-ack`      -> the same broadcast, then the ack {ok: true, bid: payload}.
 import { createServer } from 'node:http';
 import { Server } from 'socket.io';
@@ -14,8 +16,9 @@ const http = createServer();
 const io = new Server(http, { transports: ['polling', 'websocket'], perMessageDeflate: false });
 
 io.on('connection', (socket) => {
-  socket.on('replace old value', (payload) => {
+  socket.on('replace old value', (payload, ack) => {
     io.emit('replaced values', payload);
+    if (typeof ack === 'function') ack();
   });
   socket.on('bid-with-ack', (payload, ack) => {
     io.emit('replaced values', payload);

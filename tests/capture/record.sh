@@ -31,10 +31,11 @@ mkdir -p "$OUT"
 PRESETS="py_websocket_bid node_polling_upgrade py_polling_only node_websocket_deflate node_namespaces py_ping_abrupt chromium_page"
 
 # preset NAME URL -> runs the client; APP_ARGS may be set by app_args
+# The committed captures were recorded with the demo extras (/admin, acks, upload, late joiners).
 app_args() {
   case $1 in
-    py_ping_abrupt) echo "--ping-interval 1" ;;
-    *) echo "" ;;
+    py_ping_abrupt) echo "--extras --ping-interval 1" ;;
+    *) echo "--extras" ;;
   esac
 }
 preset() {

@@ -218,6 +218,15 @@ const SCENARIOS = {
       out('order', { who: 'late', sequence: late.sequence });
     } finally { late.disconnect(); }
   },
+  // The seed's own event with a callback: python-socketio acknowledges every handled event that
+  // asks, with the handler's return value (none, so no arguments).
+  async 'seed-ack'(s) {
+    const a = await s.shared();
+    const v = { item: s.item('stool'), bid: 43, bidder: 'nia' };
+    const ack = await a.call('replace old value', [v]);
+    check(deepEqual(ack, []), `ack args ${JSON.stringify(ack)}, want []`);
+    await a.expect('replaced values', isValue(v.item, 43));
+  },
   async ack(s) {
     const a = await s.shared();
     const v = { item: s.item('chair'), bid: 41, bidder: 'nia' };

@@ -260,6 +260,16 @@ def sc_late_joiner(s):
         late.disconnect()
 
 
+def sc_seed_ack(s):
+    # The seed's own event with `call`: python-socketio acknowledges every handled event that
+    # asks, with the handler's return value (None: an ack with no arguments).
+    a = s.shared()
+    v = {'item': s.item('stool'), 'bid': 42, 'bidder': 'ana'}
+    ack = a.call('replace old value', v)
+    check(ack == [], f'ack arguments {ack!r}, want none')
+    a.expect('replaced values', is_value(v['item'], 42))
+
+
 def sc_ack(s):
     a = s.shared()
     v = {'item': s.item('chair'), 'bid': 40, 'bidder': 'ana'}
@@ -352,6 +362,7 @@ SCENARIOS = {
     'idle': sc_idle,
     'two-clients': sc_two_clients,
     'late-joiner': sc_late_joiner,
+    'seed-ack': sc_seed_ack,
     'ack': sc_ack,
     'namespace': sc_namespace,
     'binary': sc_binary,

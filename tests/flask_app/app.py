@@ -1,12 +1,21 @@
 #!/usr/bin/env python3
 """Reference auction app in real Flask-SocketIO (threading mode, the default).
 
-This is the app that `dispel serve` reimplements. The test clients under
-tests/clients/ are validated against it, and the captures under traces/flask/
-were recorded from it.
+This is the app that `dispel serve` reimplements, and the oracle of the
+differential tests (tests/it/differential.rs): by default it is exactly the
+course's seed app, one handler:
+
+    @socketio.on('replace old value')
+    def handle_new_value(message):
+        emit('replaced values', message, broadcast=True)
+
+With --extras it also has what `dispel serve --extras` adds for demos (see
+below). The test clients under tests/clients/ are validated against it, and
+the captures under traces/flask/ were recorded from it.
 
 Usage:
-    python app.py --port P [--host 127.0.0.1] [--ping-interval S] [--log]
+    python app.py --port P [--host 127.0.0.1] [--ping-interval S]
+                  [--ping-timeout S] [--max-payload N] [--extras] [--log]
                   [--async-mode threading|eventlet]
 
 --async-mode eventlet needs eventlet installed (tests/bench/fanout.sh makes a
@@ -17,12 +26,14 @@ Behaviour:
   * GET /static/socket.io.min.js -> the socket.io-client browser bundle taken
     from tests/node_modules (installed by tests/setup.sh); 404 if absent.
   * namespace "/":
-      - on connect: one `replaced values` emit per known item, to the new
+      - `replace old value` {obj}: emit `replaced values` obj to every client
+        (broadcast=True, sender included). An ack id gets `[]` (python-socketio
+        acks every handled event that asks, with the handler's return value).
+  * with --extras:
+      - on connect to "/": one `replaced values` emit per known item, to the new
         client only, payload exactly as last received for that item, in the
         order the items were first seen.
-      - `replace old value` {obj}: remember obj by obj["item"] and emit
-        `replaced values` obj to every client (broadcast=True, sender
-        included).
+      - `replace old value` also remembers obj by obj["item"].
       - `bid-with-ack` {obj}: same as `replace old value`, and the ack is
         {"ok": true, "bid": obj}.
       - `upload` <bytes>: emit `uploaded` {"size": N}, <same bytes> to the
@@ -49,6 +60,7 @@ def _async_mode_from_argv():
 
 
 ASYNC_MODE = _async_mode_from_argv()
+EXTRAS = '--extras' in sys.argv[1:]
 if ASYNC_MODE == 'eventlet':
     import eventlet
     eventlet.monkey_patch()
@@ -135,12 +147,11 @@ def client_bundle():
                      mimetype='application/javascript')
 
 
-@socketio.on('connect')
-def on_connect(auth=None):
-    with _lock:
-        values = list(_current.values())
-    for value in values:
-        emit('replaced values', value)
+@socketio.on('replace old value')
+def handle_new_value(message):
+    if EXTRAS:
+        _remember(message)
+    emit('replaced values', message, broadcast=True)
 
 
 def _remember(data):
@@ -149,34 +160,33 @@ def _remember(data):
             _current[str(data['item'])] = data
 
 
-@socketio.on('replace old value')
-def on_replace(data):
-    _remember(data)
-    emit('replaced values', data, broadcast=True)
+if EXTRAS:
+    @socketio.on('connect')
+    def on_connect(auth=None):
+        with _lock:
+            values = list(_current.values())
+        for value in values:
+            emit('replaced values', value)
 
+    @socketio.on('bid-with-ack')
+    def on_bid_with_ack(data):
+        _remember(data)
+        emit('replaced values', data, broadcast=True)
+        return {'ok': True, 'bid': data}
 
-@socketio.on('bid-with-ack')
-def on_bid_with_ack(data):
-    _remember(data)
-    emit('replaced values', data, broadcast=True)
-    return {'ok': True, 'bid': data}
+    @socketio.on('upload')
+    def on_upload(data):
+        size = len(data) if isinstance(data, (bytes, bytearray)) else -1
+        # python-socketio sends a tuple as multiple event arguments
+        emit('uploaded', ({'size': size}, data))
 
+    @socketio.on('connect', namespace='/admin')
+    def on_admin_connect(auth=None):
+        emit('welcome', {'nsp': '/admin'})
 
-@socketio.on('upload')
-def on_upload(data):
-    size = len(data) if isinstance(data, (bytes, bytearray)) else -1
-    # python-socketio sends a tuple as multiple event arguments
-    emit('uploaded', ({'size': size}, data))
-
-
-@socketio.on('connect', namespace='/admin')
-def on_admin_connect(auth=None):
-    emit('welcome', {'nsp': '/admin'})
-
-
-@socketio.on('ping-me', namespace='/admin')
-def on_ping_me(*args):
-    return args
+    @socketio.on('ping-me', namespace='/admin')
+    def on_ping_me(*args):
+        return args
 
 
 def main():
@@ -186,6 +196,12 @@ def main():
     parser.add_argument('--ping-interval', type=float, default=None,
                         help='Engine.IO pingInterval in seconds (default: '
                         'python-engineio default, 25)')
+    parser.add_argument('--ping-timeout', type=float, default=None,
+                        help='Engine.IO pingTimeout in seconds (default 20)')
+    parser.add_argument('--max-payload', type=int, default=None,
+                        help='Engine.IO maxPayload in bytes (default 1000000)')
+    parser.add_argument('--extras', action='store_true',
+                        help="the demo extras of `dispel serve --extras`")
     parser.add_argument('--async-mode', choices=['threading', 'eventlet'],
                         default='threading',
                         help='Flask-SocketIO async mode (read at import time)')
@@ -194,6 +210,10 @@ def main():
     args = parser.parse_args()
     if args.ping_interval is not None:
         socketio.server.eio.ping_interval = args.ping_interval
+    if args.ping_timeout is not None:
+        socketio.server.eio.ping_timeout = args.ping_timeout
+    if args.max_payload is not None:
+        socketio.server.eio.max_http_buffer_size = args.max_payload
     if args.log:
         socketio.server.logger.setLevel('INFO')
         socketio.server.eio.logger.setLevel('INFO')

@@ -101,9 +101,32 @@ fn python_polling_then_upgrade() {
     assert_eq!(upgrades[0]["fields"]["sid"], sid.as_str());
 }
 
+/// The course's app acknowledges its own event when asked, as python-socketio does: the real
+/// clients' `call` / callback complete.
+#[test]
+fn the_seed_event_is_acknowledged_for_both_clients() {
+    let server = Server::start(&[]);
+    py_client(&server.url, "seed-ack", "websocket");
+    py_client(&server.url, "seed-ack", "polling");
+    node_client(&server.url, "seed-ack", "default");
+    let trace = server.stop();
+    assert!(trace.unexpected_errors().is_empty(), "{:?}", trace.errors());
+    let acks: Vec<_> = trace
+        .stage("sio.packet")
+        .into_iter()
+        .filter(|e| e["dir"] == "s2c" && e["fields"]["type"] == "ACK")
+        .collect();
+    assert_eq!(acks.len(), 3, "{acks:?}");
+    // Without --extras, only the seed's handler exists.
+    assert!(trace
+        .stage("sio.dispatch")
+        .iter()
+        .all(|d| d["fields"]["extra"].is_null()));
+}
+
 #[test]
 fn python_late_joiner_ack_namespace_binary() {
-    let server = Server::start(&[]);
+    let server = Server::start(&["--extras"]);
     py_client(&server.url, "late-joiner", "websocket");
     py_client(&server.url, "ack,namespace,binary", "websocket");
     let trace = server.stop();
@@ -158,7 +181,7 @@ fn python_abrupt_and_bad_namespace() {
 
 #[test]
 fn node_default_transports() {
-    let server = Server::start(&[]);
+    let server = Server::start(&["--extras"]);
     node_client(&server.url, "two-clients", "default");
     node_client(&server.url, "ack,namespace,binary", "default");
     let trace = server.stop();
@@ -173,11 +196,28 @@ fn node_default_transports() {
         .stage("sio.broadcast")
         .iter()
         .any(|b| b["fields"]["broadcast"] == true && b["fields"]["count"] == 2));
-    // Its permessage-deflate offer is declined, and the trace says so.
+    // Its permessage-deflate offer is accepted, as Flask-SocketIO (wsproto) accepts it, and
+    // the trace shows the compressed frames and their inflated messages.
     assert!(trace
         .stage("ws.handshake")
         .iter()
-        .all(|h| h["fields"]["extension_note"] == "permessage-deflate offered, declined"));
+        .all(|h| h["fields"]["extension_note"] == "permessage-deflate accepted"));
+    let compressed: Vec<_> = trace
+        .stage("ws.message")
+        .into_iter()
+        .filter(|m| m["fields"]["compressed"] == true)
+        .collect();
+    // socket.io-client's `ws` compresses only messages of 1024 bytes or more; the server
+    // compresses every one.
+    assert!(
+        compressed.iter().filter(|m| m["dir"] == "s2c").count() > 10,
+        "{} compressed messages",
+        compressed.len()
+    );
+    assert!(trace
+        .stage("ws.frame")
+        .iter()
+        .any(|f| f["fields"]["rsv1"] == true));
 }
 
 #[test]
@@ -185,27 +225,22 @@ fn ping_timeout_closes_a_silent_client() {
     use std::io::{Read, Write};
     let server = Server::start(&["--ping-interval", "200", "--ping-timeout", "200"]);
     // A raw polling client: handshake, then never answers the PING.
-    let mut s = std::net::TcpStream::connect(&server.addr).unwrap();
-    write!(
-        s,
-        "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = [0u8; 2048];
-    let n = s.read(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]).to_string();
-    let sid = crate::raw::sid_in(&text);
+    let get = |target: &str| {
+        let mut s = std::net::TcpStream::connect(&server.addr).unwrap();
+        write!(s, "GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply).unwrap();
+        String::from_utf8_lossy(&reply).to_string()
+    };
+    let sid = crate::raw::sid_in(&get("/socket.io/?EIO=4&transport=polling"));
     std::thread::sleep(std::time::Duration::from_millis(700));
-    write!(
-        s,
-        "GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n\r\n"
-    )
-    .unwrap();
-    let n = s.read(&mut buf).unwrap();
-    let reply = String::from_utf8_lossy(&buf[..n]).to_string();
+    // python-engineio: a session it closed is "disconnected" until it is reaped, then unknown.
+    let reply = get(&format!("/socket.io/?EIO=4&transport=polling&sid={sid}"));
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
-    assert!(reply.contains("Session ID unknown"), "{reply}");
-    drop(s);
+    assert!(
+        reply.contains("Invalid session") || reply.contains("Session is disconnected"),
+        "{reply}"
+    );
     let trace = server.stop();
     assert!(
         trace

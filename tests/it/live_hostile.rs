@@ -93,28 +93,22 @@ fn thousands_of_abandoned_sessions_expire() {
     ]);
     let a = server.addr.clone();
     let before = server.rss_kib();
-    let mut s = TcpStream::connect(&a).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut sids = Vec::new();
-    let mut buf = vec![0u8; 4096];
     for _ in 0..3000 {
-        s.write_all(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n\r\n")
-            .unwrap();
-        let n = s.read(&mut buf).unwrap();
-        let text = String::from_utf8_lossy(&buf[..n]);
-        let sid = crate::raw::sid_in(&text);
-        sids.push(sid);
+        let text = crate::raw::http_get(&a, "/socket.io/?EIO=4&transport=polling");
+        sids.push(crate::raw::sid_in(&text));
     }
     let opened = server.rss_kib();
-    // Nobody answers the PINGs: one heartbeat period later every session is gone.
+    // Nobody answers the PINGs: a heartbeat period later every session is closed, and after
+    // pingTimeout more (python-engineio's reaper) forgotten.
     std::thread::sleep(Duration::from_millis(1500));
     for sid in [&sids[0], &sids[1500], &sids[2999]] {
-        let req = format!("GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\n\r\n");
-        s.write_all(req.as_bytes()).unwrap();
-        let n = s.read(&mut buf).unwrap();
-        let text = String::from_utf8_lossy(&buf[..n]);
+        let text = crate::raw::http_get(
+            &a,
+            &format!("/socket.io/?EIO=4&transport=polling&sid={sid}"),
+        );
         assert!(
-            text.starts_with("HTTP/1.1 400") && text.contains("Session ID unknown"),
+            text.starts_with("HTTP/1.1 400") && text.contains("Invalid session"),
             "{text}"
         );
     }
@@ -140,7 +134,7 @@ fn thousands_of_abandoned_sessions_expire() {
 
 #[test]
 fn thousands_of_namespaces_and_acks() {
-    let server = Server::start(&["--stage", "error"]);
+    let server = Server::start(&["--stage", "error", "--extras"]);
     let a = server.addr.clone();
     // A client that reads its answers gets every one of them.
     let mut ws = eio_client(&a);
@@ -182,8 +176,18 @@ fn huge_declared_lengths_are_refused_at_once() {
     let a = server.addr.clone();
     let mut s = TcpStream::connect(&a).unwrap();
     s.write_all(b"POST /socket.io/?EIO=4&transport=polling&sid=x HTTP/1.1\r\nContent-Length: 999999999999\r\n\r\n").unwrap();
+    // Answered without reading the body (python-engineio: the sid is checked first).
+    let answer = read_all(&mut s);
+    assert!(
+        answer.starts_with("HTTP/1.1 400") && answer.contains("Invalid session x"),
+        "{answer}"
+    );
+    let mut s = TcpStream::connect(&a).unwrap();
+    s.write_all(b"POST /auctions HTTP/1.1\r\nContent-Length: 999999999999\r\n\r\n")
+        .unwrap();
     assert!(read_all(&mut s).starts_with("HTTP/1.1 413"));
-    // A WebSocket frame announcing 2^62 bytes: closed with 1009 before a byte of it is read.
+    // A WebSocket frame announcing 2^62 bytes: the session ends before a byte of it is read,
+    // and the WebSocket closes normally (python-engineio's "packet is too large").
     let mut ws = eio_client(&a);
     let mut frame = vec![0x82, 0xFF];
     frame.extend_from_slice(&(1u64 << 62).to_be_bytes());
@@ -196,7 +200,7 @@ fn huge_declared_lengths_are_refused_at_once() {
             Err(_) => break None,
         }
     };
-    assert_eq!(code, Some(1009));
+    assert_eq!(code, Some(1000));
     still_serves(&a);
 }
 
@@ -284,4 +288,45 @@ fn several_bidders_at_once_never_wait_on_each_other() {
     }
     let errors = server.stop().errors();
     assert!(errors.is_empty(), "{errors:?}");
+}
+
+/// The Socket.IO sid is public (every `40{"sid":...}`, and rooms show it to others); the
+/// Engine.IO sid is the session's secret. Knowing a victim's Socket.IO sid, or anything derived
+/// from it, must not let anyone POST into the victim's session.
+#[test]
+fn a_socketio_sid_does_not_open_the_engineio_session() {
+    let server = Server::start(&[]);
+    let mut victim = eio_client(&server.addr);
+    victim.send(Message::text("40")).unwrap();
+    let answer = victim.read().unwrap();
+    let text = answer.to_text().unwrap().to_string();
+    let sio_sid = crate::raw::sid_in(&text);
+    assert!(!sio_sid.is_empty(), "{text}");
+    let forged = r#"42["replace old value",{"item":"lamp","bid":1,"bidder":"forged"}]"#;
+    // The sid itself, and the part before a '-' (what an Engine.IO sid with a suffix would be).
+    let mut guesses = vec![sio_sid.clone()];
+    if let Some((head, _)) = sio_sid.rsplit_once('-') {
+        guesses.push(head.to_string());
+    }
+    for guess in guesses {
+        let post = format!(
+            "POST /socket.io/?EIO=4&transport=polling&sid={guess} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{forged}",
+            server.addr,
+            forged.len()
+        );
+        let answer = crate::raw::raw_http(&server.addr, post.as_bytes());
+        assert!(
+            answer.starts_with("HTTP/1.1 400"),
+            "a POST with sid {guess:?} (from the Socket.IO sid {sio_sid:?}) was accepted:\n{answer}"
+        );
+        assert!(answer.contains("Invalid session"), "{answer}");
+    }
+    // Nothing forged reached the victim.
+    victim
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    while let Ok(m) = victim.read() {
+        assert!(!m.to_text().unwrap_or("").contains("forged"), "{m:?}");
+    }
 }

@@ -3,6 +3,8 @@
 //! The real clients (python-socketio, npm socket.io-client) are installed by `tests/setup.sh`
 //! into `tests/.venv` and `tests/node_modules`; the README's test command runs it first.
 
+/// The differential harness's raw HTTP and WebSocket client, and its transcripts.
+mod oracle;
 /// Raw sockets for the tests that play a broken or hostile client.
 mod raw;
 /// Starting the server, running clients, reading the trace.
@@ -14,6 +16,8 @@ mod bench_fanout;
 mod browser;
 /// Command-line behaviour: help, colour, errors.
 mod cli;
+/// The same bytes to the real Flask-SocketIO app and to `dispel serve`, the answers compared.
+mod differential;
 /// `dispel serve` against hostile and broken input, with raw sockets.
 mod live_bad_input;
 /// `dispel serve` with the real python-socketio and socket.io-client clients.

@@ -40,12 +40,14 @@ pub fn expect(ws: &mut Ws, prefix: &str, n: usize) {
     }
 }
 
-/// Sends one `bid-with-ack` with ack id `id` and reads until its ack: returns how long the ack
-/// took and how many `replaced values` broadcasts arrived meanwhile.
+/// Sends one bid with ack id `id` and reads until its ack: returns how long the ack took and how
+/// many `replaced values` broadcasts arrived meanwhile.
 pub fn bid_with_ack(ws: &mut Ws, id: usize, bid: &str) -> (Duration, usize) {
     let sent = Instant::now();
-    ws.send(Message::text(format!(r#"42{id}["bid-with-ack",{bid}]"#)))
-        .unwrap();
+    ws.send(Message::text(format!(
+        r#"42{id}["replace old value",{bid}]"#
+    )))
+    .unwrap();
     let ack = format!("43{id}[");
     let mut broadcasts = 0;
     loop {
@@ -84,6 +86,14 @@ pub fn raw_http(addr: &str, bytes: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     let _ = s.write_all(bytes);
     read_all(&mut s)
+}
+
+/// A GET on a new connection (Werkzeug answers one request per connection): the whole answer.
+pub fn http_get(addr: &str, target: &str) -> String {
+    raw_http(
+        addr,
+        format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
+    )
 }
 
 /// A well-behaved client still gets its own broadcast back.

@@ -171,7 +171,7 @@ fn bad_files_give_clear_errors_and_keep_what_they_can() {
 fn recorded_live_session_replays_to_the_same_events() {
     let dir = tempfile::tempdir().unwrap();
     let cap = dir.path().join("live.pcap");
-    let server = Server::start(&["--record", cap.to_str().unwrap()]);
+    let server = Server::start(&["--record", cap.to_str().unwrap(), "--extras"]);
     let server_port = server.addr.rsplit(':').next().unwrap().to_string();
     py_client(&server.url, "two-clients", "websocket");
     py_client(&server.url, "bid,ack,binary", "polling,websocket");

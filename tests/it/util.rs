@@ -175,11 +175,15 @@ impl Trace {
     }
 
     /// Errors other than python-socketio's known race: on disconnect it can send `41` and `1`
-    /// after its own Close frame, which the trace rightly flags (RFC 6455 §5.5.1).
+    /// after its own Close frame, which the trace rightly flags (RFC 6455 §5.5.1), and where
+    /// the server then notes what Werkzeug would have done (`fidelity`).
     pub fn unexpected_errors(&self) -> Vec<String> {
-        self.errors()
-            .into_iter()
+        self.stage("error")
+            .iter()
+            .filter(|e| e["fields"]["fidelity"] != true)
+            .filter_map(|e| e["summary"].as_str())
             .filter(|e| !e.contains("after this side's Close frame"))
+            .map(str::to_string)
             .collect()
     }
 
