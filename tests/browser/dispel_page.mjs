@@ -43,6 +43,13 @@ try {
   const seen = await trace.waitFor(`(() => { const s = [...document.querySelectorAll('.ev')].map((e) => e.dataset.stage);
     return s.includes('sio.dispatch') && s.includes('sio.broadcast') && s.includes('ws.frame') ? s.length : 0; })()`, 'the live view to show the dispatch and broadcast');
   out('trace', { rows: seen });
+  // The browser offered permessage-deflate and the server accepted it, as Flask-SocketIO
+  // (wsproto) does: the live view shows the agreement and the compressed messages inflated.
+  const deflate = await trace.waitFor(`(() => { const t = [...document.querySelectorAll('.ev')].map((e) => e.textContent);
+    const agreed = t.some((x) => x.includes('permessage-deflate accepted'));
+    const inflated = t.filter((x) => x.includes('inflated from')).length;
+    return agreed && inflated > 0 ? inflated : 0; })()`, 'the live view to show permessage-deflate');
+  out('deflate', { inflated_messages: deflate });
   if (shotDir) {
     writeFileSync(join(shotDir, 'auctions.png'), await b.screenshot());
     writeFileSync(join(shotDir, 'trace.png'), await trace.screenshot());

@@ -19,6 +19,7 @@ fn page_and_live_view_in_chromium() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains(r#""kind":"pass""#), "{stdout}");
+    assert!(stdout.contains(r#""kind":"deflate""#), "{stdout}");
     let trace = server.stop();
     // The browser's bid went through the real protocol path.
     assert!(

@@ -944,3 +944,84 @@ pub fn out_dir() -> PathBuf {
     let _ = std::fs::create_dir_all(&d);
     d
 }
+
+/// A recording relay: clients connect to it, it connects to the server, passes every byte both
+/// ways unchanged and writes the connections into a pcap (dispel's own recorder), so a session
+/// of real clients with any server can be replayed.
+pub struct Relay {
+    pub addr: String,
+    recorder: Arc<dispel::live::Recorder>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    pub fn start(server: &str, pcap: &std::path::Path) -> Relay {
+        use std::net::TcpListener;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the relay");
+        let addr = listener.local_addr().expect("relay address");
+        let recorder = Arc::new(dispel::live::Recorder::create(pcap).expect("create the pcap"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (rec, stopped, server) = (recorder.clone(), stop.clone(), server.to_string());
+        let start = Instant::now();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopped.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(upstream) = TcpStream::connect(&server) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = upstream.set_nodelay(true);
+                let (Ok(peer), Ok(local)) = (client.peer_addr(), upstream.peer_addr()) else {
+                    continue;
+                };
+                let id = rec.open(peer, local, start.elapsed());
+                let pipe = |mut from: TcpStream,
+                            mut to: TcpStream,
+                            dir: dispel::trace::Dir,
+                            rec: Arc<dispel::live::Recorder>| {
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 65536];
+                        loop {
+                            match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    rec.data(id, dir, &buf[..n], start.elapsed());
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    })
+                };
+                let (c2, u2) = (client.try_clone(), upstream.try_clone());
+                let (Ok(c2), Ok(u2)) = (c2, u2) else { continue };
+                let a = pipe(client, upstream, dispel::trace::Dir::C2S, rec.clone());
+                let b = pipe(u2, c2, dispel::trace::Dir::S2C, rec.clone());
+                let rec = rec.clone();
+                std::thread::spawn(move || {
+                    let _ = a.join();
+                    let _ = b.join();
+                    rec.close(id, start.elapsed());
+                });
+            }
+        });
+        Relay {
+            addr: addr.to_string(),
+            recorder,
+            stop,
+        }
+    }
+
+    /// Writes the capture out (every connection should have ended).
+    pub fn finish(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = TcpStream::connect(&self.addr);
+        let _ = self.recorder.finish();
+    }
+}

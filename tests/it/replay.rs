@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::util::{check_golden, dispel, py_client, repo, Server, Trace};
 
-fn replay_jsonl(file: &Path, extra: &[&str]) -> Trace {
+pub fn replay_jsonl(file: &Path, extra: &[&str]) -> Trace {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("t.jsonl");
     let status = dispel()

@@ -125,9 +125,12 @@ pub enum Transport {
 pub enum Closer {
     /// The client sent CLOSE, or its transport went away: nothing more is sent.
     Client,
-    /// The server ended it (ping timeout, a bad packet): python-engineio queues a CLOSE packet
-    /// for the client first.
+    /// The server ended it (a bad packet, a POST over maxPayload): python-engineio queues a
+    /// CLOSE packet for the client first.
     Server,
+    /// No PONG in time. python-engineio means to send a CLOSE packet but never does (its
+    /// `send` checks the ping timeout again and drops the packet); Node's engine.io sends it.
+    PingTimeout,
 }
 
 pub struct EioSession {
@@ -359,6 +362,11 @@ impl EioServer {
     /// task finds it (a GET in between gets 400 "'Session is disconnected'"); Node's keeps one
     /// closed by its client until the next GET, which it answers with a NOOP.
     pub fn close(&self, session: &Arc<EioSession>, reason: &str, by: Closer) {
+        let by = match (by, self.flavor()) {
+            (Closer::PingTimeout, Flavor::Python) => Closer::Client,
+            (Closer::PingTimeout, Flavor::Node) => Closer::Server,
+            (by, _) => by,
+        };
         if by == Closer::Server && self.flavor() == Flavor::Python {
             // Queued before the session is marked closed, so a transport draining the queue
             // sends it (python-engineio's `close(abort=False)`).
@@ -443,7 +451,7 @@ impl EioServer {
             .with("where", "eio.packet")
             .with("sid", s.sid.as_str()),
         );
-        self.close(s, "ping timeout", Closer::Server);
+        self.close(s, "ping timeout", Closer::PingTimeout);
     }
 
     /// One packet from the client, on either transport. `Err` when the packet type is one a

@@ -163,6 +163,10 @@ enum End {
     BadPacket,
 }
 
+/// How long a connection whose WebSocket ended waits for the client to close it (Werkzeug
+/// waits as long as the operating system lets it).
+const LINGER: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Most queued items written with one flush: under a burst of broadcasts a client gets them in
 /// a few large writes instead of one system call per message.
 const BATCH: usize = 64;
@@ -395,8 +399,7 @@ impl EioServer {
             // What came with the last frame was read by simple-websocket, not by Werkzeug.
             inp.dec.clear();
         }
-        let deadline =
-            tokio::time::Instant::now() + self.config.ping_interval + self.config.ping_timeout;
+        let deadline = tokio::time::Instant::now() + LINGER;
         loop {
             let msg = match tokio::time::timeout_at(deadline, inp.read()).await {
                 Ok(m) => m,
