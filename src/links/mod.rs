@@ -192,11 +192,11 @@ pub const KINDS: &[(Stage, &[&str])] = &[
     ),
     (
         Stage::WsFrame,
-        &["text", "binary", "close", "ping", "pong", "continuation"],
+        &["text", "binary", "close", "ping", "pong", "continuation", "send"],
     ),
     (
         Stage::WsMessage,
-        &["text", "binary", "close", "ping", "pong", "continuation"],
+        &["text", "binary", "close", "ping", "pong", "continuation", "send"],
     ),
     (Stage::HttpRequest, &["polling", "websocket", "page"]),
     (Stage::HttpResponse, &["polling", "websocket", "page"]),

@@ -33,8 +33,19 @@ pub struct Ev {
     pub conn: Option<u64>,
     pub dir: Option<Dir>,
     pub stage: Stage,
+    /// The packet kind the trace linked the event by (`send` for a data frame the server
+    /// wrote); older traces have none.
+    pub kind: Option<&'static str>,
     pub summary: String,
     pub fields: Map<String, Value>,
+}
+
+/// A kind name from a JSONL line, as the links table spells it.
+fn known_kind(stage: Stage, name: &str) -> Option<&'static str> {
+    crate::links::KINDS
+        .iter()
+        .find(|(s, _)| *s == stage)
+        .and_then(|(_, kinds)| kinds.iter().copied().find(|k| *k == name))
 }
 
 impl Ev {
@@ -59,6 +70,10 @@ impl Ev {
             conn: obj.get("conn").and_then(Value::as_u64),
             dir,
             stage,
+            kind: obj
+                .get("kind")
+                .and_then(Value::as_str)
+                .and_then(|k| known_kind(stage, k)),
             summary: obj
                 .get("summary")
                 .and_then(Value::as_str)
@@ -102,15 +117,14 @@ fn parse_line(line: &str) -> Result<Option<Ev>, String> {
     Ev::from_json(&v).map(Some)
 }
 
-/// The packet kind the links table distinguishes (the `kind` a live event carries), inferred
-/// from the fields, so a trace read back from JSONL links like the original.
+/// The packet kind the links table distinguishes: the one the trace linked the event by, so
+/// the report explains an event with the chain the trace gave it; for a trace written before
+/// events carried their kind, inferred from the fields.
 pub fn kind_of(e: &Ev, http_kind: Option<&'static str>) -> Option<&'static str> {
-    fn known(stage: Stage, name: &str) -> Option<&'static str> {
-        crate::links::KINDS
-            .iter()
-            .find(|(s, _)| *s == stage)
-            .and_then(|(_, kinds)| kinds.iter().copied().find(|k| *k == name))
+    if e.kind.is_some() {
+        return e.kind;
     }
+    let known = known_kind;
     let lower = |key: &str| e.str(key).map(str::to_ascii_lowercase);
     match e.stage {
         Stage::WsFrame | Stage::WsMessage => known(e.stage, &lower("opcode_name")?),
@@ -144,6 +158,7 @@ struct Head {
     conn: Option<u64>,
     dir: Option<Dir>,
     stage: Stage,
+    kind: Option<&'static str>,
 }
 
 impl Head {
@@ -154,6 +169,7 @@ impl Head {
             conn: self.conn,
             dir: self.dir,
             stage: self.stage,
+            kind: self.kind,
             summary,
             fields,
         }
@@ -205,6 +221,7 @@ impl Source for crate::trace::Event {
             conn: self.conn,
             dir: self.dir,
             stage: self.stage,
+            kind: self.kind,
         }
     }
     fn summary(&self) -> &str {
@@ -229,6 +246,7 @@ impl Source for Ev {
             conn: self.conn,
             dir: self.dir,
             stage: self.stage,
+            kind: self.kind,
         }
     }
     fn summary(&self) -> &str {

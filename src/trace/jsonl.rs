@@ -91,6 +91,10 @@ impl LineWriter {
         }
         out.extend_from_slice(b",\"stage\":\"");
         out.extend_from_slice(e.stage.as_str().as_bytes());
+        if let Some(k) = e.kind {
+            out.extend_from_slice(b"\",\"kind\":\"");
+            out.extend_from_slice(k.as_bytes());
+        }
         out.extend_from_slice(b"\",\"summary\":");
         e.summary.write_json(out);
         out.extend_from_slice(b",\"fields\":");
@@ -123,6 +127,9 @@ pub fn to_json(seq: u64, e: &Event, versions: VersionSet) -> Value {
         obj.insert("dir".into(), d.as_str().into());
     }
     obj.insert("stage".into(), e.stage.as_str().into());
+    if let Some(k) = e.kind {
+        obj.insert("kind".into(), k.into());
+    }
     obj.insert("summary".into(), e.summary.to_string().into());
     obj.insert("fields".into(), Value::Object(e.fields.to_map()));
     let links: Value =
