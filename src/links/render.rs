@@ -96,6 +96,13 @@ fn step_json(l: &StepLink) -> Value {
             m.insert("status".into(), "relocated".into());
             m.insert("moved_from".into(), json!([from_start, from_end]));
         }
+        Some(StepStatus::Function {
+            from_start,
+            from_end,
+        }) => {
+            m.insert("status".into(), "function".into());
+            m.insert("moved_from".into(), json!([from_start, from_end]));
+        }
         Some(StepStatus::NotFound { reason }) => {
             m.insert("status".into(), "not_found".into());
             m.insert("reason".into(), reason.clone().into());
@@ -159,7 +166,7 @@ fn counts(sections: &[Section]) -> (usize, usize, usize) {
     let mut missing = 0;
     for l in sections.iter().flat_map(|s| &s.links) {
         match l.status {
-            Some(StepStatus::Relocated { .. }) => moved += 1,
+            Some(StepStatus::Relocated { .. } | StepStatus::Function { .. }) => moved += 1,
             Some(StepStatus::NotFound { .. }) => missing += 1,
             _ => same += 1,
         }
@@ -237,6 +244,17 @@ fn text(sections: &[Section], installed: Option<&Installed>, color: bool) -> Str
                 }) => {
                     let msg = format!(
                         "relocated: was {} in the built-in data",
+                        lines_label(*from_start, *from_end)
+                    );
+                    o.push_str(&format!("       {}\n", paint(&msg, warn, color)));
+                    o.push_str(&format!("       {}\n", paint(&l.url, url, color)));
+                }
+                Some(StepStatus::Function {
+                    from_start,
+                    from_end,
+                }) => {
+                    let msg = format!(
+                        "changed: that line is gone, linked to its function (was {} in the built-in data)",
                         lines_label(*from_start, *from_end)
                     );
                     o.push_str(&format!("       {}\n", paint(&msg, warn, color)));
@@ -337,6 +355,15 @@ fn markdown(sections: &[Section], installed: Option<&Installed>) -> String {
                 }) => {
                     o.push_str(&format!(
                         " *(relocated from {})*",
+                        lines_label(*from_start, *from_end)
+                    ));
+                }
+                Some(StepStatus::Function {
+                    from_start,
+                    from_end,
+                }) => {
+                    o.push_str(&format!(
+                        " *(that line changed: linked to the whole function, was {})*",
                         lines_label(*from_start, *from_end)
                     ));
                 }

@@ -31,6 +31,9 @@ pub enum StepStatus {
     Same,
     /// The anchor moved: it was at these lines in the built-in version.
     Relocated { from_start: u32, from_end: u32 },
+    /// The anchor's text is gone (a signature changed, say), but the function it was in is
+    /// still there: linked to that function, which was at these lines.
+    Function { from_start: u32, from_end: u32 },
     /// Not in the installed code (package missing, file missing, anchor gone).
     NotFound { reason: String },
     /// Kept as built in (CPython without `--python`).
@@ -318,6 +321,46 @@ fn enclosing_def<'a>(lines: &[&'a str], idx: usize) -> Option<&'a str> {
     None
 }
 
+/// The lines (1-based, inclusive) of the definition `symbol` (`Class.method`, `function`) in
+/// `text`: its `def`/`class` line, inside the definitions its qualified name names, to its last
+/// indented line.
+pub fn locate_function(text: &str, symbol: &str) -> Option<(u32, u32)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut path: Vec<&str> = symbol.split('.').collect();
+    let name = path.pop()?;
+    let parent = path.last().copied();
+    let start = (0..lines.len()).find(|&i| {
+        is_def(lines[i].trim()) == Some(name) && {
+            let level = indent(lines[i]);
+            // The nearest less indented definition above, if any, must be the parent.
+            let outer = lines[..i]
+                .iter()
+                .rev()
+                .find(|l| !l.trim().is_empty() && indent(l) < level)
+                .and_then(|l| is_def(l.trim()));
+            match (parent, level) {
+                (None, 0) => true,
+                (None, _) => false,
+                (Some(p), _) => outer == Some(p),
+            }
+        }
+    })?;
+    let level = indent(lines[start]);
+    let mut end = start;
+    for (i, l) in lines.iter().enumerate().skip(start + 1) {
+        let t = l.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        // The closing line of a multi-line signature is at the def's own indentation.
+        if indent(l) <= level && !t.starts_with([')', ']', '}']) {
+            break;
+        }
+        end = i;
+    }
+    Some((start as u32 + 1, end as u32 + 1))
+}
+
 /// The 1-based line where `step` now starts in `text`: a line whose stripped text is the
 /// anchor, inside a definition with the step's (innermost) name, nearest to the old line.
 pub fn locate(text: &str, step: &Step) -> Option<u32> {
@@ -401,16 +444,44 @@ impl Installed {
                 )
             }
         };
-        let Some(start) = locate(&text, step) else {
-            return not_found(
-                link.clone(),
-                format!(
-                    "`{}` in {} is not in {} {version}",
-                    step.anchor, step.symbol, step.package
-                ),
-            );
-        };
         let span = step.line_end.saturating_sub(step.line_start);
+        let Some(start) = locate(&text, step) else {
+            // The line changed; the function may still be there.
+            let function = (step.symbol != "<module>")
+                .then(|| locate_function(&text, &step.symbol))
+                .flatten();
+            let Some((def, last)) = function else {
+                return not_found(
+                    link.clone(),
+                    format!(
+                        "`{}` in {} is not in {} {version}",
+                        step.anchor, step.symbol, step.package
+                    ),
+                );
+            };
+            // A step that began at the definition keeps its length; one inside the body now
+            // spans the whole function.
+            let (line_start, line_end) = if is_def(&step.anchor).is_some() {
+                (def, def.saturating_add(span).min(last))
+            } else {
+                (def, last)
+            };
+            let new = Step {
+                version: version.to_string(),
+                tag: tag.to_string(),
+                repo: repo.to_string(),
+                line_start,
+                line_end,
+                ..step.clone()
+            };
+            return StepLink {
+                status: Some(StepStatus::Function {
+                    from_start: step.line_start,
+                    from_end: step.line_end,
+                }),
+                ..StepLink::new(new, host, link.phase)
+            };
+        };
         let new = Step {
             version: version.to_string(),
             tag: tag.to_string(),

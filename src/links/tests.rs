@@ -1,4 +1,7 @@
-use super::site::{locate, normalize, parse_metadata, source_host, tag_for};
+use super::site::{
+    locate, locate_function, normalize, parse_metadata, source_host, tag_for, Dist, Installed,
+    StepStatus,
+};
 use super::*;
 
 const SETS: [VersionSet; 2] = [VersionSet::Current, VersionSet::Seed];
@@ -273,6 +276,55 @@ fn links_locate_by_anchor_and_symbol() {
     let sig =
         "class A:\n    def run(\n        self,\n        x: int,\n    ) -> None:\n        x = 1\n";
     assert_eq!(locate(sig, &step("A.run", "x = 1", 6)), Some(6));
+}
+
+#[test]
+fn links_find_a_function_whose_line_changed() {
+    let src = "class BaseManager:\n    x = 1\n\n    def pre_connect(self, eio_sid, namespace):\n        return 1\n\n    def connect(self, sid, namespace):\n        \"\"\"Doc.\"\"\"\n        if y:\n            return 2\n\n        return 3\n\ndef connect(a):\n    pass\n";
+    // The method, not the module-level function of the same name; to its last line.
+    assert_eq!(locate_function(src, "BaseManager.connect"), Some((7, 12)));
+    assert_eq!(locate_function(src, "connect"), Some((14, 15)));
+    assert_eq!(locate_function(src, "BaseManager.gone"), None);
+    let sig = "class A:\n    def run(\n        self,\n    ) -> None:\n        x = 1\n    def other(self):\n        pass\n";
+    assert_eq!(locate_function(sig, "A.run"), Some((2, 5)));
+    // What `--site-packages` does with it: the old signature is gone, the function is not.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("socketio/base_manager.py");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, src).unwrap();
+    let installed = Installed {
+        site_packages: dir.path().to_path_buf(),
+        python_version: None,
+        stdlib: None,
+        dists: [(
+            "python-socketio".to_string(),
+            Dist {
+                name: "python-socketio".into(),
+                version: "5.18.1".into(),
+                urls: Vec::new(),
+            },
+        )]
+        .into_iter()
+        .collect(),
+    };
+    let old = Step {
+        path: "src/socketio/base_manager.py".into(),
+        symbol: "BaseManager.connect".into(),
+        anchor: "def connect(self, eio_sid, namespace):".into(),
+        line_start: 70,
+        line_end: 72,
+        ..step("x", "y", 1)
+    };
+    let link = installed.relink(StepLink::new(old, &SourceHost::GitHub, None));
+    assert_eq!(
+        link.status,
+        Some(StepStatus::Function {
+            from_start: 70,
+            from_end: 72
+        })
+    );
+    assert_eq!((link.step.line_start, link.step.line_end), (7, 9));
+    assert!(link.url.ends_with("#L7-L9"), "{}", link.url);
 }
 
 #[test]
