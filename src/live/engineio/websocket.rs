@@ -188,7 +188,8 @@ impl EioServer {
         let mut inp = In {
             rd,
             dec,
-            chunk: vec![0u8; 16 * 1024].into_boxed_slice(),
+            // Small: one per connection (1000 clients, 4 MiB); a larger message takes several reads.
+            chunk: vec![0u8; 4 * 1024].into_boxed_slice(),
         };
         let mut out = Out {
             wr,
