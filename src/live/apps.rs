@@ -1,6 +1,5 @@
 //! The applications `dispel serve` can run on top of Socket.IO.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
@@ -77,7 +76,8 @@ pub trait App: Send + Sync {
 /// bid; `/admin` is a second namespace; `upload` shows a binary event. The trace marks them.
 pub struct Auction {
     extras: bool,
-    latest: Mutex<BTreeMap<String, Value>>,
+    /// Item -> its latest value, in the order items were first seen (a Python dict's order).
+    latest: Mutex<serde_json::Map<String, Value>>,
 }
 
 pub const NEW_VALUE: &str = "replace old value";
@@ -95,7 +95,7 @@ impl Auction {
     pub fn new(extras: bool) -> Auction {
         Auction {
             extras,
-            latest: Mutex::new(BTreeMap::new()),
+            latest: Mutex::new(serde_json::Map::new()),
         }
     }
 

@@ -400,6 +400,52 @@ const SCENARIOS: &[(&str, Script, &[Explained])] = &[
     }, &[]),
 ];
 
+/// The demo extras (`--extras` on both): handlers that return values, a second namespace with a
+/// connect handler that emits, a late joiner's state, a binary echo.
+const EXTRAS: &[(&str, Script, &[Explained])] = &[
+    (
+        "extras_return_values",
+        |r| {
+            let mut ws = r.ws("ws", WS, None, None);
+            ws.recv(1);
+            ws.text("40");
+            ws.recv(1);
+            ws.text(&format!(r#"427["bid-with-ack",{BID}]"#));
+            ws.recv(2);
+            ws.text("40/admin,");
+            ws.recv(2);
+            ws.text(r#"42/admin,8["ping-me","a",2,{"x":[1.5,null]}]"#);
+            ws.recv(1);
+            ws.text(r#"42/admin,9["ping-me"]"#);
+            ws.recv(1);
+            ws.text(r#"42/admin,["ping-me","no ack asked"]"#);
+            ws.quiet(300);
+        },
+        &[],
+    ),
+    (
+        "extras_late_joiner_and_upload",
+        |r| {
+            let mut a = r.ws("a", WS, None, None);
+            a.recv(1);
+            a.text("40");
+            a.recv(1);
+            a.text(r#"42["replace old value",{"item":"lamp","bid":1,"bidder":"Zoë"}]"#);
+            a.recv(1);
+            a.text(r#"42["replace old value",{"item":"vase","bid":2.50,"bidder":"ana"}]"#);
+            a.recv(1);
+            let mut b = r.ws("b", WS, None, None);
+            b.recv(1);
+            b.text("40");
+            b.recv(3);
+            b.text(r#"451-["upload",{"_placeholder":true,"num":0}]"#);
+            b.binary(&[0, 255, 7]);
+            b.recv(2);
+        },
+        &[],
+    ),
+];
+
 /// Heartbeats, with pingInterval and pingTimeout of one second on both servers.
 const HEARTBEAT: &[(&str, Script, &[Explained])] = &[
     (
@@ -525,6 +571,11 @@ fn run_all(flask_args: &[&str], dispel_args: &[&str], scenarios: &[(&str, Script
 #[test]
 fn dispel_serve_answers_as_flask_socketio_does() {
     run_all(&[], &[], SCENARIOS);
+}
+
+#[test]
+fn the_extras_answer_as_flask_socketio_does() {
+    run_all(&["--extras"], &["--extras"], EXTRAS);
 }
 
 #[test]

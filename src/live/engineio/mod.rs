@@ -454,6 +454,25 @@ impl EioServer {
         self.close(s, "ping timeout", Closer::PingTimeout);
     }
 
+    /// A trace note where dispel does on purpose what Flask-SocketIO would not.
+    fn fidelity_note(&self, conn: u64, what: String) {
+        self.tracer.emit(
+            Event::new(
+                Stage::Error,
+                self.clock.now(),
+                Some(conn),
+                None,
+                format!("Flask-SocketIO differs here: {what}"),
+            )
+            .with(
+                "rule",
+                "a Werkzeug quirk dispel explains rather than copies",
+            )
+            .with("where", "ws.close")
+            .with("fidelity", true),
+        );
+    }
+
     /// One packet from the client, on either transport. `Err` when the packet type is one a
     /// client may not send here (python-engineio's `UnknownPacketError`).
     fn packet_in(

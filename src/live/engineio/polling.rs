@@ -172,11 +172,13 @@ impl EioServer {
                         // `ContentTooLongError`: the session is ended.
                         Body::TooLong => {
                             self.close(&s, "payload over maxPayload", Closer::Server);
+                            self.post_never_answered(req.conn);
                             bad_request("Bad Request")
                         }
                         Body::Bytes(body) => {
                             if self.post_python(&s, req.conn, &body).is_err() {
                                 self.close(&s, "a packet the client may not send", Closer::Server);
+                                self.post_never_answered(req.conn);
                                 bad_request("Bad Request")
                             } else {
                                 s.wait_for_flights().await;
@@ -190,6 +192,13 @@ impl EioServer {
             _ => method_not_found(),
         };
         Answer::Reply(self.finish_python(head, reply))
+    }
+
+    fn post_never_answered(&self, conn: u64) {
+        self.fidelity_note(
+            conn,
+            "python-engineio ends the session and then never answers this POST (its close waits for a queue that never empties); dispel answers 400 as it means to (docs/fidelity.md)".to_string(),
+        );
     }
 
     /// What python-engineio adds to an answer that got past the first checks: compression,

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 
-use crate::trace::{Event, Stage};
 use crate::wire::engineio::{self, Data, PacketType};
 use crate::wire::handshake::DeflateParams;
 use crate::wire::ws_message::{self, Decoder, Encoder, Incoming, Outgoing, Refusal};
@@ -424,25 +423,6 @@ impl EioServer {
                 }
             }
         }
-    }
-
-    /// A trace note where dispel does on purpose what Flask-SocketIO would not.
-    fn fidelity_note(&self, conn: u64, what: String) {
-        self.tracer.emit(
-            Event::new(
-                Stage::Error,
-                self.clock.now(),
-                Some(conn),
-                None,
-                format!("Flask-SocketIO differs here: {what}"),
-            )
-            .with(
-                "rule",
-                "a Werkzeug quirk dispel explains rather than copies",
-            )
-            .with("where", "ws.close")
-            .with("fidelity", true),
-        );
     }
 }
 
