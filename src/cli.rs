@@ -17,6 +17,7 @@ Examples:
   dispel serve                          # auction page on http://127.0.0.1:5000/auctions, narrated
   dispel serve -v --stage 'sio.*'       # only Socket.IO events, with details
   dispel serve --format jsonl --out trace.jsonl
+  dispel watch -- python app.py         # your own app, its real traffic narrated live
   dispel replay capture.pcapng          # the same trace from a Wireshark/tcpdump capture
   dispel links ws.handshake --format md # the Python call chain of one stage, as Markdown
   dispel report capture.pcap -o report.md # every stage of one connection explained, for a report";
@@ -26,6 +27,10 @@ pub enum Command {
     /// Run the auction server (Engine.IO v4, Socket.IO v5, RFC 6455) and narrate every stage.
     #[command(after_help = SERVE_EXAMPLES)]
     Serve(ServeArgs),
+    /// Run your own app and narrate its real traffic live: no root, no capture, no change to
+    /// your code (`dispel watch -- python app.py`).
+    #[command(after_help = WATCH_EXAMPLES)]
+    Watch(WatchArgs),
     /// Decode a pcap/pcapng capture of any Socket.IO app into the same annotated trace.
     #[command(after_help = REPLAY_EXAMPLES)]
     Replay(ReplayArgs),
@@ -138,6 +143,19 @@ Examples:
   dispel serve --format jsonl --out trace.jsonl # machine-readable trace
   dispel serve --host 0.0.0.0                   # let a classroom connect (prints a warning)
   dispel serve --app conformance --port 3000    # for the official protocol test suites";
+
+const WATCH_EXAMPLES: &str = "\
+Examples:
+  dispel watch -- python app.py                 # open the app where you always do; the trace is here
+  dispel watch -q -- python app.py              # only Socket.IO events
+  dispel watch --report session.md -- python app.py
+  dispel watch --port 8000 --app-port 8001 -- gunicorn -k gthread -b 127.0.0.1:8001 app:app
+
+dispel starts the command with a small hook on its PYTHONPATH that moves the app's listening
+socket to a private loopback port and tells dispel the address the app asked for; dispel
+listens there instead and passes every byte through, decoding it. For an app that is not
+started by Python, or that binds in an unusual way, give --port and --app-port (the app must
+then listen on --app-port itself).";
 
 const REPLAY_EXAMPLES: &str = "\
 Examples:
@@ -285,6 +303,35 @@ pub struct LimitArgs {
     /// Packets queued for one client before it is dropped as too slow.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_queue: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    /// Listen here for the app's clients (default: the port the app asks for).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// The app listens here (default: a free loopback port the hook moves it to). With
+    /// --port, the app must be started on this port.
+    #[arg(long)]
+    pub app_port: Option<u16>,
+    /// Address to listen on (default: the one the app asks for, else 127.0.0.1).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Also write the session as a capture (Wireshark, tshark and `dispel replay` open it).
+    #[arg(long, value_name = "FILE.pcap")]
+    pub record: Option<PathBuf>,
+    /// Teaching mode: pause connection N (default: the first Socket.IO connection) before
+    /// each stage and wait for Enter; the app's real bytes are held meanwhile.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "0")]
+    pub step: Option<u64>,
+    /// When the app exits, write a report of the session (Markdown, or HTML for *.html).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub trace: TraceArgs,
+    /// The command that starts the app, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -33,6 +33,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub fn run(cli: cli::Cli) -> Result<ExitCode, Error> {
     match cli.command {
         cli::Command::Serve(args) => live::run(args),
+        cli::Command::Watch(args) => live::watch::run(args),
         cli::Command::Replay(args) => replay::run(args),
         cli::Command::Links(args) => links::run(args),
         cli::Command::Bench(args) => bench::run(args),

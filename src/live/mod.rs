@@ -19,6 +19,7 @@ mod socketio;
 mod step;
 mod tap;
 mod view;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -279,46 +280,106 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-pub fn run(args: ServeArgs) -> Result<ExitCode, crate::Error> {
-    if args.report.is_some() && args.no_trace {
-        return Err("--report needs the trace: drop --no-trace".into());
-    }
-    let filter = Filter::new(&args.trace.conn, &args.trace.stage, args.trace.quiet)?;
-    // The raw trace a `--report` is made from: every event, whatever the terminal shows.
-    let report_trace = args
-        .report
-        .as_ref()
-        .map(|_| std::env::temp_dir().join(format!("dispel-serve-{}.jsonl", std::process::id())));
-    let hub = (!args.no_trace).then(view::Hub::new);
-    let (tracer, writer) = match &hub {
-        None => (Tracer::disabled(), None),
-        Some(hub) => {
-            let mut outputs = vec![
-                trace::Output {
-                    sink: trace::sink_for(&args.trace)?,
-                    filter,
-                    watched: None,
-                },
-                // The live view: everything, but only while someone is watching.
-                trace::Output {
-                    sink: Box::new(hub.sink(args.trace.versions)),
-                    filter: Filter::default(),
-                    watched: Some(hub.viewers()),
-                },
-            ];
-            if let Some(path) = &report_trace {
-                let file = std::fs::File::create(path)
-                    .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-                outputs.push(trace::Output {
-                    sink: Box::new(trace::Jsonl::new(Box::new(file), args.trace.versions)),
-                    filter: Filter::default(),
-                    watched: None,
-                });
-            }
-            let (t, w) = Tracer::start_many(outputs);
-            (t, Some(w))
+/// The trace of a live command (serve, watch): the terminal or `--out`, the live view, and the
+/// raw trace a `--report` is made from.
+pub(crate) struct LiveTrace {
+    pub tracer: Tracer,
+    pub hub: Option<view::Hub>,
+    writer: Option<trace::TraceWriter>,
+    /// The raw trace a `--report` is made from, and the report's path.
+    report: Option<(PathBuf, PathBuf)>,
+    versions: crate::cli::VersionSet,
+}
+
+impl LiveTrace {
+    pub fn start(
+        args: &crate::cli::TraceArgs,
+        no_trace: bool,
+        report: Option<&PathBuf>,
+        what: &str,
+    ) -> Result<LiveTrace, crate::Error> {
+        if report.is_some() && no_trace {
+            return Err("--report needs the trace: drop --no-trace".into());
         }
-    };
+        let filter = Filter::new(&args.conn, &args.stage, args.quiet)?;
+        // The raw trace a `--report` is made from: every event, whatever the terminal shows.
+        let report = report.map(|out| {
+            let raw =
+                std::env::temp_dir().join(format!("dispel-{what}-{}.jsonl", std::process::id()));
+            (raw, out.clone())
+        });
+        let hub = (!no_trace).then(view::Hub::new);
+        let (tracer, writer) = match &hub {
+            None => (Tracer::disabled(), None),
+            Some(hub) => {
+                let mut outputs = vec![
+                    trace::Output {
+                        sink: trace::sink_for(args)?,
+                        filter,
+                        watched: None,
+                    },
+                    // The live view: everything, but only while someone is watching.
+                    trace::Output {
+                        sink: Box::new(hub.sink(args.versions)),
+                        filter: Filter::default(),
+                        watched: Some(hub.viewers()),
+                    },
+                ];
+                if let Some((path, _)) = &report {
+                    let file = std::fs::File::create(path)
+                        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+                    outputs.push(trace::Output {
+                        sink: Box::new(trace::Jsonl::new(Box::new(file), args.versions)),
+                        filter: Filter::default(),
+                        watched: None,
+                    });
+                }
+                let (t, w) = Tracer::start_many(outputs);
+                (t, Some(w))
+            }
+        };
+        Ok(LiveTrace {
+            tracer,
+            hub,
+            writer,
+            report,
+            versions: args.versions,
+        })
+    }
+
+    /// Writes out what is left of the trace, then the report if one was asked for.
+    pub fn finish(self, what: &str) -> Result<(), crate::Error> {
+        if let Some(w) = self.writer {
+            w.finish()?;
+        }
+        if let Some((raw, out)) = &self.report {
+            let format = if out
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("html"))
+            {
+                crate::cli::ReportFormat::Html
+            } else {
+                crate::cli::ReportFormat::Md
+            };
+            let made = crate::report::run(crate::cli::ReportArgs {
+                input: raw.clone(),
+                out: Some(out.clone()),
+                format,
+                versions: self.versions,
+                server_port: None,
+                conn: None,
+            });
+            let _ = std::fs::remove_file(raw);
+            made?;
+            eprintln!("dispel {what}: report written to {}", out.display());
+        }
+        Ok(())
+    }
+}
+
+pub fn run(args: ServeArgs) -> Result<ExitCode, crate::Error> {
+    let live = LiveTrace::start(&args.trace, args.no_trace, args.report.as_ref(), "serve")?;
+    let (tracer, hub) = (live.tracer.clone(), live.hub.clone());
     let config = Config::from_args(&args);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -353,31 +414,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::Error> {
     // Dropping the runtime ends every connection; their taps write tcp.close before the
     // writer stops.
     runtime.shutdown_timeout(Duration::from_secs(1));
-    if let Some(w) = writer {
-        w.finish()?;
-    }
     result?;
-    if let (Some(out), Some(raw)) = (&args.report, &report_trace) {
-        let format = if out
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("html"))
-        {
-            crate::cli::ReportFormat::Html
-        } else {
-            crate::cli::ReportFormat::Md
-        };
-        let made = crate::report::run(crate::cli::ReportArgs {
-            input: raw.clone(),
-            out: Some(out.clone()),
-            format,
-            versions: args.trace.versions,
-            server_port: None,
-            conn: None,
-        });
-        let _ = std::fs::remove_file(raw);
-        made?;
-        eprintln!("dispel serve: report written to {}", out.display());
-    }
+    live.finish("serve")?;
     Ok(ExitCode::SUCCESS)
 }
 

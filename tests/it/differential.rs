@@ -489,9 +489,22 @@ pub struct Explained {
     pub why: &'static str,
 }
 
+/// What the real app is compared with.
+#[derive(Clone, Copy)]
+enum Other<'a> {
+    /// `dispel serve` with these arguments.
+    Serve(&'a [&'a str]),
+    /// The same app under `dispel watch`: it must change nothing.
+    Watch,
+}
+
 /// Runs each scenario against a fresh Flask-SocketIO app and a fresh `dispel serve` (at the
 /// same time: they are independent), and compares the transcripts.
 fn run_all(flask_args: &[&str], dispel_args: &[&str], scenarios: &[(&str, Script, &[Explained])]) {
+    compare(flask_args, Other::Serve(dispel_args), scenarios)
+}
+
+fn compare(flask_args: &[&str], other: Other<'_>, scenarios: &[(&str, Script, &[Explained])]) {
     if !crate::oracle::flask_available() {
         return;
     }
@@ -507,14 +520,32 @@ fn run_all(flask_args: &[&str], dispel_args: &[&str], scenarios: &[(&str, Script
                 script(&r);
                 normalize(&r.t.lines(), &app.addr)
             });
-            let dispel = scope.spawn(|| {
-                let server = Server::start(dispel_args);
-                let r = Run::new(&server.addr);
-                script(&r);
-                normalize(&r.t.lines(), &server.addr)
+            let dispel = scope.spawn(|| match other {
+                Other::Serve(args) => {
+                    let server = Server::start(args);
+                    let r = Run::new(&server.addr);
+                    script(&r);
+                    normalize(&r.t.lines(), &server.addr)
+                }
+                Other::Watch => {
+                    let watched =
+                        crate::util::Watched::start(&[], flask_args).expect("dispel watch");
+                    let r = Run::new(&watched.addr);
+                    script(&r);
+                    normalize(&r.t.lines(), &watched.addr)
+                }
             });
             (flask.join(), dispel.join())
         });
+        let name = &match other {
+            Other::Serve(_) => name.to_string(),
+            Other::Watch => format!("watch_{name}"),
+        };
+        let explained: &[Explained] = match other {
+            Other::Serve(_) => explained,
+            // Under watch the real app answers: nothing is explained away.
+            Other::Watch => &[],
+        };
         let (mut fa, fb) = match (fa, fb) {
             (Ok(a), Ok(b)) => (a, b),
             _ => {
@@ -554,7 +585,11 @@ fn run_all(flask_args: &[&str], dispel_args: &[&str], scenarios: &[(&str, Script
                 ));
             }
         }
-        if let Some(d) = crate::oracle::diff("Flask-SocketIO", &fa, "dispel serve", &fb) {
+        let label = match other {
+            Other::Serve(_) => "dispel serve",
+            Other::Watch => "Flask-SocketIO under dispel watch",
+        };
+        if let Some(d) = crate::oracle::diff("Flask-SocketIO", &fa, label, &fb) {
             failures.push(format!("== {name}: {d}"));
         }
     }
@@ -751,4 +786,12 @@ fn the_same_client_sessions_replay_to_the_same_stages() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `dispel watch` passes every byte through unchanged: the real app under it answers every
+/// scenario exactly as the real app alone.
+#[test]
+fn dispel_watch_changes_nothing_on_the_wire() {
+    compare(&[], Other::Watch, SCENARIOS);
+    compare(&["--extras"], Other::Watch, EXTRAS);
 }

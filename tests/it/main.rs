@@ -28,3 +28,5 @@ mod live_hostile;
 mod replay;
 /// `dispel report`: golden reports of the reference captures, self-contained HTML.
 mod report;
+/// `dispel watch` running the real Flask-SocketIO app.
+mod watch;

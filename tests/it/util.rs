@@ -131,6 +131,107 @@ impl Drop for Server {
     }
 }
 
+/// `dispel watch` running the real Flask-SocketIO reference app, its JSONL trace in a
+/// temporary file.
+pub struct Watched {
+    child: Child,
+    pub addr: String,
+    pub url: String,
+    trace: PathBuf,
+    /// Everything dispel and the app wrote to stderr so far (the app's output passes through).
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Watched {
+    /// Starts `dispel watch [extra] -- python tests/flask_app/app.py --port P [app_args]`;
+    /// `None` without tests/.venv.
+    pub fn start(extra: &[&str], app_args: &[&str]) -> Option<Watched> {
+        let python = repo().join("tests/.venv/bin/python");
+        if !python.exists() {
+            eprintln!("SKIP: tests/.venv is missing (tests/setup.sh)");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let trace = dir.path().join("trace.jsonl");
+        let port = crate::oracle::free_port();
+        let mut child = dispel()
+            .args(["watch", "--format", "jsonl", "--out"])
+            .arg(&trace)
+            .args(extra)
+            .arg("--")
+            .arg(&python)
+            .arg(repo().join("tests/flask_app/app.py"))
+            .args(["--port", &port.to_string()])
+            .args(app_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start dispel watch");
+        let stderr = child.stderr.take().expect("stderr");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.starts_with("dispel watch: open http://") {
+                    let _ = tx.send(());
+                }
+                if let Ok(mut l) = log.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            let _ = child.kill();
+            panic!(
+                "dispel watch did not say where it listens:\n{}",
+                seen.lock().unwrap()
+            );
+        }
+        let addr = format!("127.0.0.1:{port}");
+        Some(Watched {
+            child,
+            url: format!("http://{addr}"),
+            addr,
+            trace,
+            stderr: seen,
+            _dir: dir,
+        })
+    }
+
+    /// Stops it with SIGTERM (as a terminal's Ctrl-C would, passed on to the app); returns the
+    /// exit status and the trace.
+    pub fn stop(mut self) -> (std::process::ExitStatus, Trace) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    panic!("dispel watch did not stop on SIGTERM");
+                }
+            }
+        };
+        (status, Trace::read(&self.trace))
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A JSONL trace.
 pub struct Trace {
     pub events: Vec<Value>,

@@ -1,0 +1,453 @@
+//! `dispel watch -- COMMAND`: narrates a real app's traffic as it happens, with no root and
+//! no capture.
+//!
+//! ```text
+//! browser --> dispel (the port the app asked for) --tap--> the app (a private loopback port)
+//! ```
+//!
+//! dispel starts the command with a small hook on its `PYTHONPATH` (`sitecustomize.py`,
+//! shipped in this binary): the first listening socket the app binds is moved to a private
+//! loopback port dispel chose, and dispel is told the address the app asked for, where it then
+//! listens in the app's place. Every connection is passed through byte for byte, both ways,
+//! with the same [`Tap`] `dispel serve` reads its own sockets with, so the trace is the same
+//! decoding: TCP, HTTP, the handshake, frames, Engine.IO, Socket.IO. For an app started another
+//! way (gunicorn with a config file, a container), `--port` and `--app-port` say where.
+//!
+//! The app's output passes through; when it exits, dispel exits with its status; Ctrl-C
+//! reaches both (they share the terminal's process group), and dispel waits for the app.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::cli::WatchArgs;
+use crate::flow::Limits;
+use crate::trace::{Event, Stage, Tracer};
+use crate::wire::http;
+
+use super::tap::{Tap, TapConfig};
+use super::{step, view, LiveTrace, Recorder};
+
+const HOOK: &str = include_str!("../watch/sitecustomize.py");
+
+/// How long a connection that arrives before the app listens waits for it.
+const APP_READY: Duration = Duration::from_secs(10);
+
+/// Where the app listens and where dispel does.
+#[derive(Debug, Clone)]
+struct Ports {
+    public: SocketAddr,
+    app: SocketAddr,
+}
+
+/// What every relayed connection shares.
+struct Relay {
+    taps: TapConfig,
+    app: SocketAddr,
+    hub: Option<view::Hub>,
+    tracer: Tracer,
+    start: Instant,
+    next_conn: AtomicU64,
+}
+
+pub fn run(args: WatchArgs) -> Result<ExitCode, crate::Error> {
+    let Some(program) = args.command.first() else {
+        return Err(
+            "watch needs the command that starts the app: dispel watch -- python app.py".into(),
+        );
+    };
+    let live = LiveTrace::start(&args.trace, false, args.report.as_ref(), "watch")?;
+    let recorder = match &args.record {
+        Some(path) => Some(Arc::new(Recorder::create(path)?)),
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let status = runtime.block_on(watch(&args, program, &live, recorder.clone()));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if let Some(r) = &recorder {
+        r.finish()?;
+    }
+    let status = status?;
+    live.finish("watch")?;
+    Ok(status)
+}
+
+async fn watch(
+    args: &WatchArgs,
+    program: &str,
+    live: &LiveTrace,
+    recorder: Option<Arc<Recorder>>,
+) -> Result<ExitCode, crate::Error> {
+    // Where the hook reports the app's bind.
+    let control = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let control_addr = control.local_addr()?;
+    let app_port = match args.app_port {
+        Some(p) => p,
+        None => free_port()?,
+    };
+    let hook_dir = std::env::temp_dir().join(format!("dispel-watch-{}", std::process::id()));
+    std::fs::create_dir_all(&hook_dir)
+        .and_then(|_| std::fs::write(hook_dir.join("sitecustomize.py"), HOOK))
+        .map_err(|e| format!("cannot write the hook to {}: {e}", hook_dir.display()))?;
+    let _cleanup = RemoveOnDrop(hook_dir.clone());
+    let mut python_path = hook_dir.clone().into_os_string();
+    if let Some(existing) = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty()) {
+        python_path.push(if cfg!(windows) { ";" } else { ":" });
+        python_path.push(existing);
+    }
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(&args.command[1..])
+        .env("PYTHONPATH", &python_path)
+        .env("DISPEL_WATCH_CONTROL", control_addr.to_string())
+        // With both ports given the app is already started on the private one: the hook
+        // leaves its sockets alone.
+        .env(
+            "DISPEL_WATCH_APP_PORT",
+            if args.app_port.is_some() && args.port.is_some() {
+                String::new()
+            } else {
+                app_port.to_string()
+            },
+        );
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{program}: command not found"),
+        _ => format!("cannot start {program}: {e}"),
+    })?;
+
+    // Where to listen: given, or what the app asks for (reported by the hook).
+    let ports = match args.port {
+        Some(p) => Ports {
+            public: SocketAddr::new(parse_host(args.host.as_deref().unwrap_or("127.0.0.1"))?, p),
+            app: SocketAddr::from(([127, 0, 0, 1], app_port)),
+        },
+        None => {
+            let mut hinted = false;
+            let (host, port) = loop {
+                tokio::select! {
+                    bind = wait_for_bind(&control) => break bind?,
+                    status = child.wait() => {
+                        let status = status?;
+                        eprintln!(
+                            "dispel watch: {program} exited ({}) before it listened on a port",
+                            describe(&status)
+                        );
+                        return Ok(exit_code(&status));
+                    }
+                    _ = shutdown_signal() => {
+                        let status = stop(&mut child).await?;
+                        return Ok(exit_code(&status));
+                    }
+                    _ = tokio::time::sleep(Duration::from_secs(15)), if !hinted => {
+                        hinted = true;
+                        eprintln!(
+                            "dispel watch: {program} has not listened on a port yet (15 s). If it is not a Python app, or binds in an unusual way, start it on a port of its own and give dispel --port and --app-port; still waiting"
+                        );
+                    }
+                }
+            };
+            let host = args.host.clone().unwrap_or(host);
+            Ports {
+                public: SocketAddr::new(parse_host(&host)?, port),
+                app: SocketAddr::from(([127, 0, 0, 1], app_port)),
+            }
+        }
+    };
+    let listener = match TcpListener::bind(ports.public).await {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            return Err(format!(
+                "cannot listen on {} in the app's place: {e} (is another server running there? --port picks another)",
+                ports.public
+            )
+            .into());
+        }
+    };
+    let public = listener.local_addr()?;
+    if !public.ip().is_loopback() {
+        eprintln!("dispel watch: warning: listening on {public}: anyone who can reach this machine can connect");
+    }
+    let shown = if public.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], public.port()))
+    } else {
+        public
+    };
+    eprintln!(
+        "dispel watch: open http://{shown}/ as usual: dispel listens there and passes everything to the app, which now listens on {} (its own log shows that port)",
+        ports.app
+    );
+    if live.hub.is_some() {
+        eprintln!("dispel watch: live trace for the projector on http://{shown}/trace");
+    }
+    let stepper = args
+        .step
+        .map(|n| step::Stepper::start((n > 0).then_some(n), args.trace.versions));
+    let start = Instant::now();
+    let relay = Arc::new(Relay {
+        taps: TapConfig {
+            tracer: live.tracer.clone(),
+            start,
+            limits: Limits {
+                max_headers: 64,
+                max_head_bytes: 16 * 1024,
+                max_message: 100 * 1024 * 1024,
+            },
+            recorder,
+            stepper,
+        },
+        app: ports.app,
+        hub: live.hub.clone(),
+        tracer: live.tracer.clone(),
+        start,
+        next_conn: AtomicU64::new(1),
+    });
+    // Later binds (a reloader's child) are reported too; only the first one moves a port.
+    tokio::spawn(async move {
+        loop {
+            let _ = wait_for_bind(&control).await;
+        }
+    });
+    let status = tokio::select! {
+        status = child.wait() => status?,
+        _ = accept_loop(listener, relay.clone()) => child.wait().await?,
+        _ = shutdown_signal() => stop(&mut child).await?,
+    };
+    eprintln!("dispel watch: {program} exited ({})", describe(&status));
+    Ok(exit_code(&status))
+}
+
+/// Reads the hook's report of the app's bind: the host and port it asked for.
+async fn wait_for_bind(control: &TcpListener) -> Result<(String, u16), crate::Error> {
+    loop {
+        let (stream, _) = control.accept().await?;
+        let mut line = String::new();
+        let mut reader = BufReader::new(stream);
+        if tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut line))
+            .await
+            .is_err()
+        {
+            continue;
+        }
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if msg["event"] == "bind" {
+            let host = msg["host"].as_str().unwrap_or("").to_string();
+            let port = msg["port"].as_u64().and_then(|p| u16::try_from(p).ok());
+            if let Some(port) = port {
+                let host = if host.is_empty() {
+                    "0.0.0.0".into()
+                } else {
+                    host
+                };
+                return Ok((host, port));
+            }
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, relay: Arc<Relay>) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(peer);
+        let conn = relay.next_conn.fetch_add(1, Ordering::Relaxed);
+        let relay = relay.clone();
+        tokio::spawn(async move {
+            let tap = Tap::new(stream, conn, (peer, local), &relay.taps);
+            connection(tap, conn, &relay).await;
+        });
+    }
+}
+
+/// One client connection: the live view's, or the app's, passed through unchanged.
+async fn connection(mut tap: Tap, conn: u64, relay: &Relay) {
+    // The first request decides: the live view's paths are dispel's, all else is the app's.
+    let mut head = Vec::with_capacity(2048);
+    if relay.hub.is_some() {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+        let mut chunk = [0u8; 4096];
+        loop {
+            match http::parse_request(&head, 64, 16 * 1024) {
+                Ok(Some(req)) => {
+                    if req.method == "GET"
+                        && matches!(req.path(), "/trace" | "/trace/" | "/trace/events")
+                    {
+                        if let Some(hub) = &relay.hub {
+                            if req.path() == "/trace/events" {
+                                view::stream(tap, hub, &req).await;
+                            } else {
+                                tap.detach("live view: this connection's own bytes are not traced");
+                                let _ = super::http::respond(
+                                    &mut tap,
+                                    200,
+                                    &[("Content-Type", "text/html; charset=utf-8".into())],
+                                    view::PAGE.as_bytes(),
+                                    false,
+                                )
+                                .await;
+                            }
+                        }
+                        return;
+                    }
+                    break;
+                }
+                Ok(None) => {}
+                Err(_) => break,
+            }
+            match tokio::time::timeout_at(deadline, tap.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => head.extend_from_slice(&chunk[..n]),
+                Ok(_) if head.is_empty() => return,
+                _ => break,
+            }
+        }
+    }
+    let Some(mut upstream) = connect_app(relay, conn).await else {
+        return;
+    };
+    if !head.is_empty() && upstream.write_all(&head).await.is_err() {
+        return;
+    }
+    let _ = tokio::io::copy_bidirectional(&mut tap, &mut upstream).await;
+}
+
+/// Connects to the app, waiting a little for one that is still starting.
+async fn connect_app(relay: &Relay, conn: u64) -> Option<TcpStream> {
+    let deadline = tokio::time::Instant::now() + APP_READY;
+    let mut said = false;
+    loop {
+        match TcpStream::connect(relay.app).await {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Some(s);
+            }
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                relay.tracer.emit(
+                    Event::new(
+                        Stage::Error,
+                        relay.start.elapsed().as_secs_f64(),
+                        Some(conn),
+                        None,
+                        format!("the app does not accept connections on {}: {e}; the client's connection is closed", relay.app),
+                    )
+                    .with("rule", "the watched app must listen")
+                    .with("where", "tcp.accept"),
+                );
+                return None;
+            }
+            Err(_) => {
+                if !said {
+                    said = true;
+                    eprintln!(
+                        "dispel watch: a client connected before the app listens on {}; waiting up to {} s",
+                        relay.app,
+                        APP_READY.as_secs()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
+}
+
+fn parse_host(host: &str) -> Result<std::net::IpAddr, crate::Error> {
+    if host == "localhost" {
+        return Ok(std::net::IpAddr::from([127, 0, 0, 1]));
+    }
+    host.parse()
+        .map_err(|_| format!("{host:?} is not an IP address to listen on").into())
+}
+
+fn describe(status: &std::process::ExitStatus) -> String {
+    match status.code() {
+        Some(c) => format!("status {c}"),
+        None => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::process::ExitStatusExt;
+                if let Some(sig) = status.signal() {
+                    return format!("signal {sig}");
+                }
+            }
+            "no status".into()
+        }
+    }
+}
+
+/// The app's exit status as dispel's own: its code, or 128 + the signal that ended it.
+fn exit_code(status: &std::process::ExitStatus) -> ExitCode {
+    if let Some(c) = status.code() {
+        return ExitCode::from(u8::try_from(c).unwrap_or(1));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            return ExitCode::from(u8::try_from(128 + sig).unwrap_or(1));
+        }
+    }
+    ExitCode::from(1)
+}
+
+/// Stops the app once dispel was asked to stop. Ctrl-C in the terminal reached the app too
+/// (they share the process group), so it is given a few seconds to finish on its own; then
+/// SIGTERM, then SIGKILL.
+async fn stop(child: &mut tokio::process::Child) -> std::io::Result<std::process::ExitStatus> {
+    if let Ok(status) = tokio::time::timeout(Duration::from_secs(3), child.wait()).await {
+        return status;
+    }
+    #[cfg(unix)]
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        // SAFETY: kill(2) with a pid and a signal number touches no memory of ours.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        if let Ok(status) = tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+            return status;
+        }
+    }
+    let _ = child.start_kill();
+    child.wait().await
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
