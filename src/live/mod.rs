@@ -231,8 +231,9 @@ impl Server {
             let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
             let srv = self.clone();
             let permit = self.slots.clone().try_acquire_owned();
+            // Made here, not in the task: the recording numbers connections in accept order.
+            let mut tap = tap::Tap::new(stream, conn, (peer, local), &srv.taps);
             tokio::spawn(async move {
-                let mut tap = tap::Tap::new(stream, conn, (peer, local), &srv.taps);
                 match permit {
                     Ok(_permit) => http::connection(tap, conn, srv).await,
                     Err(_) => {

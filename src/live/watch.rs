@@ -264,9 +264,10 @@ async fn accept_loop(listener: TcpListener, relay: Arc<Relay>) {
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(peer);
         let conn = relay.next_conn.fetch_add(1, Ordering::Relaxed);
+        // Made here, not in the task: the recording numbers connections in accept order.
+        let tap = Tap::new(stream, conn, (peer, local), &relay.taps);
         let relay = relay.clone();
         tokio::spawn(async move {
-            let tap = Tap::new(stream, conn, (peer, local), &relay.taps);
             connection(tap, conn, &relay).await;
         });
     }
