@@ -327,6 +327,9 @@ pub struct WatchArgs {
     /// When the app exits, write a report of the session (Markdown, or HTML for *.html).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Only the wire: no tracer in the app (broadcasts are then inferred, as in replay).
+    #[arg(long)]
+    pub no_tracer: bool,
     #[command(flatten)]
     pub trace: TraceArgs,
     /// The command that starts the app, after `--`.

@@ -2,7 +2,9 @@
 //! direction into trace events by calling the `wire` decoders. Live and replay both feed it, so
 //! they cannot disagree about what the bytes mean.
 
+pub mod infer;
 mod memo;
 mod session;
 
+pub use infer::Inference;
 pub use session::{Limits, Session};

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::cli::{LinksArgs, VersionSet};
 use crate::trace::Stage;
 
-pub use site::{installed_chain, Installed, SiteOptions, StepStatus};
+pub use site::{installed_chain, observed_link, Installed, SiteOptions, StepStatus};
 
 /// One step of a chain, ready to print next to a trace event.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -512,3 +512,70 @@ fn not_found(link: StepLink, reason: String) -> StepLink {
         ..link
     }
 }
+
+/// The permalink of a line a running app executed, observed by `dispel watch`'s tracer: the
+/// installed `package` at `version`, its file at `path` (relative to site-packages, or `Lib/...`
+/// for the standard library), browsed where the release's metadata (`project_urls`: the
+/// `Project-URL` and `Home-page` entries) says its source is, at the release's tag. The
+/// repository layout (a `src/` folder) and the tag's style come from the built-in chain of the
+/// same package; `None` for a package dispel knows nothing of.
+pub fn observed_link(
+    package: &str,
+    version: &str,
+    path: &str,
+    line: u32,
+    project_urls: &[(String, String)],
+) -> Option<String> {
+    let name = normalize(package);
+    if name == "cpython" {
+        return Some(super::permalink(
+            &SourceHost::GitHub,
+            "python/cpython",
+            &format!("v{version}"),
+            path,
+            line,
+            line,
+        ));
+    }
+    // A step of the built-in data for the same package: its repository, how its files sit
+    // in it, and how its tags are named.
+    let tables = super::set_tables(crate::cli::VersionSet::Current).ok()?;
+    let step = tables
+        .chain
+        .iter()
+        .flat_map(|c| c.steps.iter())
+        .find(|s| normalize(&s.package) == name);
+    let (repo, prefix, tag) = match step {
+        Some(s) => {
+            let prefix = s
+                .path
+                .strip_suffix(installed_path(&s.path))
+                .unwrap_or("")
+                .to_string();
+            (s.repo.clone(), prefix, tag_for(s, version))
+        }
+        None => match name.as_str() {
+            "eventlet" => (
+                "eventlet/eventlet".into(),
+                String::new(),
+                format!("v{version}"),
+            ),
+            "gevent" => ("gevent/gevent".into(), "src/".into(), version.to_string()),
+            _ => return None,
+        },
+    };
+    let dist = Dist {
+        name: package.to_string(),
+        version: version.to_string(),
+        urls: project_urls.to_vec(),
+    };
+    let (host, repo) = source_host(&dist, &repo);
+    Some(super::permalink(
+        &host,
+        &repo,
+        &tag,
+        &format!("{prefix}{path}"),
+        line,
+        line,
+    ))
+}

@@ -13,6 +13,7 @@
 mod apps;
 mod engineio;
 mod http;
+mod observed;
 pub mod record;
 mod reply;
 mod socketio;
@@ -298,6 +299,7 @@ impl LiveTrace {
         no_trace: bool,
         report: Option<&PathBuf>,
         what: &str,
+        processor: Option<Box<dyn trace::Processor>>,
     ) -> Result<LiveTrace, crate::Error> {
         if report.is_some() && no_trace {
             return Err("--report needs the trace: drop --no-trace".into());
@@ -335,7 +337,7 @@ impl LiveTrace {
                         watched: None,
                     });
                 }
-                let (t, w) = Tracer::start_many(outputs);
+                let (t, w) = Tracer::start_processed(outputs, processor);
                 (t, Some(w))
             }
         };
@@ -379,7 +381,13 @@ impl LiveTrace {
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode, crate::Error> {
-    let live = LiveTrace::start(&args.trace, args.no_trace, args.report.as_ref(), "serve")?;
+    let live = LiveTrace::start(
+        &args.trace,
+        args.no_trace,
+        args.report.as_ref(),
+        "serve",
+        None,
+    )?;
     let (tracer, hub) = (live.tracer.clone(), live.hub.clone());
     let config = Config::from_args(&args);
     let runtime = tokio::runtime::Builder::new_multi_thread()

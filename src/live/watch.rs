@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -31,6 +31,7 @@ use crate::flow::Limits;
 use crate::trace::{Event, Stage, Tracer};
 use crate::wire::http;
 
+use super::observed::{self, AppInfo, Joiner};
 use super::tap::{Tap, TapConfig};
 use super::{step, view, LiveTrace, Recorder};
 
@@ -62,7 +63,15 @@ pub fn run(args: WatchArgs) -> Result<ExitCode, crate::Error> {
             "watch needs the command that starts the app: dispel watch -- python app.py".into(),
         );
     };
-    let live = LiveTrace::start(&args.trace, false, args.report.as_ref(), "watch")?;
+    let info = Arc::new(Mutex::new(AppInfo::default()));
+    let joiner = Joiner::new(args.no_tracer);
+    let live = LiveTrace::start(
+        &args.trace,
+        false,
+        args.report.as_ref(),
+        "watch",
+        Some(Box::new(joiner)),
+    )?;
     let recorder = match &args.record {
         Some(path) => Some(Arc::new(Recorder::create(path)?)),
         None => None,
@@ -70,7 +79,7 @@ pub fn run(args: WatchArgs) -> Result<ExitCode, crate::Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let status = runtime.block_on(watch(&args, program, &live, recorder.clone()));
+    let status = runtime.block_on(watch(&args, program, &live, recorder.clone(), info));
     runtime.shutdown_timeout(Duration::from_secs(1));
     if let Some(r) = &recorder {
         r.finish()?;
@@ -85,10 +94,20 @@ async fn watch(
     program: &str,
     live: &LiveTrace,
     recorder: Option<Arc<Recorder>>,
+    info: Arc<Mutex<AppInfo>>,
 ) -> Result<ExitCode, crate::Error> {
-    // Where the hook reports the app's bind.
+    let start = Instant::now();
+    // Where the hook reports the app's bind, and the tracer what the app does.
     let control = TcpListener::bind(("127.0.0.1", 0)).await?;
     let control_addr = control.local_addr()?;
+    let (binds_tx, mut binds) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(control_loop(
+        control,
+        binds_tx,
+        live.tracer.clone(),
+        info,
+        start,
+    ));
     let app_port = match args.app_port {
         Some(p) => p,
         None => free_port()?,
@@ -107,6 +126,7 @@ async fn watch(
     cmd.args(&args.command[1..])
         .env("PYTHONPATH", &python_path)
         .env("DISPEL_WATCH_CONTROL", control_addr.to_string())
+        .env("DISPEL_WATCH_TRACE", if args.no_tracer { "0" } else { "1" })
         // With both ports given the app is already started on the private one: the hook
         // leaves its sockets alone.
         .env(
@@ -132,7 +152,10 @@ async fn watch(
             let mut hinted = false;
             let (host, port) = loop {
                 tokio::select! {
-                    bind = wait_for_bind(&control) => break bind?,
+                    bind = binds.recv() => match bind {
+                        Some(b) => break b,
+                        None => return Err("the control connection closed".into()),
+                    },
                     status = child.wait() => {
                         let status = status?;
                         eprintln!(
@@ -191,7 +214,6 @@ async fn watch(
     let stepper = args
         .step
         .map(|n| step::Stepper::start((n > 0).then_some(n), args.trace.versions));
-    let start = Instant::now();
     let relay = Arc::new(Relay {
         taps: TapConfig {
             tracer: live.tracer.clone(),
@@ -211,11 +233,7 @@ async fn watch(
         next_conn: AtomicU64::new(1),
     });
     // Later binds (a reloader's child) are reported too; only the first one moves a port.
-    tokio::spawn(async move {
-        loop {
-            let _ = wait_for_bind(&control).await;
-        }
-    });
+    tokio::spawn(async move { while binds.recv().await.is_some() {} });
     let status = tokio::select! {
         status = child.wait() => status?,
         _ = accept_loop(listener, relay.clone()) => child.wait().await?,
@@ -225,33 +243,60 @@ async fn watch(
     Ok(exit_code(&status))
 }
 
-/// Reads the hook's report of the app's bind: the host and port it asked for.
-async fn wait_for_bind(control: &TcpListener) -> Result<(String, u16), crate::Error> {
+/// Reads what the hook and the tracer send, one JSON line at a time, on as many connections as
+/// the app opens (one per process): the address the app asked for goes to `binds`, what the
+/// app did becomes trace events.
+async fn control_loop(
+    control: TcpListener,
+    binds: tokio::sync::mpsc::Sender<(String, u16)>,
+    tracer: Tracer,
+    info: Arc<Mutex<AppInfo>>,
+    start: Instant,
+) {
     loop {
-        let (stream, _) = control.accept().await?;
-        let mut line = String::new();
-        let mut reader = BufReader::new(stream);
-        if tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut line))
-            .await
-            .is_err()
-        {
-            continue;
-        }
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+        let Ok((stream, _)) = control.accept().await else {
             continue;
         };
-        if msg["event"] == "bind" {
-            let host = msg["host"].as_str().unwrap_or("").to_string();
-            let port = msg["port"].as_u64().and_then(|p| u16::try_from(p).ok());
-            if let Some(port) = port {
-                let host = if host.is_empty() {
-                    "0.0.0.0".into()
-                } else {
-                    host
+        let (binds, tracer, info) = (binds.clone(), tracer.clone(), info.clone());
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
                 };
-                return Ok((host, port));
+                match msg["event"].as_str() {
+                    Some("bind") => {
+                        let host = msg["host"].as_str().unwrap_or("");
+                        let host = if host.is_empty() { "0.0.0.0" } else { host };
+                        if let Some(port) = msg["port"].as_u64().and_then(|p| u16::try_from(p).ok())
+                        {
+                            let _ = binds.send((host.to_string(), port)).await;
+                        }
+                    }
+                    Some("hello") => {
+                        let hello = AppInfo::from_hello(&msg);
+                        eprintln!("dispel watch: {}", hello.describe());
+                        if let Ok(mut i) = info.lock() {
+                            *i = hello;
+                        }
+                    }
+                    Some("tracer_error") => {
+                        eprintln!(
+                            "dispel watch: the tracer could not attach to {} ({}); the wire is still narrated",
+                            msg["module"], msg["error"]
+                        );
+                    }
+                    _ => {
+                        let snapshot = info.lock().map(|i| i.clone()).unwrap_or_default();
+                        if let Some(e) =
+                            observed::event(&msg, start.elapsed().as_secs_f64(), &snapshot)
+                        {
+                            tracer.emit(e);
+                        }
+                    }
+                }
             }
-        }
+        });
     }
 }
 

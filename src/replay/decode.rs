@@ -5,25 +5,10 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use serde_json::Value;
-
-use crate::flow::{Limits, Session};
+use crate::flow::{Inference, Limits, Session};
 use crate::trace::{Dir, Event, Stage, Tracer};
 
 use super::{CloseHow, OpenHow, StreamSink};
-
-/// Packets sent to several connections within this many seconds form one broadcast.
-const BROADCAST_WINDOW: f64 = 0.5;
-
-struct Group {
-    t: f64,
-    /// The packet's data: the same data to another connection joins the group.
-    data: String,
-    event: String,
-    nsp: String,
-    conns: Vec<u64>,
-    trigger: Option<(u64, String)>,
-}
 
 pub struct TraceSink {
     tracer: Tracer,
@@ -32,11 +17,9 @@ pub struct TraceSink {
     out: Vec<Event>,
     /// Events on their way to the writer, sent in batches.
     batch: Vec<Event>,
-    group: Option<Group>,
-    /// The last event a client sent: (t, conn, event name).
-    last_incoming: Option<(f64, u64, String)>,
-    /// Engine.IO session id -> the connection where it was first seen.
-    sessions_by_sid: HashMap<String, u64>,
+    /// Broadcasts and sessions across connections.
+    inference: Inference,
+    inferred: Vec<Event>,
     pub problems: u64,
 }
 
@@ -48,135 +31,25 @@ impl TraceSink {
             sessions: HashMap::new(),
             out: Vec::new(),
             batch: Vec::new(),
-            group: None,
-            last_incoming: None,
-            sessions_by_sid: HashMap::new(),
+            inference: Inference::new(),
+            inferred: Vec::new(),
             problems: 0,
         }
     }
 
     fn flush_events(&mut self) {
         let events = std::mem::take(&mut self.out);
-        for mut e in events {
-            self.link_session(&mut e);
-            // An inferred broadcast is written as soon as its group is known to be over (a
-            // new event in, another packet out, or the window passed), so it lands before the
-            // event that ended it.
-            let next_input =
-                e.dir == Some(Dir::C2S) && matches!(e.stage, Stage::WsFrame | Stage::HttpRequest);
-            if next_input
-                || self
-                    .group
-                    .as_ref()
-                    .is_some_and(|g| e.t - g.t > BROADCAST_WINDOW)
-            {
-                self.finish_group();
-            }
-            self.observe(&e);
+        for e in events {
+            self.inference.push(e, &mut self.inferred);
+            self.send_inferred();
+        }
+    }
+
+    fn send_inferred(&mut self) {
+        let inferred = std::mem::take(&mut self.inferred);
+        for e in inferred {
             self.send(e);
         }
-    }
-
-    /// One Engine.IO session spans several TCP connections (the polling requests, then the
-    /// WebSocket). A capture cannot say so; the shared `sid` can: events on a later
-    /// connection get `session_conn` (where the session began) and `inferred: true`.
-    fn link_session(&mut self, e: &mut Event) {
-        let (Some(conn), Some(sid)) = (e.conn, e.fields.get("sid").and_then(Value::as_str)) else {
-            return;
-        };
-        if self.sessions_by_sid.len() > 100_000 {
-            // A capture with more sessions than that: forget the old ones, keep memory flat.
-            self.sessions_by_sid.clear();
-        }
-        let first = match self.sessions_by_sid.get(sid) {
-            Some(first) => *first,
-            None => {
-                self.sessions_by_sid.insert(sid.to_string(), conn);
-                conn
-            }
-        };
-        if first != conn {
-            e.fields.insert("session_conn", first);
-            e.fields.insert("inferred", true);
-        }
-    }
-
-    /// Watches Socket.IO events go by to infer broadcasts.
-    fn observe(&mut self, e: &Event) {
-        if e.stage != Stage::SioPacket
-            || e.fields.get("type").and_then(Value::as_str) != Some("EVENT")
-        {
-            return;
-        }
-        let (Some(conn), Some(event)) = (e.conn, e.fields.get("event").and_then(Value::as_str))
-        else {
-            return;
-        };
-        if e.dir == Some(Dir::C2S) {
-            self.finish_group();
-            self.last_incoming = Some((e.t, conn, event.to_string()));
-            return;
-        }
-        let nsp = e.fields.get("nsp").and_then(Value::as_str).unwrap_or("/");
-        // As the JSON text that was sent: no copy, no parsing.
-        let data = e.fields.json_text("data").unwrap_or_default();
-        if let Some(g) = self.group.as_mut() {
-            if g.nsp == nsp
-                && g.data == *data
-                && e.t - g.t <= BROADCAST_WINDOW
-                && !g.conns.contains(&conn)
-            {
-                g.conns.push(conn);
-                return;
-            }
-        }
-        self.finish_group();
-        let trigger = self
-            .last_incoming
-            .as_ref()
-            .filter(|(t, _, _)| e.t - t <= 1.0)
-            .map(|(_, c, ev)| (*c, ev.clone()));
-        self.group = Some(Group {
-            t: e.t,
-            data: data.into_owned(),
-            event: event.to_string(),
-            nsp: nsp.to_string(),
-            conns: vec![conn],
-            trigger,
-        });
-    }
-
-    fn finish_group(&mut self) {
-        let Some(g) = self.group.take() else { return };
-        if g.conns.len() < 2 {
-            return;
-        }
-        let summary = match &g.trigger {
-            Some((c, ev)) => format!(
-                "{:?} to {} connections after {ev:?} from #{c} (inferred)",
-                g.event,
-                g.conns.len()
-            ),
-            None => format!("{:?} to {} connections (inferred)", g.event, g.conns.len()),
-        };
-        let mut e = Event::new(
-            Stage::SioBroadcast,
-            g.t,
-            g.trigger.as_ref().map(|(c, _)| *c),
-            None,
-            summary,
-        )
-        .with("event", g.event.as_str())
-        .with("nsp", g.nsp.as_str())
-        .with("broadcast", true)
-        .with("recipients", g.conns.clone())
-        .with("count", g.conns.len())
-        .with("inferred", true)
-        .kind("broadcast");
-        if let Some((_, ev)) = &g.trigger {
-            e.fields.insert("after_event", ev.clone());
-        }
-        self.send(e);
     }
 
     fn send(&mut self, e: Event) {
@@ -192,7 +65,8 @@ impl TraceSink {
 
     /// End of the capture: close what is open, emit the last inferred broadcast.
     pub fn finish(&mut self) {
-        self.finish_group();
+        self.inference.finish(&mut self.inferred);
+        self.send_inferred();
         self.tracer.emit_batch(&mut self.batch);
     }
 }

@@ -40,7 +40,9 @@ pub fn page(stage: Stage) -> &'static str {
         Stage::WsMessage => "ws-message.md",
         Stage::EioPacket | Stage::EioUpgrade => "eio.md",
         Stage::SioPacket => "sio.md",
-        Stage::SioDispatch | Stage::SioBroadcast => "dispatch-broadcast.md",
+        Stage::SioDispatch | Stage::SioBroadcast | Stage::SioEmit | Stage::SioRoom => {
+            "dispatch-broadcast.md"
+        }
         Stage::WsClose | Stage::TcpClose | Stage::TcpData | Stage::Error => "close.md",
     }
 }

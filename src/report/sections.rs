@@ -95,6 +95,8 @@ fn stage_title(stage: Stage) -> &'static str {
         Stage::SioPacket => "Socket.IO packets",
         Stage::SioDispatch => "dispatch to your handler",
         Stage::SioBroadcast => "the broadcast",
+        Stage::SioEmit => "what your code asked Socket.IO to send",
+        Stage::SioRoom => "rooms",
         Stage::WsClose => "the WebSocket closing handshake",
         Stage::TcpClose => "the TCP connection closes",
         Stage::TcpData | Stage::Error => "other",
@@ -422,7 +424,7 @@ fn stage_section(ctx: &Ctx, stage: Stage) -> Vec<Block> {
         Stage::SioBroadcast => sio_broadcast(ctx),
         Stage::WsClose => ws_close(ctx),
         Stage::TcpClose => tcp_close(ctx),
-        Stage::TcpData | Stage::Error => (Vec::new(), None),
+        Stage::SioEmit | Stage::SioRoom | Stage::TcpData | Stage::Error => (Vec::new(), None),
     };
     blocks.extend(shown);
     if let Some(rep) = rep.or_else(|| ctx.of(stage).next()) {

@@ -22,6 +22,11 @@ pub enum Stage {
     SioPacket,
     SioDispatch,
     SioBroadcast,
+    /// A Socket.IO call the app's code made (emit, send, disconnect) or python-socketio's own
+    /// answer (an acknowledgement, a CONNECT), as `dispel watch` observed it in the app.
+    SioEmit,
+    /// A room joined, left or closed by the app's code (`dispel watch`).
+    SioRoom,
     WsClose,
     TcpClose,
     /// Bytes that could not be decoded as what they should have been (gap, non-frame bytes...).
@@ -30,7 +35,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 15] = [
+    pub const ALL: [Stage; 17] = [
         Stage::TcpAccept,
         Stage::HttpRequest,
         Stage::HttpResponse,
@@ -42,6 +47,8 @@ impl Stage {
         Stage::SioPacket,
         Stage::SioDispatch,
         Stage::SioBroadcast,
+        Stage::SioEmit,
+        Stage::SioRoom,
         Stage::WsClose,
         Stage::TcpClose,
         Stage::TcpData,
@@ -49,7 +56,7 @@ impl Stage {
     ];
 
     /// The stages of a connection's life, in order (`ALL` without `tcp.data` and `error`).
-    pub const LIFECYCLE: &'static [Stage] = Stage::ALL.split_at(13).0;
+    pub const LIFECYCLE: &'static [Stage] = Stage::ALL.split_at(15).0;
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -64,6 +71,8 @@ impl Stage {
             Stage::SioPacket => "sio.packet",
             Stage::SioDispatch => "sio.dispatch",
             Stage::SioBroadcast => "sio.broadcast",
+            Stage::SioEmit => "sio.emit",
+            Stage::SioRoom => "sio.room",
             Stage::WsClose => "ws.close",
             Stage::TcpClose => "tcp.close",
             Stage::TcpData => "tcp.data",

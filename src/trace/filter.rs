@@ -36,7 +36,12 @@ impl Filter {
         if self.quiet
             && !matches!(
                 stage,
-                Stage::SioPacket | Stage::SioDispatch | Stage::SioBroadcast | Stage::Error
+                Stage::SioPacket
+                    | Stage::SioDispatch
+                    | Stage::SioBroadcast
+                    | Stage::SioEmit
+                    | Stage::SioRoom
+                    | Stage::Error
             )
         {
             return false;

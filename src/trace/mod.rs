@@ -17,7 +17,7 @@ pub use fields::{Fields, Shared};
 pub use filter::Filter;
 pub use jsonl::{to_json, Jsonl, LineWriter};
 pub use pretty::Pretty;
-pub use writer::{Output, Sink, TraceWriter, Tracer, Watched};
+pub use writer::{Output, Processor, Sink, TraceWriter, Tracer, Watched};
 
 use std::io::{IsTerminal, Write};
 

@@ -52,7 +52,11 @@ fn stage_style(stage: Stage) -> Style {
         Stage::HttpRequest | Stage::HttpResponse => s.blue(),
         Stage::WsHandshake | Stage::WsFrame | Stage::WsMessage | Stage::WsClose => s.cyan(),
         Stage::EioPacket | Stage::EioUpgrade => s.yellow(),
-        Stage::SioPacket | Stage::SioDispatch | Stage::SioBroadcast => s.green().bold(),
+        Stage::SioPacket
+        | Stage::SioDispatch
+        | Stage::SioBroadcast
+        | Stage::SioEmit
+        | Stage::SioRoom => s.green().bold(),
         Stage::Error => s.red().bold(),
     }
 }

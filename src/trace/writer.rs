@@ -36,6 +36,8 @@ struct Inner {
     tx: SyncSender<Msg>,
     /// One per output; an event is sent when any active output wants it.
     filters: Vec<(Filter, Option<Watched>)>,
+    /// Stages the processor needs, shown or not.
+    needs: u32,
 }
 
 /// Whether an output has anyone to show events to right now (the live view: a viewer count).
@@ -54,6 +56,19 @@ pub struct Output {
     /// For an output that may have nobody to show events to: events are built and sent for it
     /// only while this count is above zero. `None`: always active.
     pub watched: Option<Watched>,
+}
+
+/// Work on the whole trace, in the writer thread, before the outputs see it: what only the
+/// events of every connection together can say (inferred broadcasts, a session across
+/// connections, where an event reported from inside the app belongs).
+pub trait Processor: Send {
+    /// The stages it needs to see, whether or not an output shows them (a mask of
+    /// `Stage::bit`s).
+    fn needs(&self) -> u32;
+    /// One event; what comes of it (the event itself, and anything inferred) goes to `out`.
+    fn push(&mut self, e: Event, out: &mut Vec<Event>);
+    /// The end of the trace.
+    fn finish(&mut self, _out: &mut Vec<Event>) {}
 }
 
 /// Owns the writer thread; `finish` flushes and reports a write error, if any.
@@ -80,6 +95,14 @@ impl Tracer {
     /// Starts the writer thread with several outputs (the terminal, a report's raw trace, the
     /// browser's live view...).
     pub fn start_many(outputs: Vec<Output>) -> (Tracer, TraceWriter) {
+        Tracer::start_processed(outputs, None)
+    }
+
+    /// Starts the writer thread with a [`Processor`] in front of the outputs.
+    pub fn start_processed(
+        outputs: Vec<Output>,
+        processor: Option<Box<dyn Processor>>,
+    ) -> (Tracer, TraceWriter) {
         // Bounded: a producer faster than the output waits rather than piling events up in
         // memory. A message is one event or one batch (at most a few hundred events: what one
         // socket write or one stretch of a capture made).
@@ -88,15 +111,17 @@ impl Tracer {
             .iter()
             .map(|o| (o.filter.clone(), o.watched.clone()))
             .collect();
+        let needs = processor.as_ref().map_or(0, |p| p.needs());
         let handle = std::thread::Builder::new()
             .name("dispel-trace".into())
-            .spawn(move || write_loop(rx, outputs))
+            .spawn(move || write_loop(rx, outputs, processor))
             .ok();
         (
             Tracer {
                 inner: Some(Arc::new(Inner {
                     tx: tx.clone(),
                     filters,
+                    needs,
                 })),
             },
             TraceWriter {
@@ -114,9 +139,10 @@ impl Tracer {
     /// Would an event of this stage on this connection be written?
     pub fn wants(&self, stage: Stage, conn: Option<u64>) -> bool {
         self.inner.as_ref().is_some_and(|i| {
-            i.filters
-                .iter()
-                .any(|(f, w)| active(w) && f.wants(stage, conn))
+            i.needs & stage.bit() != 0
+                || i.filters
+                    .iter()
+                    .any(|(f, w)| active(w) && f.wants(stage, conn))
         })
     }
 
@@ -131,10 +157,11 @@ impl Tracer {
 
     pub fn emit(&self, event: Event) {
         if let Some(inner) = &self.inner {
-            if inner
-                .filters
-                .iter()
-                .any(|(f, w)| active(w) && f.accepts(&event))
+            if inner.needs & event.stage.bit() != 0
+                || inner
+                    .filters
+                    .iter()
+                    .any(|(f, w)| active(w) && f.accepts(&event))
             {
                 // The writer is gone only after `finish`: late events are dropped.
                 let _ = inner.tx.send(Msg::Event(event));
@@ -149,7 +176,10 @@ impl Tracer {
             events.clear();
             return;
         };
-        events.retain(|e| inner.filters.iter().any(|(f, w)| active(w) && f.accepts(e)));
+        events.retain(|e| {
+            inner.needs & e.stage.bit() != 0
+                || inner.filters.iter().any(|(f, w)| active(w) && f.accepts(e))
+        });
         if !events.is_empty() {
             // The writer is gone only after `finish`: late events are dropped.
             let _ = inner.tx.send(Msg::Batch(std::mem::take(events)));
@@ -172,7 +202,12 @@ impl TraceWriter {
     }
 }
 
-fn write_loop(rx: Receiver<Msg>, mut outputs: Vec<Output>) -> io::Result<u64> {
+fn write_loop(
+    rx: Receiver<Msg>,
+    mut outputs: Vec<Output>,
+    mut processor: Option<Box<dyn Processor>>,
+) -> io::Result<u64> {
+    let mut processed: Vec<Event> = Vec::new();
     let mut seqs = vec![0u64; outputs.len()];
     // An output that failed (a closed pipe, a full disk) is dropped; the others go on. The
     // first error is reported when the writer finishes.
@@ -217,14 +252,38 @@ fn write_loop(rx: Receiver<Msg>, mut outputs: Vec<Output>) -> io::Result<u64> {
                 }
             }
         };
-        match msg {
-            Msg::Event(e) => write(&e, &mut alive),
-            Msg::Batch(events) => {
+        let stop = matches!(msg, Msg::Stop);
+        match (msg, processor.as_mut()) {
+            (Msg::Event(e), None) => write(&e, &mut alive),
+            (Msg::Batch(events), None) => {
                 for e in &events {
                     write(e, &mut alive);
                 }
             }
-            Msg::Stop => break,
+            (Msg::Event(e), Some(p)) => {
+                p.push(e, &mut processed);
+                for e in processed.drain(..) {
+                    write(&e, &mut alive);
+                }
+            }
+            (Msg::Batch(events), Some(p)) => {
+                for e in events {
+                    p.push(e, &mut processed);
+                }
+                for e in processed.drain(..) {
+                    write(&e, &mut alive);
+                }
+            }
+            (Msg::Stop, Some(p)) => {
+                p.finish(&mut processed);
+                for e in processed.drain(..) {
+                    write(&e, &mut alive);
+                }
+            }
+            (Msg::Stop, None) => {}
+        }
+        if stop {
+            break;
         }
         dirty = true;
         if !alive.iter().any(|a| *a) {

@@ -1,16 +1,25 @@
 """dispel watch's hook, loaded into the watched app's interpreter (through PYTHONPATH, as
 `sitecustomize`) before the app's own code runs.
 
-It does one thing: the first listening TCP socket the app binds to a port is moved to the
-private loopback port dispel chose (DISPEL_WATCH_APP_PORT), and dispel is told which address
-the app asked for (over DISPEL_WATCH_CONTROL), so that dispel listens there in the app's place
-and every byte between the app and its clients passes through it. Nothing else in the app
-changes. Written for dispel; not copied from anywhere.
+1. The first listening TCP socket the app binds to a port is moved to the private loopback
+   port dispel chose (DISPEL_WATCH_APP_PORT), and dispel is told which address the app asked
+   for (over DISPEL_WATCH_CONTROL), so that dispel listens there in the app's place and every
+   byte between the app and its clients passes through it.
+2. Unless DISPEL_WATCH_TRACE is 0, the calls that matter in the Flask-SocketIO stack are
+   observed (see `_Tracer`): each handler call, each Socket.IO call the app's code makes (emit,
+   send, join/leave/close room, disconnect), each acknowledgement and CONNECT answer, with the
+   chain of calls that led there and the library calls it made, at the installed versions'
+   real lines. They go to dispel as JSON lines over one connection per process.
+
+What the app does is unchanged: the wrappers call the originals with the same arguments and
+return what they return. Written for dispel; not copied from anywhere.
 """
 import json
 import os
 import socket
 import sys
+import threading
+import time
 
 _CONTROL = os.environ.get("DISPEL_WATCH_CONTROL", "")
 _APP_PORT = os.environ.get("DISPEL_WATCH_APP_PORT", "")
@@ -52,6 +61,393 @@ def _watched_bind(self, address):
 
 
 socket.socket.bind = _watched_bind
+
+
+class _Link:
+    """One connection to dispel per process, shared by its threads; lost, it stays lost."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.sock = None
+        self.pid = None
+        self.dead = False
+
+    def send(self, message):
+        if self.dead or not _CONTROL:
+            return
+        data = (json.dumps(message, default=repr) + "\n").encode()
+        with self.lock:
+            try:
+                if self.sock is None or self.pid != os.getpid():
+                    host, _, port = _CONTROL.rpartition(":")
+                    self.sock = socket.create_connection((host, int(port)), timeout=5)
+                    self.pid = os.getpid()
+                self.sock.sendall(data)
+            except (OSError, ValueError):
+                self.dead = True
+
+
+_link = _Link()
+
+# The packages whose frames make a chain, as their top-level modules.
+_STACK = {
+    "flask_socketio", "socketio", "engineio", "simple_websocket", "wsproto", "h11",
+    "werkzeug", "flask", "eventlet", "gevent",
+}
+# Standard-library modules that carry a connection to the app (the threading server).
+_STDLIB = {"socketserver.py", "threading.py", "queue.py", "http/server.py"}
+
+
+class _Places:
+    """Where a code object lives: the student's file, a package at a version, the stdlib."""
+
+    def __init__(self):
+        import sysconfig
+
+        self.app_dir = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else os.getcwd()
+        self.stdlib = os.path.realpath(sysconfig.get_paths()["stdlib"])
+        self.roots = sorted(
+            {os.path.realpath(p) for p in sys.path if p and os.path.isdir(p) and "-packages" in p},
+            key=len, reverse=True,
+        )
+        self.cache = {}
+        self.dists = None
+        self.python = ".".join(str(v) for v in sys.version_info[:3])
+
+    def _dist(self, top):
+        if self.dists is None:
+            try:
+                from importlib import metadata
+
+                self.dists = metadata.packages_distributions()
+                self.metadata = metadata
+            except Exception:
+                self.dists = {}
+        names = self.dists.get(top) or []
+        if not names:
+            return None, None
+        name = names[0]
+        try:
+            return name, self.metadata.version(name)
+        except Exception:
+            return name, None
+
+    def of(self, filename):
+        """(package, version, path) or None when the frame is not part of a chain."""
+        if filename in self.cache:
+            return self.cache[filename]
+        place = None
+        real = os.path.realpath(filename)
+        for root in self.roots:
+            if real.startswith(root + os.sep):
+                rel = real[len(root) + 1:].replace(os.sep, "/")
+                top = rel.split("/", 1)[0]
+                if top.endswith(".py"):
+                    top = top[:-3]
+                if top in _STACK:
+                    name, version = self._dist(top)
+                    place = (name or top, version, rel)
+                break
+        else:
+            if real.startswith(self.stdlib + os.sep):
+                rel = real[len(self.stdlib) + 1:].replace(os.sep, "/")
+                if rel in _STDLIB:
+                    place = ("cpython", self.python, "Lib/" + rel)
+            elif real.startswith(self.app_dir + os.sep) and real.endswith(".py"):
+                place = (None, None, real[len(self.app_dir) + 1:].replace(os.sep, "/"))
+        self.cache[filename] = place
+        return place
+
+    def def_line(self, code):
+        """The line of a function's `def` (its code starts at its first decorator)."""
+        key = ("def", code)
+        if key in self.cache:
+            return self.cache[key]
+        import linecache
+
+        line = code.co_firstlineno
+        for n in range(code.co_firstlineno, code.co_firstlineno + 20):
+            text = linecache.getline(code.co_filename, n).lstrip()
+            if text.startswith(("def ", "async def ", "class ")):
+                line = n
+                break
+        self.cache[key] = line
+        return line
+
+    def frame(self, code, line):
+        place = self.of(code.co_filename)
+        if place is None:
+            return None
+        package, version, path = place
+        return {"package": package, "version": version, "path": path, "line": line,
+                "function": getattr(code, "co_qualname", code.co_name)}
+
+
+class _Tracer:
+    """Wraps the few functions that say what the app did, once their modules are imported."""
+
+    def __init__(self):
+        self.places = _Places()
+        self.local = threading.local()
+        self.hello_sent = False
+
+    # -- chains ----------------------------------------------------------------------------
+    def callers(self, skip):
+        """The chain that led here, outermost first: the frames of the stack and the app."""
+        frames = []
+        f = sys._getframe(skip)
+        while f is not None:
+            fr = self.places.frame(f.f_code, f.f_lineno)
+            if fr is not None:
+                frames.append(fr)
+            f = f.f_back
+        frames.reverse()
+        return frames
+
+    def callees(self, fn, *args, **kwargs):
+        """Calls fn, noting the library functions it called (each once, in call order)."""
+        seen = []
+        codes = set()
+        places = self.places
+
+        def profile(frame, event, arg):
+            if event == "call" and len(seen) < 60:
+                code = frame.f_code
+                if code not in codes and not code.co_name.startswith("<"):
+                    codes.add(code)
+                    fr = places.frame(code, places.def_line(code))
+                    if fr is not None and fr["package"] is not None:
+                        seen.append(fr)
+
+        previous = sys.getprofile()
+        sys.setprofile(profile)
+        try:
+            result = fn(*args, **kwargs)
+        finally:
+            sys.setprofile(previous)
+        return result, seen
+
+    # -- what is sent ------------------------------------------------------------------------
+    def hello(self, server):
+        if self.hello_sent:
+            return
+        self.hello_sent = True
+        versions = {}
+        urls = {}
+        try:
+            from importlib import metadata
+
+            for name in ("Flask-SocketIO", "python-socketio", "python-engineio", "simple-websocket",
+                         "wsproto", "h11", "Werkzeug", "Flask", "eventlet", "gevent"):
+                try:
+                    versions[name] = metadata.version(name)
+                    meta = metadata.metadata(name)
+                    urls[name] = [u for u in (meta.get_all("Project-URL") or [])] + (
+                        ["Home-page, " + meta["Home-page"]] if meta.get("Home-page") else [])
+                except Exception:
+                    pass
+        except Exception:
+            pass
+        _link.send({"event": "hello", "pid": os.getpid(), "python": self.places.python,
+                    "async_mode": getattr(server, "async_mode", None), "versions": versions,
+                    "urls": urls, "app_dir": self.places.app_dir, "t": time.time()})
+
+    def send(self, message):
+        message["t"] = time.time()
+        message["pid"] = os.getpid()
+        message["thread"] = threading.current_thread().name
+        _link.send(message)
+
+    # -- the wrappers ------------------------------------------------------------------------
+    def busy(self):
+        return getattr(self.local, "busy", False)
+
+    def wrap_handle_event(self, original):
+        tracer = self
+
+        def _handle_event(self, handler, message, namespace, sid, *args):
+            chain = tracer.callers(2)
+            code = getattr(handler, "__code__", None)
+            if code is not None:
+                fr = tracer.places.frame(code, tracer.places.def_line(code))
+                if fr is not None:
+                    chain.append(fr)
+            eio_sid = None
+            try:
+                eio_sid = self.server.manager.eio_sid_from_sid(sid, namespace or "/")
+            except Exception:
+                pass
+            note = {"event": "handler", "message": message, "namespace": namespace or "/",
+                    "sid": sid, "eio_sid": eio_sid,
+                    "handler": getattr(handler, "__qualname__", repr(handler)), "chain": chain}
+            # Sent before the handler runs, so what it does comes after it in the trace.
+            tracer.send(note)
+            try:
+                return original(self, handler, message, namespace, sid, *args)
+            except BaseException as e:
+                tracer.send({"event": "raised", "message": message,
+                             "namespace": namespace or "/", "sid": sid, "eio_sid": eio_sid,
+                             "handler": note["handler"], "raised": type(e).__name__,
+                             "args": [_brief(a) for a in e.args], "chain": chain})
+                raise
+
+        return _handle_event
+
+    def wrap_call(self, original, kind):
+        """A Socket.IO call of the app's code (emit, send, join_room...)."""
+        tracer = self
+
+        def call(*args, **kwargs):
+            if tracer.busy():
+                return original(*args, **kwargs)
+            tracer.local.busy = True
+            tracer.local.recipients = []
+            try:
+                chain = tracer.callers(2)
+                # Who is asking, before the call (a disconnect forgets the client).
+                context = {}
+                try:
+                    from flask import current_app, request
+
+                    sid = getattr(request, "sid", None)
+                    namespace = getattr(request, "namespace", None) or "/"
+                    context["sid"] = sid
+                    context["namespace"] = namespace
+                    server = current_app.extensions["socketio"].server
+                    context["eio_sid"] = server.manager.eio_sid_from_sid(sid, namespace)
+                except Exception:
+                    pass
+                result, below = tracer.callees(original, *args, **kwargs)
+                note = {"event": "call", "call": kind, "args": [_brief(a) for a in args],
+                        "kwargs": {k: _brief(v) for k, v in kwargs.items()},
+                        "chain": chain, "below": below,
+                        "recipients": list(tracer.local.recipients)}
+                note.update(context)
+                tracer.send(note)
+                return result
+            finally:
+                tracer.local.busy = False
+
+        return call
+
+    def wrap_send_packet(self, original):
+        """The Engine.IO send of each packet: who received what a call emitted."""
+        tracer = self
+
+        def send_packet(self, sid, pkt):
+            if tracer.busy():
+                tracer.local.recipients.append(sid)
+            return original(self, sid, pkt)
+
+        return send_packet
+
+    def wrap_sio_send_packet(self, original):
+        """python-socketio's own answers: acknowledgements and CONNECT / CONNECT_ERROR."""
+        tracer = self
+
+        def _send_packet(self, eio_sid, pkt):
+            kind = {0: "connect", 3: "ack", 4: "connect_error", 6: "ack"}.get(
+                getattr(pkt, "packet_type", None))
+            if kind is None or tracer.busy():
+                return original(self, eio_sid, pkt)
+            chain = tracer.callers(2)
+            result, below = tracer.callees(original, self, eio_sid, pkt)
+            tracer.send({"event": "answer", "answer": kind, "eio_sid": eio_sid,
+                         "namespace": getattr(pkt, "namespace", None) or "/",
+                         "id": getattr(pkt, "id", None), "data": _brief(getattr(pkt, "data", None)),
+                         "chain": chain, "below": below})
+            return result
+
+        return _send_packet
+
+    def wrap_init_app(self, original):
+        tracer = self
+
+        def init_app(self, app, **kwargs):
+            result = original(self, app, **kwargs)
+            try:
+                tracer.hello(self.server)
+            except Exception:
+                pass
+            return result
+
+        return init_app
+
+    # -- installing --------------------------------------------------------------------------
+    def patch(self, name, module):
+        try:
+            if name == "flask_socketio":
+                cls = module.SocketIO
+                cls._handle_event = self.wrap_handle_event(cls._handle_event)
+                cls.init_app = self.wrap_init_app(cls.init_app)
+                cls.emit = self.wrap_call(cls.emit, "SocketIO.emit")
+                cls.send = self.wrap_call(cls.send, "SocketIO.send")
+                for fn in ("emit", "send", "join_room", "leave_room", "close_room", "disconnect"):
+                    if hasattr(module, fn):
+                        setattr(module, fn, self.wrap_call(getattr(module, fn), fn))
+            elif name == "socketio.server":
+                module.Server._send_packet = self.wrap_sio_send_packet(module.Server._send_packet)
+            elif name == "engineio.server":
+                module.Server.send_packet = self.wrap_send_packet(module.Server.send_packet)
+        except Exception as e:
+            _link.send({"event": "tracer_error", "module": name, "error": repr(e)})
+
+
+def _brief(value):
+    """A value as JSON can carry it, cut short."""
+    if isinstance(value, (bytes, bytearray)):
+        return {"_bytes": len(value)}
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value if not isinstance(value, str) or len(value) < 500 else value[:500] + "..."
+    if isinstance(value, (list, tuple)):
+        return [_brief(v) for v in value[:20]]
+    if isinstance(value, dict):
+        return {str(k): _brief(v) for k, v in list(value.items())[:20]}
+    if callable(value):
+        return {"_callable": getattr(value, "__qualname__", repr(value))}
+    return repr(value)[:200]
+
+
+class _Finder:
+    """Patches the watched modules as soon as they are imported."""
+
+    targets = {"flask_socketio", "socketio.server", "engineio.server"}
+
+    def __init__(self, tracer):
+        self.tracer = tracer
+        self.busy = set()
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.targets or name in self.busy:
+            return None
+        import importlib.util
+
+        self.busy.add(name)
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self.busy.discard(name)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        loader, tracer = spec.loader, self.tracer
+
+        class Loader:
+            def create_module(self, spec):
+                return loader.create_module(spec)
+
+            def exec_module(self, module):
+                loader.exec_module(module)
+                tracer.patch(name, module)
+
+        spec.loader = Loader()
+        return spec
+
+
+if _CONTROL and os.environ.get("DISPEL_WATCH_TRACE", "1") != "0":
+    try:
+        sys.meta_path.insert(0, _Finder(_Tracer()))
+    except Exception as e:  # never stop the app
+        sys.stderr.write(f"dispel watch: the tracer cannot attach ({e!r}); narrating the wire only\n")
 
 
 def _chain():

@@ -220,3 +220,233 @@ fn explicit_ports_and_a_client_before_the_app_is_ready() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// A student's own app (tests/student_app/chat.py: rooms, acks, a connect handler that checks
+/// a token, a Namespace class, send, emits from a route and a background task, disconnect),
+/// watched: every Socket.IO call its code makes is in the trace, with the chain observed for
+/// it from the student's line down, at the installed versions.
+#[test]
+fn a_students_own_calls_each_with_its_observed_chain() {
+    let python = repo().join("tests/.venv/bin/python");
+    if !python.exists() {
+        return;
+    }
+    let port = crate::oracle::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let trace_path = dir.path().join("chat.jsonl");
+    let mut child = dispel()
+        .args(["watch", "--format", "jsonl", "--out"])
+        .arg(&trace_path)
+        .arg("--")
+        .arg(&python)
+        .arg(repo().join("tests/student_app/chat.py"))
+        .args(["--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !log.lock().unwrap().contains("dispel watch: open http://") {
+        assert!(Instant::now() < deadline, "{}", log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = std::process::Command::new(&python)
+        .arg(repo().join("tests/student_app/drive.py"))
+        .arg(format!("http://127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let log = log.lock().unwrap().clone();
+    assert!(log.contains("async mode threading"), "{log}");
+    assert!(log.contains("python-socketio 5.18.1"), "{log}");
+    let trace = crate::util::Trace::read(&trace_path);
+    let source = std::fs::read_to_string(repo().join("tests/student_app/chat.py")).unwrap();
+    let site = repo().join("tests/.venv/lib/python3.11/site-packages");
+    let find = |stage: &str, needle: &str| -> serde_json::Value {
+        trace
+            .stage(stage)
+            .into_iter()
+            .find(|e| e["summary"].as_str().unwrap_or("").contains(needle))
+            .unwrap_or_else(|| panic!("no {stage} with {needle:?}"))
+            .clone()
+    };
+    // Each call the student's code makes: its line, what it asked for, where it went.
+    let cases = [
+        (
+            "sio.emit",
+            "emit \"welcome\" to the sender (to=request.sid)",
+            "emit(\"welcome\"",
+        ),
+        ("sio.room", "join room \"room1\"", "join_room(room)"),
+        (
+            "sio.emit",
+            "emit \"joined\" to \"room1\", include_self=False",
+            "emit(\"joined\"",
+        ),
+        ("sio.emit", "emit \"said\" to \"room1\"", "emit(\"said\""),
+        (
+            "sio.emit",
+            "send \"message\" to everyone",
+            "send(text.upper()",
+        ),
+        ("sio.room", "leave room \"room1\"", "leave_room(room)"),
+        ("sio.room", "close room \"room1\"", "close_room(room)"),
+        (
+            "sio.emit",
+            "\"announcement\" to everyone in / (chat.py:",
+            "socketio.emit(\"announcement\"",
+        ),
+        (
+            "sio.emit",
+            "\"tick\" to everyone in / (chat.py:",
+            "socketio.emit(\"tick\"",
+        ),
+        ("sio.emit", "disconnect the client", "disconnect()"),
+        (
+            "sio.emit",
+            "emit \"lobby\" to the sender only",
+            "emit(\"lobby\"",
+        ),
+    ];
+    for (stage, needle, code) in cases {
+        let e = find(stage, needle);
+        let line = e["fields"]["line"].as_str().unwrap_or("");
+        let n: usize = line
+            .strip_prefix("chat.py:")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{needle}: line {line:?}"));
+        assert!(
+            source.lines().nth(n - 1).unwrap_or("").contains(code),
+            "{needle}: chat.py:{n} is not the call {code:?}"
+        );
+        let observed = e["fields"]["observed"].as_array().unwrap();
+        assert!(observed
+            .iter()
+            .any(|f| f["package"].is_null() && f["path"] == "chat.py"));
+        // Below the student's line, the functions the call went into: each at its `def`.
+        let own = observed
+            .iter()
+            .rposition(|f| f["package"].is_null())
+            .unwrap();
+        for f in &observed[own + 1..] {
+            if f["package"] == "cpython" {
+                continue;
+            }
+            let text = std::fs::read_to_string(site.join(f["path"].as_str().unwrap())).unwrap();
+            let n = f["line"].as_u64().unwrap() as usize;
+            let line = text.lines().nth(n - 1).unwrap_or("").trim_start();
+            let name = f["function"].as_str().unwrap().rsplit('.').next().unwrap();
+            assert!(
+                (line.starts_with("def ")
+                    || line.starts_with("async def ")
+                    || line.starts_with("class "))
+                    && line.contains(name),
+                "{needle}: {}:{n} is {line:?}, not the def of {name}",
+                f["path"]
+            );
+        }
+        // Library frames at the installed versions, each a real line of the installed file;
+        // a function's first line where the chain went down into it.
+        for f in observed.iter().filter(|f| f["package"].is_string()) {
+            let (path, line) = (f["path"].as_str().unwrap(), f["line"].as_u64().unwrap());
+            let text = if f["package"] == "cpython" {
+                continue;
+            } else {
+                std::fs::read_to_string(site.join(path)).unwrap()
+            };
+            assert!(
+                (line as usize) <= text.lines().count(),
+                "{path}:{line} is past the end of the installed file"
+            );
+            assert!(f["url"]
+                .as_str()
+                .is_some_and(|u| u.ends_with(&format!("#L{line}"))));
+            let version = f["version"].as_str().unwrap();
+            let package = f["package"].as_str().unwrap();
+            if package == "python-socketio" {
+                assert_eq!(version, "5.18.1");
+            }
+            if package == "Flask-SocketIO" {
+                assert_eq!(version, "5.7.0");
+            }
+        }
+        if stage == "sio.emit" && e["fields"]["count"].as_u64().unwrap_or(0) > 0 {
+            assert!(
+                observed
+                    .iter()
+                    .any(|f| f["function"] == "Server.send_packet"),
+                "{needle}: the chain reaches python-engineio's send_packet"
+            );
+        }
+    }
+    // Recipients: a room without the sender, a room with both.
+    let joined = find(
+        "sio.emit",
+        "emit \"joined\" to \"room1\", include_self=False",
+    );
+    let said = find("sio.emit", "emit \"said\" to \"room1\"");
+    assert_eq!(said["fields"]["count"], 2, "{said}");
+    assert!(joined["fields"]["count"].as_u64().unwrap() <= 1, "{joined}");
+    // Handlers, Namespace methods included, end at the student's def line.
+    for (needle, def) in [
+        ("\"join\" on / -> on_join", "def on_join("),
+        ("\"ping\" on /chat -> Lobby.on_ping", "def on_ping("),
+        (
+            "\"connect\" on /chat -> Lobby.on_connect",
+            "def on_connect(",
+        ),
+    ] {
+        let e = find("sio.dispatch", needle);
+        let last = e["fields"]["observed"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(last["path"], "chat.py");
+        let n = last["line"].as_u64().unwrap() as usize;
+        assert!(
+            source.lines().nth(n - 1).unwrap().contains(def),
+            "{needle}: {last}"
+        );
+        assert!(e["conn"].is_u64(), "{e}");
+    }
+    // Acknowledgements with the handlers' return values, and the refused connection.
+    for needle in [
+        "with [{\"ok\":true,\"room\":\"room1\"}]",
+        "with [\"delivered\"]",
+        "with [42,\"pong\"]",
+        "with [5]",
+    ] {
+        find("sio.emit", needle);
+    }
+    let refused = trace
+        .stage("error")
+        .into_iter()
+        .find(|e| e["fields"]["refused"] == true)
+        .expect("the refused connection");
+    assert!(refused["summary"].as_str().unwrap().contains("bad token"));
+    find("sio.emit", "python-socketio refuses the connection to /");
+}

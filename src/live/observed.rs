@@ -1,0 +1,438 @@
+//! What `dispel watch`'s tracer reports from inside the app (`src/watch/sitecustomize.py`),
+//! turned into trace events: each handler call (`sio.dispatch`), each Socket.IO call the app's
+//! code makes (`sio.emit`, `sio.room`) and python-socketio's own answers (an acknowledgement, a
+//! CONNECT, a refusal: `sio.emit`), every one with the chain of calls observed for it
+//! (`observed`: outermost first, at the installed versions' real lines, with permalinks).
+//!
+//! The tracer knows Engine.IO session ids, not dispel's connection numbers: the events carry
+//! `eio_sid` (and `recipient_sids`), and [`Joiner`], in the trace writer, puts each on the
+//! connection that carries its session, from the sids the taps decoded.
+
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+use crate::flow::Inference;
+use crate::links::observed_link;
+use crate::trace::{Event, Processor, Stage};
+
+/// What the tracer said of the app when it started: versions, where each release's source
+/// is, the async mode.
+#[derive(Debug, Default, Clone)]
+pub struct AppInfo {
+    pub python: Option<String>,
+    pub async_mode: Option<String>,
+    pub versions: Vec<(String, String)>,
+    /// Project name (lower case) -> its metadata URLs as (label, url).
+    pub urls: HashMap<String, Vec<(String, String)>>,
+}
+
+impl AppInfo {
+    /// Reads the tracer's `hello`.
+    pub fn from_hello(msg: &Value) -> AppInfo {
+        let mut info = AppInfo {
+            python: msg["python"].as_str().map(str::to_string),
+            async_mode: msg["async_mode"].as_str().map(str::to_string),
+            ..AppInfo::default()
+        };
+        if let Some(v) = msg["versions"].as_object() {
+            for (name, ver) in v {
+                if let Some(ver) = ver.as_str() {
+                    info.versions.push((name.clone(), ver.to_string()));
+                }
+            }
+        }
+        if let Some(u) = msg["urls"].as_object() {
+            for (name, list) in u {
+                let pairs = list
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .filter_map(|entry| {
+                        let (label, url) = entry.split_once(',')?;
+                        Some((label.trim().to_ascii_lowercase(), url.trim().to_string()))
+                    })
+                    .collect();
+                info.urls.insert(name.to_ascii_lowercase(), pairs);
+            }
+        }
+        info
+    }
+
+    /// One line for the terminal.
+    pub fn describe(&self) -> String {
+        let versions: Vec<String> = self
+            .versions
+            .iter()
+            .map(|(n, v)| format!("{n} {v}"))
+            .collect();
+        format!(
+            "the app runs {} on Python {}, async mode {}",
+            versions.join(", "),
+            self.python.as_deref().unwrap_or("?"),
+            self.async_mode.as_deref().unwrap_or("?")
+        )
+    }
+}
+
+/// The `observed` chain of a tracer message: each frame with its permalink.
+fn chain(frames: &Value, info: &AppInfo) -> Vec<Value> {
+    frames
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let package = f["package"].as_str();
+            let version = f["version"].as_str().unwrap_or("");
+            let path = f["path"].as_str().unwrap_or("");
+            let line = f["line"]
+                .as_u64()
+                .and_then(|l| u32::try_from(l).ok())
+                .unwrap_or(0);
+            let url = package.and_then(|p| {
+                let urls = info
+                    .urls
+                    .get(&p.to_ascii_lowercase())
+                    .cloned()
+                    .unwrap_or_default();
+                observed_link(p, version, path, line, &urls)
+            });
+            json!({
+                "package": package,
+                "version": package.map(|_| version),
+                "path": path,
+                "line": line,
+                "function": f["function"],
+                "url": url,
+            })
+        })
+        .collect()
+}
+
+/// The app's own line in a chain: the innermost frame of the app's files.
+fn app_line(frames: &[Value]) -> Option<String> {
+    frames
+        .iter()
+        .rev()
+        .find(|f| f["package"].is_null())
+        .map(|f| format!("{}:{}", f["path"].as_str().unwrap_or("?"), f["line"]))
+}
+
+fn brief(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 80 {
+        format!("{}…", s.chars().take(80).collect::<String>())
+    } else {
+        s
+    }
+}
+
+/// One tracer message as a trace event; `None` for what is not an event (`hello`...).
+pub fn event(msg: &Value, t: f64, info: &AppInfo) -> Option<Event> {
+    match msg["event"].as_str()? {
+        "handler" => Some(handler(msg, t, info)),
+        "raised" => Some(raised(msg, t, info)),
+        "call" => Some(call(msg, t, info)),
+        "answer" => Some(answer(msg, t, info)),
+        _ => None,
+    }
+}
+
+fn handler(msg: &Value, t: f64, info: &AppInfo) -> Event {
+    let frames = chain(&msg["chain"], info);
+    let name = msg["handler"].as_str().unwrap_or("?");
+    let message = msg["message"].as_str().unwrap_or("?");
+    let nsp = msg["namespace"].as_str().unwrap_or("/");
+    let at = app_line(&frames).unwrap_or_default();
+    let summary = format!("{message:?} on {nsp} -> {name} ({at})");
+    let mut e = Event::new(Stage::SioDispatch, t, None, None, summary)
+        .with("event", message)
+        .with("nsp", nsp)
+        .with("handler", name)
+        .with("sio_sid", msg["sid"].clone())
+        .with("eio_sid", msg["eio_sid"].clone())
+        .with("observed", Value::Array(frames))
+        .kind("event");
+    e.fields.insert("thread", msg["thread"].clone());
+    e
+}
+
+/// A handler that raised: for a connect handler's `ConnectionRefusedError`, the refusal.
+fn raised(msg: &Value, t: f64, info: &AppInfo) -> Event {
+    let frames = chain(&msg["chain"], info);
+    let name = msg["handler"].as_str().unwrap_or("?");
+    let what = msg["raised"].as_str().unwrap_or("an exception");
+    let args: Vec<String> = msg["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(brief)
+        .collect();
+    let refused = what == "ConnectionRefusedError";
+    let summary = if refused {
+        format!(
+            "{name} raised ConnectionRefusedError({}): the connection is refused",
+            args.join(", ")
+        )
+    } else {
+        format!(
+            "{name} raised {what}({}): nothing more follows from this event",
+            args.join(", ")
+        )
+    };
+    Event::new(Stage::Error, t, None, None, summary)
+        .with(
+            "rule",
+            if refused {
+                "a connect handler refused the connection"
+            } else {
+                "a handler raised"
+            },
+        )
+        .with("where", "sio.dispatch")
+        .with("event", msg["message"].clone())
+        .with("nsp", msg["namespace"].clone())
+        .with("handler", name)
+        .with("raised", what)
+        .with("refused", refused)
+        .with("eio_sid", msg["eio_sid"].clone())
+        .with("observed", Value::Array(frames))
+}
+
+fn call(msg: &Value, t: f64, info: &AppInfo) -> Event {
+    let kind = msg["call"].as_str().unwrap_or("?");
+    let mut args: Vec<Value> = msg["args"].as_array().cloned().unwrap_or_default();
+    // A method's first argument is the SocketIO object.
+    if kind.starts_with("SocketIO.") && !args.is_empty() {
+        args.remove(0);
+    }
+    let kwargs = msg["kwargs"].as_object().cloned().unwrap_or_default();
+    let kw = |k: &str| kwargs.get(k).cloned().unwrap_or(Value::Null);
+    let mut frames = chain(&msg["chain"], info);
+    let at = app_line(&frames).unwrap_or_default();
+    frames.extend(chain(&msg["below"], info));
+    let nsp = kw("namespace")
+        .as_str()
+        .map(str::to_string)
+        .or_else(|| msg["namespace"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "/".into());
+    let in_handler = !msg["sid"].is_null();
+    let (stage, summary, mut fields) = match kind {
+        "join_room" | "leave_room" | "close_room" => {
+            let room = args.first().cloned().unwrap_or(Value::Null);
+            let action = kind.trim_end_matches("_room");
+            let sid = kw("sid");
+            let who = if sid.is_null() {
+                "the sender".to_string()
+            } else {
+                format!("sid {sid}")
+            };
+            let summary = match action {
+                "close" => format!("close room {room} in {nsp} ({at})"),
+                _ => format!("{action} room {room} in {nsp}: {who} ({at})"),
+            };
+            let mut m = Map::new();
+            m.insert("action".into(), action.into());
+            m.insert("room".into(), room);
+            (Stage::SioRoom, summary, m)
+        }
+        "disconnect" => {
+            let mut m = Map::new();
+            m.insert("silent".into(), kw("silent"));
+            (
+                Stage::SioEmit,
+                format!("disconnect the client from {nsp} ({at})"),
+                m,
+            )
+        }
+        _ => {
+            let send = kind.ends_with("send");
+            let (event, data) = if send {
+                (
+                    "message".to_string(),
+                    args.first().cloned().unwrap_or(Value::Null),
+                )
+            } else {
+                (
+                    args.first()
+                        .and_then(Value::as_str)
+                        .unwrap_or("?")
+                        .to_string(),
+                    Value::Array(args.iter().skip(1).cloned().collect()),
+                )
+            };
+            let to = match (kw("to"), kw("room")) {
+                (Value::Null, r) => r,
+                (to, _) => to,
+            };
+            let broadcast = kw("broadcast") == Value::Bool(true);
+            // Flask-SocketIO's emit inside a handler goes to the sender unless told otherwise;
+            // socketio.emit (the method) goes to everyone.
+            let whom = if !to.is_null() && to == msg["sid"] {
+                "to the sender (to=request.sid)".to_string()
+            } else if !to.is_null() {
+                format!("to {to}")
+            } else if broadcast || kind.starts_with("SocketIO.") {
+                format!("to everyone in {nsp}")
+            } else if in_handler {
+                "to the sender only".to_string()
+            } else {
+                format!("to everyone in {nsp}")
+            };
+            let mut extra = String::new();
+            if kw("include_self") == Value::Bool(false) {
+                extra.push_str(", include_self=False");
+            }
+            if !kw("skip_sid").is_null() {
+                extra.push_str(", skip_sid");
+            }
+            if !kw("callback").is_null() {
+                extra.push_str(", with a callback");
+            }
+            let place = if in_handler {
+                ""
+            } else {
+                ", outside any handler"
+            };
+            let summary = format!("{kind} {event:?} {whom}{extra} ({at}{place})");
+            let mut m = Map::new();
+            m.insert("event".into(), event.into());
+            m.insert("data".into(), data);
+            m.insert("to".into(), to);
+            m.insert("broadcast".into(), broadcast.into());
+            m.insert("include_self".into(), kw("include_self"));
+            m.insert("skip_sid".into(), kw("skip_sid"));
+            m.insert("callback".into(), (!kw("callback").is_null()).into());
+            (Stage::SioEmit, summary, m)
+        }
+    };
+    fields.insert("call".into(), kind.into());
+    fields.insert("nsp".into(), nsp.into());
+    fields.insert("line".into(), at.into());
+    fields.insert("sio_sid".into(), msg["sid"].clone());
+    fields.insert("eio_sid".into(), msg["eio_sid"].clone());
+    fields.insert("recipient_sids".into(), msg["recipients"].clone());
+    fields.insert("thread".into(), msg["thread"].clone());
+    fields.insert("observed".into(), Value::Array(frames));
+    let mut e = Event::new(stage, t, None, None, summary).kind(match stage {
+        Stage::SioRoom => "room",
+        _ => "emit",
+    });
+    for (k, v) in fields {
+        e.fields.insert(intern(&k), v);
+    }
+    e
+}
+
+fn answer(msg: &Value, t: f64, info: &AppInfo) -> Event {
+    let kind = msg["answer"].as_str().unwrap_or("?");
+    let mut frames = chain(&msg["chain"], info);
+    frames.extend(chain(&msg["below"], info));
+    let nsp = msg["namespace"].as_str().unwrap_or("/");
+    let summary = match kind {
+        "ack" => format!(
+            "python-socketio acknowledges id {} on {nsp} with {}",
+            msg["id"],
+            brief(&msg["data"])
+        ),
+        "connect" => format!("python-socketio accepts the connection to {nsp}"),
+        "connect_error" => format!(
+            "python-socketio refuses the connection to {nsp}: {}",
+            brief(&msg["data"])
+        ),
+        other => format!("python-socketio sends {other} on {nsp}"),
+    };
+    Event::new(Stage::SioEmit, t, None, None, summary)
+        .with("call", kind)
+        .with("by", "python-socketio")
+        .with("nsp", nsp)
+        .with("id", msg["id"].clone())
+        .with("data", msg["data"].clone())
+        .with("eio_sid", msg["eio_sid"].clone())
+        .with("thread", msg["thread"].clone())
+        .with("observed", Value::Array(frames))
+        .kind("emit")
+}
+
+/// Field keys are `&'static str`; the tracer's are a fixed set.
+fn intern(k: &str) -> &'static str {
+    const KEYS: &[&str] = &[
+        "event",
+        "data",
+        "to",
+        "broadcast",
+        "include_self",
+        "skip_sid",
+        "callback",
+        "call",
+        "nsp",
+        "line",
+        "sio_sid",
+        "eio_sid",
+        "recipient_sids",
+        "thread",
+        "observed",
+        "action",
+        "room",
+        "silent",
+    ];
+    KEYS.iter().find(|x| **x == k).copied().unwrap_or("other")
+}
+
+/// In the trace writer: places the tracer's events on the connection of their Engine.IO
+/// session, and their recipients on theirs, from the sessions the taps decoded.
+pub struct Joiner {
+    inference: Inference,
+}
+
+impl Joiner {
+    /// `infer_broadcasts`: without the tracer, broadcasts are inferred as in replay.
+    pub fn new(infer_broadcasts: bool) -> Joiner {
+        Joiner {
+            inference: if infer_broadcasts {
+                Inference::new()
+            } else {
+                Inference::sessions_only()
+            },
+        }
+    }
+}
+
+impl Processor for Joiner {
+    fn needs(&self) -> u32 {
+        // The sids come from Engine.IO packets; broadcasts are inferred from Socket.IO ones.
+        Stage::EioPacket.bit() | Stage::SioPacket.bit()
+    }
+
+    fn push(&mut self, mut e: Event, out: &mut Vec<Event>) {
+        if e.conn.is_none() {
+            if let Some(sid) = e.fields.get("eio_sid").and_then(Value::as_str) {
+                e.conn = self.inference.conn_of(sid);
+            }
+        }
+        let sids = e
+            .fields
+            .get("recipient_sids")
+            .and_then(Value::as_array)
+            .cloned();
+        e.fields.remove("recipient_sids");
+        if let (Stage::SioEmit, Some(sids)) = (e.stage, sids) {
+            let conns: Vec<Value> = sids
+                .iter()
+                .filter_map(Value::as_str)
+                .filter_map(|s| self.inference.conn_of(s))
+                .map(Value::from)
+                .collect();
+            let count = sids.len();
+            e.fields.insert("recipients", Value::Array(conns));
+            e.fields.insert("count", count);
+            // The tracer's session ids, kept for whoever wants to follow them.
+            e.fields.insert("recipient_sids", Value::Array(sids));
+        }
+        self.inference.push(e, out);
+    }
+
+    fn finish(&mut self, out: &mut Vec<Event>) {
+        self.inference.finish(out);
+    }
+}

@@ -1,0 +1,111 @@
+"""A student's chat app, not the auction: what `dispel watch` must explain in a student's own
+terms. Rooms, acknowledgements with return values, a connect handler that checks a token, a
+Namespace class, send(), emits to one client and to a room without the sender, an emit from
+an HTTP route and from a background task, leaving and closing rooms, a server-side disconnect.
+
+    python chat.py --port P [--async-mode threading|eventlet|gevent]
+"""
+import argparse
+import sys
+
+
+def _async_mode():
+    for i, a in enumerate(sys.argv):
+        if a == "--async-mode" and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+    return "threading"
+
+
+ASYNC_MODE = _async_mode()
+if ASYNC_MODE == "eventlet":
+    import eventlet
+    eventlet.monkey_patch()
+elif ASYNC_MODE == "gevent":
+    from gevent import monkey
+    monkey.patch_all()
+
+from flask import Flask, request  # noqa: E402
+from flask_socketio import (  # noqa: E402
+    ConnectionRefusedError, Namespace, SocketIO, close_room, disconnect, emit, join_room,
+    leave_room, send,
+)
+
+app = Flask(__name__)
+socketio = SocketIO(app, async_mode=ASYNC_MODE)
+nicknames = {}
+
+
+@app.route("/announce/<text>")
+def announce(text):
+    socketio.emit("announcement", {"text": text})
+    return "sent\n"
+
+
+@socketio.on("connect")
+def on_connect(auth):
+    if not auth or auth.get("token") != "letmein":
+        raise ConnectionRefusedError("bad token")
+    nicknames[request.sid] = auth.get("nick", "anon")
+    emit("welcome", {"you": nicknames[request.sid]}, to=request.sid)
+
+
+@socketio.on("join")
+def on_join(room):
+    join_room(room)
+    emit("joined", {"who": nicknames.get(request.sid), "room": room}, to=room,
+         include_self=False)
+    return {"ok": True, "room": room}
+
+
+@socketio.on("say")
+def on_say(data):
+    emit("said", {"who": nicknames.get(request.sid), "text": data["text"]}, to=data["room"])
+    return "delivered"
+
+
+@socketio.on("shout")
+def on_shout(text):
+    send(text.upper(), broadcast=True)
+
+
+@socketio.on("leave")
+def on_leave(room):
+    leave_room(room)
+    return len(room)
+
+
+@socketio.on("close")
+def on_close(room):
+    close_room(room)
+
+
+@socketio.on("later")
+def on_later(seconds):
+    def tick():
+        socketio.sleep(seconds)
+        socketio.emit("tick", {"after": seconds})
+    socketio.start_background_task(tick)
+
+
+@socketio.on("bye")
+def on_bye():
+    disconnect()
+
+
+class Lobby(Namespace):
+    def on_connect(self, auth=None):
+        emit("lobby", {"hello": request.sid})
+
+    def on_ping(self, n):
+        return n + 1, "pong"
+
+
+socketio.on_namespace(Lobby("/chat"))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--async-mode", default="threading")
+    args = parser.parse_args()
+    socketio.run(app, port=args.port, allow_unsafe_werkzeug=True)
