@@ -75,8 +75,11 @@ impl AppInfo {
     }
 }
 
-/// The `observed` chain of a tracer message: each frame with its permalink.
-fn chain(frames: &Value, info: &AppInfo) -> Vec<Value> {
+/// The chains a tracer sent, by number: each sent once, named by the events after it.
+pub type Chains = HashMap<u64, Vec<Value>>;
+
+/// A chain the tracer sent: each frame with its permalink.
+pub fn chain(frames: &Value, info: &AppInfo) -> Vec<Value> {
     frames
         .as_array()
         .into_iter()
@@ -128,18 +131,26 @@ fn brief(v: &Value) -> String {
 }
 
 /// One tracer message as a trace event; `None` for what is not an event (`hello`...).
-pub fn event(msg: &Value, t: f64, info: &AppInfo) -> Option<Event> {
+pub fn event(msg: &Value, t: f64, chains: &Chains) -> Option<Event> {
     match msg["event"].as_str()? {
-        "handler" => Some(handler(msg, t, info)),
-        "raised" => Some(raised(msg, t, info)),
-        "call" => Some(call(msg, t, info)),
-        "answer" => Some(answer(msg, t, info)),
+        "handler" => Some(handler(msg, t, chains)),
+        "raised" => Some(raised(msg, t, chains)),
+        "call" => Some(call(msg, t, chains)),
+        "answer" => Some(answer(msg, t, chains)),
         _ => None,
     }
 }
 
-fn handler(msg: &Value, t: f64, info: &AppInfo) -> Event {
-    let frames = chain(&msg["chain"], info);
+/// The chain an event names (by number).
+fn named(v: &Value, chains: &Chains) -> Vec<Value> {
+    v.as_u64()
+        .and_then(|n| chains.get(&n))
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn handler(msg: &Value, t: f64, chains: &Chains) -> Event {
+    let frames = named(&msg["chain"], chains);
     let name = msg["handler"].as_str().unwrap_or("?");
     let message = msg["message"].as_str().unwrap_or("?");
     let nsp = msg["namespace"].as_str().unwrap_or("/");
@@ -158,8 +169,8 @@ fn handler(msg: &Value, t: f64, info: &AppInfo) -> Event {
 }
 
 /// A handler that raised: for a connect handler's `ConnectionRefusedError`, the refusal.
-fn raised(msg: &Value, t: f64, info: &AppInfo) -> Event {
-    let frames = chain(&msg["chain"], info);
+fn raised(msg: &Value, t: f64, chains: &Chains) -> Event {
+    let frames = named(&msg["chain"], chains);
     let name = msg["handler"].as_str().unwrap_or("?");
     let what = msg["raised"].as_str().unwrap_or("an exception");
     let args: Vec<String> = msg["args"]
@@ -199,7 +210,7 @@ fn raised(msg: &Value, t: f64, info: &AppInfo) -> Event {
         .with("observed", Value::Array(frames))
 }
 
-fn call(msg: &Value, t: f64, info: &AppInfo) -> Event {
+fn call(msg: &Value, t: f64, chains: &Chains) -> Event {
     let kind = msg["call"].as_str().unwrap_or("?");
     let mut args: Vec<Value> = msg["args"].as_array().cloned().unwrap_or_default();
     // A method's first argument is the SocketIO object.
@@ -208,9 +219,9 @@ fn call(msg: &Value, t: f64, info: &AppInfo) -> Event {
     }
     let kwargs = msg["kwargs"].as_object().cloned().unwrap_or_default();
     let kw = |k: &str| kwargs.get(k).cloned().unwrap_or(Value::Null);
-    let mut frames = chain(&msg["chain"], info);
+    let mut frames = named(&msg["chain"], chains);
     let at = app_line(&frames).unwrap_or_default();
-    frames.extend(chain(&msg["below"], info));
+    frames.extend(named(&msg["below"], chains));
     let nsp = kw("namespace")
         .as_str()
         .map(str::to_string)
@@ -324,10 +335,10 @@ fn call(msg: &Value, t: f64, info: &AppInfo) -> Event {
     e
 }
 
-fn answer(msg: &Value, t: f64, info: &AppInfo) -> Event {
+fn answer(msg: &Value, t: f64, chains: &Chains) -> Event {
     let kind = msg["answer"].as_str().unwrap_or("?");
-    let mut frames = chain(&msg["chain"], info);
-    frames.extend(chain(&msg["below"], info));
+    let mut frames = named(&msg["chain"], chains);
+    frames.extend(named(&msg["below"], chains));
     let nsp = msg["namespace"].as_str().unwrap_or("/");
     let summary = match kind {
         "ack" => format!(

@@ -259,6 +259,8 @@ async fn control_loop(
         };
         let (binds, tracer, info) = (binds.clone(), tracer.clone(), info.clone());
         tokio::spawn(async move {
+            // One connection per process of the app: its chains, by number.
+            let mut chains = observed::Chains::new();
             let mut lines = BufReader::new(stream).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
@@ -286,10 +288,15 @@ async fn control_loop(
                             msg["module"], msg["error"]
                         );
                     }
-                    _ => {
+                    Some("chain") => {
                         let snapshot = info.lock().map(|i| i.clone()).unwrap_or_default();
+                        if let Some(n) = msg["id"].as_u64() {
+                            chains.insert(n, observed::chain(&msg["frames"], &snapshot));
+                        }
+                    }
+                    _ => {
                         if let Some(e) =
-                            observed::event(&msg, start.elapsed().as_secs_f64(), &snapshot)
+                            observed::event(&msg, start.elapsed().as_secs_f64(), &chains)
                         {
                             tracer.emit(e);
                         }

@@ -85,6 +85,9 @@ impl Sink for Pretty {
             return Ok(());
         }
         for (k, v) in e.fields.iter() {
+            if k == "observed" {
+                continue;
+            }
             let text = field_text(&v);
             let text = if self.verbose < 2 && text.len() > 120 {
                 let mut end = 120;
@@ -101,6 +104,10 @@ impl Sink for Pretty {
                 "",
                 self.paint(k, Style::new().dimmed())
             )?;
+        }
+        // What `dispel watch` saw in the app beats the curated chain.
+        if let Some(Value::Array(frames)) = e.fields.get("observed") {
+            return self.observed(frames);
         }
         let steps = links::for_event(self.versions, e.stage, e.kind);
         if self.verbose == 1 {
@@ -130,6 +137,55 @@ impl Sink for Pretty {
 
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+/// `path:line` of an observed frame, with its package and version when it has one.
+fn frame_short(f: &Value) -> String {
+    let place = format!("{}:{}", f["path"].as_str().unwrap_or("?"), f["line"]);
+    match (f["package"].as_str(), f["version"].as_str()) {
+        (Some(p), Some(v)) => format!("{p} {v} {place} {}", f["function"].as_str().unwrap_or("")),
+        _ => format!(
+            "{place} {} (your code)",
+            f["function"].as_str().unwrap_or("")
+        ),
+    }
+}
+
+impl Pretty {
+    /// An observed chain: at -v the app's line and the deepest library function; at -vv
+    /// every frame with its permalink.
+    fn observed(&mut self, frames: &[Value]) -> io::Result<()> {
+        if self.verbose == 1 {
+            let own = frames.iter().rposition(|f| f["package"].is_null());
+            let deepest = frames.iter().rev().find(|f| !f["package"].is_null());
+            for (label, f) in [
+                ("your line:", own.map(|i| &frames[i])),
+                ("deepest:", deepest),
+            ] {
+                if let Some(f) = f {
+                    writeln!(
+                        self.out,
+                        "{:>23}{} {}",
+                        "",
+                        self.paint(label, Style::new().dimmed()),
+                        frame_short(f)
+                    )?;
+                }
+            }
+            return Ok(());
+        }
+        for (i, f) in frames.iter().enumerate() {
+            writeln!(
+                self.out,
+                "{:>23}{:>2}. {} {}",
+                "",
+                i + 1,
+                frame_short(f),
+                self.paint(f["url"].as_str().unwrap_or(""), Style::new().dimmed())
+            )?;
+        }
+        Ok(())
     }
 }
 

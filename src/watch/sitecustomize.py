@@ -64,29 +64,58 @@ socket.socket.bind = _watched_bind
 
 
 class _Link:
-    """One connection to dispel per process, shared by its threads; lost, it stays lost."""
+    """One connection to dispel per process. The app's threads only queue their messages; a
+    thread of the link's own encodes and writes them, so a busy app never waits on dispel.
+    The thread and the socket are made with the modules as they were before the app could
+    monkey-patch them (eventlet, gevent): a real thread, a real socket. Lost, it stays lost."""
 
     def __init__(self):
-        self.lock = threading.Lock()
-        self.sock = None
+        self.queue = None
         self.pid = None
         self.dead = False
+        self.lock = threading.Lock()
 
     def send(self, message):
         if self.dead or not _CONTROL:
             return
-        data = (json.dumps(message, default=repr) + "\n").encode()
-        with self.lock:
-            try:
-                if self.sock is None or self.pid != os.getpid():
-                    host, _, port = _CONTROL.rpartition(":")
-                    self.sock = socket.create_connection((host, int(port)), timeout=5)
+        if self.pid != os.getpid():
+            # First use, or a forked child (gunicorn workers): a thread of its own.
+            with self.lock:
+                if self.pid != os.getpid():
+                    self.queue = _SimpleQueue()
                     self.pid = os.getpid()
-                self.sock.sendall(data)
-            except (OSError, ValueError):
+                    _start_thread(self._run, (self.queue,))
+        self.queue.put(message)
+
+    def _run(self, q):
+        try:
+            host, _, port = _CONTROL.rpartition(":")
+            sock = _socket.create_connection((host, int(port)), timeout=5)
+            sock.settimeout(None)
+        except (OSError, ValueError):
+            self.dead = True
+            return
+        while True:
+            batch = [q.get()]
+            while len(batch) < 256:
+                try:
+                    batch.append(q.get_nowait())
+                except Exception:
+                    break
+            data = "".join(json.dumps(m, default=repr) + "\n" for m in batch).encode()
+            try:
+                sock.sendall(data)
+            except OSError:
                 self.dead = True
+                return
 
 
+import _thread  # noqa: E402
+import queue as _queue  # noqa: E402
+import socket as _socket  # noqa: E402
+
+_start_thread = _thread.start_new_thread
+_SimpleQueue = _queue.SimpleQueue
 _link = _Link()
 
 # The packages whose frames make a chain, as their top-level modules.
@@ -174,13 +203,6 @@ class _Places:
         self.cache[key] = line
         return line
 
-    def frame(self, code, line):
-        place = self.of(code.co_filename)
-        if place is None:
-            return None
-        package, version, path = place
-        return {"package": package, "version": version, "path": path, "line": line,
-                "function": getattr(code, "co_qualname", code.co_name)}
 
 
 class _Tracer:
@@ -190,34 +212,77 @@ class _Tracer:
         self.places = _Places()
         self.local = threading.local()
         self.hello_sent = False
+        self.chains = {}
+        self.chain_lock = threading.Lock()
+        self.frames = {}
+        self.below = {}
 
     # -- chains ----------------------------------------------------------------------------
+    # A chain goes to dispel once, as {"event": "chain", "id": N, "frames": [...]}; the events
+    # that follow name it by its number. A busy app repeats the same few chains: this keeps
+    # both the app's cost and what it sends small.
+    def intern(self, frames):
+        key = tuple(frames)
+        with self.chain_lock:
+            n = self.chains.get(key)
+            if n is not None:
+                return n
+            n = len(self.chains) + 1
+            self.chains[key] = n
+        _link.send({"event": "chain", "id": n, "frames": [
+            {"package": p, "version": v, "path": path, "line": line, "function": fn}
+            for (p, v, path, line, fn) in frames]})
+        return n
+
+    def frame(self, code, line):
+        """A frame as a tuple (package, version, path, line, function), or None."""
+        key = (code, line)
+        fr = self.frames.get(key, False)
+        if fr is False:
+            place = self.places.of(code.co_filename)
+            fr = None if place is None else place + (line, getattr(code, "co_qualname", code.co_name))
+            self.frames[key] = fr
+        return fr
+
     def callers(self, skip):
         """The chain that led here, outermost first: the frames of the stack and the app."""
         frames = []
         f = sys._getframe(skip)
         while f is not None:
-            fr = self.places.frame(f.f_code, f.f_lineno)
+            fr = self.frame(f.f_code, f.f_lineno)
             if fr is not None:
                 frames.append(fr)
             f = f.f_back
         frames.reverse()
         return frames
 
-    def callees(self, fn, *args, **kwargs):
-        """Calls fn, noting the library functions it called (each once, in call order)."""
+    def callees(self, where, fn, *args, **kwargs):
+        """Calls fn, noting the library functions it called (each once, in call order). The
+        way down from one place in the code is the same each time: it is followed the first
+        few times only, then remembered."""
+        known = self.below.get(where)
+        if known is not None and known[0] >= 3:
+            return fn(*args, **kwargs), known[1]
         seen = []
         codes = set()
-        places = self.places
+        tracer = self
+        calls = [0]
 
         def profile(frame, event, arg):
-            if event == "call" and len(seen) < 60:
-                code = frame.f_code
-                if code not in codes and not code.co_name.startswith("<"):
-                    codes.add(code)
-                    fr = places.frame(code, places.def_line(code))
-                    if fr is not None and fr["package"] is not None:
-                        seen.append(fr)
+            if event != "call":
+                return
+            calls[0] += 1
+            # The way down is the same for every recipient of a broadcast: after the first
+            # few hundred calls the rest of it runs without the profiler.
+            if calls[0] > 300 or len(seen) >= 60:
+                sys.setprofile(None)
+                return
+            code = frame.f_code
+            if code not in codes and not code.co_name.startswith("<"):
+                codes.add(code)
+                fr = tracer.frame(code, tracer.places.def_line(code))
+                if fr is not None and fr[0] is not None:
+                    seen.append(fr)
 
         previous = sys.getprofile()
         sys.setprofile(profile)
@@ -225,7 +290,9 @@ class _Tracer:
             result = fn(*args, **kwargs)
         finally:
             sys.setprofile(previous)
-        return result, seen
+        n = self.intern(seen)
+        self.below[where] = ((known[0] + 1) if known is not None else 1, n)
+        return result, n
 
     # -- what is sent ------------------------------------------------------------------------
     def hello(self, server):
@@ -269,9 +336,10 @@ class _Tracer:
             chain = tracer.callers(2)
             code = getattr(handler, "__code__", None)
             if code is not None:
-                fr = tracer.places.frame(code, tracer.places.def_line(code))
+                fr = tracer.frame(code, tracer.places.def_line(code))
                 if fr is not None:
                     chain.append(fr)
+            chain = tracer.intern(chain)
             eio_sid = None
             try:
                 eio_sid = self.server.manager.eio_sid_from_sid(sid, namespace or "/")
@@ -303,7 +371,9 @@ class _Tracer:
             tracer.local.busy = True
             tracer.local.recipients = []
             try:
-                chain = tracer.callers(2)
+                caller = sys._getframe(1)
+                where = (kind, caller.f_code, caller.f_lineno)
+                chain = tracer.intern(tracer.callers(2))
                 # Who is asking, before the call (a disconnect forgets the client).
                 context = {}
                 try:
@@ -317,7 +387,7 @@ class _Tracer:
                     context["eio_sid"] = server.manager.eio_sid_from_sid(sid, namespace)
                 except Exception:
                     pass
-                result, below = tracer.callees(original, *args, **kwargs)
+                result, below = tracer.callees(where, original, *args, **kwargs)
                 note = {"event": "call", "call": kind, "args": [_brief(a) for a in args],
                         "kwargs": {k: _brief(v) for k, v in kwargs.items()},
                         "chain": chain, "below": below,
@@ -350,8 +420,10 @@ class _Tracer:
                 getattr(pkt, "packet_type", None))
             if kind is None or tracer.busy():
                 return original(self, eio_sid, pkt)
-            chain = tracer.callers(2)
-            result, below = tracer.callees(original, self, eio_sid, pkt)
+            caller = sys._getframe(1)
+            chain = tracer.intern(tracer.callers(2))
+            where = (kind, caller.f_code, caller.f_lineno)
+            result, below = tracer.callees(where, original, self, eio_sid, pkt)
             tracer.send({"event": "answer", "answer": kind, "eio_sid": eio_sid,
                          "namespace": getattr(pkt, "namespace", None) or "/",
                          "id": getattr(pkt, "id", None), "data": _brief(getattr(pkt, "data", None)),
