@@ -10,7 +10,8 @@
 #    written; if a pinned version is gone from the archive, the current one
 #    is installed instead (with a warning). apt failures only warn: tests
 #    that need tshark/tcpdump skip themselves when the tool is missing.
-#  * tests/.venv from tests/requirements.txt (== pins, pip check).
+#  * tests/.venv from tests/requirements.txt (== pins, pip check), and
+#    tests/.venv-async from tests/requirements-async.txt (the same plus eventlet, gevent).
 #  * tests/node_modules via npm ci from tests/package-lock.json.
 # Re-running is fast: each step is skipped when its inputs are unchanged.
 set -euo pipefail
@@ -64,18 +65,21 @@ apt_install() {
 if [ "$NO_APT" = 0 ]; then apt_install; fi
 
 # ---- python venv -------------------------------------------------------
-VENV=$TESTS/.venv
-REQ_SUM=$(sha256sum "$TESTS/requirements.txt" | cut -d' ' -f1)
-STAMP=$VENV/.requirements.sha256
-if [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$REQ_SUM" ]; then
-  log "venv: up to date"
-else
-  log "venv: installing tests/requirements.txt"
-  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$TESTS/requirements.txt"
-  "$VENV/bin/python" -m pip check
-  echo "$REQ_SUM" > "$STAMP"
-fi
+make_venv() {  # make_venv DIR SUM REQUIREMENTS
+  local venv=$1 sum=$2 req=$3
+  if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" = "$sum" ]; then
+    log "$(basename "$venv"): up to date"; return 0
+  fi
+  log "$(basename "$venv"): installing $(basename "$req")"
+  [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+  "$venv/bin/python" -m pip check
+  echo "$sum" > "$venv/.requirements.sha256"
+}
+make_venv "$TESTS/.venv" "$(sha256sum "$TESTS/requirements.txt" | cut -d' ' -f1)" "$TESTS/requirements.txt"
+# eventlet and gevent, for the watch tests of Flask-SocketIO's other async modes
+ASYNC_SUM=$(cat "$TESTS/requirements.txt" "$TESTS/requirements-async.txt" | sha256sum | cut -d' ' -f1)
+make_venv "$TESTS/.venv-async" "$ASYNC_SUM" "$TESTS/requirements-async.txt"
 
 # ---- npm ---------------------------------------------------------------
 LOCK_SUM=$(sha256sum "$TESTS/package-lock.json" | cut -d' ' -f1)

@@ -14,6 +14,7 @@
 What the app does is unchanged: the wrappers call the originals with the same arguments and
 return what they return. Written for dispel; not copied from anywhere.
 """
+import _socket
 import json
 import os
 import socket
@@ -26,41 +27,73 @@ _APP_PORT = os.environ.get("DISPEL_WATCH_APP_PORT", "")
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def _connect():
+    """A connection to dispel's control address (a numeric loopback address), made with the C
+    socket module: eventlet and gevent patch `socket`, never `_socket`, so this is a real,
+    blocking socket whatever the app's async mode, and no resolver or hub is involved."""
+    host, _, port = _CONTROL.rpartition(":")
+    family = _socket.AF_INET6 if ":" in host else _socket.AF_INET
+    s = _socket.socket(family, _socket.SOCK_STREAM)
+    try:
+        s.settimeout(5)
+        s.connect((host.strip("[]"), int(port)))
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
 def _tell(message):
     """One JSON line to dispel; never lets a failure reach the app."""
     if not _CONTROL:
         return
-    host, _, port = _CONTROL.rpartition(":")
     try:
-        with socket.create_connection((host, int(port)), timeout=5) as s:
+        s = _connect()
+        try:
             s.sendall((json.dumps(message) + "\n").encode())
+        finally:
+            s.close()
     except (OSError, ValueError):
         pass
 
 
-_bind = socket.socket.bind
 _moved = []
 
 
-def _watched_bind(self, address):
-    if (
-        _APP_PORT
-        and not _moved
-        and self.family in (socket.AF_INET, socket.AF_INET6)
-        and self.type == socket.SOCK_STREAM
-        and isinstance(address, tuple)
-        and len(address) >= 2
-        and address[1]
-    ):
-        _moved.append(address)
-        private = "127.0.0.1" if self.family == socket.AF_INET else "::1"
-        _tell({"event": "bind", "host": address[0], "port": address[1], "pid": os.getpid(),
-               "python": sys.version.split()[0], "argv": sys.argv})
-        address = (private, int(_APP_PORT)) + tuple(address[2:])
-    return _bind(self, address)
+def _watched(bind):
+    """`bind`, moving the app's first listening address to the private port."""
+
+    def watched_bind(self, address):
+        if (
+            _APP_PORT
+            and not _moved
+            and self.family in (socket.AF_INET, socket.AF_INET6)
+            and self.type == socket.SOCK_STREAM
+            and isinstance(address, tuple)
+            and len(address) >= 2
+            and address[1]
+        ):
+            _moved.append(address)
+            private = "127.0.0.1" if self.family == socket.AF_INET else "::1"
+            _tell({"event": "bind", "host": address[0], "port": address[1], "pid": os.getpid(),
+                   "python": sys.version.split()[0], "argv": sys.argv})
+            address = (private, int(_APP_PORT)) + tuple(address[2:])
+        return bind(self, address)
+
+    return watched_bind
 
 
-socket.socket.bind = _watched_bind
+socket.socket.bind = _watched(socket.socket.bind)
+
+
+def _move_green_binds(name, module):
+    """eventlet and gevent bind through socket classes of their own."""
+    if name == "eventlet.greenio.base":
+        # eventlet's sockets wrap a fresh copy of the socket module's class.
+        cls = module._original_socket
+        cls.bind = _watched(cls.bind)
+    elif name == "gevent._socketcommon":
+        module.SocketMixin.bind = _watched(module.SocketMixin.bind)
 
 
 class _Link:
@@ -89,8 +122,7 @@ class _Link:
 
     def _run(self, q):
         try:
-            host, _, port = _CONTROL.rpartition(":")
-            sock = _socket.create_connection((host, int(port)), timeout=5)
+            sock = _connect()
             sock.settimeout(None)
         except (OSError, ValueError):
             self.dead = True
@@ -112,7 +144,6 @@ class _Link:
 
 import _thread  # noqa: E402
 import queue as _queue  # noqa: E402
-import socket as _socket  # noqa: E402
 
 _start_thread = _thread.start_new_thread
 _SimpleQueue = _queue.SimpleQueue
@@ -483,11 +514,12 @@ def _brief(value):
 class _Finder:
     """Patches the watched modules as soon as they are imported."""
 
-    targets = {"flask_socketio", "socketio.server", "engineio.server"}
-
     def __init__(self, tracer):
         self.tracer = tracer
         self.busy = set()
+        self.targets = {"eventlet.greenio.base", "gevent._socketcommon"}
+        if tracer is not None:
+            self.targets |= {"flask_socketio", "socketio.server", "engineio.server"}
 
     def find_spec(self, name, path=None, target=None):
         if name not in self.targets or name in self.busy:
@@ -509,15 +541,21 @@ class _Finder:
 
             def exec_module(self, module):
                 loader.exec_module(module)
-                tracer.patch(name, module)
+                try:
+                    _move_green_binds(name, module)
+                except Exception:
+                    pass
+                if tracer is not None:
+                    tracer.patch(name, module)
 
         spec.loader = Loader()
         return spec
 
 
-if _CONTROL and os.environ.get("DISPEL_WATCH_TRACE", "1") != "0":
+if _CONTROL:
     try:
-        sys.meta_path.insert(0, _Finder(_Tracer()))
+        _tracing = os.environ.get("DISPEL_WATCH_TRACE", "1") != "0"
+        sys.meta_path.insert(0, _Finder(_Tracer() if _tracing else None))
     except Exception as e:  # never stop the app
         sys.stderr.write(f"dispel watch: the tracer cannot attach ({e!r}); narrating the wire only\n")
 

@@ -227,8 +227,27 @@ fn explicit_ports_and_a_client_before_the_app_is_ready() {
 /// it from the student's line down, at the installed versions.
 #[test]
 fn a_students_own_calls_each_with_its_observed_chain() {
-    let python = repo().join("tests/.venv/bin/python");
-    if !python.exists() {
+    watch_the_student_app(".venv", "threading");
+}
+
+/// The same app in Flask-SocketIO's eventlet mode: eventlet's green sockets bind and serve,
+/// monkey-patched, and dispel still stands in front of them and sees inside.
+#[test]
+fn the_student_app_under_eventlet() {
+    watch_the_student_app(".venv-async", "eventlet");
+}
+
+/// And in gevent mode (gevent's pywsgi server, simple-websocket).
+#[test]
+fn the_student_app_under_gevent() {
+    watch_the_student_app(".venv-async", "gevent");
+}
+
+fn watch_the_student_app(venv: &str, mode: &str) {
+    let python = repo().join("tests").join(venv).join("bin/python");
+    let client = repo().join("tests/.venv/bin/python");
+    if !python.exists() || !client.exists() {
+        eprintln!("skipped: no tests/{venv} (run tests/setup.sh)");
         return;
     }
     let port = crate::oracle::free_port();
@@ -240,7 +259,7 @@ fn a_students_own_calls_each_with_its_observed_chain() {
         .arg("--")
         .arg(&python)
         .arg(repo().join("tests/student_app/chat.py"))
-        .args(["--port", &port.to_string()])
+        .args(["--port", &port.to_string(), "--async-mode", mode])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -262,7 +281,7 @@ fn a_students_own_calls_each_with_its_observed_chain() {
         assert!(Instant::now() < deadline, "{}", log.lock().unwrap());
         std::thread::sleep(Duration::from_millis(50));
     }
-    let out = std::process::Command::new(&python)
+    let out = std::process::Command::new(&client)
         .arg(repo().join("tests/student_app/drive.py"))
         .arg(format!("http://127.0.0.1:{port}"))
         .output()
@@ -279,11 +298,14 @@ fn a_students_own_calls_each_with_its_observed_chain() {
         .status();
     let _ = child.wait();
     let log = log.lock().unwrap().clone();
-    assert!(log.contains("async mode threading"), "{log}");
+    assert!(log.contains(&format!("async mode {mode}")), "{log}");
     assert!(log.contains("python-socketio 5.18.1"), "{log}");
     let trace = crate::util::Trace::read(&trace_path);
     let source = std::fs::read_to_string(repo().join("tests/student_app/chat.py")).unwrap();
-    let site = repo().join("tests/.venv/lib/python3.11/site-packages");
+    let site = repo()
+        .join("tests")
+        .join(venv)
+        .join("lib/python3.11/site-packages");
     let find = |stage: &str, needle: &str| -> serde_json::Value {
         trace
             .stage(stage)
