@@ -164,7 +164,12 @@ class _Places:
     def __init__(self):
         import sysconfig
 
-        self.app_dir = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else os.getcwd()
+        self._app_dir = None
+        # Python files outside these are the app's own, wherever they are.
+        self.not_app = tuple(
+            os.path.realpath(p) + os.sep
+            for p in {sys.prefix, sys.base_prefix, sys.exec_prefix, _HERE}
+        )
         self.stdlib = os.path.realpath(sysconfig.get_paths()["stdlib"])
         self.roots = sorted(
             {os.path.realpath(p) for p in sys.path if p and os.path.isdir(p) and "-packages" in p},
@@ -173,6 +178,19 @@ class _Places:
         self.cache = {}
         self.dists = None
         self.python = ".".join(str(v) for v in sys.version_info[:3])
+
+    @property
+    def app_dir(self):
+        """The app's files are named from the directory of its script (`python app.py`), or
+        from the working directory when a launcher's script starts it (gunicorn, flask run),
+        as it is once the app runs (gunicorn --chdir)."""
+        if self._app_dir is None:
+            script = sys.argv[0] if sys.argv else ""
+            if script.endswith(".py"):
+                self._app_dir = os.path.dirname(os.path.realpath(script))
+            else:
+                self._app_dir = os.path.realpath(os.getcwd())
+        return self._app_dir
 
     def _dist(self, top):
         if self.dists is None:
@@ -213,8 +231,12 @@ class _Places:
                 rel = real[len(self.stdlib) + 1:].replace(os.sep, "/")
                 if rel in _STDLIB:
                     place = ("cpython", self.python, "Lib/" + rel)
-            elif real.startswith(self.app_dir + os.sep) and real.endswith(".py"):
-                place = (None, None, real[len(self.app_dir) + 1:].replace(os.sep, "/"))
+            elif real.endswith(".py") and not real.startswith(self.not_app):
+                if real.startswith(self.app_dir + os.sep):
+                    rel = real[len(self.app_dir) + 1:]
+                else:
+                    rel = real
+                place = (None, None, rel.replace(os.sep, "/"))
         self.cache[filename] = place
         return place
 

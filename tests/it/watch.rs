@@ -243,6 +243,16 @@ fn the_student_app_under_gevent() {
     watch_the_student_app(".venv-async", "gevent");
 }
 
+/// Started by gunicorn, as Flask-SocketIO's deployment docs do it (one gthread worker): the
+/// master binds and forks the worker that serves; dispel moves the master's socket and
+/// observes the worker.
+#[test]
+fn the_student_app_in_a_gunicorn_worker() {
+    watch_the_student_app(".venv-async", "gunicorn");
+}
+
+/// Runs tests/student_app/chat.py under `dispel watch` with the interpreter of `venv`, in
+/// async mode `mode` (threading, eventlet, gevent), or in a gunicorn worker ("gunicorn").
 fn watch_the_student_app(venv: &str, mode: &str) {
     let python = repo().join("tests").join(venv).join("bin/python");
     let client = repo().join("tests/.venv/bin/python");
@@ -253,13 +263,26 @@ fn watch_the_student_app(venv: &str, mode: &str) {
     let port = crate::oracle::free_port();
     let dir = tempfile::tempdir().unwrap();
     let trace_path = dir.path().join("chat.jsonl");
-    let mut child = dispel()
+    let mut command = dispel();
+    command
         .args(["watch", "--format", "jsonl", "--out"])
         .arg(&trace_path)
-        .arg("--")
-        .arg(&python)
-        .arg(repo().join("tests/student_app/chat.py"))
-        .args(["--port", &port.to_string(), "--async-mode", mode])
+        .arg("--");
+    if mode == "gunicorn" {
+        command
+            .arg(python.with_file_name("gunicorn"))
+            .args(["-w", "1", "--threads", "50", "-b"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--chdir")
+            .arg(repo().join("tests/student_app"))
+            .arg("chat:app");
+    } else {
+        command
+            .arg(&python)
+            .arg(repo().join("tests/student_app/chat.py"))
+            .args(["--port", &port.to_string(), "--async-mode", mode]);
+    }
+    let mut child = command
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -298,7 +321,12 @@ fn watch_the_student_app(venv: &str, mode: &str) {
         .status();
     let _ = child.wait();
     let log = log.lock().unwrap().clone();
-    assert!(log.contains(&format!("async mode {mode}")), "{log}");
+    let async_mode = if mode == "gunicorn" {
+        "threading"
+    } else {
+        mode
+    };
+    assert!(log.contains(&format!("async mode {async_mode}")), "{log}");
     assert!(log.contains("python-socketio 5.18.1"), "{log}");
     let trace = crate::util::Trace::read(&trace_path);
     let source = std::fs::read_to_string(repo().join("tests/student_app/chat.py")).unwrap();
