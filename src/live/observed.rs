@@ -435,6 +435,15 @@ impl Processor for Joiner {
                 .map(Value::from)
                 .collect();
             let count = sids.len();
+            // Who it went to, in the summary too: that is what a reader looks for.
+            let to: Vec<String> = conns.iter().map(|c| format!("#{c}")).collect();
+            let whom = match count {
+                0 => " -> no client".to_string(),
+                1 => format!(" -> 1 client {}", to.join(" ")),
+                n => format!(" -> {n} clients {}", to.join(" ")),
+            };
+            let summary = e.summary.to_mut();
+            summary.push_str(whom.trim_end());
             e.fields.insert("recipients", Value::Array(conns));
             e.fields.insert("count", count);
             // The tracer's session ids, kept for whoever wants to follow them.

@@ -47,3 +47,41 @@ fn serve_writes_a_report_when_it_stops() {
     }
     assert!(text.contains("handle_new_value") || text.contains("sio.dispatch"));
 }
+
+/// The instructor's case for `dispel watch`: the real Flask-SocketIO app in two Chromium tabs
+/// and dispel's live view in a third, narrating the real server's traffic as it happens.
+#[test]
+fn watched_app_in_chromium_with_the_live_view() {
+    let Some(w) = crate::util::Watched::start(&[], &[]) else {
+        return;
+    };
+    let out = Command::new("node")
+        .arg(repo().join("tests/browser/watch_page.mjs"))
+        .arg(&w.url)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        w.stderr.lock().unwrap()
+    );
+    assert!(stdout.contains(r#""kind":"pass""#), "{stdout}");
+    let (_, trace) = w.stop();
+    // The bid went through the real app: its handler, observed inside it, and its emit.
+    let dispatch = trace.stage("sio.dispatch");
+    assert!(
+        dispatch.iter().any(|e| e["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("-> handle_new_value (app.py:")),
+        "{dispatch:?}"
+    );
+    let emit = trace
+        .stage("sio.emit")
+        .into_iter()
+        .find(|e| e["fields"]["event"] == "replaced values")
+        .expect("the app's emit");
+    assert_eq!(emit["fields"]["count"], 2, "{emit}");
+}
