@@ -8,7 +8,7 @@
 //! `eio_sid` (and `recipient_sids`), and [`Joiner`], in the trace writer, puts each on the
 //! connection that carries its session, from the sids the taps decoded.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::HashMap;
 
 use crate::flow::Inference;
@@ -242,14 +242,23 @@ fn call(msg: &Value, t: f64, chains: &Chains) -> Event {
                 "close" => format!("close room {room} in {nsp} ({at})"),
                 _ => format!("{action} room {room} in {nsp}: {who} ({at})"),
             };
-            let mut m = Map::new();
-            m.insert("action".into(), action.into());
-            m.insert("room".into(), room);
+            let mut m: Vec<(&'static str, Value)> = Vec::new();
+            m.push(("action", action.into()));
+            m.push(("room", room));
+            // Whose membership changed: the sid given, or the client being handled.
+            m.push((
+                "sid",
+                if sid.is_null() {
+                    msg["sid"].clone()
+                } else {
+                    sid
+                },
+            ));
             (Stage::SioRoom, summary, m)
         }
         "disconnect" => {
-            let mut m = Map::new();
-            m.insert("silent".into(), kw("silent"));
+            let mut m: Vec<(&'static str, Value)> = Vec::new();
+            m.push(("silent", kw("silent")));
             (
                 Stage::SioEmit,
                 format!("disconnect the client from {nsp} ({at})"),
@@ -279,16 +288,16 @@ fn call(msg: &Value, t: f64, chains: &Chains) -> Event {
             let broadcast = kw("broadcast") == Value::Bool(true);
             // Flask-SocketIO's emit inside a handler goes to the sender unless told otherwise;
             // socketio.emit (the method) goes to everyone.
-            let whom = if !to.is_null() && to == msg["sid"] {
-                "to the sender (to=request.sid)".to_string()
+            let (whom, reach) = if !to.is_null() && to == msg["sid"] {
+                ("to the sender (to=request.sid)".to_string(), "sender")
             } else if !to.is_null() {
-                format!("to {to}")
-            } else if broadcast || kind.starts_with("SocketIO.") {
-                format!("to everyone in {nsp}")
-            } else if in_handler {
-                "to the sender only".to_string()
+                // A room, or a client's sid (python-socketio puts each client in a room of its
+                // own): the same path either way.
+                (format!("to {to}"), "room")
+            } else if broadcast || kind.starts_with("SocketIO.") || !in_handler {
+                (format!("to everyone in {nsp}"), "everyone")
             } else {
-                format!("to everyone in {nsp}")
+                ("to the sender only".to_string(), "sender")
             };
             let mut extra = String::new();
             if kw("include_self") == Value::Bool(false) {
@@ -306,31 +315,32 @@ fn call(msg: &Value, t: f64, chains: &Chains) -> Event {
                 ", outside any handler"
             };
             let summary = format!("{kind} {event:?} {whom}{extra} ({at}{place})");
-            let mut m = Map::new();
-            m.insert("event".into(), event.into());
-            m.insert("data".into(), data);
-            m.insert("to".into(), to);
-            m.insert("broadcast".into(), broadcast.into());
-            m.insert("include_self".into(), kw("include_self"));
-            m.insert("skip_sid".into(), kw("skip_sid"));
-            m.insert("callback".into(), (!kw("callback").is_null()).into());
+            let mut m: Vec<(&'static str, Value)> = Vec::new();
+            m.push(("event", event.into()));
+            m.push(("data", data));
+            m.push(("to", to));
+            m.push(("broadcast", broadcast.into()));
+            m.push(("reach", reach.into()));
+            m.push(("include_self", kw("include_self")));
+            m.push(("skip_sid", kw("skip_sid")));
+            m.push(("callback", (!kw("callback").is_null()).into()));
             (Stage::SioEmit, summary, m)
         }
     };
-    fields.insert("call".into(), kind.into());
-    fields.insert("nsp".into(), nsp.into());
-    fields.insert("line".into(), at.into());
-    fields.insert("sio_sid".into(), msg["sid"].clone());
-    fields.insert("eio_sid".into(), msg["eio_sid"].clone());
-    fields.insert("recipient_sids".into(), msg["recipients"].clone());
-    fields.insert("thread".into(), msg["thread"].clone());
-    fields.insert("observed".into(), Value::Array(frames));
+    fields.push(("call", kind.into()));
+    fields.push(("nsp", nsp.into()));
+    fields.push(("line", at.into()));
+    fields.push(("sio_sid", msg["sid"].clone()));
+    fields.push(("eio_sid", msg["eio_sid"].clone()));
+    fields.push(("recipient_sids", msg["recipients"].clone()));
+    fields.push(("thread", msg["thread"].clone()));
+    fields.push(("observed", Value::Array(frames)));
     let mut e = Event::new(stage, t, None, None, summary).kind(match stage {
         Stage::SioRoom => "room",
         _ => "emit",
     });
     for (k, v) in fields {
-        e.fields.insert(intern(&k), v);
+        e.fields.insert(k, v);
     }
     e
 }
@@ -365,31 +375,6 @@ fn answer(msg: &Value, t: f64, chains: &Chains) -> Event {
         .kind("emit")
 }
 
-/// Field keys are `&'static str`; the tracer's are a fixed set.
-fn intern(k: &str) -> &'static str {
-    const KEYS: &[&str] = &[
-        "event",
-        "data",
-        "to",
-        "broadcast",
-        "include_self",
-        "skip_sid",
-        "callback",
-        "call",
-        "nsp",
-        "line",
-        "sio_sid",
-        "eio_sid",
-        "recipient_sids",
-        "thread",
-        "observed",
-        "action",
-        "room",
-        "silent",
-    ];
-    KEYS.iter().find(|x| **x == k).copied().unwrap_or("other")
-}
-
 /// In the trace writer: places the tracer's events on the connection of their Engine.IO
 /// session, and their recipients on theirs, from the sessions the taps decoded.
 pub struct Joiner {
@@ -406,6 +391,43 @@ impl Joiner {
                 Inference::sessions_only()
             },
         }
+    }
+}
+
+impl Joiner {
+    /// The `sio.broadcast` of an observed emit to a room or to everyone.
+    fn fan_out(emit: &Event, reach: &str, conns: &[Value]) -> Event {
+        let field = |k: &str| emit.fields.get(k).cloned().unwrap_or(Value::Null);
+        let event = field("event");
+        let nsp = field("nsp");
+        let name = event.as_str().unwrap_or("?");
+        let nsp_name = nsp.as_str().unwrap_or("/");
+        let whom = match (reach, field("to")) {
+            ("room", Value::String(room)) => format!("in room {room:?} of {nsp_name}"),
+            _ => format!("in {nsp_name}"),
+        };
+        let mut summary = format!("{name:?} to {} client(s) {whom}", conns.len());
+        if field("include_self") == Value::Bool(false) {
+            summary.push_str(", the sender skipped (include_self=False)");
+        }
+        summary.push_str(", observed in the app");
+        Event::new(Stage::SioBroadcast, emit.t, emit.conn, None, summary)
+            .with("event", event)
+            .with("nsp", nsp)
+            .with("broadcast", true)
+            .with(
+                "room",
+                if reach == "room" {
+                    field("to")
+                } else {
+                    Value::Null
+                },
+            )
+            .with("recipients", conns.to_vec())
+            .with("count", conns.len())
+            .with("line", field("line"))
+            .with("observed", true)
+            .kind("broadcast")
     }
 }
 
@@ -444,10 +466,21 @@ impl Processor for Joiner {
             };
             let summary = e.summary.to_mut();
             summary.push_str(whom.trim_end());
+            // An emit to a room or to everyone is a broadcast, as serve and replay show one:
+            // a `sio.broadcast` right after the call that made it.
+            let fan_out = match e.fields.get("reach").and_then(Value::as_str) {
+                Some(reach @ ("room" | "everyone")) => Some(Self::fan_out(&e, reach, &conns)),
+                _ => None,
+            };
             e.fields.insert("recipients", Value::Array(conns));
             e.fields.insert("count", count);
             // The tracer's session ids, kept for whoever wants to follow them.
             e.fields.insert("recipient_sids", Value::Array(sids));
+            self.inference.push(e, out);
+            if let Some(b) = fan_out {
+                self.inference.push(b, out);
+            }
+            return;
         }
         self.inference.push(e, out);
     }

@@ -459,6 +459,27 @@ fn watch_the_student_app(venv: &str, mode: &str) {
     let said = find("sio.emit", "emit \"said\" to \"room1\"");
     assert_eq!(said["fields"]["count"], 2, "{said}");
     assert!(joined["fields"]["count"].as_u64().unwrap() <= 1, "{joined}");
+    // Each emit to a room or everyone is also a broadcast, as serve and replay show one.
+    let broadcasts = trace.stage("sio.broadcast");
+    let to_room = broadcasts
+        .iter()
+        .find(|b| b["fields"]["event"] == "said")
+        .expect("the room emit's broadcast");
+    assert_eq!(to_room["fields"]["room"], "room1");
+    assert_eq!(
+        to_room["fields"]["recipients"],
+        said["fields"]["recipients"]
+    );
+    assert_eq!(to_room["fields"]["observed"], true);
+    assert!(broadcasts.iter().any(|b| b["fields"]["event"] == "joined"
+        && b["summary"]
+            .as_str()
+            .unwrap()
+            .contains("include_self=False")));
+    assert!(broadcasts
+        .iter()
+        .any(|b| b["fields"]["event"] == "tick" && b["fields"]["room"].is_null()));
+    assert!(!broadcasts.iter().any(|b| b["fields"]["event"] == "welcome"));
     // Handlers, Namespace methods included, end at the student's def line.
     for (needle, def) in [
         ("\"join\" on / -> on_join", "def on_join("),
