@@ -79,8 +79,14 @@ pub fn run(args: WatchArgs) -> Result<ExitCode, crate::Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let status = runtime.block_on(watch(&args, program, &live, recorder.clone(), info));
+    let status = runtime.block_on(watch(&args, program, &live, recorder.clone(), info.clone()));
     runtime.shutdown_timeout(Duration::from_secs(1));
+    let traced = info.lock().map(|i| i.python.is_some()).unwrap_or(true);
+    if !args.no_tracer && !traced && status.is_ok() {
+        eprintln!(
+            "dispel watch: {program} never started Flask-SocketIO (no SocketIO(app) or init_app ran in a Python dispel could reach): the trace has the wire only, without the app's calls"
+        );
+    }
     if let Some(r) = &recorder {
         r.finish()?;
     }

@@ -321,14 +321,22 @@ class _Tracer:
         tracer = self
         calls = [0]
 
+        previous = sys.getprofile()
+        if previous is not None and not callable(previous):
+            # A profiler written in C (cProfile) is running: it is left alone.
+            return fn(*args, **kwargs), (known[1] if known is not None else self.intern([]))
+
         def profile(frame, event, arg):
+            # An app's own profiler (sys.setprofile) still sees every call.
+            if previous is not None:
+                previous(frame, event, arg)
             if event != "call":
                 return
             calls[0] += 1
             # The way down is the same for every recipient of a broadcast: after the first
             # few hundred calls the rest of it runs without the profiler.
             if calls[0] > 300 or len(seen) >= 60:
-                sys.setprofile(None)
+                sys.setprofile(previous)
                 return
             code = frame.f_code
             if code not in codes and not code.co_name.startswith("<"):
@@ -337,7 +345,6 @@ class _Tracer:
                 if fr is not None and fr[0] is not None:
                     seen.append(fr)
 
-        previous = sys.getprofile()
         sys.setprofile(profile)
         try:
             result = fn(*args, **kwargs)

@@ -175,7 +175,8 @@ fn bad_commands_and_apps_are_clear_and_do_not_hang() {
 }
 
 /// With --port and --app-port the app is started on its own port; a client that connects
-/// before the app listens is held until it does, not refused.
+/// before the app listens is held until it does, not refused. The app is not a Flask-SocketIO
+/// one, which dispel says.
 #[test]
 fn explicit_ports_and_a_client_before_the_app_is_ready() {
     let python = repo().join("tests/.venv/bin/python");
@@ -217,8 +218,11 @@ fn explicit_ports_and_a_client_before_the_app_is_ready() {
     };
     assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
     assert!(answer.ends_with("hi"), "{answer}");
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    // Not a Flask-SocketIO app: said, and the wire was still narrated.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("never started Flask-SocketIO"), "{err}");
 }
 
 /// A student's own app (tests/student_app/chat.py: rooms, acks, a connect handler that checks
