@@ -398,6 +398,20 @@ pub struct ReportArgs {
     /// EVENT, else the first with Engine.IO).
     #[arg(long, value_name = "N")]
     pub conn: Option<u64>,
+    /// Your app's source (its main file or its folder): the "Your code" sections of a watched
+    /// app quote your lines from it.
+    #[arg(long, value_name = "PATH")]
+    pub app: Option<PathBuf>,
+    /// What the report calls its input in its title (default: the input's file name).
+    #[arg(long, value_name = "TEXT")]
+    pub title: Option<String>,
+    /// Link the versions installed in this site-packages folder (as `dispel links`).
+    #[arg(long, value_name = "DIR", conflicts_with = "python")]
+    pub site_packages: Option<PathBuf>,
+    /// Ask this Python interpreter (your app's) where its packages are, then as
+    /// --site-packages; CPython's own lines at its version too.
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

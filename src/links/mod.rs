@@ -9,7 +9,7 @@
 //! Everything is parsed once; [`for_event`] is a hash lookup into precomputed slices.
 
 mod render;
-mod site;
+pub mod site;
 
 use std::collections::HashMap;
 use std::process::ExitCode;

@@ -561,6 +561,12 @@ pub fn observed_link(
                 format!("v{version}"),
             ),
             "gevent" => ("gevent/gevent".into(), "src/".into(), version.to_string()),
+            // Tagged by bare version (23.0.0), the package at the repository's top.
+            "gunicorn" => (
+                "benoitc/gunicorn".into(),
+                String::new(),
+                version.to_string(),
+            ),
             _ => return None,
         },
     };

@@ -350,8 +350,16 @@ impl LiveTrace {
         })
     }
 
-    /// Writes out what is left of the trace, then the report if one was asked for.
-    pub fn finish(self, what: &str) -> Result<(), crate::Error> {
+    /// Writes out what is left of the trace, then the report if one was asked for (`app`: the
+    /// watched app's folder, whose lines the report quotes, and its interpreter, whose
+    /// installed versions the report links).
+    pub fn finish(
+        self,
+        what: &str,
+        title: Option<String>,
+        app: Option<PathBuf>,
+        python: Option<PathBuf>,
+    ) -> Result<(), crate::Error> {
         if let Some(w) = self.writer {
             w.finish()?;
         }
@@ -371,6 +379,10 @@ impl LiveTrace {
                 versions: self.versions,
                 server_port: None,
                 conn: None,
+                app,
+                site_packages: None,
+                python,
+                title,
             });
             let _ = std::fs::remove_file(raw);
             made?;
@@ -424,7 +436,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::Error> {
     // writer stops.
     runtime.shutdown_timeout(Duration::from_secs(1));
     result?;
-    live.finish("serve")?;
+    live.finish("serve", Some("dispel serve's auction".into()), None, None)?;
     Ok(ExitCode::SUCCESS)
 }
 

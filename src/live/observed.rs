@@ -21,6 +21,10 @@ use crate::trace::{Event, Processor, Stage};
 pub struct AppInfo {
     pub python: Option<String>,
     pub async_mode: Option<String>,
+    /// The folder the app's files are named from.
+    pub app_dir: Option<String>,
+    /// The app's interpreter (`sys.executable`).
+    pub executable: Option<String>,
     pub versions: Vec<(String, String)>,
     /// Project name (lower case) -> its metadata URLs as (label, url).
     pub urls: HashMap<String, Vec<(String, String)>>,
@@ -32,6 +36,8 @@ impl AppInfo {
         let mut info = AppInfo {
             python: msg["python"].as_str().map(str::to_string),
             async_mode: msg["async_mode"].as_str().map(str::to_string),
+            app_dir: msg["app_dir"].as_str().map(str::to_string),
+            executable: msg["executable"].as_str().map(str::to_string),
             ..AppInfo::default()
         };
         if let Some(v) = msg["versions"].as_object() {

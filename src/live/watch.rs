@@ -91,7 +91,33 @@ pub fn run(args: WatchArgs) -> Result<ExitCode, crate::Error> {
         r.finish()?;
     }
     let status = status?;
-    live.finish("watch")?;
+    let (app_dir, python) = info
+        .lock()
+        .map(|i| {
+            (
+                i.app_dir.clone().map(PathBuf::from),
+                i.executable.clone().map(PathBuf::from),
+            )
+        })
+        .unwrap_or_default();
+    // The report is about the app: named by its script (`python chat.py`), else its command.
+    let script = args
+        .command
+        .iter()
+        .find(|a| a.ends_with(".py"))
+        .or(args.command.first())
+        .map(|a| {
+            std::path::Path::new(a)
+                .file_name()
+                .map_or(a.clone(), |n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    live.finish(
+        "watch",
+        Some(format!("the app {script}, watched")),
+        app_dir,
+        python,
+    )?;
     Ok(status)
 }
 

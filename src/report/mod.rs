@@ -16,6 +16,7 @@ pub mod html;
 pub mod md;
 pub mod model;
 pub mod sections;
+pub mod yours;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -350,6 +351,10 @@ pub struct Input {
     pub problems: Vec<String>,
     /// "capture" or "JSONL trace".
     pub what: &'static str,
+    /// The app's own handlers and calls, where the trace observed them (`dispel watch`).
+    pub sites: yours::Sites,
+    /// A client sent the course auction's event (on any connection): the app is the auction.
+    pub auction: bool,
 }
 
 /// Reads INPUT: a capture (recognised by its magic number) or a JSONL trace, streamed. `reopen`
@@ -405,6 +410,8 @@ pub fn load<R: std::io::BufRead>(
         conn,
         problems,
         what: if capture { "capture" } else { "JSONL trace" },
+        sites: focus.sites,
+        auction: focus.auction,
     })
 }
 
@@ -492,6 +499,10 @@ struct Held {
     broadcasts: usize,
     /// Kept broadcasts whose deliveries may still come: (time, event name).
     open: Vec<(f64, Option<String>)>,
+    /// The app's own activity, from every connection and none.
+    sites: yours::Sites,
+    /// See `Input::auction`.
+    auction: bool,
 }
 
 /// The broadcasts whose deliveries a report of a capture keeps: those the diagram draws (the
@@ -514,7 +525,16 @@ impl Held {
         if h.stage == Stage::Error && h.conn.is_none() {
             self.problems.push(e.summary().to_string());
         }
+        if h.stage == Stage::SioPacket
+            && h.dir == Some(Dir::C2S)
+            && e.str("event") == Some("replace old value")
+        {
+            self.auction = true;
+        }
         let Keep::Focus(conn) = keep else { return };
+        if e.field("observed").is_some_and(Value::is_array) {
+            self.sites.take(&e.full(seq));
+        }
         let ty = e.str("type");
         let own = touches(h.conn, h.stage, e.field("recipients"), conn);
         if own && h.stage == Stage::SioBroadcast {
@@ -609,7 +629,28 @@ pub fn run(args: ReportArgs) -> Result<ExitCode, crate::Error> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let doc = sections::build(&input, conn, args.versions, &name);
+    let installed = if args.python.is_some() || args.site_packages.is_some() {
+        Some(crate::links::site::inspect(
+            &crate::links::site::SiteOptions {
+                site_packages: args.site_packages.clone(),
+                python: args.python.clone(),
+                base: args.versions,
+            },
+        )?)
+    } else {
+        None
+    };
+    let doc = sections::build(
+        &input,
+        conn,
+        &sections::Options {
+            set: args.versions,
+            name: &name,
+            title: args.title.as_deref(),
+            app: args.app.as_deref(),
+            installed: installed.as_ref(),
+        },
+    );
     let text = match args.format {
         ReportFormat::Md => md::render(&doc),
         ReportFormat::Html => html::render(&doc),

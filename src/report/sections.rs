@@ -22,6 +22,7 @@ const UNMASK_BYTES: usize = 8;
 
 struct Ctx<'a> {
     all: &'a [Ev],
+    installed: Option<&'a links::site::Installed>,
     /// The events of the chosen connection (and broadcasts that reach it), in trace order.
     evs: Vec<&'a Ev>,
     /// Every Socket.IO EVENT the server sent, by event name, in time order: where a broadcast's
@@ -37,7 +38,22 @@ impl<'a> Ctx<'a> {
     }
 }
 
-pub fn build(input: &Input, conn: u64, set: VersionSet, name: &str) -> Doc {
+/// What a report is made with, besides its input.
+pub struct Options<'a> {
+    /// The built-in version set the links start from.
+    pub set: VersionSet,
+    /// The input's file name.
+    pub name: &'a str,
+    /// What the report calls its input instead ("the app chat.py, watched").
+    pub title: Option<&'a str>,
+    /// The app's source, quoted in "Your code".
+    pub app: Option<&'a std::path::Path>,
+    /// The installed versions to link instead of the built-in ones.
+    pub installed: Option<&'a links::site::Installed>,
+}
+
+pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
+    let (set, name, app) = (opts.set, opts.name, opts.app);
     let evs: Vec<&Ev> = input.events.iter().filter(|e| e.touches(conn)).collect();
     let mut sent: HashMap<&str, Vec<&Ev>> = HashMap::new();
     for e in &input.events {
@@ -54,14 +70,18 @@ pub fn build(input: &Input, conn: u64, set: VersionSet, name: &str) -> Doc {
     }
     let ctx = Ctx {
         all: &input.events,
+        installed: opts.installed,
         evs,
         sent,
         conn,
         set,
     };
     let mut doc = Doc {
-        title: format!("How Flask-SocketIO works: connection #{conn} of {name}"),
-        intro: intro(&ctx, input, name),
+        title: format!(
+            "How Flask-SocketIO works: connection #{conn} of {}",
+            opts.title.unwrap_or(name)
+        ),
+        intro: intro(&ctx, input, name, opts.title),
         sections: vec![Section {
             title: "The exchange at a glance".into(),
             blocks: glance(&ctx),
@@ -78,7 +98,25 @@ pub fn build(input: &Input, conn: u64, set: VersionSet, name: &str) -> Doc {
             blocks: stage_section(&ctx, stage),
         });
     }
-    doc.sections.extend(entry_sections(set));
+    if !input.sites.is_empty() {
+        // The app was watched: its own handlers and calls, as they ran.
+        let src = super::yours::AppSource::new(app);
+        doc.sections.extend(super::yours::sections(
+            &input.sites,
+            &input.events,
+            conn,
+            &src,
+        ));
+    } else if input.auction {
+        doc.sections.extend(entry_sections(set));
+    } else {
+        doc.sections.push(Section {
+            title: "Your code".into(),
+            blocks: vec![text_para(
+                "A capture shows what crossed the wire, not which of your functions ran: the handlers and emits of your app are not in it. Watched while it runs (dispel watch), your app's own handlers and Socket.IO calls get sections of their own here, each with the chain of calls it really made.",
+            )],
+        });
+    }
     doc
 }
 
@@ -103,27 +141,65 @@ fn stage_title(stage: Stage) -> &'static str {
     }
 }
 
-fn versions_text(set: VersionSet) -> &'static str {
-    match set {
-        VersionSet::Current => "Flask-SocketIO 5.6.1, python-socketio 5.16.3, python-engineio 4.13.3, simple-websocket 1.1.0, wsproto 1.3.2, Werkzeug 3.1.8, Flask 3.1.3 (--versions current)",
-        VersionSet::Seed => "Flask-SocketIO 5.3.3, python-socketio 5.8.0, python-engineio 4.4.1, simple-websocket 0.10.0, wsproto 1.2.0, Werkzeug/Flask 2.2.3 (--versions seed)",
+/// Which versions the links point at, and how the report knows them.
+fn versions_text(ctx: &Ctx) -> String {
+    // The packages of the chain, in the order the chain first meets them.
+    let mut packages: Vec<(String, String)> = Vec::new();
+    for step in links::chain(ctx.set)
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c.steps.iter())
+    {
+        if !packages.iter().any(|(p, _)| p == &step.package) {
+            packages.push((step.package.clone(), step.version.clone()));
+        }
+    }
+    match ctx.installed {
+        Some(inst) => {
+            let list: Vec<String> = packages
+                .iter()
+                .filter_map(|(p, _)| {
+                    if p == "cpython" {
+                        return inst.python_version.as_ref().map(|v| format!("Python {v}"));
+                    }
+                    let d = inst.dists.get(&links::site::normalize(p))?;
+                    Some(format!("{} {}", d.name, d.version))
+                })
+                .collect();
+            format!(
+                "the versions installed with your app ({}), each line found again in the installed files",
+                list.join(", ")
+            )
+        }
+        None => {
+            let list: Vec<String> = packages.iter().map(|(p, v)| format!("{p} {v}")).collect();
+            format!(
+                "dispel's built-in {} versions ({}), not necessarily the ones your app runs",
+                match ctx.set {
+                    VersionSet::Current => "current",
+                    VersionSet::Seed => "course-seed",
+                },
+                list.join(", ")
+            )
+        }
     }
 }
 
-fn intro(ctx: &Ctx, input: &Input, name: &str) -> Vec<Block> {
-    let mut blocks = vec![
-        para(vec![
-            t("This report follows one TCP connection of the "),
-            t(input.what),
-            t(" "),
-            c(name),
-            t(format!(
+fn intro(ctx: &Ctx, input: &Input, name: &str, title: Option<&str>) -> Vec<Block> {
+    let mut first = vec![t("This report follows one TCP connection of ")];
+    match title {
+        Some(title) => first.push(t(title)),
+        None => {
+            first.push(t(format!("the {} ", input.what)));
+            first.push(c(name));
+        }
+    }
+    first.push(t(format!(
                 " (connection #{}) through every stage it went through, in the order it lived. For each stage: how it works, what this trace shows, and the numbered chain of Python source lines that do the same step in a Flask-SocketIO server. The source links point at {}.",
                 ctx.conn,
-                versions_text(ctx.set)
-            )),
-        ]),
-    ];
+                versions_text(ctx)
+            )));
+    let mut blocks = vec![para(first)];
     let mut rows = Vec::new();
     for conn in &input.conns {
         let c = conn.id;
@@ -142,11 +218,7 @@ fn intro(ctx: &Ctx, input: &Input, name: &str) -> Vec<Block> {
         ]);
     }
     if rows.len() > 1 {
-        blocks.push(para(vec![
-            t("The input holds these connections; choose another one with "),
-            c("--conn N"),
-            t(":"),
-        ]));
+        blocks.push(text_para("The input holds these connections:"));
         let total = rows.len();
         rows.truncate(MAX_ROWS);
         blocks.push(table(
@@ -453,22 +525,17 @@ fn chain_blocks(ctx: &Ctx, stage: Stage, rep: &Ev) -> Vec<Block> {
         blocks.push(text_para("No Python code is linked to this stage."));
         return blocks;
     }
-    blocks.push(para(vec![
-        t(format!(
-            "Event #{} ({}). The same chain on your terminal: ",
-            rep.seq,
-            rep.summary.chars().take(60).collect::<String>()
-        )),
-        c(format!(
-            "dispel links {name}{}",
-            match ctx.set {
-                VersionSet::Current => "",
-                VersionSet::Seed => " --versions seed",
-            }
-        )),
-        t("."),
-    ]));
-    blocks.push(link_list(links));
+    blocks.push(para(vec![t(format!(
+        "For {}, outermost call first:",
+        rep.summary.chars().take(60).collect::<String>()
+    ))]));
+    match ctx.installed {
+        Some(inst) => {
+            let relinked: Vec<StepLink> = links.iter().map(|l| inst.relink(l.clone())).collect();
+            blocks.push(link_list(&relinked));
+        }
+        None => blocks.push(link_list(links)),
+    }
     blocks
 }
 
@@ -502,6 +569,19 @@ fn link_item(l: &StepLink) -> Vec<Inline> {
         out.push(t(format!(" ({p})")));
     }
     out.push(t(format!(": {} ", s.what)));
+    match &l.status {
+        Some(links::StepStatus::NotFound { reason }) => {
+            out.push(t(format!(
+                "(not in your installed version: {reason}; the link is to the built-in version) "
+            )));
+        }
+        Some(links::StepStatus::Function { .. }) => {
+            out.push(t(
+                "(this line changed in your version: the link is to the whole function) ",
+            ));
+        }
+        _ => {}
+    }
     out.push(link("source", l.url.clone()));
     out
 }
@@ -1474,11 +1554,7 @@ fn entry_sections(set: VersionSet) -> Vec<Section> {
         if sec.links.is_empty() {
             blocks.push(text_para("No Python code is linked to this entry point."));
         } else {
-            blocks.push(para(vec![
-                t("The chain, numbered ("),
-                c(format!("dispel links {name}")),
-                t("):"),
-            ]));
+            blocks.push(text_para("The chain, numbered:"));
             blocks.push(link_list(&sec.links));
         }
         out.push(Section {

@@ -152,7 +152,7 @@ _link = _Link()
 # The packages whose frames make a chain, as their top-level modules.
 _STACK = {
     "flask_socketio", "socketio", "engineio", "simple_websocket", "wsproto", "h11",
-    "werkzeug", "flask", "eventlet", "gevent",
+    "werkzeug", "flask", "eventlet", "gevent", "gunicorn",
 }
 # Standard-library modules that carry a connection to the app (the threading server).
 _STDLIB = {"socketserver.py", "threading.py", "queue.py", "http/server.py"}
@@ -365,7 +365,7 @@ class _Tracer:
             from importlib import metadata
 
             for name in ("Flask-SocketIO", "python-socketio", "python-engineio", "simple-websocket",
-                         "wsproto", "h11", "Werkzeug", "Flask", "eventlet", "gevent"):
+                         "wsproto", "h11", "Werkzeug", "Flask", "eventlet", "gevent", "gunicorn"):
                 try:
                     versions[name] = metadata.version(name)
                     meta = metadata.metadata(name)
@@ -377,7 +377,8 @@ class _Tracer:
             pass
         _link.send({"event": "hello", "pid": os.getpid(), "python": self.places.python,
                     "async_mode": getattr(server, "async_mode", None), "versions": versions,
-                    "urls": urls, "app_dir": self.places.app_dir, "t": time.time()})
+                    "urls": urls, "app_dir": self.places.app_dir,
+                    "executable": sys.executable, "t": time.time()})
 
     def send(self, message):
         message["t"] = time.time()

@@ -267,10 +267,13 @@ fn watch_the_student_app(venv: &str, mode: &str) {
     let port = crate::oracle::free_port();
     let dir = tempfile::tempdir().unwrap();
     let trace_path = dir.path().join("chat.jsonl");
+    let report_path = dir.path().join("chat.md");
     let mut command = dispel();
     command
         .args(["watch", "--format", "jsonl", "--out"])
         .arg(&trace_path)
+        .arg("--report")
+        .arg(&report_path)
         .arg("--");
     if mode == "gunicorn" {
         command
@@ -524,4 +527,53 @@ fn watch_the_student_app(venv: &str, mode: &str) {
         .expect("the refused connection");
     assert!(refused["summary"].as_str().unwrap().contains("bad token"));
     find("sio.emit", "python-socketio refuses the connection to /");
+    check_the_report(&trace, &report_path, async_mode);
+}
+
+/// The report of a watched student app is about that app: a section for each handler that
+/// ran and each line of the app that made a Socket.IO call, its source quoted, the chains at
+/// the installed versions, and nothing of the auction.
+fn check_the_report(trace: &crate::util::Trace, path: &std::path::Path, async_mode: &str) {
+    let report = std::fs::read_to_string(path).expect("the report, written when the app stops");
+    for title in [
+        "## Your code",
+        "## Your handler on_connect: \"connect\" on /",
+        "## Your handler Lobby.on_connect: \"connect\" on /chat",
+        "## Your handler on_join: \"join\" on /",
+        "## Your handler Lobby.on_ping: \"ping\" on /chat",
+        "## Your handler on_connect raised ConnectionRefusedError",
+        "## What python-socketio sent for you",
+        "### An acknowledgement of a handler's return value",
+        "### The CONNECT_ERROR refusal on /",
+    ] {
+        assert!(report.contains(title), "no {title:?} in the report");
+    }
+    // Every call the app's code made has its section, titled by its line.
+    let mut calls = 0;
+    for e in trace.events.iter().filter(|e| {
+        (e["stage"] == "sio.emit" || e["stage"] == "sio.room") && e["fields"]["by"].is_null()
+    }) {
+        let title = format!(
+            "## Your call {} at {}",
+            e["fields"]["call"].as_str().unwrap(),
+            e["fields"]["line"].as_str().unwrap()
+        );
+        assert!(report.contains(&title), "no {title:?} in the report");
+        calls += 1;
+    }
+    assert!(calls >= 11, "{calls} calls");
+    // The student's source, quoted: decorators with the def, the call's statement.
+    assert!(report.contains("```python\n@socketio.on(\"join\")\ndef on_join(room):\n```"));
+    assert!(report.contains(
+        "```python\nemit(\"said\", {\"who\": nicknames.get(request.sid), \"text\": data[\"text\"]}, to=data[\"room\"])\n```"
+    ));
+    assert!(
+        report.contains(&format!("in async mode {async_mode}")),
+        "async mode"
+    );
+    assert!(report.contains("python-socketio 5.18.1"));
+    // Nothing of the auction.
+    for auction in ["replace old value", "replaced values", "/auctions"] {
+        assert!(!report.contains(auction), "the report mentions {auction:?}");
+    }
 }
