@@ -100,11 +100,23 @@ pub fn run(args: WatchArgs) -> Result<ExitCode, crate::Error> {
             )
         })
         .unwrap_or_default();
-    // The report is about the app: named by its script (`python chat.py`), else its command.
+    // The report is about the app: named by its script (`python chat.py`), its WSGI module
+    // (`gunicorn chat:app`), else its command.
+    let wsgi = |a: &&String| {
+        a.split_once(':').is_some_and(|(m, v)| {
+            !m.is_empty()
+                && !v.is_empty()
+                && m.chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+                && v.chars().all(|c| c.is_alphanumeric() || c == '_')
+                && !m.chars().all(|c| c.is_ascii_digit() || c == '.')
+        })
+    };
     let script = args
         .command
         .iter()
         .find(|a| a.ends_with(".py"))
+        .or_else(|| args.command.iter().find(wsgi))
         .or(args.command.first())
         .map(|a| {
             std::path::Path::new(a)

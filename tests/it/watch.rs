@@ -527,13 +527,23 @@ fn watch_the_student_app(venv: &str, mode: &str) {
         .expect("the refused connection");
     assert!(refused["summary"].as_str().unwrap().contains("bad token"));
     find("sio.emit", "python-socketio refuses the connection to /");
-    check_the_report(&trace, &report_path, async_mode);
+    let named = if mode == "gunicorn" {
+        "chat:app"
+    } else {
+        "chat.py"
+    };
+    check_the_report(&trace, &report_path, async_mode, named);
 }
 
 /// The report of a watched student app is about that app: a section for each handler that
 /// ran and each line of the app that made a Socket.IO call, its source quoted, the chains at
 /// the installed versions, and nothing of the auction.
-fn check_the_report(trace: &crate::util::Trace, path: &std::path::Path, async_mode: &str) {
+fn check_the_report(
+    trace: &crate::util::Trace,
+    path: &std::path::Path,
+    async_mode: &str,
+    named: &str,
+) {
     let report = std::fs::read_to_string(path).expect("the report, written when the app stops");
     for title in [
         "## Your code",
@@ -572,6 +582,14 @@ fn check_the_report(trace: &crate::util::Trace, path: &std::path::Path, async_mo
         "async mode"
     );
     assert!(report.contains("python-socketio 5.18.1"));
+    // Every stage's chain at the versions the app runs, found again in its installed files.
+    assert!(report.contains(
+        "The source links point at the versions installed with your app (Flask-SocketIO 5.7.0, python-socketio 5.18.1"
+    ));
+    assert!(!report.contains("python-socketio/blob/v5.16.3"));
+    assert!(!report.contains("not in your installed version"));
+    assert!(report.contains("# How Flask-SocketIO works: connection #"));
+    assert!(report.contains(&format!("of the app {named}, watched")));
     // Nothing of the auction.
     for auction in ["replace old value", "replaced values", "/auctions"] {
         assert!(!report.contains(auction), "the report mentions {auction:?}");
