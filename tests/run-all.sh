@@ -10,6 +10,8 @@
 # 3. fuzz/: the fuzz targets are checked to compile (docs/fuzzing.md runs them).
 # 4. tests/links/: every source-chain anchor checked against the pinned wheels from PyPI, and
 #    `dispel links --python` against a pip-installed Flask-SocketIO 5.7.0 stack.
+# 5. cargo fmt --check and cargo clippy -D warnings (skipped, with a note, on a toolchain
+#    without rustfmt or clippy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,3 +27,15 @@ cargo check --manifest-path fuzz/Cargo.toml --bins
 echo "== source links against the released packages"
 python3 tests/links/verify_anchors.py
 bash tests/links/site_packages_test.sh target/debug/dispel
+
+echo "== formatting and lints"
+if cargo fmt --version >/dev/null 2>&1; then
+  cargo fmt --all --check
+else
+  echo "rustfmt is not installed: formatting not checked"
+fi
+if cargo clippy --version >/dev/null 2>&1; then
+  cargo clippy --all-targets -- -D warnings
+else
+  echo "clippy is not installed: lints not checked"
+fi

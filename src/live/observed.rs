@@ -321,15 +321,16 @@ fn call(msg: &Value, t: f64, chains: &Chains) -> Event {
                 ", outside any handler"
             };
             let summary = format!("{kind} {event:?} {whom}{extra} ({at}{place})");
-            let mut m: Vec<(&'static str, Value)> = Vec::new();
-            m.push(("event", event.into()));
-            m.push(("data", data));
-            m.push(("to", to));
-            m.push(("broadcast", broadcast.into()));
-            m.push(("reach", reach.into()));
-            m.push(("include_self", kw("include_self")));
-            m.push(("skip_sid", kw("skip_sid")));
-            m.push(("callback", (!kw("callback").is_null()).into()));
+            let m: Vec<(&'static str, Value)> = vec![
+                ("event", event.into()),
+                ("data", data),
+                ("to", to),
+                ("broadcast", broadcast.into()),
+                ("reach", reach.into()),
+                ("include_self", kw("include_self")),
+                ("skip_sid", kw("skip_sid")),
+                ("callback", (!kw("callback").is_null()).into()),
+            ];
             (Stage::SioEmit, summary, m)
         }
     };

@@ -465,16 +465,14 @@ fn trigger<'a>(e: &Ev, evs: &'a [Ev], conn: u64) -> Option<&'a Ev> {
         "disconnect" => "DISCONNECT",
         _ => "EVENT",
     };
-    evs.iter()
-        .filter(|p| {
-            p.conn == Some(conn)
-                && p.stage == Stage::SioPacket
-                && p.dir == Some(Dir::C2S)
-                && p.t <= e.t + 0.001
-                && p.str("type").is_some_and(|t| t.starts_with(ty))
-                && (ty != "EVENT" || p.str("event") == Some(event))
-        })
-        .last()
+    evs.iter().rev().find(|p| {
+        p.conn == Some(conn)
+            && p.stage == Stage::SioPacket
+            && p.dir == Some(Dir::C2S)
+            && p.t <= e.t + 0.001
+            && p.str("type").is_some_and(|t| t.starts_with(ty))
+            && (ty != "EVENT" || p.str("event") == Some(event))
+    })
 }
 
 fn raised_section(s: &Site, src: &AppSource) -> Section {
@@ -611,9 +609,9 @@ fn delivered<'a>(e: &Ev, evs: &'a [Ev], conn: u64) -> Option<&'a Ev> {
             && (p.t - e.t).abs() < 1.0
     };
     evs.iter()
+        .rev()
         .filter(matching)
-        .filter(|p| p.t <= e.t)
-        .last()
+        .find(|p| p.t <= e.t)
         .or_else(|| evs.iter().find(matching))
 }
 

@@ -188,7 +188,7 @@ fn explicit_ports_and_a_client_before_the_app_is_ready() {
     let script = format!(
         "import socket, time\ntime.sleep(2)\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('127.0.0.1', {app}))\ns.listen()\nc, _ = s.accept()\nc.recv(100)\nc.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nhi')\nc.close()\n"
     );
-    let mut child = dispel()
+    let child = dispel()
         .args([
             "watch",
             "--port",
