@@ -2,9 +2,11 @@
 //! direction into trace events by calling the `wire` decoders. Live and replay both feed it, so
 //! they cannot disagree about what the bytes mean.
 
+pub mod diagnose;
 pub mod infer;
 mod memo;
 mod session;
 
+pub use diagnose::Diagnoser;
 pub use infer::Inference;
 pub use session::{Limits, Session};

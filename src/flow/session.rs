@@ -58,9 +58,16 @@ const FIELD_HEX_MAX: usize = 256;
 enum BodyMeaning {
     /// An Engine.IO polling payload.
     EioPayload,
-    /// Anything else (the page, an error body).
+    /// The short text of an error response (`Invalid session`, `Not an accepted origin.`):
+    /// its `http.response` waits for it and carries it as `body`.
+    ErrorText,
+    /// Anything else (the page, a long body).
     Other,
 }
+
+/// Error bodies longer than this are not carried (a server's HTML error page is shown by
+/// its status alone).
+const ERROR_TEXT_MAX: u64 = 2048;
 
 #[derive(Debug)]
 enum Mode {
@@ -168,6 +175,8 @@ pub struct Session {
     /// Bit `1 << stage` set: events of that stage are wanted. Decoding goes on regardless;
     /// only the building of unwanted events (hex, text copies, JSON) is skipped.
     interest: u32,
+    /// An error response's `http.response`, waiting for its short body.
+    held: Option<Event>,
 }
 
 /// Cuts `s` to at most `max` bytes on a char boundary.
@@ -218,6 +227,7 @@ impl Session {
             sid_field: None,
             last_kind: "page",
             interest: u32::MAX,
+            held: None,
         }
     }
 
@@ -292,6 +302,7 @@ impl Session {
 
     /// `len` bytes of `dir` were never seen (a capture lost them).
     pub fn gap(&mut self, dir: Dir, t: f64, len: u64, out: &mut Vec<Event>) {
+        self.flush_held(out);
         out.push(
             self.ev(
                 Stage::TcpData,
@@ -319,8 +330,16 @@ impl Session {
         self.sides.iter().all(|s| s.fin)
     }
 
+    /// A held error response goes out as it is (its body did not come whole).
+    fn flush_held(&mut self, out: &mut Vec<Event>) {
+        if let Some(e) = self.held.take() {
+            out.push(e);
+        }
+    }
+
     /// The connection ended. `how`: "fin", "rst", "closed", "end of capture"...
     pub fn close(&mut self, t: f64, how: &str, out: &mut Vec<Event>) {
+        self.flush_held(out);
         for dir in [Dir::C2S, Dir::S2C] {
             let side = &mut self.sides[dir.index()];
             if let Mode::UntilClose { meaning } = side.mode {
@@ -617,8 +636,8 @@ impl Session {
         let kind = request.as_ref().map_or(self.last_kind, |r| r.kind);
         self.last_kind = kind;
         let headers: Vec<Value> = head.headers.iter().map(|(n, v)| json!([n, v])).collect();
-        out.push(
-            self.ev(
+        let response = self
+            .ev(
                 Stage::HttpResponse,
                 t,
                 Some(Dir::S2C),
@@ -628,8 +647,25 @@ impl Session {
             .with("reason", head.reason.as_str())
             .with("version", format!("HTTP/1.{}", head.version))
             .with("headers", headers)
-            .kind(kind),
-        );
+            .kind(kind);
+        let method = request.as_ref().map(|r| r.method.as_str());
+        // An error's few words of text say which check failed: the event waits for them.
+        let plain = head
+            .header("content-type")
+            .is_none_or(|c| c.to_ascii_lowercase().starts_with("text/plain"));
+        let error_text = head.status >= 400
+            && plain
+            && match head.body_kind(method) {
+                Ok(BodyKind::Length(n)) => n > 0 && n <= ERROR_TEXT_MAX,
+                Ok(BodyKind::Chunked) => true,
+                _ => false,
+            };
+        self.flush_held(out);
+        if error_text {
+            self.held = Some(response);
+        } else {
+            out.push(response);
+        }
         let consumed = head.head_len;
         let was_upgrade = matches!(self.sides[0].mode, Mode::AwaitUpgrade);
         if head.status == 101 {
@@ -646,9 +682,10 @@ impl Session {
             self.sides[0].mode = Mode::Head;
             self.process(Dir::C2S, t, out);
         }
-        let method = request.as_ref().map(|r| r.method.as_str());
         let meaning = if kind == "polling" && method == Some("GET") && head.status == 200 {
             BodyMeaning::EioPayload
+        } else if error_text {
+            BodyMeaning::ErrorText
         } else {
             BodyMeaning::Other
         };
@@ -758,6 +795,18 @@ impl Session {
         body: Vec<u8>,
         out: &mut Vec<Event>,
     ) {
+        if meaning == BodyMeaning::ErrorText {
+            if let Some(e) = self.held.take() {
+                let body = &body[..body.len().min(ERROR_TEXT_MAX as usize)];
+                let text = String::from_utf8_lossy(body).into_owned();
+                let first = text.trim().lines().next().unwrap_or("");
+                let summary = format!("{}: {}", &*e.summary, short(first));
+                let mut e = e.with("body", text);
+                e.summary = summary.into();
+                out.push(e);
+            }
+            return;
+        }
         // An empty body carries no packet (python-engineio answers a poll of a closing
         // session with one).
         if meaning != BodyMeaning::EioPayload || body.is_empty() {

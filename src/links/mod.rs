@@ -386,6 +386,20 @@ pub fn for_event(set: VersionSet, stage: Stage, kind: Option<&str>) -> &'static 
     &links.default
 }
 
+/// The line of a version set that decides a diagnosed failure: step `diagnoses.N` of the
+/// chain (see `flow::diagnose`).
+pub fn deciding_line(set: VersionSet, step_id: &str) -> Option<StepLink> {
+    let t = set_tables(set).ok()?;
+    let step = t
+        .chain
+        .iter()
+        .find(|c| c.stage == "diagnoses")?
+        .steps
+        .iter()
+        .find(|s| s.step_id == step_id)?;
+    Some(StepLink::new(step.clone(), &SourceHost::GitHub, None))
+}
+
 /// The whole chain of a version set, stage by stage.
 pub fn chain(set: VersionSet) -> Result<&'static [ChainStage], crate::Error> {
     Ok(&set_tables(set)?.chain)

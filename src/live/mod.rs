@@ -398,7 +398,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::Error> {
         args.no_trace,
         args.report.as_ref(),
         "serve",
-        None,
+        Some(Box::new(crate::flow::Diagnoser::new(args.trace.versions))),
     )?;
     let (tracer, hub) = (live.tracer.clone(), live.hub.clone());
     let config = Config::from_args(&args);

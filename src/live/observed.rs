@@ -11,7 +11,7 @@
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-use crate::flow::Inference;
+use crate::flow::{Diagnoser, Inference};
 use crate::links::observed_link;
 use crate::trace::{Event, Processor, Stage};
 
@@ -386,17 +386,30 @@ fn answer(msg: &Value, t: f64, chains: &Chains) -> Event {
 /// session, and their recipients on theirs, from the sessions the taps decoded.
 pub struct Joiner {
     inference: Inference,
+    /// Failures recognised, after the events are placed.
+    diagnoser: Diagnoser,
+    placed: Vec<Event>,
 }
 
 impl Joiner {
     /// `infer_broadcasts`: without the tracer, broadcasts are inferred as in replay.
-    pub fn new(infer_broadcasts: bool) -> Joiner {
+    pub fn new(infer_broadcasts: bool, versions: crate::cli::VersionSet) -> Joiner {
         Joiner {
             inference: if infer_broadcasts {
                 Inference::new()
             } else {
                 Inference::sessions_only()
             },
+            diagnoser: Diagnoser::new(versions),
+            placed: Vec::new(),
+        }
+    }
+
+    /// An event through inference, then through the diagnoser.
+    fn place(&mut self, e: Event, out: &mut Vec<Event>) {
+        self.inference.push(e, &mut self.placed);
+        for e in self.placed.drain(..) {
+            self.diagnoser.push(e, out);
         }
     }
 }
@@ -441,7 +454,7 @@ impl Joiner {
 impl Processor for Joiner {
     fn needs(&self) -> u32 {
         // The sids come from Engine.IO packets; broadcasts are inferred from Socket.IO ones.
-        Stage::EioPacket.bit() | Stage::SioPacket.bit()
+        Stage::EioPacket.bit() | Stage::SioPacket.bit() | Processor::needs(&self.diagnoser)
     }
 
     fn push(&mut self, mut e: Event, out: &mut Vec<Event>) {
@@ -483,16 +496,20 @@ impl Processor for Joiner {
             e.fields.insert("count", count);
             // The tracer's session ids, kept for whoever wants to follow them.
             e.fields.insert("recipient_sids", Value::Array(sids));
-            self.inference.push(e, out);
+            self.place(e, out);
             if let Some(b) = fan_out {
-                self.inference.push(b, out);
+                self.place(b, out);
             }
             return;
         }
-        self.inference.push(e, out);
+        self.place(e, out);
     }
 
     fn finish(&mut self, out: &mut Vec<Event>) {
-        self.inference.finish(out);
+        self.inference.finish(&mut self.placed);
+        for e in self.placed.drain(..) {
+            self.diagnoser.push(e, out);
+        }
+        self.diagnoser.finish(out);
     }
 }

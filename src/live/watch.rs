@@ -64,7 +64,7 @@ pub fn run(args: WatchArgs) -> Result<ExitCode, crate::Error> {
         );
     };
     let info = Arc::new(Mutex::new(AppInfo::default()));
-    let joiner = Joiner::new(args.no_tracer);
+    let joiner = Joiner::new(args.no_tracer, args.trace.versions);
     let live = LiveTrace::start(
         &args.trace,
         false,

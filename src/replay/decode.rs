@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use crate::flow::{Inference, Limits, Session};
+use crate::flow::{Diagnoser, Inference, Limits, Session};
 use crate::trace::{Dir, Event, Stage, Tracer};
 
 use super::{CloseHow, OpenHow, StreamSink};
@@ -20,11 +20,15 @@ pub struct TraceSink {
     /// Broadcasts and sessions across connections.
     inference: Inference,
     inferred: Vec<Event>,
+    /// Failures recognised, after inference.
+    diagnoser: Diagnoser,
+    diagnosed: Vec<Event>,
     pub problems: u64,
 }
 
 impl TraceSink {
-    pub fn new(tracer: Tracer, limits: Limits) -> TraceSink {
+    /// `versions`: where a diagnosis's deciding line points.
+    pub fn new(tracer: Tracer, limits: Limits, versions: crate::cli::VersionSet) -> TraceSink {
         TraceSink {
             tracer,
             limits,
@@ -33,6 +37,8 @@ impl TraceSink {
             batch: Vec::new(),
             inference: Inference::new(),
             inferred: Vec::new(),
+            diagnoser: Diagnoser::new(versions),
+            diagnosed: Vec::new(),
             problems: 0,
         }
     }
@@ -46,10 +52,20 @@ impl TraceSink {
     }
 
     fn send_inferred(&mut self) {
-        let inferred = std::mem::take(&mut self.inferred);
-        for e in inferred {
+        let mut inferred = std::mem::take(&mut self.inferred);
+        for e in inferred.drain(..) {
+            self.diagnoser.push(e, &mut self.diagnosed);
+        }
+        self.inferred = inferred;
+        self.send_diagnosed();
+    }
+
+    fn send_diagnosed(&mut self) {
+        let mut diagnosed = std::mem::take(&mut self.diagnosed);
+        for e in diagnosed.drain(..) {
             self.send(e);
         }
+        self.diagnosed = diagnosed;
     }
 
     fn send(&mut self, e: Event) {
@@ -67,6 +83,8 @@ impl TraceSink {
     pub fn finish(&mut self) {
         self.inference.finish(&mut self.inferred);
         self.send_inferred();
+        self.diagnoser.finish(&mut self.diagnosed);
+        self.send_diagnosed();
         self.tracer.emit_batch(&mut self.batch);
     }
 }

@@ -43,7 +43,9 @@ pub fn page(stage: Stage) -> &'static str {
         Stage::SioDispatch | Stage::SioBroadcast | Stage::SioEmit | Stage::SioRoom => {
             "dispatch-broadcast.md"
         }
-        Stage::WsClose | Stage::TcpClose | Stage::TcpData | Stage::Error => "close.md",
+        Stage::WsClose | Stage::TcpClose | Stage::TcpData | Stage::Error | Stage::Diagnosis => {
+            "close.md"
+        }
     }
 }
 

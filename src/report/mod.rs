@@ -264,6 +264,9 @@ impl Source for Ev {
     }
 }
 
+/// Diagnoses a report shows at most (a broken deployment repeats its failure).
+const DIAGNOSES_KEPT: usize = 20;
+
 /// How much of a slim event's data is kept: more than a report's table shows of it.
 const SLIM_DATA: usize = 120;
 
@@ -355,6 +358,8 @@ pub struct Input {
     pub sites: yours::Sites,
     /// A client sent the course auction's event (on any connection): the app is the auction.
     pub auction: bool,
+    /// The diagnoses of the whole input (not only the chosen connection's), the first ones.
+    pub diagnoses: Vec<Ev>,
 }
 
 /// Reads INPUT: a capture (recognised by its magic number) or a JSONL trace, streamed. `reopen`
@@ -412,6 +417,7 @@ pub fn load<R: std::io::BufRead>(
         what: if capture { "capture" } else { "JSONL trace" },
         sites: focus.sites,
         auction: focus.auction,
+        diagnoses: focus.diagnoses,
     })
 }
 
@@ -465,7 +471,12 @@ fn decode_capture(
     };
     let (tracer, writer) =
         crate::trace::Tracer::start(Box::new(collected.clone()), crate::trace::Filter::default());
-    let mut sink = crate::replay::TraceSink::new(tracer, crate::flow::Limits::default());
+    // A diagnosis's deciding line is looked up again for the report's own versions.
+    let mut sink = crate::replay::TraceSink::new(
+        tracer,
+        crate::flow::Limits::default(),
+        crate::cli::VersionSet::Current,
+    );
     let result = crate::replay::read_capture(input, server_port, &mut sink);
     sink.finish();
     drop(sink);
@@ -503,6 +514,8 @@ struct Held {
     sites: yours::Sites,
     /// See `Input::auction`.
     auction: bool,
+    /// See `Input::diagnoses`.
+    diagnoses: Vec<Ev>,
 }
 
 /// The broadcasts whose deliveries a report of a capture keeps: those the diagram draws (the
@@ -532,6 +545,12 @@ impl Held {
             self.auction = true;
         }
         let Keep::Focus(conn) = keep else { return };
+        if h.stage == Stage::Diagnosis
+            && e.str("cause") != Some("summary")
+            && self.diagnoses.len() < DIAGNOSES_KEPT
+        {
+            self.diagnoses.push(e.full(seq));
+        }
         if e.field("observed").is_some_and(Value::is_array) {
             self.sites.take(&e.full(seq));
         }

@@ -76,17 +76,25 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
         conn,
         set,
     };
+    let mut sections = Vec::new();
+    if !input.diagnoses.is_empty() {
+        sections.push(Section {
+            title: "What went wrong".into(),
+            blocks: diagnoses(&ctx, &input.diagnoses),
+        });
+    }
     let mut doc = Doc {
         title: format!(
             "How Flask-SocketIO works: connection #{conn} of {}",
             opts.title.unwrap_or(name)
         ),
         intro: intro(&ctx, input, name, opts.title),
-        sections: vec![Section {
-            title: "The exchange at a glance".into(),
-            blocks: glance(&ctx),
-        }],
+        sections,
     };
+    doc.sections.push(Section {
+        title: "The exchange at a glance".into(),
+        blocks: glance(&ctx),
+    });
     let mut n = 0;
     for &stage in explain::ORDER {
         if ctx.of(stage).next().is_none() {
@@ -120,6 +128,68 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
     doc
 }
 
+/// "What went wrong": each diagnosis with its evidence, the fix and the deciding line, at the
+/// report's versions (the installed ones when given).
+fn diagnoses(ctx: &Ctx, list: &[Ev]) -> Vec<Block> {
+    let mut blocks = vec![text_para(
+        "These failures were recognised in the traffic. Each names what the bytes show; where the cause is one of several, it says so.",
+    )];
+    for d in list {
+        let cause = d.str("cause").unwrap_or("?");
+        let at = match d.conn {
+            Some(c) => format!(" (connection #{c}, {:.3} s)", d.t),
+            None => format!(" ({:.3} s)", d.t),
+        };
+        blocks.push(Block::Heading(format!("{cause}{at}")));
+        blocks.push(text_para(d.summary.clone()));
+        let evidence: Vec<Vec<Inline>> = d
+            .fields
+            .get("evidence")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|v| {
+                let conn = v["conn"]
+                    .as_u64()
+                    .map_or(String::new(), |c| format!("#{c} "));
+                vec![
+                    t(format!(
+                        "{conn}{:.3} s {}: ",
+                        v["t"].as_f64().unwrap_or(0.0),
+                        v["stage"].as_str().unwrap_or("?")
+                    )),
+                    c(v["summary"].as_str().unwrap_or("")),
+                ]
+            })
+            .collect();
+        if !evidence.is_empty() {
+            blocks.push(text_para("The evidence:"));
+            blocks.push(Block::List {
+                ordered: false,
+                items: evidence,
+            });
+        }
+        if let Some(fix) = d.str("fix") {
+            blocks.push(para(vec![b("The fix"), t(format!(": {fix}"))]));
+        }
+        let step = d
+            .fields
+            .get("source")
+            .and_then(|s| s.get("step"))
+            .and_then(Value::as_str);
+        if let Some(l) = step.and_then(|s| links::deciding_line(ctx.set, s)) {
+            let l = match ctx.installed {
+                Some(inst) => inst.relink(l),
+                None => l,
+            };
+            let mut line = vec![t("The line that decides it: ")];
+            line.extend(link_item(&l));
+            blocks.push(para(line));
+        }
+    }
+    blocks
+}
+
 fn stage_title(stage: Stage) -> &'static str {
     match stage {
         Stage::TcpAccept => "the TCP connection is accepted",
@@ -137,7 +207,7 @@ fn stage_title(stage: Stage) -> &'static str {
         Stage::SioRoom => "rooms",
         Stage::WsClose => "the WebSocket closing handshake",
         Stage::TcpClose => "the TCP connection closes",
-        Stage::TcpData | Stage::Error => "other",
+        Stage::TcpData | Stage::Error | Stage::Diagnosis => "other",
     }
 }
 
@@ -496,7 +566,9 @@ fn stage_section(ctx: &Ctx, stage: Stage) -> Vec<Block> {
         Stage::SioBroadcast => sio_broadcast(ctx),
         Stage::WsClose => ws_close(ctx),
         Stage::TcpClose => tcp_close(ctx),
-        Stage::SioEmit | Stage::SioRoom | Stage::TcpData | Stage::Error => (Vec::new(), None),
+        Stage::SioEmit | Stage::SioRoom | Stage::TcpData | Stage::Error | Stage::Diagnosis => {
+            (Vec::new(), None)
+        }
     };
     blocks.extend(shown);
     if let Some(rep) = rep.or_else(|| ctx.of(stage).next()) {

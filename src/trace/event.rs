@@ -32,10 +32,13 @@ pub enum Stage {
     /// Bytes that could not be decoded as what they should have been (gap, non-frame bytes...).
     TcpData,
     Error,
+    /// A failure recognised from the events before it: what went wrong, the evidence, the fix
+    /// and the source line that decided it (`flow::diagnose`).
+    Diagnosis,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 17] = [
+    pub const ALL: [Stage; 18] = [
         Stage::TcpAccept,
         Stage::HttpRequest,
         Stage::HttpResponse,
@@ -53,9 +56,11 @@ impl Stage {
         Stage::TcpClose,
         Stage::TcpData,
         Stage::Error,
+        Stage::Diagnosis,
     ];
 
-    /// The stages of a connection's life, in order (`ALL` without `tcp.data` and `error`).
+    /// The stages of a connection's life, in order (`ALL` without `tcp.data`, `error` and
+    /// `diagnosis`).
     pub const LIFECYCLE: &'static [Stage] = Stage::ALL.split_at(15).0;
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +82,7 @@ impl Stage {
             Stage::TcpClose => "tcp.close",
             Stage::TcpData => "tcp.data",
             Stage::Error => "error",
+            Stage::Diagnosis => "diagnosis",
         }
     }
 

@@ -42,6 +42,7 @@ impl Filter {
                     | Stage::SioEmit
                     | Stage::SioRoom
                     | Stage::Error
+                    | Stage::Diagnosis
             )
         {
             return false;

@@ -57,7 +57,7 @@ fn stage_style(stage: Stage) -> Style {
         | Stage::SioBroadcast
         | Stage::SioEmit
         | Stage::SioRoom => s.green().bold(),
-        Stage::Error => s.red().bold(),
+        Stage::Error | Stage::Diagnosis => s.red().bold(),
     }
 }
 
@@ -81,6 +81,10 @@ impl Sink for Pretty {
             e.summary
         );
         self.out.write_all(line.as_bytes())?;
+        if e.stage == Stage::Diagnosis && self.verbose == 0 {
+            // What to do about it, and where it is decided, even at the default verbosity.
+            return self.diagnosis(e);
+        }
         if self.verbose == 0 {
             return Ok(());
         }
@@ -153,6 +157,32 @@ fn frame_short(f: &Value) -> String {
 }
 
 impl Pretty {
+    /// A diagnosis's fix and deciding line, under its sentence.
+    fn diagnosis(&mut self, e: &Event) -> io::Result<()> {
+        if let Some(Value::String(fix)) = e.fields.get("fix") {
+            writeln!(
+                self.out,
+                "{:>23}{} {fix}",
+                "",
+                self.paint("fix:", Style::new().bold())
+            )?;
+        }
+        if let Some(url) = e
+            .fields
+            .get("source")
+            .and_then(|s| s.get("url"))
+            .and_then(Value::as_str)
+        {
+            writeln!(
+                self.out,
+                "{:>23}{} {url}",
+                "",
+                self.paint("decided at:", Style::new().dimmed())
+            )?;
+        }
+        Ok(())
+    }
+
     /// An observed chain: at -v the app's line and the deepest library function; at -vv
     /// every frame with its permalink.
     fn observed(&mut self, frames: &[Value]) -> io::Result<()> {

@@ -15,7 +15,7 @@ the captures under traces/flask/ were recorded from it.
 
 Usage:
     python app.py --port P [--host 127.0.0.1] [--ping-interval S]
-                  [--ping-timeout S] [--max-payload N] [--extras] [--log]
+                  [--ping-timeout S] [--max-payload N] [--extras] [--no-upgrades] [--log]
                   [--async-mode threading|eventlet]
 
 --async-mode eventlet needs eventlet installed (tests/bench/fanout.sh makes a
@@ -205,6 +205,9 @@ def main():
     parser.add_argument('--async-mode', choices=['threading', 'eventlet'],
                         default='threading',
                         help='Flask-SocketIO async mode (read at import time)')
+    parser.add_argument('--no-upgrades', action='store_true',
+                        help='allow_upgrades=False: the OPEN offers no upgrade '
+                        '(what a missing WebSocket server does too)')
     parser.add_argument('--log', action='store_true',
                         help='enable socketio/engineio packet logging')
     args = parser.parse_args()
@@ -214,6 +217,8 @@ def main():
         socketio.server.eio.ping_timeout = args.ping_timeout
     if args.max_payload is not None:
         socketio.server.eio.max_http_buffer_size = args.max_payload
+    if args.no_upgrades:
+        socketio.server.eio.allow_upgrades = False
     if args.log:
         socketio.server.logger.setLevel('INFO')
         socketio.server.eio.logger.setLevel('INFO')

@@ -16,6 +16,8 @@ mod bench_fanout;
 mod browser;
 /// Command-line behaviour: help, colour, errors.
 mod cli;
+/// Diagnoses of a real app's failures, live and replayed; no false alarms.
+mod diagnoses;
 /// The same bytes to the real Flask-SocketIO app and to `dispel serve`, the answers compared.
 mod differential;
 /// `dispel serve` against hostile and broken input, with raw sockets.

@@ -25,7 +25,7 @@ pub fn replay_jsonl(file: &Path, extra: &[&str]) -> Trace {
 
 fn captures() -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for dir in ["traces/reference", "traces/flask"] {
+    for dir in ["traces/reference", "traces/flask", "traces/diagnoses"] {
         let Ok(rd) = std::fs::read_dir(repo().join(dir)) else {
             continue;
         };

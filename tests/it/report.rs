@@ -29,7 +29,7 @@ fn report(input: &Path, extra: &[&str]) -> String {
 fn golden_reports() {
     let mut failures = Vec::new();
     let mut pcaps = Vec::new();
-    for dir in ["traces/reference", "traces/flask"] {
+    for dir in ["traces/reference", "traces/flask", "traces/diagnoses"] {
         for e in std::fs::read_dir(repo().join(dir)).unwrap().flatten() {
             if e.path().extension().is_some_and(|x| x == "pcap") {
                 pcaps.push(e.path());

@@ -527,6 +527,31 @@ fn watch_the_student_app(venv: &str, mode: &str) {
         .expect("the refused connection");
     assert!(refused["summary"].as_str().unwrap().contains("bad token"));
     find("sio.emit", "python-socketio refuses the connection to /");
+    // The app's own failures, diagnosed: the handler that raised, the emit that reached no one.
+    let diagnosis = |cause: &str| -> serde_json::Value {
+        trace
+            .stage("diagnosis")
+            .into_iter()
+            .find(|d| d["fields"]["cause"] == cause)
+            .unwrap_or_else(|| panic!("no {cause} diagnosis: {:#?}", trace.stage("diagnosis")))
+            .clone()
+    };
+    let raised = diagnosis("handler-raised");
+    assert!(
+        raised["summary"]
+            .as_str()
+            .unwrap()
+            .contains("on_average raised ZeroDivisionError"),
+        "{raised}"
+    );
+    let nobody = diagnosis("emit-reached-nobody");
+    assert!(
+        nobody["summary"]
+            .as_str()
+            .unwrap()
+            .contains("include_self=False"),
+        "{nobody}"
+    );
     let named = if mode == "gunicorn" {
         "chat:app"
     } else {

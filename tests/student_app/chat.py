@@ -1,7 +1,8 @@
 """A student's chat app, not the auction: what `dispel watch` must explain in a student's own
 terms. Rooms, acknowledgements with return values, a connect handler that checks a token, a
 Namespace class, send(), emits to one client and to a room without the sender, an emit from
-an HTTP route and from a background task, leaving and closing rooms, a server-side disconnect.
+an HTTP route and from a background task, leaving and closing rooms, a server-side disconnect,
+and a handler with a bug (it raises on an empty list).
 
     python chat.py --port P [--async-mode threading|eventlet|gevent]
 """
@@ -85,6 +86,12 @@ def on_later(seconds):
         socketio.sleep(seconds)
         socketio.emit("tick", {"after": seconds})
     socketio.start_background_task(tick)
+
+
+@socketio.on("average")
+def on_average(scores):
+    # A student's bug: an empty list divides by zero, the handler raises, no ack is sent.
+    return sum(scores) / len(scores)
 
 
 @socketio.on("bye")

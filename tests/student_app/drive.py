@@ -87,6 +87,13 @@ def main():
         assert r.read() == b"sent\n"
     wait_for("a", "announcement")
     out(check="route")
+    assert a.call("average", [4, 6], timeout=5) == 5
+    try:
+        a.call("average", [], timeout=1)
+        raise SystemExit("drive: average of [] was acknowledged")
+    except socketio.exceptions.TimeoutError:
+        pass
+    out(check="handler-raised")
     a.emit("later", 0.2)
     wait_for("b", "tick")
     out(check="background")

@@ -1,0 +1,556 @@
+//! Diagnoses: the failures students meet with Flask-SocketIO, recognised in the events that
+//! show them, each named in one sentence with its evidence, the fix and the line of
+//! python-engineio or python-socketio that decided it.
+//!
+//! A [`Diagnoser`] sees every event once, after `Inference` (so polling requests carry their
+//! session), and writes a `diagnosis` event right after the one that completes a pattern. It
+//! only says what the bytes support; where the cause is one of several, the event says so
+//! (`guess: true`) and names them. Each failure is diagnosed once per session or connection,
+//! and at most [`MAX_DIAGNOSES`] times in all: a broken deployment's capture holds the same
+//! failure thousands of times, and its first occurrence is the one to read.
+//!
+//! What a pattern needs is small and forgotten as it goes: the last request of each open
+//! connection, the sessions opened (bounded), the PINGs not yet answered.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{json, Value};
+
+use crate::cli::VersionSet;
+use crate::trace::{Dir, Event, Processor, Stage};
+
+/// Diagnoses written at most (then only counted).
+pub const MAX_DIAGNOSES: usize = 200;
+/// Sessions remembered at most; a capture with more forgets them all and starts again.
+const MAX_SESSIONS: usize = 100_000;
+
+/// The request a connection is waiting on the answer to.
+struct Request {
+    ev: Evidence,
+    origin: Option<String>,
+    host: Option<String>,
+    eio: Option<String>,
+    sid: Option<String>,
+    upgrade_header: bool,
+}
+
+#[derive(Clone)]
+struct Evidence {
+    conn: Option<u64>,
+    stage: Stage,
+    t: f64,
+    summary: String,
+}
+
+impl Evidence {
+    fn of(e: &Event) -> Evidence {
+        Evidence {
+            conn: e.conn,
+            stage: e.stage,
+            t: e.t,
+            summary: e.summary.to_string(),
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({"conn": self.conn, "stage": self.stage.as_str(), "t": self.t, "summary": self.summary})
+    }
+}
+
+struct Opened {
+    ev: Evidence,
+    /// pingTimeout, in seconds.
+    ping_timeout: f64,
+}
+
+/// One failure: what, the evidence, the fix, the deciding line (a `diagnoses.N` step).
+struct Finding<'a> {
+    cause: &'static str,
+    conn: Option<u64>,
+    t: f64,
+    what: String,
+    evidence: Vec<Evidence>,
+    fix: &'a str,
+    step: Option<&'static str>,
+    guess: bool,
+}
+
+pub struct Diagnoser {
+    set: VersionSet,
+    requests: HashMap<u64, Request>,
+    opened: HashMap<String, Opened>,
+    /// Sessions whose server PING has had no PONG yet: sid -> the PING.
+    pings: HashMap<String, Evidence>,
+    /// (cause, session or connection) already diagnosed.
+    said: HashSet<(&'static str, String)>,
+    made: usize,
+    by_cause: Vec<(&'static str, usize)>,
+    /// The time of the latest event, for the summary.
+    last_t: f64,
+}
+
+impl Diagnoser {
+    pub fn new(set: VersionSet) -> Diagnoser {
+        Diagnoser {
+            set,
+            requests: HashMap::new(),
+            opened: HashMap::new(),
+            pings: HashMap::new(),
+            said: HashSet::new(),
+            made: 0,
+            by_cause: Vec::new(),
+            last_t: 0.0,
+        }
+    }
+
+    /// One event, in trace order: it goes to `out`, followed by any diagnosis it completes.
+    pub fn push(&mut self, e: Event, out: &mut Vec<Event>) {
+        self.last_t = self.last_t.max(e.t);
+        let found = self.look(&e);
+        out.push(e);
+        if let Some(f) = found {
+            self.write(f, out);
+        }
+    }
+
+    /// The end of the trace: a summary of what was diagnosed, if anything was.
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        if self.made == 0 {
+            return;
+        }
+        let list: Vec<String> = self
+            .by_cause
+            .iter()
+            .map(|(c, n)| format!("{c} x{n}"))
+            .collect();
+        let t = self.last_t;
+        out.push(
+            Event::new(
+                Stage::Diagnosis,
+                t,
+                None,
+                None,
+                format!(
+                    "{} diagnos{} in this trace: {}",
+                    self.made,
+                    if self.made == 1 { "is" } else { "es" },
+                    list.join(", ")
+                ),
+            )
+            .with("cause", "summary")
+            .with(
+                "counts",
+                Value::Object(
+                    self.by_cause
+                        .iter()
+                        .map(|(c, n)| (c.to_string(), Value::from(*n)))
+                        .collect(),
+                ),
+            ),
+        );
+    }
+
+    fn look(&mut self, e: &Event) -> Option<Finding<'static>> {
+        match (e.stage, e.dir) {
+            (Stage::HttpRequest, _) => {
+                self.request(e);
+                None
+            }
+            (Stage::HttpResponse, _) => self.response(e),
+            (Stage::EioPacket, Some(dir)) => self.eio(e, dir),
+            (Stage::SioPacket, Some(Dir::S2C)) => self.sio_sent(e),
+            (Stage::WsClose, Some(Dir::S2C)) => self.closed_by_server(e),
+            (Stage::TcpClose, _) => {
+                if let Some(c) = e.conn {
+                    self.requests.remove(&c);
+                }
+                None
+            }
+            (Stage::Error, _) => self.raised(e),
+            (Stage::SioEmit, _) => self.emit_to_nobody(e),
+            _ => None,
+        }
+    }
+
+    fn request(&mut self, e: &Event) {
+        let Some(conn) = e.conn else { return };
+        let header = |name: &str| -> Option<String> {
+            e.fields
+                .get("headers")?
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_array)
+                .find(|h| {
+                    h.first()
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                })
+                .and_then(|h| h.get(1))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let field = |k: &str| e.fields.get(k).and_then(Value::as_str).map(str::to_string);
+        let upgrade_header = header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+        self.requests.insert(
+            conn,
+            Request {
+                ev: Evidence::of(e),
+                origin: header("origin"),
+                host: header("host"),
+                eio: field("eio"),
+                sid: field("sid"),
+                upgrade_header,
+            },
+        );
+    }
+
+    fn response(&mut self, e: &Event) -> Option<Finding<'static>> {
+        let conn = e.conn?;
+        let status = e.fields.get("status").and_then(Value::as_u64)?;
+        let req = self.requests.get(&conn)?;
+        if status != 400 {
+            return None;
+        }
+        let body = e
+            .fields
+            .get("body")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim_matches(|c: char| c == '"' || c.is_whitespace())
+            .to_string();
+        let evidence = vec![req.ev.clone(), Evidence::of(e)];
+        let key = |k: &str| format!("{conn} {k}");
+        if body.starts_with("Not an accepted origin") {
+            let origin = req.origin.clone().unwrap_or_else(|| "(none)".into());
+            let host = req.host.clone().unwrap_or_else(|| "?".into());
+            return self.once("origin-refused", key("origin"), Finding {
+                cause: "origin-refused",
+                conn: Some(conn),
+                t: e.t,
+                what: format!("The server refused the page's origin: the request came from Origin {origin}, and Flask-SocketIO accepts only the server's own origin (http://{host}) unless told otherwise, so it answered 400 \"Not an accepted origin.\""),
+                evidence,
+                fix: "List the page's origin in SocketIO(app, cors_allowed_origins=[\"https://your.site\"]) (\"*\" accepts any, for development only), or serve the page from the same host and port as the Socket.IO server.",
+                step: Some("diagnoses.0"),
+                guess: false,
+            });
+        }
+        if body.starts_with("The client is using an unsupported version") {
+            let eio = req.eio.clone().unwrap_or_else(|| "none".into());
+            return self.once("unsupported-version", key("version"), Finding {
+                cause: "unsupported-version",
+                conn: Some(conn),
+                t: e.t,
+                what: format!("The client speaks Engine.IO protocol {eio} (EIO={eio} in its request) and the server only v4, so it answered 400 \"unsupported version\": EIO=3 is socket.io-client 2.x or python-socketio 4.x, from before Socket.IO v3."),
+                evidence,
+                fix: "Use a client of the same generation as the server: socket.io-client 3.x or 4.x in the page (python-socketio 5.x for Python clients) with Flask-SocketIO 5.x; or, for a client that cannot change, Flask-SocketIO 4.x.",
+                step: Some("diagnoses.1"),
+                guess: false,
+            });
+        }
+        if body.starts_with("Invalid websocket upgrade") {
+            return self.once("upgrade-headers-missing", key("upgrade"), Finding {
+                cause: "upgrade-headers-missing",
+                conn: Some(conn),
+                t: e.t,
+                what: "A WebSocket request arrived without its Upgrade: websocket and Connection: Upgrade headers, so python-engineio answered 400 \"Invalid websocket upgrade\" and the client stays on long-polling. A reverse proxy in front of the app usually drops them.".to_string(),
+                evidence,
+                fix: "Have the proxy pass the upgrade on: in nginx, proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"Upgrade\"; for the /socket.io/ location.",
+                step: Some("diagnoses.2"),
+                guess: !req.upgrade_header,
+            });
+        }
+        if body.starts_with("Invalid session") {
+            let sid = req.sid.clone().unwrap_or_default();
+            // A session the server closed for its unanswered PING (long-polling learns it
+            // only at its next request).
+            if let Some(f) = self.ping_timed_out(e, Some(&sid)) {
+                return Some(f);
+            }
+            let req = self.requests.get(&conn)?;
+            let post = req.ev.summary.starts_with("POST");
+            let seen = self.opened.contains_key(&sid);
+            let (what, guess) = if seen {
+                (format!("The server no longer knows session {sid}, which this trace saw open: it has ended (closed, or timed out), and the client used it after that, so the request got 400 \"Invalid session\"."), false)
+            } else {
+                (format!("The request names session {sid}, which this server process never opened in this trace, so it got 400 \"Invalid session\". With several server processes (gunicorn -w 2, several containers) the session was most likely opened by another one: long-polling sends each request separately, and without sticky sessions they land on different processes. It can also be a server restarted since the session opened."), true)
+            };
+            let step = if post { "diagnoses.4" } else { "diagnoses.3" };
+            return self.once("invalid-session", format!("{sid} session"), Finding {
+                cause: "invalid-session",
+                conn: Some(conn),
+                t: e.t,
+                what,
+                evidence,
+                fix: "Run one server process, or make the load balancer send every request of a client to the same process (sticky sessions: nginx ip_hash, a cookie), and give the processes a message queue (SocketIO(app, message_queue=\"redis://\")) so emits reach clients on the others. Or let the client skip long-polling: io({transports: [\"websocket\"]}).",
+                step: Some(step),
+                guess,
+            });
+        }
+        None
+    }
+
+    fn eio(&mut self, e: &Event, dir: Dir) -> Option<Finding<'static>> {
+        let ty = e.fields.get("type").and_then(Value::as_str)?;
+        let sid = e
+            .fields
+            .get("sid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        match (ty, dir) {
+            ("OPEN", Dir::S2C) => {
+                let sid = sid?;
+                let ping_timeout = e
+                    .fields
+                    .get("pingTimeout")
+                    .and_then(Value::as_f64)
+                    .map_or(20.0, |ms| ms / 1000.0);
+                if self.opened.len() >= MAX_SESSIONS {
+                    self.opened.clear();
+                }
+                self.opened.insert(
+                    sid.clone(),
+                    Opened {
+                        ev: Evidence::of(e),
+                        ping_timeout,
+                    },
+                );
+                let transport = e.fields.get("transport").and_then(Value::as_str);
+                let upgrades = e.fields.get("upgrades").and_then(Value::as_array);
+                if transport == Some("polling") && upgrades.is_some_and(Vec::is_empty) {
+                    return self.once("no-websocket", sid.clone(), Finding {
+                        cause: "no-websocket",
+                        conn: e.conn,
+                        t: e.t,
+                        what: format!("The server offered no upgrade to session {sid} (\"upgrades\":[] in its OPEN): the client will stay on HTTP long-polling, a request per message. python-engineio offers WebSocket only when a WebSocket server for its async mode is installed (simple-websocket for threading), and upgrades are allowed."),
+                        evidence: vec![Evidence::of(e)],
+                        fix: "pip install simple-websocket (threading mode; eventlet and gevent bring their own), and leave allow_upgrades at its default.",
+                        step: Some("diagnoses.5"),
+                        guess: false,
+                    });
+                }
+                None
+            }
+            ("PING", Dir::S2C) => {
+                if let Some(sid) = sid {
+                    self.pings.entry(sid).or_insert_with(|| Evidence::of(e));
+                }
+                None
+            }
+            ("PONG", Dir::C2S) => {
+                if let Some(sid) = sid {
+                    self.pings.remove(&sid);
+                }
+                None
+            }
+            ("CLOSE", Dir::S2C) => self.ping_timed_out(e, sid.as_deref()),
+            _ => None,
+        }
+    }
+
+    fn closed_by_server(&mut self, e: &Event) -> Option<Finding<'static>> {
+        let sid = self
+            .pings
+            .iter()
+            .find(|(_, p)| p.conn == e.conn)
+            .map(|(s, _)| s.clone());
+        self.ping_timed_out(e, sid.as_deref())
+    }
+
+    /// The server closed a session whose PING went unanswered for longer than pingTimeout.
+    fn ping_timed_out(&mut self, e: &Event, sid: Option<&str>) -> Option<Finding<'static>> {
+        let sid = sid?;
+        let ping = self.pings.get(sid)?.clone();
+        let timeout = self.opened.get(sid).map_or(20.0, |o| o.ping_timeout);
+        let waited = e.t - ping.t;
+        if waited < timeout * 0.95 {
+            return None;
+        }
+        self.pings.remove(sid);
+        let mut evidence = Vec::new();
+        if let Some(o) = self.opened.get(sid) {
+            evidence.push(o.ev.clone());
+        }
+        evidence.push(ping);
+        evidence.push(Evidence::of(e));
+        self.once("ping-timeout", sid.to_string(), Finding {
+            cause: "ping-timeout",
+            conn: e.conn,
+            t: e.t,
+            what: format!("The client did not answer the server's PING for {waited:.1} s (pingTimeout {timeout:.0} s), so the server closed session {sid}: the client was gone, asleep (a background tab, a suspended laptop), or too busy to read, or the network between them dropped the connection silently."),
+            evidence,
+            fix: "Nothing to fix when the client really left. If live clients are dropped, look for what blocks them (a long synchronous loop in the page, a blocked event loop in a Python client), or raise ping_timeout in SocketIO(app, ping_timeout=...).",
+            step: Some("diagnoses.6"),
+            guess: true,
+        })
+    }
+
+    fn sio_sent(&mut self, e: &Event) -> Option<Finding<'static>> {
+        if e.fields.get("type").and_then(Value::as_str) != Some("CONNECT_ERROR") {
+            return None;
+        }
+        let nsp = e
+            .fields
+            .get("nsp")
+            .and_then(Value::as_str)
+            .unwrap_or("/")
+            .to_string();
+        let data = e
+            .fields
+            .json("data")
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        let sid = e
+            .fields
+            .get("sid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let evidence = vec![Evidence::of(e)];
+        if data == "\"Unable to connect\"" {
+            return self.once("unknown-namespace", format!("{sid} {nsp}"), Finding {
+                cause: "unknown-namespace",
+                conn: e.conn,
+                t: e.t,
+                what: format!("The client asked to join the namespace {nsp}, for which the server has no handlers (no @socketio.on(..., namespace=\"{nsp}\") and no Namespace class), so python-socketio refused it with \"Unable to connect\"."),
+                evidence,
+                fix: "Register a handler or a Namespace class for that namespace on the server, or correct the client: io(\"/chat\") asks for the namespace /chat, io(\"http://host:5000\") for /.",
+                step: Some("diagnoses.8"),
+                guess: false,
+            });
+        }
+        self.once("connection-refused", format!("{sid} {nsp}"), Finding {
+            cause: "connection-refused",
+            conn: e.conn,
+            t: e.t,
+            what: format!("The server refused the client's connection to the namespace {nsp} with {data}: the app's connect handler raised ConnectionRefusedError or returned False. The client's connect_error handler gets that data; its connect handler never runs."),
+            evidence,
+            fix: "If the refusal is wrong, look at the connect handler's condition (the auth data the client sent in its CONNECT packet, the session cookie); on the client, handle connect_error to tell the user.",
+            step: Some("diagnoses.7"),
+            guess: false,
+        })
+    }
+
+    /// A handler of the app raised (what `dispel watch` observes inside the app).
+    fn raised(&mut self, e: &Event) -> Option<Finding<'static>> {
+        let raised = e.fields.get("raised").and_then(Value::as_str)?;
+        if raised == "ConnectionRefusedError" {
+            return None;
+        }
+        let handler = e
+            .fields
+            .get("handler")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let event = e.fields.get("event").and_then(Value::as_str).unwrap_or("?");
+        self.once("handler-raised", format!("{handler} {raised}"), Finding {
+            cause: "handler-raised",
+            conn: e.conn,
+            t: e.t,
+            what: format!("The handler {handler} raised {raised} while handling {event:?}: nothing after the failing line ran, no emit it would have made was sent, and a client waiting for an acknowledgement gets none (its callback never fires). python-socketio logs the traceback on the server's console."),
+            evidence: vec![Evidence::of(e)],
+            fix: "Read the traceback in the server's output; catch the error in the handler and answer the client (return an error value for its acknowledgement) instead of letting it escape.",
+            step: None,
+            guess: false,
+        })
+    }
+
+    /// An emit of the app that reached no client (`dispel watch`).
+    fn emit_to_nobody(&mut self, e: &Event) -> Option<Finding<'static>> {
+        if e.fields.get("count").and_then(Value::as_u64) != Some(0) {
+            return None;
+        }
+        let reach = e.fields.get("reach").and_then(Value::as_str)?;
+        let event = e.fields.get("event").and_then(Value::as_str).unwrap_or("?");
+        let line = e.fields.get("line").and_then(Value::as_str).unwrap_or("?");
+        let nsp = e.fields.get("nsp").and_then(Value::as_str).unwrap_or("/");
+        let to = e.fields.get("to").map(Value::to_string).unwrap_or_default();
+        let skipped_self = e.fields.get("include_self") == Some(&Value::Bool(false));
+        let why = match reach {
+            "room" if skipped_self => format!("the room {to} held no one but the sender, who include_self=False leaves out"),
+            "room" => format!("no client was in the room {to} at that moment (nobody joined it yet, or everyone left, or it is a sid of a client gone)"),
+            _ => format!("no client was connected to the namespace {nsp}"),
+        };
+        self.once("emit-reached-nobody", line.to_string(), Finding {
+            cause: "emit-reached-nobody",
+            conn: e.conn,
+            t: e.t,
+            what: format!("The emit of {event:?} at {line} reached no client: {why}. Nothing was sent."),
+            evidence: vec![Evidence::of(e)],
+            fix: "Check the room name against the join_room calls (and the namespace: rooms belong to one namespace), and that clients have connected to that namespace before the emit.",
+            step: None,
+            guess: false,
+        })
+    }
+
+    fn once(
+        &mut self,
+        cause: &'static str,
+        key: String,
+        f: Finding<'static>,
+    ) -> Option<Finding<'static>> {
+        self.said.insert((cause, key)).then_some(f)
+    }
+
+    fn write(&mut self, f: Finding, out: &mut Vec<Event>) {
+        match self.by_cause.iter_mut().find(|(c, _)| *c == f.cause) {
+            Some((_, n)) => *n += 1,
+            None => self.by_cause.push((f.cause, 1)),
+        }
+        self.made += 1;
+        if self.made > MAX_DIAGNOSES {
+            return;
+        }
+        let source = f
+            .step
+            .and_then(|id| crate::links::deciding_line(self.set, id))
+            .map(|l| {
+                json!({
+                    "step": l.step.step_id,
+                    "package": l.step.package,
+                    "version": l.step.version,
+                    "path": l.step.path,
+                    "line": l.step.line_start,
+                    "symbol": l.step.symbol,
+                    "url": l.url,
+                })
+            })
+            .unwrap_or(Value::Null);
+        let what = if f.guess {
+            format!("{} (a likely cause, not a certain one)", f.what)
+        } else {
+            f.what
+        };
+        out.push(
+            Event::new(Stage::Diagnosis, f.t, f.conn, None, what)
+                .with("cause", f.cause)
+                .with(
+                    "evidence",
+                    f.evidence.iter().map(Evidence::json).collect::<Vec<_>>(),
+                )
+                .with("fix", f.fix)
+                .with("source", source)
+                .with("guess", f.guess),
+        );
+    }
+}
+
+impl Processor for Diagnoser {
+    fn needs(&self) -> u32 {
+        Stage::HttpRequest.bit()
+            | Stage::HttpResponse.bit()
+            | Stage::EioPacket.bit()
+            | Stage::SioPacket.bit()
+            | Stage::WsClose.bit()
+            | Stage::TcpClose.bit()
+            | Stage::Error.bit()
+            | Stage::SioEmit.bit()
+    }
+
+    fn push(&mut self, e: Event, out: &mut Vec<Event>) {
+        Diagnoser::push(self, e, out);
+    }
+
+    fn finish(&mut self, out: &mut Vec<Event>) {
+        Diagnoser::finish(self, out);
+    }
+}

@@ -1,0 +1,183 @@
+//! Diagnoses of the failures students meet, from a real Flask-SocketIO app misused or
+//! misconfigured that way: watched live, and its recording replayed, the same diagnoses both
+//! ways, each with its evidence, fix and deciding line. The committed healthy traces stay quiet.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::oracle::Run;
+use crate::util::{repo, Trace, Watched};
+
+fn causes(trace: &Trace) -> BTreeSet<String> {
+    trace
+        .stage("diagnosis")
+        .iter()
+        .filter_map(|d| d["fields"]["cause"].as_str())
+        .filter(|c| *c != "summary")
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every diagnosis carries its evidence and fix, and the deciding line is a permalink.
+fn well_formed(trace: &Trace) {
+    for d in trace.stage("diagnosis") {
+        if d["fields"]["cause"] == "summary" {
+            continue;
+        }
+        assert!(
+            !d["fields"]["evidence"].as_array().unwrap().is_empty(),
+            "{d}"
+        );
+        assert!(
+            d["fields"]["fix"].as_str().is_some_and(|f| f.len() > 20),
+            "{d}"
+        );
+        if let Some(url) = d["fields"]["source"]["url"].as_str() {
+            assert!(url.contains("/blob/v") && url.contains("#L"), "{d}");
+        }
+    }
+}
+
+#[test]
+fn a_real_apps_failures_are_diagnosed_live_and_in_its_capture() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("failures.pcap");
+    let Some(w) = Watched::start(
+        &["--record", pcap.to_str().unwrap()],
+        &["--ping-interval", "1", "--ping-timeout", "1"],
+    ) else {
+        return;
+    };
+    let run = Run::new(&w.addr);
+    // A page of another origin.
+    run.request(
+        "GET",
+        "/socket.io/?EIO=4&transport=polling",
+        &["Origin: http://evil.example"],
+        b"",
+    );
+    // A socket.io-client 2.x (Engine.IO v3).
+    run.get("/socket.io/?EIO=3&transport=polling");
+    // A session this process never opened (another worker's).
+    run.get("/socket.io/?EIO=4&transport=polling&sid=fromanotherworker");
+    // A proxy that dropped the Upgrade and Connection headers.
+    run.get("/socket.io/?EIO=4&transport=websocket");
+    // A namespace with no handlers.
+    let sid = run.open_polling();
+    run.post(
+        &format!("/socket.io/?EIO=4&transport=polling&sid={sid}"),
+        "40/nope,",
+    );
+    run.poll(&sid, 1);
+    // A client that never answers the server's PING: the server closes it after pingTimeout
+    // and tells its next request the session is unknown.
+    let silent = run.open_polling();
+    run.poll(&silent, 1);
+    std::thread::sleep(Duration::from_secs(4));
+    run.get(&format!("/socket.io/?EIO=4&transport=polling&sid={silent}"));
+    let (_, trace) = w.stop();
+    let expected: BTreeSet<String> = [
+        "origin-refused",
+        "unsupported-version",
+        "invalid-session",
+        "upgrade-headers-missing",
+        "unknown-namespace",
+        "ping-timeout",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let live = causes(&trace);
+    assert_eq!(live, expected, "{:#?}", trace.stage("diagnosis"));
+    well_formed(&trace);
+    // The guess is marked: an unknown session may be another worker's or a restart's.
+    let unknown = trace
+        .stage("diagnosis")
+        .into_iter()
+        .find(|d| d["fields"]["cause"] == "invalid-session")
+        .unwrap();
+    assert_eq!(unknown["fields"]["guess"], true);
+    assert!(unknown["summary"]
+        .as_str()
+        .unwrap()
+        .contains("fromanotherworker"));
+    let origin = trace
+        .stage("diagnosis")
+        .into_iter()
+        .find(|d| d["fields"]["cause"] == "origin-refused")
+        .unwrap();
+    assert!(origin["summary"]
+        .as_str()
+        .unwrap()
+        .contains("http://evil.example"));
+    assert!(origin["fields"]["fix"]
+        .as_str()
+        .unwrap()
+        .contains("cors_allowed_origins"));
+    // The capture of the same session, replayed: the same diagnoses.
+    let replayed = crate::replay::replay_jsonl(&pcap, &[]);
+    assert_eq!(causes(&replayed), expected);
+    well_formed(&replayed);
+    // And the report of the capture opens with them.
+    let report = crate::util::dispel()
+        .arg("report")
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(text.contains("## What went wrong"), "{text}");
+    assert!(text.contains("### origin-refused"));
+    assert!(text.contains("The line that decides it: **python-engineio"));
+}
+
+/// A server that offers no upgrade (allow_upgrades=False, or no WebSocket server installed):
+/// the client stays on long-polling, which the OPEN packet already says.
+#[test]
+fn a_server_without_websocket_is_diagnosed_from_its_open_packet() {
+    let Some(w) = Watched::start(&[], &["--no-upgrades"]) else {
+        return;
+    };
+    crate::util::py_client(&w.url, "bid", "polling");
+    let (_, trace) = w.stop();
+    assert_eq!(
+        causes(&trace),
+        BTreeSet::from(["no-websocket".to_string()]),
+        "{:#?}",
+        trace.stage("diagnosis")
+    );
+    well_formed(&trace);
+}
+
+/// No false alarms: the committed captures of healthy sessions give no diagnosis; those that
+/// hold real failures give exactly those.
+#[test]
+fn healthy_captures_stay_quiet() {
+    for dir in ["traces/flask", "traces/reference", "traces/diagnoses"] {
+        for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if !name.ends_with(".pcap") && !name.ends_with(".pcapng") {
+                continue;
+            }
+            let trace = crate::replay::replay_jsonl(&path, &[]);
+            let expected: &[&str] = match name.as_str() {
+                // The client asks for /nope on purpose.
+                "node_namespaces.pcap" => &["unknown-namespace"],
+                // The client is killed mid-session; the server times it out.
+                "node_client_polling_upgrade.pcap" => &["ping-timeout"],
+                // Made to show them (traces/diagnoses/README.md).
+                "failures.pcap" => &[
+                    "origin-refused",
+                    "unsupported-version",
+                    "invalid-session",
+                    "upgrade-headers-missing",
+                    "unknown-namespace",
+                    "ping-timeout",
+                ],
+                _ => &[],
+            };
+            let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+            assert_eq!(causes(&trace), expected, "{name}");
+        }
+    }
+}
