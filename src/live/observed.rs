@@ -9,11 +9,11 @@
 //! connection that carries its session, from the sids the taps decoded.
 
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use crate::flow::{Diagnoser, Inference};
 use crate::links::observed_link;
-use crate::trace::{Event, Processor, Stage};
+use crate::trace::{Dir, Event, Processor, Stage};
 
 /// What the tracer said of the app when it started: versions, where each release's source
 /// is, the async mode.
@@ -389,6 +389,33 @@ pub struct Joiner {
     /// Failures recognised, after the events are placed.
     diagnoser: Diagnoser,
     placed: Vec<Event>,
+    /// Packets the server sent that an emit's report may yet claim (the frames are written
+    /// before the app's call returns, and so before its report comes).
+    sent: VecDeque<Sent>,
+    /// Emits whose packets to some recipients have not been seen yet.
+    waiting: Vec<Waiting>,
+}
+
+/// How long a packet and its emit's report wait for each other.
+const LINK_WINDOW: f64 = 2.0;
+/// Packets remembered at most while they wait.
+const SENT_KEPT: usize = 4096;
+
+/// A Socket.IO EVENT the server sent.
+struct Sent {
+    t: f64,
+    conn: u64,
+    event: String,
+    nsp: String,
+}
+
+/// An emit of the app, waiting for its packets to these connections.
+struct Waiting {
+    t: f64,
+    line: Value,
+    event: String,
+    nsp: String,
+    conns: Vec<u64>,
 }
 
 impl Joiner {
@@ -402,7 +429,89 @@ impl Joiner {
             },
             diagnoser: Diagnoser::new(versions),
             placed: Vec::new(),
+            sent: VecDeque::new(),
+            waiting: Vec::new(),
         }
+    }
+
+    /// A Socket.IO EVENT the server sent: tied to the emit that made it if that emit's
+    /// report came first (`emitted_by`), else kept a while for the report to claim.
+    fn packet_sent(&mut self, e: &mut Event) {
+        let (Some(conn), Some(event)) = (e.conn, e.fields.get("event").and_then(Value::as_str))
+        else {
+            return;
+        };
+        let event = event.to_string();
+        let nsp = e
+            .fields
+            .get("nsp")
+            .and_then(Value::as_str)
+            .unwrap_or("/")
+            .to_string();
+        let t = e.t;
+        self.waiting
+            .retain(|w| t - w.t <= LINK_WINDOW && !w.conns.is_empty());
+        if let Some(w) = self
+            .waiting
+            .iter_mut()
+            .find(|w| w.event == event && w.nsp == nsp && w.conns.contains(&conn))
+        {
+            w.conns.retain(|c| *c != conn);
+            e.fields
+                .insert("emitted_by", json!({"line": w.line, "t": w.t}));
+            return;
+        }
+        while self
+            .sent
+            .front()
+            .is_some_and(|s| t - s.t > LINK_WINDOW || self.sent.len() >= SENT_KEPT)
+        {
+            self.sent.pop_front();
+        }
+        self.sent.push_back(Sent {
+            t,
+            conn,
+            event,
+            nsp,
+        });
+    }
+
+    /// The packets an emit put on the wire, claimed from those already seen: `wire` on the
+    /// emit; the others are tied to it as they come.
+    fn claim(&mut self, e: &mut Event, conns: &[u64]) {
+        let event = e
+            .fields
+            .get("event")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let nsp = e
+            .fields
+            .get("nsp")
+            .and_then(Value::as_str)
+            .unwrap_or("/")
+            .to_string();
+        let mut wire = Vec::new();
+        let mut missing = Vec::new();
+        for &conn in conns {
+            let found = self.sent.iter().rposition(|s| {
+                s.conn == conn && s.event == event && s.nsp == nsp && e.t - s.t <= LINK_WINDOW
+            });
+            match found.and_then(|i| self.sent.remove(i)) {
+                Some(s) => wire.push(json!({"conn": s.conn, "t": s.t})),
+                None => missing.push(conn),
+            }
+        }
+        if !missing.is_empty() {
+            self.waiting.push(Waiting {
+                t: e.t,
+                line: e.fields.get("line").cloned().unwrap_or(Value::Null),
+                event,
+                nsp,
+                conns: missing,
+            });
+        }
+        e.fields.insert("wire", Value::Array(wire));
     }
 
     /// An event through inference, then through the diagnoser.
@@ -458,6 +567,22 @@ impl Processor for Joiner {
     }
 
     fn push(&mut self, mut e: Event, out: &mut Vec<Event>) {
+        if e.stage == Stage::SioPacket
+            && e.dir == Some(Dir::S2C)
+            && e.fields.get("type").and_then(Value::as_str) == Some("EVENT")
+        {
+            self.packet_sent(&mut e);
+            self.place(e, out);
+            return;
+        }
+        // Only the tracer's events need placing (the taps' own know their connection).
+        if !matches!(
+            e.stage,
+            Stage::SioEmit | Stage::SioRoom | Stage::SioDispatch | Stage::Error
+        ) {
+            self.place(e, out);
+            return;
+        }
         if e.conn.is_none() {
             if let Some(sid) = e.fields.get("eio_sid").and_then(Value::as_str) {
                 e.conn = self.inference.conn_of(sid);
@@ -468,7 +593,9 @@ impl Processor for Joiner {
             .get("recipient_sids")
             .and_then(Value::as_array)
             .cloned();
-        e.fields.remove("recipient_sids");
+        if sids.is_some() {
+            e.fields.remove("recipient_sids");
+        }
         if let (Stage::SioEmit, Some(sids)) = (e.stage, sids) {
             let conns: Vec<Value> = sids
                 .iter()
@@ -492,6 +619,10 @@ impl Processor for Joiner {
                 Some(reach @ ("room" | "everyone")) => Some(Self::fan_out(&e, reach, &conns)),
                 _ => None,
             };
+            let numbers: Vec<u64> = conns.iter().filter_map(Value::as_u64).collect();
+            if e.fields.get("event").is_some_and(Value::is_string) {
+                self.claim(&mut e, &numbers);
+            }
             e.fields.insert("recipients", Value::Array(conns));
             e.fields.insert("count", count);
             // The tracer's session ids, kept for whoever wants to follow them.

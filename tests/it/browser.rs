@@ -85,3 +85,38 @@ fn watched_app_in_chromium_with_the_live_view() {
         .expect("the app's emit");
     assert_eq!(emit["fields"]["count"], 2, "{emit}");
 }
+
+/// A student's own app (not the auction) in two Chromium tabs under `dispel watch`, its page's
+/// socket.io-client joining a room and saying something: the live view shows the student's
+/// handler and the room emit it made, and the trace ties the emit to the packets it sent.
+#[test]
+fn a_students_app_in_chromium_with_its_own_calls_live() {
+    let Some(w) = crate::util::Watched::start_app("tests/student_app/chat.py", &[], &[]) else {
+        return;
+    };
+    let out = Command::new("node")
+        .arg(repo().join("tests/browser/chat_page.mjs"))
+        .arg(&w.url)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        w.stderr.lock().unwrap()
+    );
+    assert!(stdout.contains(r#""kind":"pass""#), "{stdout}");
+    let (_, trace) = w.stop();
+    let said = trace
+        .stage("sio.emit")
+        .into_iter()
+        .find(|e| e["fields"]["event"] == "said")
+        .expect("the room emit");
+    assert_eq!(said["fields"]["count"], 2, "{said}");
+    assert!(said["fields"]["line"]
+        .as_str()
+        .is_some_and(|l| l.starts_with("chat.py:")));
+    // Both tabs' sessions went through the WebSocket upgrade, as a browser's do.
+    assert!(trace.stage("eio.upgrade").len() >= 2);
+}

@@ -147,6 +147,11 @@ impl Watched {
     /// Starts `dispel watch [extra] -- python tests/flask_app/app.py --port P [app_args]`;
     /// `None` without tests/.venv.
     pub fn start(extra: &[&str], app_args: &[&str]) -> Option<Watched> {
+        Watched::start_app("tests/flask_app/app.py", extra, app_args)
+    }
+
+    /// The same for another app script of the repository (`tests/student_app/chat.py`).
+    pub fn start_app(script: &str, extra: &[&str], app_args: &[&str]) -> Option<Watched> {
         let python = repo().join("tests/.venv/bin/python");
         if !python.exists() {
             eprintln!("SKIP: tests/.venv is missing (tests/setup.sh)");
@@ -161,7 +166,7 @@ impl Watched {
             .args(extra)
             .arg("--")
             .arg(&python)
-            .arg(repo().join("tests/flask_app/app.py"))
+            .arg(repo().join(script))
             .args(["--port", &port.to_string()])
             .args(app_args)
             .stdin(Stdio::null())

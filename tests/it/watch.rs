@@ -466,6 +466,28 @@ fn watch_the_student_app(venv: &str, mode: &str) {
     let said = find("sio.emit", "emit \"said\" to \"room1\"");
     assert_eq!(said["fields"]["count"], 2, "{said}");
     assert!(joined["fields"]["count"].as_u64().unwrap() <= 1, "{joined}");
+    // The packets an emit put on the wire are tied to it: listed on the emit (`wire`) when
+    // they came before its report, or marked with it (`emitted_by`) when they came after.
+    for emit in [&said, &joined] {
+        let line = emit["fields"]["line"].as_str().unwrap();
+        let event = emit["fields"]["event"].as_str().unwrap();
+        for conn in emit["fields"]["recipients"].as_array().unwrap() {
+            let listed = emit["fields"]["wire"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|w| w["conn"] == *conn);
+            let marked = trace.stage("sio.packet").iter().any(|p| {
+                p["conn"] == *conn
+                    && p["fields"]["event"] == event
+                    && p["fields"]["emitted_by"]["line"] == line
+            });
+            assert!(
+                listed ^ marked,
+                "{event} to #{conn}: listed {listed}, marked {marked}: {emit}"
+            );
+        }
+    }
     // Each emit to a room or everyone is also a broadcast, as serve and replay show one.
     let broadcasts = trace.stage("sio.broadcast");
     let to_room = broadcasts

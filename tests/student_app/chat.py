@@ -2,11 +2,13 @@
 terms. Rooms, acknowledgements with return values, a connect handler that checks a token, a
 Namespace class, send(), emits to one client and to a room without the sender, an emit from
 an HTTP route and from a background task, leaving and closing rooms, a server-side disconnect,
-and a handler with a bug (it raises on an empty list).
+and a handler with a bug (it raises on an empty list). Its page (/) joins room1 and says what
+is typed, with socket.io-client.
 
     python chat.py --port P [--async-mode threading|eventlet|gevent]
 """
 import argparse
+import os
 import sys
 
 
@@ -25,7 +27,7 @@ elif ASYNC_MODE == "gevent":
     from gevent import monkey
     monkey.patch_all()
 
-from flask import Flask, request  # noqa: E402
+from flask import Flask, abort, request, send_file  # noqa: E402
 from flask_socketio import (  # noqa: E402
     ConnectionRefusedError, Namespace, SocketIO, close_room, disconnect, emit, join_room,
     leave_room, send,
@@ -34,6 +36,53 @@ from flask_socketio import (  # noqa: E402
 app = Flask(__name__)
 socketio = SocketIO(app, async_mode=ASYNC_MODE)
 nicknames = {}
+
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Chat</title></head>
+<body>
+<p id="status">connecting</p>
+<input id="room" value="room1"> <input id="text" placeholder="say something">
+<button id="send">Say</button>
+<ul id="log"></ul>
+<script src="/static/socket.io.min.js"></script>
+<script>
+  var nick = "tab" + Math.floor(Math.random() * 1000);
+  var socket = io({auth: {token: "letmein", nick: nick}});
+  function log(s) {
+    var li = document.createElement("li");
+    li.textContent = s;
+    document.getElementById("log").appendChild(li);
+  }
+  socket.on("connect", function () {
+    socket.emit("join", document.getElementById("room").value, function (r) {
+      document.getElementById("status").textContent = "in " + r.room;
+    });
+  });
+  socket.on("said", function (m) { log(m.who + ": " + m.text); });
+  socket.on("joined", function (m) { log(m.who + " joined"); });
+  document.getElementById("send").addEventListener("click", function () {
+    socket.emit("say", {room: document.getElementById("room").value,
+                        text: document.getElementById("text").value},
+                function (ack) { log("(" + ack + ")"); });
+  });
+</script>
+</body></html>
+"""
+CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "node_modules",
+                      "socket.io-client", "dist", "socket.io.min.js")
+
+
+@app.route("/")
+def page():
+    return PAGE
+
+
+@app.route("/static/socket.io.min.js")
+def client_bundle():
+    if not os.path.exists(CLIENT):
+        abort(404)
+    return send_file(os.path.abspath(CLIENT), mimetype="application/javascript")
 
 
 @app.route("/announce/<text>")
