@@ -1,5 +1,6 @@
 //! Drawings: a WebSocket frame header as RFC 6455 §5.2's bit diagram filled with the real
-//! bits, and the observed exchange as a Mermaid sequence diagram.
+//! bits, and the observed exchange as a sequence diagram: Mermaid source for Markdown, an SVG
+//! drawn here for the HTML page.
 
 use crate::wire::ws_frame::{FrameHeader, LengthForm};
 
@@ -224,6 +225,148 @@ pub fn sequence(participants: &[(String, String)], steps: &[Step]) -> String {
         }
     }
     out
+}
+
+/// Lane spacing, box size, row height of the SVG drawing, in pixels.
+const LANE: usize = 340;
+const BOX_W: usize = 180;
+const BOX_H: usize = 34;
+const ROW: usize = 30;
+const MARGIN: usize = 20;
+/// Characters of a label drawn (the whole label is the arrow's tooltip).
+const LABEL_CHARS: usize = 44;
+
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn clipped(s: &str) -> String {
+    if s.chars().count() <= LABEL_CHARS {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(LABEL_CHARS - 1).collect::<String>())
+    }
+}
+
+/// The same diagram as [`sequence`], drawn as a self-contained SVG: a lane per participant,
+/// an arrow per message (client to server and back in two colours, the full label as its
+/// tooltip), notes across the lanes they are over. Capped like the Mermaid source.
+pub fn svg(participants: &[(String, String)], steps: &[Step]) -> String {
+    let lane_x = |id: &str| -> Option<usize> {
+        participants
+            .iter()
+            .position(|(p, _)| p == id)
+            .map(|i| MARGIN + BOX_W / 2 + i * LANE)
+    };
+    let width = MARGIN * 2 + BOX_W + LANE * participants.len().saturating_sub(1);
+    // Rows: the steps drawn, and one note for what is left out.
+    let total = steps
+        .iter()
+        .filter(|s| matches!(s, Step::Arrow { .. }))
+        .count();
+    let mut rows: Vec<Step> = Vec::new();
+    let mut arrows = 0;
+    for step in steps {
+        if let Step::Arrow { .. } = step {
+            if arrows == MAX_ARROWS {
+                rows.push(Step::Note {
+                    over: participants
+                        .iter()
+                        .map(|(id, _)| id.clone())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    text: format!(
+                        "{} more messages not drawn (see the sections below)",
+                        total - MAX_ARROWS
+                    ),
+                });
+                break;
+            }
+            arrows += 1;
+        }
+        rows.push(step.clone());
+    }
+    let top = MARGIN + BOX_H + ROW;
+    let height = top + rows.len() * ROW + MARGIN;
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"sequence diagram\" font-family=\"ui-monospace, monospace\" font-size=\"12\">\n\
+         <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"8\" markerHeight=\"8\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"context-stroke\"/></marker></defs>\n"
+    );
+    for (id, name) in participants {
+        let Some(x) = lane_x(id) else { continue };
+        out.push_str(&format!(
+            "<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"#999\" stroke-dasharray=\"4 4\"/>\n\
+             <rect x=\"{}\" y=\"{MARGIN}\" width=\"{BOX_W}\" height=\"{BOX_H}\" rx=\"4\" fill=\"#eef2f7\" stroke=\"#556\"/>\n\
+             <text x=\"{x}\" y=\"{}\" text-anchor=\"middle\" font-weight=\"bold\">{}</text>\n",
+            MARGIN + BOX_H,
+            height - MARGIN,
+            x - BOX_W / 2,
+            MARGIN + BOX_H / 2 + 4,
+            xml(&clipped(name))
+        ));
+    }
+    for (i, step) in rows.iter().enumerate() {
+        let y = top + i * ROW;
+        match step {
+            Step::Arrow { from, to, label } => {
+                let (Some(x1), Some(x2)) = (lane_x(from), lane_x(to)) else {
+                    continue;
+                };
+                // Messages from the server in green, to it in blue.
+                let colour = if from == "S" { "#2a7d2a" } else { "#2456a6" };
+                let mid = (x1 + x2) / 2;
+                out.push_str(&format!(
+                    "<g><title>{}</title><line x1=\"{x1}\" y1=\"{y}\" x2=\"{x2}\" y2=\"{y}\" stroke=\"{colour}\" stroke-width=\"1.5\" marker-end=\"url(#arrow)\"/>\n\
+                     <text x=\"{mid}\" y=\"{}\" text-anchor=\"middle\" fill=\"{colour}\">{}</text></g>\n",
+                    xml(label),
+                    y - 5,
+                    xml(&clipped(label))
+                ));
+            }
+            Step::Note { over, text } => {
+                let xs: Vec<usize> = over.split(',').filter_map(|id| lane_x(id.trim())).collect();
+                let (Some(&lo), Some(&hi)) = (xs.iter().min(), xs.iter().max()) else {
+                    continue;
+                };
+                let (left, right) = (lo - BOX_W / 2 + 10, hi + BOX_W / 2 - 10);
+                out.push_str(&format!(
+                    "<g><title>{}</title><rect x=\"{left}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"3\" fill=\"#fff8d6\" stroke=\"#c9b458\"/>\n\
+                     <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text></g>\n",
+                    xml(text),
+                    y - ROW / 2 + 3,
+                    right - left,
+                    ROW - 6,
+                    (left + right) / 2,
+                    y + 4,
+                    xml(&clipped_note(text, right - left))
+                ));
+            }
+        }
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// A note's text cut to the width of its box (about 7 px a character).
+fn clipped_note(s: &str, width: usize) -> String {
+    let max = (width / 7).max(8);
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max - 1).collect::<String>())
+    }
 }
 
 #[cfg(test)]

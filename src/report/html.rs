@@ -1,6 +1,6 @@
 //! One self-contained HTML page from the report model: inline CSS, no scripts, no external
-//! resources, every piece of text escaped. The Mermaid source stays as `<pre class="mermaid">`
-//! text (paste it into any Mermaid renderer).
+//! resources, every piece of text escaped. The sequence diagram is an inline SVG drawn by
+//! `diagram::svg`.
 
 use super::model::{Block, Doc, Inline};
 
@@ -10,7 +10,8 @@ pre{background:#f5f5f5;padding:.75rem;overflow-x:auto;border-radius:4px}\
 code{background:#f0f0f0;padding:0 .2em;border-radius:3px}pre code{background:none;padding:0}\
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;vertical-align:top;text-align:left}\
 th{background:#eee}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2.5rem}\
-pre.mermaid{background:#fffbea}";
+figure.sequence{margin:1rem 0;overflow-x:auto}figure.sequence svg{max-width:none}\
+@media print{figure.sequence svg{max-width:100%;height:auto}}";
 
 pub fn render(doc: &Doc) -> String {
     let mut out = String::new();
@@ -56,8 +57,13 @@ fn blocks(out: &mut String, blocks: &[Block]) {
                 };
                 out.push_str(&format!("<pre><code{class}>{}</code></pre>\n", esc(text)));
             }
-            Block::Mermaid(text) => {
-                out.push_str(&format!("<pre class=\"mermaid\">{}</pre>\n", esc(text)))
+            Block::Sequence {
+                participants,
+                steps,
+            } => {
+                out.push_str("<figure class=\"sequence\">\n");
+                out.push_str(&super::diagram::svg(participants, steps));
+                out.push_str("</figure>\n");
             }
             Block::Table { head, rows } => {
                 out.push_str("<table>\n<thead><tr>");
@@ -134,7 +140,17 @@ mod tests {
             title: "<script>".into(),
             intro: vec![
                 para(vec![t("a & b"), link("x", "javascript:alert(1)")]),
-                Block::Mermaid("A->>B: \"<b>\"".into()),
+                Block::Sequence {
+                    participants: vec![
+                        ("C1".into(), "Client <1>".into()),
+                        ("S".into(), "Server".into()),
+                    ],
+                    steps: vec![super::super::diagram::Step::Arrow {
+                        from: "C1".into(),
+                        to: "S".into(),
+                        label: "\"<b>\" & <script>alert(1)</script>".into(),
+                    }],
+                },
             ],
             sections: vec![],
         };
@@ -143,6 +159,10 @@ mod tests {
         assert!(html.contains("&lt;script&gt;"));
         assert!(html.contains("a &amp; b"));
         assert!(!html.contains("href=\"javascript"));
-        assert!(html.contains("<pre class=\"mermaid\">A-&gt;&gt;B: &quot;&lt;b&gt;&quot;</pre>"));
+        // The diagram is drawn, not left as Mermaid source, and its text is escaped.
+        assert!(html.contains("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+        assert!(html.contains("Client &lt;1&gt;"));
+        assert!(html.contains("&quot;&lt;b&gt;&quot; &amp; &lt;script&gt;"));
+        assert!(!html.contains("mermaid"));
     }
 }

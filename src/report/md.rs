@@ -35,7 +35,14 @@ fn blocks(out: &mut String, blocks: &[Block]) {
             }
             Block::Heading(h) => out.push_str(&format!("### {}\n\n", escape(h, false))),
             Block::Code { lang, text } => fence(out, lang, text),
-            Block::Mermaid(text) => fence(out, "mermaid", text),
+            Block::Sequence {
+                participants,
+                steps,
+            } => fence(
+                out,
+                "mermaid",
+                &super::diagram::sequence(participants, steps),
+            ),
             Block::Table { head, rows } => {
                 let cells: Vec<String> = head.iter().map(|h| escape(h, true)).collect();
                 out.push_str(&format!("| {} |\n", cells.join(" | ")));

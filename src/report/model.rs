@@ -19,8 +19,13 @@ pub enum Block {
         lang: String,
         text: String,
     },
-    /// A Mermaid diagram (a `mermaid` fence in Markdown, `<pre class="mermaid">` in HTML).
-    Mermaid(String),
+    /// A sequence diagram: Mermaid source in Markdown (GitHub draws it), an inline SVG that
+    /// dispel draws itself in HTML (no script, works offline).
+    Sequence {
+        /// (id, name) of each lane, left to right.
+        participants: Vec<(String, String)>,
+        steps: Vec<super::diagram::Step>,
+    },
     Table {
         head: Vec<String>,
         rows: Vec<Vec<Vec<Inline>>>,

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
-use super::diagram::{self, Step};
+use super::diagram::Step;
 use super::explain;
 use super::model::*;
 use super::{kind_of, Ev, Input};
@@ -507,8 +507,8 @@ fn glance(ctx: &Ctx) -> Vec<Block> {
         });
     }
     vec![
-        text_para("The connection's exchange, one arrow per HTTP message, Engine.IO packet or Socket.IO packet (WebSocket frames are in their own section). Repeated heartbeats are collapsed. GitHub renders this diagram; elsewhere paste it into any Mermaid viewer."),
-        Block::Mermaid(diagram::sequence(&participants, &steps)),
+        text_para("The connection's exchange, one arrow per HTTP message, Engine.IO packet or Socket.IO packet (WebSocket frames are in their own section). Repeated heartbeats are collapsed."),
+        Block::Sequence { participants, steps },
     ]
 }
 

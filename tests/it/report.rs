@@ -107,7 +107,9 @@ fn html_is_one_self_contained_page() {
     let html = report(&pcap, &["--format", "html"]);
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(html.contains("<style>"));
-    assert!(html.contains("<pre class=\"mermaid\">"));
+    // The sequence diagram drawn as inline SVG: an arrow per message, nothing to load.
+    assert!(html.contains("<figure class=\"sequence\">\n<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    assert!(html.matches("marker-end=\"url(#arrow)\"").count() >= 5);
     assert!(!html.contains("<script"));
     assert!(!html.contains("<link"));
     assert!(!html.contains(" src="));
