@@ -546,11 +546,6 @@ fn deliveries<'a>(ctx: &Ctx<'a>, b: &Ev) -> Vec<&'a Ev> {
 fn stage_section(ctx: &Ctx, stage: Stage) -> Vec<Block> {
     let mut blocks = vec![Block::Heading("How it works".into())];
     blocks.extend(explain::how(stage));
-    blocks.push(para(vec![
-        t("More, with the bytes of a real example and common mistakes: "),
-        c(format!("docs/stages/{}", explain::page(stage))),
-        t("."),
-    ]));
     blocks.push(Block::Heading("What this trace shows".into()));
     let (shown, rep) = match stage {
         Stage::TcpAccept => tcp_accept(ctx),
