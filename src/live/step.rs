@@ -76,7 +76,9 @@ impl Stepper {
             }
             {
                 let mut err = std::io::stderr().lock();
-                let _ = write!(err, "{p}\n    [Enter: go on, c + Enter: run freely] ");
+                // A block of its own, the prompt on its own line: trace lines written while
+                // it waits start on a fresh line instead of running into the prompt.
+                let _ = writeln!(err, "{p}\n    [Enter: go on, c + Enter: run freely]\n");
                 let _ = err.flush();
             }
             match self.enters.acquire().await {
