@@ -294,6 +294,8 @@ pub struct ConnSummary {
     pub sio_event: bool,
     pub sio_event_sent: bool,
     pub eio: bool,
+    /// The Engine.IO session it carried (a request's `sid`, or its packets').
+    pub sid: Option<String>,
 }
 
 /// The connections of an input in the order they appear, summed up event by event.
@@ -329,6 +331,9 @@ impl Conns {
                 field("target").unwrap_or_default(),
             ));
         }
+        if c.sid.is_none() && matches!(stage, Stage::HttpRequest | Stage::EioPacket) {
+            c.sid = field("sid");
+        }
         match stage {
             Stage::WsHandshake => c.handshake = true,
             Stage::EioPacket => c.eio = true,
@@ -350,6 +355,9 @@ pub struct Input {
     pub conns: Vec<ConnSummary>,
     /// The connection to explain.
     pub conn: u64,
+    /// The connections of its Engine.IO session (its long-polling requests and its WebSocket),
+    /// `conn` among them, in order; only `conn` when the connection was asked for.
+    pub session: Vec<u64>,
     /// Lines of a JSONL trace that could not be read, or capture problems.
     pub problems: Vec<String>,
     /// "capture" or "JSONL trace".
@@ -398,7 +406,18 @@ pub fn load<R: std::io::BufRead>(
             .unwrap_or_default();
         return Err(format!("no TCP connection in it{why}").into());
     };
-    let focus = read(reopen()?, Keep::Focus(conn))?;
+    // One client is one Engine.IO session, whatever connections it took.
+    let session: Vec<u64> = match (&survey, pick_conn_sid(survey.as_ref(), conn)) {
+        (Some(s), Some(sid)) => s
+            .conns
+            .list
+            .iter()
+            .filter(|c| c.sid.as_deref() == Some(sid.as_str()))
+            .map(|c| c.id)
+            .collect(),
+        _ => vec![conn],
+    };
+    let focus = read(reopen()?, Keep::Focus(session.clone().into()))?;
     if !focus.conns.index.contains_key(&conn) {
         return Err(format!("connection #{conn} is not in it").into());
     }
@@ -413,6 +432,7 @@ pub fn load<R: std::io::BufRead>(
         events,
         conns,
         conn,
+        session,
         problems,
         what: if capture { "capture" } else { "JSONL trace" },
         sites: focus.sites,
@@ -431,7 +451,7 @@ fn read_jsonl(input: impl std::io::BufRead, keep: Keep) -> Result<Held, crate::E
         match parse_line(&line) {
             Ok(Some(e)) => {
                 read += 1;
-                held.take(e.seq, &e, keep);
+                held.take(e.seq, &e, &keep);
             }
             Ok(None) => {}
             Err(why) => held.problems.push(format!("line {}: {why}", i + 1)),
@@ -449,14 +469,22 @@ fn read_jsonl(input: impl std::io::BufRead, keep: Keep) -> Result<Held, crate::E
 }
 
 /// Which events of the input the report keeps.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Keep {
     /// No event: only each connection's summary, to choose one.
     Survey,
-    /// The connection's events (and the broadcasts that reach it) in full, the Engine.IO OPEN
-    /// packets (a session may have opened on another connection), and, slim, the Socket.IO
-    /// EVENTs that delivered its first broadcasts to the other connections.
-    Focus(u64),
+    /// The connections' events: the chosen one's and the other connections' of its session (and the
+    /// broadcasts that reach them) in full, the Engine.IO OPEN packets (a session may have
+    /// opened elsewhere), and, slim, the Socket.IO EVENTs that delivered its first broadcasts
+    /// to the other connections.
+    Focus(std::sync::Arc<[u64]>),
+}
+
+/// The session of the chosen connection, from the survey.
+fn pick_conn_sid(survey: Option<&Held>, conn: u64) -> Option<String> {
+    let s = survey?;
+    let i = s.conns.index.get(&conn)?;
+    s.conns.list.get(*i)?.sid.clone()
 }
 
 /// The capture through the same decoding as `dispel replay`, kept instead of printed.
@@ -528,7 +556,7 @@ const RECENT_SECS: f64 = 2.0;
 
 impl Held {
     /// Sums `e` up into its connection's summary and keeps what `keep` asks for.
-    fn take(&mut self, seq: u64, e: &impl Source, keep: Keep) {
+    fn take(&mut self, seq: u64, e: &impl Source, keep: &Keep) {
         let h = e.head();
         if let Some(c) = h.conn {
             self.conns
@@ -544,7 +572,9 @@ impl Held {
         {
             self.auction = true;
         }
-        let Keep::Focus(conn) = keep else { return };
+        let Keep::Focus(session) = keep else {
+            return;
+        };
         if h.stage == Stage::Diagnosis
             && e.str("cause") != Some("summary")
             && self.diagnoses.len() < DIAGNOSES_KEPT
@@ -555,7 +585,9 @@ impl Held {
             self.sites.take(&e.full(seq));
         }
         let ty = e.str("type");
-        let own = touches(h.conn, h.stage, e.field("recipients"), conn);
+        let own = session
+            .iter()
+            .any(|&c| touches(h.conn, h.stage, e.field("recipients"), c));
         if own && h.stage == Stage::SioBroadcast {
             self.broadcast(h.t, e.str("event"));
         }
@@ -612,7 +644,7 @@ impl crate::trace::Sink for Collected {
             Ok(v) => v,
             Err(poisoned) => poisoned.into_inner(),
         };
-        held.take(seq, e, self.keep);
+        held.take(seq, e, &self.keep);
         Ok(())
     }
 

@@ -29,12 +29,19 @@ struct Ctx<'a> {
     /// deliveries are looked up (a capture of a busy class has thousands of broadcasts).
     sent: HashMap<&'a str, Vec<&'a Ev>>,
     conn: u64,
+    /// The connections of the chosen connection's Engine.IO session (`conn` among them).
+    session: &'a [u64],
     set: VersionSet,
 }
 
 impl<'a> Ctx<'a> {
     fn of(&self, stage: Stage) -> impl Iterator<Item = &'a Ev> + '_ {
         self.evs.iter().copied().filter(move |e| e.stage == stage)
+    }
+
+    /// Is `conn` one of the client's connections (its session's)?
+    fn mine(&self, conn: Option<u64>) -> bool {
+        conn.is_some_and(|c| self.session.contains(&c))
     }
 }
 
@@ -54,7 +61,16 @@ pub struct Options<'a> {
 
 pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
     let (set, name, app) = (opts.set, opts.name, opts.app);
-    let evs: Vec<&Ev> = input.events.iter().filter(|e| e.touches(conn)).collect();
+    let session: &[u64] = if input.session.contains(&conn) {
+        &input.session
+    } else {
+        std::slice::from_ref(&input.conn)
+    };
+    let evs: Vec<&Ev> = input
+        .events
+        .iter()
+        .filter(|e| session.iter().any(|&c| e.touches(c)))
+        .collect();
     let mut sent: HashMap<&str, Vec<&Ev>> = HashMap::new();
     for e in &input.events {
         if e.stage == Stage::SioPacket && e.dir == Some(Dir::S2C) && e.str("type") == Some("EVENT")
@@ -74,6 +90,7 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
         evs,
         sent,
         conn,
+        session,
         set,
     };
     let mut sections = Vec::new();
@@ -264,9 +281,19 @@ fn intro(ctx: &Ctx, input: &Input, name: &str, title: Option<&str>) -> Vec<Block
             first.push(c(name));
         }
     }
+    let which = if ctx.session.len() > 1 {
+        let list: Vec<String> = ctx.session.iter().map(|c| format!("#{c}")).collect();
+        format!(
+            " (connection #{}, and with it the rest of the client's Engine.IO session: its {} connections {}, long-polling requests and the WebSocket)",
+            ctx.conn,
+            ctx.session.len(),
+            list.join(", ")
+        )
+    } else {
+        format!(" (connection #{})", ctx.conn)
+    };
     first.push(t(format!(
-                " (connection #{}) through every stage it went through, in the order it lived. For each stage: how it works, what this trace shows, and the numbered chain of Python source lines that do the same step in a Flask-SocketIO server. The source links point at {}.",
-                ctx.conn,
+                "{which} through every stage it went through, in the order it lived. For each stage: how it works, what this trace shows, and the numbered chain of Python source lines that do the same step in a Flask-SocketIO server. The source links point at {}.",
                 versions_text(ctx)
             )));
     let mut blocks = vec![para(first)];
@@ -279,7 +306,13 @@ fn intro(ctx: &Ctx, input: &Input, name: &str, title: Option<&str>) -> Vec<Block
             .as_ref()
             .map(|(method, target)| format!("{method} {}", shorten(target, 60)))
             .unwrap_or_else(|| "(no HTTP request)".into());
-        let marker = if c == ctx.conn { " (this report)" } else { "" };
+        let marker = if c == ctx.conn {
+            " (this report)"
+        } else if ctx.session.contains(&c) {
+            " (same session)"
+        } else {
+            ""
+        };
         rows.push(vec![
             vec![t(format!("#{c}{marker}"))],
             vec![c_(client)],
@@ -370,7 +403,13 @@ pub(super) const DRAWN_BROADCASTS: usize = 64;
 
 fn glance(ctx: &Ctx) -> Vec<Block> {
     let me = format!("C{}", ctx.conn);
-    let mut participants = vec![(me.clone(), format!("Client (conn {})", ctx.conn))];
+    let name = if ctx.session.len() > 1 {
+        let list: Vec<String> = ctx.session.iter().map(u64::to_string).collect();
+        format!("Client (conns {})", list.join(", "))
+    } else {
+        format!("Client (conn {})", ctx.conn)
+    };
+    let mut participants = vec![(me.clone(), name)];
     participants.push(("S".to_string(), "Server".to_string()));
     let mut drawn: HashSet<u64> = HashSet::new();
     // Deliveries of broadcasts to the other recipients.
@@ -378,7 +417,7 @@ fn glance(ctx: &Ctx) -> Vec<Block> {
     let mut added: HashSet<*const Ev> = items.iter().map(|e| *e as *const Ev).collect();
     for b in ctx.of(Stage::SioBroadcast).take(DRAWN_BROADCASTS) {
         for d in deliveries(ctx, b) {
-            if d.conn != Some(ctx.conn) {
+            if !ctx.mine(d.conn) {
                 if let Some(c) = d.conn {
                     if drawn.insert(c) {
                         participants.push((format!("C{c}"), format!("Client (conn {c})")));
@@ -395,8 +434,10 @@ fn glance(ctx: &Ctx) -> Vec<Block> {
     let mut heartbeats = 0usize;
     let both = format!("{me},S");
     for e in items {
+        // The client's own connections share its lane.
         let client = e
             .conn
+            .filter(|_| !ctx.mine(e.conn))
             .map(|c| format!("C{c}"))
             .unwrap_or_else(|| me.clone());
         let (from, to) = match e.dir {
@@ -465,7 +506,7 @@ fn glance(ctx: &Ctx) -> Vec<Block> {
                     Some(ev) => format!(" {ev}"),
                     None => format!(" {}", e.str("nsp").unwrap_or("/")),
                 };
-                let to_other = e.conn != Some(ctx.conn);
+                let to_other = !ctx.mine(e.conn);
                 steps.push(arrow(format!(
                     "Socket.IO {ty}{what}{}",
                     if to_other { " (broadcast copy)" } else { "" }

@@ -86,6 +86,8 @@ fn the_real_app_narrated_for_real_clients() {
             if let Some(o) = f.as_object_mut() {
                 o.remove("session_conn");
                 o.remove("inferred");
+                // What the tracer inside the app adds: the emit a packet came from.
+                o.remove("emitted_by");
             }
             by_conn
                 .entry(e["conn"].as_u64().unwrap_or(0))
