@@ -23,6 +23,9 @@ use crate::trace::{Dir, Event, Processor, Stage};
 pub const MAX_DIAGNOSES: usize = 200;
 /// Sessions remembered at most; a capture with more forgets them all and starts again.
 const MAX_SESSIONS: usize = 100_000;
+/// How much longer than pingInterval + pingTimeout a server may stay quiet before it is
+/// called stuck: scheduling jitter and a slow machine, not a blocked server.
+const QUIET_SLACK: f64 = 0.5;
 
 /// The request a connection is waiting on the answer to.
 struct Request {
@@ -32,6 +35,8 @@ struct Request {
     eio: Option<String>,
     sid: Option<String>,
     upgrade_header: bool,
+    /// A POST's Content-Length.
+    post_len: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -59,8 +64,16 @@ impl Evidence {
 
 struct Opened {
     ev: Evidence,
-    /// pingTimeout, in seconds.
+    /// pingInterval and pingTimeout, in seconds.
+    ping_interval: f64,
     ping_timeout: f64,
+    /// maxPayload, in bytes.
+    max_payload: Option<u64>,
+    /// When the server last showed it was alive: its latest PING, or the OPEN.
+    last_ping: f64,
+    last_ping_ev: Evidence,
+    /// A close was seen: nothing after it is the server's silence.
+    ended: bool,
 }
 
 /// One failure: what, the evidence, the fix, the deciding line (a `diagnoses.N` step).
@@ -81,6 +94,14 @@ pub struct Diagnoser {
     opened: HashMap<String, Opened>,
     /// Sessions whose server PING has had no PONG yet: sid -> the PING.
     pings: HashMap<String, Evidence>,
+    /// The Engine.IO session each open connection carries.
+    session_of: HashMap<u64, String>,
+    /// A message over maxPayload a client sent on this connection, before the server closed.
+    oversized: HashMap<u64, Evidence>,
+    /// Connections that carry WebSocket messages.
+    ws_conns: HashSet<u64>,
+    /// The last EVENT each connection's client sent: its name and the packet.
+    last_event: HashMap<u64, (String, Evidence)>,
     /// (cause, session or connection) already diagnosed.
     said: HashSet<(&'static str, String)>,
     made: usize,
@@ -96,6 +117,10 @@ impl Diagnoser {
             requests: HashMap::new(),
             opened: HashMap::new(),
             pings: HashMap::new(),
+            session_of: HashMap::new(),
+            oversized: HashMap::new(),
+            ws_conns: HashSet::new(),
+            last_event: HashMap::new(),
             said: HashSet::new(),
             made: 0,
             by_cause: Vec::new(),
@@ -152,28 +177,53 @@ impl Diagnoser {
 
     fn look(&mut self, e: &Event) -> Option<Finding<'static>> {
         match (e.stage, e.dir) {
-            (Stage::HttpRequest, _) => {
-                self.request(e);
-                None
-            }
+            (Stage::HttpRequest, _) => self.request(e),
             (Stage::HttpResponse, _) => self.response(e),
             (Stage::EioPacket, Some(dir)) => self.eio(e, dir),
             (Stage::SioPacket, Some(Dir::S2C)) => self.sio_sent(e),
-            (Stage::WsClose, Some(Dir::S2C)) => self.closed_by_server(e),
-            (Stage::TcpClose, _) => {
-                if let Some(c) = e.conn {
-                    self.requests.remove(&c);
+            (Stage::SioPacket, Some(Dir::C2S)) => {
+                if let (Some(c), Some("EVENT")) =
+                    (e.conn, e.fields.get("type").and_then(Value::as_str))
+                {
+                    if self.last_event.len() < MAX_SESSIONS || self.last_event.contains_key(&c) {
+                        let name = e.fields.get("event").and_then(Value::as_str).unwrap_or("?");
+                        self.last_event
+                            .insert(c, (name.to_string(), Evidence::of(e)));
+                    }
                 }
                 None
             }
+            (Stage::WsMessage, Some(dir)) => {
+                self.message(e, dir);
+                None
+            }
+            (Stage::WsClose, Some(Dir::S2C)) => self
+                .oversized_closed(e)
+                .or_else(|| self.closed_by_server(e))
+                .or_else(|| self.server_went_quiet(e)),
+            (Stage::WsClose, Some(Dir::C2S)) => self.server_went_quiet(e),
+            (Stage::TcpClose, _) => {
+                let found = self
+                    .oversized_closed(e)
+                    .or_else(|| self.server_went_quiet(e));
+                if let Some(c) = e.conn {
+                    self.requests.remove(&c);
+                    self.session_of.remove(&c);
+                    self.oversized.remove(&c);
+                    self.last_event.remove(&c);
+                    self.ws_conns.remove(&c);
+                }
+                found
+            }
+            (Stage::TcpData, Some(Dir::S2C)) => self.page_on_websocket(e),
             (Stage::Error, _) => self.raised(e),
             (Stage::SioEmit, _) => self.emit_to_nobody(e),
             _ => None,
         }
     }
 
-    fn request(&mut self, e: &Event) {
-        let Some(conn) = e.conn else { return };
+    fn request(&mut self, e: &Event) -> Option<Finding<'static>> {
+        let conn = e.conn?;
         let header = |name: &str| -> Option<String> {
             e.fields
                 .get("headers")?
@@ -200,8 +250,35 @@ impl Diagnoser {
                 eio: field("eio"),
                 sid: field("sid"),
                 upgrade_header,
+                post_len: (field("method").as_deref() == Some("POST"))
+                    .then(|| header("content-length"))
+                    .flatten()
+                    .and_then(|n| n.trim().parse().ok()),
             },
         );
+        self.post_too_long(e, conn)
+    }
+
+    /// A long-polling POST longer than the session's maxPayload. python-engineio refuses it
+    /// (`ContentTooLongError`) and ends the session, but never answers the POST (its close
+    /// waits for a queue that does not empty), so the decision is read off the request itself.
+    fn post_too_long(&mut self, e: &Event, conn: u64) -> Option<Finding<'static>> {
+        let req = self.requests.get(&conn)?;
+        let len = req.post_len?;
+        let sid = req.sid.clone()?;
+        let o = self.opened.get(&sid)?;
+        let max = o.max_payload.filter(|max| len > *max)?;
+        let evidence = vec![o.ev.clone(), req.ev.clone()];
+        self.once("payload-too-large", sid, Finding {
+            cause: "payload-too-large",
+            conn: Some(conn),
+            t: e.t,
+            what: format!("The client POSTed {len} bytes in one long-polling request, over the server's maxPayload of {max} bytes (in its OPEN packet), so python-engineio refuses it and ends the session: a waiting GET gets CLOSE, and the POST itself is never answered (its handler waits on a queue nobody empties). The client reconnects, and what it sent is lost."),
+            evidence,
+            fix: "Send less at once (split big data, upload files over plain HTTP), or raise the limit: SocketIO(app, max_http_buffer_size=...).",
+            step: Some("diagnoses.9"),
+            guess: false,
+        })
     }
 
     fn response(&mut self, e: &Event) -> Option<Finding<'static>> {
@@ -296,14 +373,18 @@ impl Diagnoser {
             .get("sid")
             .and_then(Value::as_str)
             .map(str::to_string);
+        if let (Some(c), Some(s)) = (e.conn, &sid) {
+            self.session_of.entry(c).or_insert_with(|| s.clone());
+        }
         match (ty, dir) {
             ("OPEN", Dir::S2C) => {
                 let sid = sid?;
-                let ping_timeout = e
-                    .fields
-                    .get("pingTimeout")
-                    .and_then(Value::as_f64)
-                    .map_or(20.0, |ms| ms / 1000.0);
+                let seconds = |k: &str, default: f64| {
+                    e.fields
+                        .get(k)
+                        .and_then(Value::as_f64)
+                        .map_or(default, |ms| ms / 1000.0)
+                };
                 if self.opened.len() >= MAX_SESSIONS {
                     self.opened.clear();
                 }
@@ -311,7 +392,12 @@ impl Diagnoser {
                     sid.clone(),
                     Opened {
                         ev: Evidence::of(e),
-                        ping_timeout,
+                        ping_interval: seconds("pingInterval", 25.0),
+                        ping_timeout: seconds("pingTimeout", 20.0),
+                        max_payload: e.fields.get("maxPayload").and_then(Value::as_u64),
+                        last_ping: e.t,
+                        last_ping_ev: Evidence::of(e),
+                        ended: false,
                     },
                 );
                 let transport = e.fields.get("transport").and_then(Value::as_str);
@@ -331,10 +417,15 @@ impl Diagnoser {
                 None
             }
             ("PING", Dir::S2C) => {
+                let quiet = self.server_went_quiet(e);
                 if let Some(sid) = sid {
+                    if let Some(o) = self.opened.get_mut(&sid) {
+                        o.last_ping = e.t;
+                        o.last_ping_ev = Evidence::of(e);
+                    }
                     self.pings.entry(sid).or_insert_with(|| Evidence::of(e));
                 }
-                None
+                quiet
             }
             ("PONG", Dir::C2S) => {
                 if let Some(sid) = sid {
@@ -366,6 +457,9 @@ impl Diagnoser {
             return None;
         }
         self.pings.remove(sid);
+        if let Some(o) = self.opened.get_mut(sid) {
+            o.ended = true;
+        }
         let mut evidence = Vec::new();
         if let Some(o) = self.opened.get(sid) {
             evidence.push(o.ev.clone());
@@ -381,6 +475,139 @@ impl Diagnoser {
             fix: "Nothing to fix when the client really left. If live clients are dropped, look for what blocks them (a long synchronous loop in the page, a blocked event loop in a Python client), or raise ping_timeout in SocketIO(app, ping_timeout=...).",
             step: Some("diagnoses.6"),
             guess: true,
+        })
+    }
+
+    /// A WebSocket message. One from the client over the session's maxPayload: the server
+    /// will end the connection.
+    fn message(&mut self, e: &Event, dir: Dir) {
+        let Some(conn) = e.conn else { return };
+        if self.ws_conns.len() < MAX_SESSIONS {
+            self.ws_conns.insert(conn);
+        }
+        if dir != Dir::C2S {
+            return;
+        }
+        let Some(len) = e.fields.get("len").and_then(Value::as_u64) else {
+            return;
+        };
+        let max = self
+            .session_of
+            .get(&conn)
+            .and_then(|sid| self.opened.get(sid))
+            .and_then(|o| o.max_payload);
+        if max.is_some_and(|m| len > m) {
+            self.oversized
+                .entry(conn)
+                .or_insert_with(|| Evidence::of(e));
+        }
+    }
+
+    /// The connection of an oversized message ended.
+    fn oversized_closed(&mut self, e: &Event) -> Option<Finding<'static>> {
+        let conn = e.conn?;
+        let message = self.oversized.remove(&conn)?;
+        let sid = self.session_of.get(&conn).cloned().unwrap_or_default();
+        let max = self
+            .opened
+            .get(&sid)
+            .and_then(|o| o.max_payload)
+            .unwrap_or(0);
+        let mut evidence = Vec::new();
+        if let Some(o) = self.opened.get(&sid) {
+            evidence.push(o.ev.clone());
+        }
+        evidence.push(message);
+        evidence.push(Evidence::of(e));
+        self.once("payload-too-large", sid, Finding {
+            cause: "payload-too-large",
+            conn: Some(conn),
+            t: e.t,
+            what: format!("The client sent a WebSocket message over the server's maxPayload of {max} bytes (in its OPEN packet); python-engineio stops reading a session that does (\"packet is too large\") and the connection ends: the client reconnects, and its message is lost."),
+            evidence,
+            fix: "Send less at once (split big data, upload files over plain HTTP), or raise the limit: SocketIO(app, max_http_buffer_size=...).",
+            step: Some("diagnoses.10"),
+            guess: false,
+        })
+    }
+
+    /// A WebSocket session whose server sent no PING for longer than pingInterval +
+    /// pingTimeout though the client had answered the last one: python-engineio's PING task
+    /// did not run. Looked for at the session's next sign of life (a PING, a close) or its end.
+    fn server_went_quiet(&mut self, e: &Event) -> Option<Finding<'static>> {
+        let conn = e.conn?;
+        if !self.ws_conns.contains(&conn) {
+            // On long-polling a PING waits in the queue for the client's next GET: its time on
+            // the wire is the client's, not the server's.
+            return None;
+        }
+        let sid = self.session_of.get(&conn)?.clone();
+        if self.pings.contains_key(&sid) {
+            // The client owed a PONG: that is a ping timeout, not a quiet server.
+            return None;
+        }
+        let o = self.opened.get_mut(&sid)?;
+        if o.ended {
+            return None;
+        }
+        if e.stage != Stage::EioPacket {
+            o.ended = true;
+        }
+        let quiet = e.t - o.last_ping;
+        let limit = o.ping_interval + o.ping_timeout;
+        if quiet < limit + QUIET_SLACK {
+            return None;
+        }
+        let (interval, timeout, since) = (o.ping_interval, o.ping_timeout, o.last_ping);
+        let mut evidence = vec![o.last_ping_ev.clone()];
+        // The event the client sent just before the silence: its handler is the likely one.
+        let suspect = match self.last_event.get(&conn) {
+            Some((name, ev)) if ev.t >= since && ev.t <= e.t => {
+                evidence.push(ev.clone());
+                format!(" The last event the client sent before the silence was \"{name}\" (at {:.3} s): its handler is the first to look at.", ev.t)
+            }
+            _ => String::new(),
+        };
+        evidence.push(Evidence::of(e));
+        self.once("server-stopped-pinging", sid.clone(), Finding {
+            cause: "server-stopped-pinging",
+            conn: Some(conn),
+            t: e.t,
+            what: format!("The server sent session {sid} no PING for {quiet:.1} s, though the client had answered the last one; it should every {interval:.0} s, and clients give up after {interval:.0} + {timeout:.0} s. A server that stops sending PINGs is stuck: under eventlet or gevent a handler that blocks without yielding (time.sleep without monkey-patching, a long computation, a blocking library call) stops every greenlet, the PING task too.{suspect}"),
+            evidence,
+            fix: "Find the handler that blocks (the one running when the PINGs stopped): use socketio.sleep() instead of time.sleep(), monkey-patch the standard library first thing (eventlet.monkey_patch()), or move long work to socketio.start_background_task.",
+            step: Some("diagnoses.11"),
+            guess: true,
+        })
+    }
+
+    /// Werkzeug's development server wrote an HTTP page onto an upgraded socket.
+    fn page_on_websocket(&mut self, e: &Event) -> Option<Finding<'static>> {
+        let reason = e.fields.get("reason").and_then(Value::as_str)?;
+        if !reason.starts_with("HTTP written onto an upgraded socket") {
+            return None;
+        }
+        let hex = e.fields.get("hex").and_then(Value::as_str).unwrap_or("");
+        let head: String = (0..hex.len().min(24))
+            .step_by(2)
+            .filter_map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+            .map(char::from)
+            .collect();
+        let conn = e.conn?;
+        let what = if head.starts_with("HTTP/1.1 5") || head.starts_with("HTTP/1.0 5") {
+            "The app raised while this WebSocket was open (python-engineio could not decode a message the client sent: an empty one, or one that does not start with a packet type digit), and Werkzeug's development server wrote its HTTP 500 error page onto the upgraded socket. The client reads it as garbage frames and the connection ends."
+        } else {
+            "After the WebSocket ended, the client sent more bytes (python-socketio's client can send its last packets after its Close frame); Werkzeug's development server read them as a new HTTP request and wrote an HTTP error page onto the socket. Harmless: the session was over."
+        };
+        self.once("http-page-on-websocket", conn.to_string(), Finding {
+            cause: "http-page-on-websocket",
+            conn: Some(conn),
+            t: e.t,
+            what: what.to_string(),
+            evidence: vec![Evidence::of(e)],
+            fix: "For the 500: find what the client sends that is not an Engine.IO packet (the server's console has the traceback). The development server's habit of answering with an HTTP page is its own; production servers (eventlet, gevent, gunicorn) do not.",
+            step: None,
+            guess: false,
         })
     }
 
@@ -536,7 +763,9 @@ impl Diagnoser {
 
 impl Processor for Diagnoser {
     fn needs(&self) -> u32 {
-        Stage::HttpRequest.bit()
+        Stage::WsMessage.bit()
+            | Stage::TcpData.bit()
+            | Stage::HttpRequest.bit()
             | Stage::HttpResponse.bit()
             | Stage::EioPacket.bit()
             | Stage::SioPacket.bit()

@@ -174,10 +174,111 @@ fn healthy_captures_stay_quiet() {
                     "unknown-namespace",
                     "ping-timeout",
                 ],
+                "oversized.pcap" => &["payload-too-large", "http-page-on-websocket"],
+                "blocked.pcap" => &["server-stopped-pinging"],
                 _ => &[],
             };
             let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
             assert_eq!(causes(&trace), expected, "{name}");
         }
     }
+}
+
+/// Messages over the server's maxPayload, on long-polling (a POST answered 400) and on a
+/// WebSocket (the server stops reading and the connection ends); and a WebSocket message that
+/// is not an Engine.IO packet, which makes Werkzeug write its 500 page onto the socket.
+#[test]
+fn oversized_and_undecodable_messages_are_diagnosed() {
+    let Some(w) = Watched::start(&[], &["--max-payload", "200"]) else {
+        return;
+    };
+    let run = Run::new(&w.addr);
+    let big = format!("42[\"chat\",\"{}\"]", "x".repeat(400));
+    // Long-polling: one POST over maxPayload.
+    let sid = run.open_polling();
+    run.post(
+        &format!("/socket.io/?EIO=4&transport=polling&sid={sid}"),
+        "40",
+    );
+    run.poll(&sid, 1);
+    // As a real client does, with a GET waiting: it gets the session's CLOSE; python-engineio
+    // never answers the POST itself (docs/fidelity.md).
+    let waiting = run.spawn_get(&format!("/socket.io/?EIO=4&transport=polling&sid={sid}"));
+    run.post(
+        &format!("/socket.io/?EIO=4&transport=polling&sid={sid}"),
+        &big,
+    );
+    run.join(waiting);
+    // WebSocket: one message over maxPayload.
+    let mut ws = run.ws("big", "/socket.io/?EIO=4&transport=websocket", None, None);
+    ws.recv(1);
+    ws.text("40");
+    ws.recv(1);
+    ws.text(&big);
+    ws.until_end(5);
+    // WebSocket: a message that is no Engine.IO packet.
+    let mut bad = run.ws("bad", "/socket.io/?EIO=4&transport=websocket", None, None);
+    bad.recv(1);
+    bad.text("X");
+    bad.until_end(5);
+    let (_, trace) = w.stop();
+    let found = causes(&trace);
+    assert!(found.contains("payload-too-large"), "{found:?}");
+    assert!(found.contains("http-page-on-websocket"), "{found:?}");
+    well_formed(&trace);
+    let too_large: Vec<&serde_json::Value> = trace
+        .stage("diagnosis")
+        .into_iter()
+        .filter(|d| d["fields"]["cause"] == "payload-too-large")
+        .collect();
+    // One for the POST (its session), one for the WebSocket (another session).
+    assert_eq!(too_large.len(), 2, "{too_large:#?}");
+    for d in &too_large {
+        let s = d["summary"].as_str().unwrap();
+        assert!(s.contains("maxPayload of 200 bytes"), "{s}");
+        assert_eq!(d["fields"]["guess"], false);
+    }
+    let page = trace
+        .stage("diagnosis")
+        .into_iter()
+        .find(|d| d["fields"]["cause"] == "http-page-on-websocket")
+        .unwrap();
+    assert!(page["summary"].as_str().unwrap().contains("500"), "{page}");
+}
+
+/// A blocked server: an eventlet handler that computes for seconds without yielding stops the
+/// PING task too; the python-socketio client hears nothing for pingInterval + pingTimeout and
+/// gives up. The diagnosis is a guess (the bytes show silence, not its cause) and says so.
+#[test]
+fn a_handler_that_blocks_the_server_is_diagnosed_as_a_guess() {
+    let Some(w) = Watched::start_in(".venv-async", "tests/student_app/blocking.py", &[], &[])
+    else {
+        return;
+    };
+    let client = format!(
+        "import socketio, time\nc = socketio.Client()\nc.connect('{}', transports=['websocket'])\ntime.sleep(1.5)\nc.emit('crunch', 4)\ntime.sleep(6)\nc.disconnect()\n",
+        w.url
+    );
+    let out = std::process::Command::new(repo().join("tests/.venv/bin/python"))
+        .args(["-c", &client])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, trace) = w.stop();
+    let found: Vec<&serde_json::Value> = trace
+        .stage("diagnosis")
+        .into_iter()
+        .filter(|d| d["fields"]["cause"] == "server-stopped-pinging")
+        .collect();
+    assert_eq!(found.len(), 1, "{:#?}", trace.stage("diagnosis"));
+    assert_eq!(found[0]["fields"]["guess"], true);
+    assert!(found[0]["fields"]["fix"]
+        .as_str()
+        .unwrap()
+        .contains("socketio.sleep"));
+    well_formed(&trace);
 }

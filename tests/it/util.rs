@@ -152,9 +152,19 @@ impl Watched {
 
     /// The same for another app script of the repository (`tests/student_app/chat.py`).
     pub fn start_app(script: &str, extra: &[&str], app_args: &[&str]) -> Option<Watched> {
-        let python = repo().join("tests/.venv/bin/python");
+        Watched::start_in(".venv", script, extra, app_args)
+    }
+
+    /// The same with the Python of another venv of tests/ (`.venv-async` for eventlet).
+    pub fn start_in(
+        venv: &str,
+        script: &str,
+        extra: &[&str],
+        app_args: &[&str],
+    ) -> Option<Watched> {
+        let python = repo().join("tests").join(venv).join("bin/python");
         if !python.exists() {
-            eprintln!("SKIP: tests/.venv is missing (tests/setup.sh)");
+            eprintln!("SKIP: tests/{venv} is missing (tests/setup.sh)");
             return None;
         }
         let dir = tempfile::tempdir().expect("temp dir");
