@@ -41,9 +41,19 @@ pub enum Command {
     /// the spec sections, the Python call chain and a sequence diagram.
     #[command(after_help = REPORT_EXAMPLES)]
     Report(ReportArgs),
+    /// Publish one emit on the message queue (Redis), as `SocketIO(message_queue=URL).emit()`
+    /// from a Celery worker or a script: every server on the queue sends it to its clients.
+    #[command(after_help = EMIT_EXAMPLES)]
+    Emit(EmitArgs),
     /// Workloads for the benchmarks in docs/performance.md.
     Bench(BenchArgs),
 }
+
+const EMIT_EXAMPLES: &str = "\
+Examples:
+  dispel emit --message-queue redis://127.0.0.1:6379 'replaced values' '{\"item\": \"lamp\", \"bid\": 99}'
+  dispel emit --message-queue redis://127.0.0.1:6379 notice '\"closing soon\"' --to SID
+  dispel serve --message-queue redis://127.0.0.1:6379 --port 5001   # a second process";
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -270,9 +280,54 @@ pub struct ServeArgs {
     #[arg(long)]
     pub extras: bool,
     #[command(flatten)]
+    pub queue: QueueArgs,
+    #[command(flatten)]
     pub trace: TraceArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+/// Several server processes as one, through Redis (Flask-SocketIO's `message_queue`).
+#[derive(Debug, Clone, Args)]
+pub struct QueueArgs {
+    /// Join the other processes on this Redis (`redis://HOST:PORT[/DB]`), as
+    /// `SocketIO(app, message_queue=URL)` does: broadcasts reach their clients too, theirs
+    /// reach ours.
+    #[arg(long, value_name = "URL")]
+    pub message_queue: Option<String>,
+    /// The channel the processes share (Flask-SocketIO's default).
+    #[arg(long, value_name = "NAME", default_value = crate::mq::DEFAULT_CHANNEL, requires = "message_queue")]
+    pub channel: String,
+    /// When Redis cannot be reached at start, serve this process's clients alone (and keep
+    /// trying) instead of refusing to start.
+    #[arg(long, requires = "message_queue")]
+    pub message_queue_optional: bool,
+}
+
+/// `dispel emit`: publish one emit on the message queue, as a write-only
+/// `SocketIO(message_queue=URL).emit(...)` in a Celery worker or a script does.
+#[derive(Debug, Clone, Args)]
+pub struct EmitArgs {
+    /// The Redis the servers share (`redis://HOST:PORT[/DB]`).
+    #[arg(long, value_name = "URL")]
+    pub message_queue: String,
+    /// The channel the servers listen on.
+    #[arg(long, value_name = "NAME", default_value = crate::mq::DEFAULT_CHANNEL)]
+    pub channel: String,
+    /// The event's name.
+    pub event: String,
+    /// Its argument, as JSON (`'{"item": "lamp", "bid": 12}'`, `'"text"'`, `42`).
+    pub data: String,
+    /// A room, or one client's Socket.IO sid (every client is alone in the room of its sid);
+    /// everyone in the namespace when left out.
+    #[arg(long, value_name = "ROOM|SID")]
+    pub to: Option<String>,
+    /// The namespace.
+    #[arg(long, value_name = "NS", default_value = "/")]
+    pub namespace: String,
+    /// Print the trace event as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Protocol timers and limits. Defaults match python-engineio's.

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod flow;
 pub mod links;
 pub mod live;
+pub mod mq;
 pub mod replay;
 pub mod report;
 pub mod trace;
@@ -33,6 +34,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub fn run(cli: cli::Cli) -> Result<ExitCode, Error> {
     match cli.command {
         cli::Command::Serve(args) => live::run(args),
+        cli::Command::Emit(args) => live::mq::emit_command(args),
         cli::Command::Watch(args) => live::watch::run(args),
         cli::Command::Replay(args) => replay::run(args),
         cli::Command::Links(args) => links::run(args),

@@ -4,7 +4,8 @@
 #   tests/setup.sh [--with-chromium] [--no-apt]
 #
 # Target: Debian bookworm, root, Python 3.11, Node 20 (the project's machine).
-#  * apt: tcpdump and tshark (captures, frame-field checks), and with
+#  * apt: tcpdump and tshark (captures, frame-field checks), redis-server
+#    (the message-queue tests start their own), and with
 #    --with-chromium Debian's chromium (only for the optional browser
 #    capture). Pinned to the versions apt-cache policy showed when this was
 #    written; if a pinned version is gone from the archive, the current one
@@ -31,7 +32,7 @@ log() { echo "setup: $*" >&2; }
 
 # ---- apt ---------------------------------------------------------------
 # versions seen with apt-cache policy on Debian bookworm (2026-11)
-APT_PINS=("tcpdump=4.99.3-1" "tshark=4.0.17-0+deb12u3")
+APT_PINS=("tcpdump=4.99.3-1" "tshark=4.0.17-0+deb12u3" "redis-server=5:7.0.15-1~deb12u10")
 [ "$WITH_CHROMIUM" = 1 ] && APT_PINS+=("chromium=156.0.8078.108-1~deb12u1")
 
 apt_install() {

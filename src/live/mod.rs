@@ -13,6 +13,7 @@
 mod apps;
 mod engineio;
 mod http;
+pub mod mq;
 mod observed;
 pub mod record;
 mod reply;
@@ -149,6 +150,8 @@ pub struct Server {
     taps: tap::TapConfig,
     next_conn: AtomicU64,
     slots: Arc<Semaphore>,
+    /// The Socket.IO server, which the message queue delivers to.
+    sio: Arc<socketio::SioServer>,
 }
 
 impl Server {
@@ -177,7 +180,8 @@ impl Server {
             tracer.clone(),
             clock,
         ));
-        let socketio = engineio::EioServer::new(eio_config.clone(), sio, tracer.clone(), clock);
+        let socketio =
+            engineio::EioServer::new(eio_config.clone(), sio.clone(), tracer.clone(), clock);
         let engineio = (config.app == App::Conformance).then(|| {
             engineio::EioServer::new(eio_config, Arc::new(apps::EioEcho), tracer.clone(), clock)
         });
@@ -193,6 +197,7 @@ impl Server {
             stepper,
         };
         Ok(Arc::new(Server {
+            sio,
             slots: Arc::new(Semaphore::new(config.max_connections)),
             config,
             tracer,
@@ -427,7 +432,24 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::Error> {
             let which = if n > 0 { format!("connection #{n}") } else { "the first Socket.IO connection".to_string() };
             eprintln!("dispel serve: teaching mode: {which} pauses before each stage; press Enter to go on");
         }
-        let server = Server::new(config, tracer, hub, stepper)?;
+        let server = Server::new(config, tracer.clone(), hub, stepper)?;
+        if let Some(url) = &args.queue.message_queue {
+            let queue = mq::Queue::start(
+                mq::QueueConfig {
+                    url: url.clone(),
+                    channel: args.queue.channel.clone(),
+                    optional: args.queue.message_queue_optional,
+                },
+                server.sio.clone(),
+                tracer,
+                server.clock,
+            )
+            .await?;
+            eprintln!(
+                "dispel serve: message queue {url}, channel {}, this process is host {}",
+                queue.channel, queue.host_id
+            );
+        }
         server.clone().serve(listener, shutdown_signal()).await;
         server.finish()?;
         Ok::<(), crate::Error>(())

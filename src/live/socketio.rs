@@ -8,9 +8,9 @@
 //! Python's `json.dumps`.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{json, Value};
 
@@ -22,7 +22,9 @@ use super::apps::{App, Outcome};
 use super::engineio::{
     Closer, EioHandler, EioSession, Flavor, Flight, Landed, OutItem, Queued, WirePacket,
 };
+use super::mq::Queue;
 use super::Clock;
+use crate::mq::Message;
 
 /// One connected Socket.IO socket: an Engine.IO session joined to one namespace.
 #[derive(Clone)]
@@ -48,6 +50,22 @@ pub struct SioServer {
     namespaces: Mutex<HashMap<String, BTreeMap<u64, Member>>>,
     clients: Mutex<HashMap<String, ClientState>>,
     next: AtomicU64,
+    /// namespace -> room -> Socket.IO sids: rooms other processes put local clients in
+    /// (`enter_room` on the message queue). Every client is also alone in the room of its sid.
+    rooms: Mutex<HashMap<String, HashMap<String, HashSet<String>>>>,
+    /// The message queue, with `--message-queue`.
+    queue: OnceLock<Arc<Queue>>,
+    /// Acks another process asked for: (Socket.IO sid, namespace, local ack id) -> where the
+    /// answer goes (its host, the room it emitted to, its namespace, its ack id).
+    remote_acks: Mutex<HashMap<(String, String, u64), RemoteAck>>,
+    next_ack: AtomicU64,
+}
+
+struct RemoteAck {
+    host_id: String,
+    room: String,
+    nsp: String,
+    id: u64,
 }
 
 /// What a handler can do in answer to an event: emit to its own client, broadcast, ack.
@@ -158,7 +176,164 @@ impl SioServer {
             namespaces: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
+            rooms: Mutex::new(HashMap::new()),
+            queue: OnceLock::new(),
+            remote_acks: Mutex::new(HashMap::new()),
+            next_ack: AtomicU64::new(1),
         }
+    }
+
+    /// From now on, broadcasts are published on the message queue too.
+    pub fn set_queue(&self, queue: Arc<Queue>) {
+        let _ = self.queue.set(queue);
+    }
+
+    /// The members of `nsp` an emit to `room` (everyone when `None`) reaches, without `skip`.
+    fn members_for(&self, nsp: &str, room: Option<&str>, skip: &[String]) -> Vec<Member> {
+        let in_room: Option<HashSet<String>> = room.map(|r| {
+            self.rooms
+                .lock()
+                .ok()
+                .and_then(|rooms| rooms.get(nsp)?.get(r).cloned())
+                .unwrap_or_default()
+        });
+        self.namespaces
+            .lock()
+            .map(|n| {
+                n.get(nsp)
+                    .map(|m| {
+                        m.values()
+                            .filter(|m| match (room, &in_room) {
+                                (Some(r), Some(set)) => m.sio_sid == r || set.contains(&m.sio_sid),
+                                _ => true,
+                            })
+                            .filter(|m| !skip.contains(&m.sio_sid))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Delivers another process's emit to the local clients it is for, as python-socketio's
+    /// `_handle_emit` does; returns their connections. With a callback, each recipient is
+    /// asked for an ack, which goes back over the queue to the process that asked.
+    pub fn deliver_remote(&self, m: &Message) -> Result<Vec<u64>, String> {
+        let (args, attachments) = m.emit_args()?;
+        let event = m.event().ok_or("an emit without \"event\"")?;
+        let nsp = m.namespace();
+        let members = self.members_for(nsp, m.room(), &m.skip_sids());
+        let callback = m.ack_request();
+        let mut reached = Vec::with_capacity(members.len());
+        let shared = callback.is_none().then(|| {
+            self.encode(
+                &event_packet(nsp, event, args.clone(), attachments.len(), None),
+                &attachments,
+            )
+        });
+        for member in members {
+            let item = match (&shared, &callback) {
+                (Some(item), _) => item.clone(),
+                (None, Some((room, cb_nsp, id))) => {
+                    let local = self.next_ack.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut acks) = self.remote_acks.lock() {
+                        if acks.len() < 100_000 {
+                            acks.insert(
+                                (member.sio_sid.clone(), nsp.to_string(), local),
+                                RemoteAck {
+                                    host_id: m.host_id().unwrap_or_default().to_string(),
+                                    room: room.clone(),
+                                    nsp: cb_nsp.clone(),
+                                    id: *id,
+                                },
+                            );
+                        }
+                    }
+                    self.encode(
+                        &event_packet(nsp, event, args.clone(), attachments.len(), Some(local)),
+                        &attachments,
+                    )
+                }
+                (None, None) => continue,
+            };
+            if member.eio.send(item).is_ok() {
+                reached.push(member.eio.conn());
+            }
+        }
+        Ok(reached)
+    }
+
+    /// A room change another process asked for, if the client is connected here; returns its
+    /// connection.
+    pub fn room_remote(&self, m: &Message) -> Option<u64> {
+        let nsp = m.namespace().to_string();
+        let room = m.room()?.to_string();
+        let mut rooms = self.rooms.lock().ok()?;
+        match m.method {
+            crate::mq::Method::CloseRoom => {
+                rooms.get_mut(&nsp).map(|r| r.remove(&room));
+                None
+            }
+            crate::mq::Method::EnterRoom | crate::mq::Method::LeaveRoom => {
+                let sid = m.sid()?;
+                let member = self
+                    .members_for(&nsp, Some(sid), &[])
+                    .into_iter()
+                    .find(|x| x.sio_sid == sid)?;
+                let set = rooms.entry(nsp).or_default().entry(room).or_default();
+                if m.method == crate::mq::Method::EnterRoom {
+                    set.insert(sid.to_string());
+                } else {
+                    set.remove(sid);
+                }
+                Some(member.eio.conn())
+            }
+            _ => None,
+        }
+    }
+
+    /// Disconnects a local client another process asked to disconnect (a DISCONNECT packet,
+    /// then it leaves the namespace); returns its connection.
+    pub fn disconnect_remote(&self, m: &Message) -> Option<u64> {
+        let nsp = m.namespace();
+        let sid = m.sid()?;
+        let member = self
+            .members_for(nsp, Some(sid), &[])
+            .into_iter()
+            .find(|x| x.sio_sid == sid)?;
+        let p = Packet::new(PacketType::Disconnect, nsp, None, None);
+        let _ = member.eio.send(self.encode(&p, &[]));
+        self.leave(&member.eio, nsp);
+        Some(member.eio.conn())
+    }
+
+    /// A client's ACK: if it answers an emit another process made, the answer goes back.
+    fn acked(&self, eio: &Arc<EioSession>, nsp: &str, packet: &Packet) {
+        let (Some(id), Some(queue)) = (packet.id, self.queue.get()) else {
+            return;
+        };
+        let Some(sio_sid) = self
+            .clients
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&eio.sid)?.sockets.get(nsp).cloned())
+        else {
+            return;
+        };
+        let Some(r) = self
+            .remote_acks
+            .lock()
+            .ok()
+            .and_then(|mut a| a.remove(&(sio_sid, nsp.to_string(), id)))
+        else {
+            return;
+        };
+        let args = packet.args().to_vec();
+        queue.publish(
+            Some(eio.conn()),
+            Message::callback(&r.host_id, &r.room, &r.nsp, r.id, &args),
+        );
     }
 
     fn trace_emit(&self, conn: u64, nsp: &str, event: &str, recipients: &[u64], broadcast: bool) {
@@ -197,6 +372,12 @@ impl SioServer {
         args: Vec<Value>,
         attachments: Vec<Vec<u8>>,
     ) -> Landed {
+        let queued = self.queue.get().map(|q| {
+            (
+                q,
+                Message::emit(event, &args, &attachments, nsp, None, None, &q.host_id),
+            )
+        });
         let packet = event_packet(nsp, event, args, attachments.len(), None);
         let item = self.encode(&packet, &attachments);
         let members: Vec<Member> = self
@@ -216,6 +397,11 @@ impl SioServer {
             }
         }
         self.trace_emit(conn, nsp, event, &recipients, true);
+        // As python-socketio's `PubSubManager.emit`: this process's clients first, then the
+        // other processes through the queue.
+        if let Some((q, message)) = queued {
+            q.publish(Some(conn), message);
+        }
         flight.landed()
     }
 
@@ -303,7 +489,9 @@ impl SioServer {
                 cx.finish();
             }
             PacketType::Ack | PacketType::BinaryAck => {
-                // The apps here never ask clients for acks; nothing waits for one.
+                // The apps here never ask clients for acks; only emits of other processes
+                // through the message queue do.
+                self.acked(eio, &nsp, &packet);
             }
             _ => {
                 // An event for a namespace the client never joined, or a type a client must
@@ -388,9 +576,28 @@ impl SioServer {
             .lock()
             .ok()
             .and_then(|mut c| c.get_mut(&eio.sid).and_then(|st| st.sockets.remove(nsp)));
-        if let (Some(sid), Ok(mut spaces)) = (sio_sid, self.namespaces.lock()) {
+        if let Some(sid) = sio_sid {
+            self.forget_socket(nsp, &sid);
+        }
+    }
+
+    fn forget_socket(&self, nsp: &str, sid: &str) {
+        if let Ok(mut spaces) = self.namespaces.lock() {
             if let Some(members) = spaces.get_mut(nsp) {
                 members.retain(|_, m| m.sio_sid != sid);
+            }
+        }
+        if let Ok(mut rooms) = self.rooms.lock() {
+            if let Some(r) = rooms.get_mut(nsp) {
+                r.retain(|_, set| {
+                    set.remove(sid);
+                    !set.is_empty()
+                });
+            }
+        }
+        if let Ok(mut acks) = self.remote_acks.lock() {
+            if !acks.is_empty() {
+                acks.retain(|(s, n, _), _| !(s == sid && n == nsp));
             }
         }
     }
@@ -470,11 +677,9 @@ impl EioHandler for SioServer {
             .lock()
             .ok()
             .and_then(|mut c| c.remove(&session.sid));
-        if let (Some(st), Ok(mut spaces)) = (sockets, self.namespaces.lock()) {
+        if let Some(st) = sockets {
             for (nsp, sid) in st.sockets {
-                if let Some(members) = spaces.get_mut(&nsp) {
-                    members.retain(|_, m| m.sio_sid != sid);
-                }
+                self.forget_socket(&nsp, &sid);
             }
         }
     }

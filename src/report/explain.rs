@@ -28,6 +28,7 @@ pub const PAGES: &[(&str, &str)] = &[
         include_str!("../../docs/stages/dispatch-broadcast.md"),
     ),
     ("close.md", include_str!("../../docs/stages/close.md")),
+    ("mq.md", include_str!("../../docs/stages/mq.md")),
 ];
 
 /// The page that explains a stage.
@@ -43,6 +44,7 @@ pub fn page(stage: Stage) -> &'static str {
         Stage::SioDispatch | Stage::SioBroadcast | Stage::SioEmit | Stage::SioRoom => {
             "dispatch-broadcast.md"
         }
+        Stage::MqPublish | Stage::MqMessage => "mq.md",
         Stage::WsClose | Stage::TcpClose | Stage::TcpData | Stage::Error | Stage::Diagnosis => {
             "close.md"
         }

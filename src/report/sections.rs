@@ -224,6 +224,8 @@ fn stage_title(stage: Stage) -> &'static str {
         Stage::SioRoom => "rooms",
         Stage::WsClose => "the WebSocket closing handshake",
         Stage::TcpClose => "the TCP connection closes",
+        Stage::MqPublish => "publishing on the message queue",
+        Stage::MqMessage => "a message from the queue",
         Stage::TcpData | Stage::Error | Stage::Diagnosis => "other",
     }
 }
@@ -602,9 +604,13 @@ fn stage_section(ctx: &Ctx, stage: Stage) -> Vec<Block> {
         Stage::SioBroadcast => sio_broadcast(ctx),
         Stage::WsClose => ws_close(ctx),
         Stage::TcpClose => tcp_close(ctx),
-        Stage::SioEmit | Stage::SioRoom | Stage::TcpData | Stage::Error | Stage::Diagnosis => {
-            (Vec::new(), None)
-        }
+        Stage::SioEmit
+        | Stage::SioRoom
+        | Stage::MqPublish
+        | Stage::MqMessage
+        | Stage::TcpData
+        | Stage::Error
+        | Stage::Diagnosis => (Vec::new(), None),
     };
     blocks.extend(shown);
     if let Some(rep) = rep.or_else(|| ctx.of(stage).next()) {

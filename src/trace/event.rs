@@ -31,6 +31,12 @@ pub enum Stage {
     TcpClose,
     /// Bytes that could not be decoded as what they should have been (gap, non-frame bytes...).
     TcpData,
+    /// A message this process published on the message queue's channel (Redis `PUBLISH`), as
+    /// python-socketio's `PubSubManager` does for an emit, a room change or a disconnect.
+    MqPublish,
+    /// A message that arrived on the channel from another process (or this one's own, which
+    /// it ignores), and which local clients it reached.
+    MqMessage,
     Error,
     /// A failure recognised from the events before it: what went wrong, the evidence, the fix
     /// and the source line that decided it (`flow::diagnose`).
@@ -38,7 +44,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 18] = [
+    pub const ALL: [Stage; 20] = [
         Stage::TcpAccept,
         Stage::HttpRequest,
         Stage::HttpResponse,
@@ -55,12 +61,14 @@ impl Stage {
         Stage::WsClose,
         Stage::TcpClose,
         Stage::TcpData,
+        Stage::MqPublish,
+        Stage::MqMessage,
         Stage::Error,
         Stage::Diagnosis,
     ];
 
-    /// The stages of a connection's life, in order (`ALL` without `tcp.data`, `error` and
-    /// `diagnosis`).
+    /// The stages of a connection's life, in order (`ALL` without `tcp.data`, the message
+    /// queue's, `error` and `diagnosis`).
     pub const LIFECYCLE: &'static [Stage] = Stage::ALL.split_at(15).0;
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +89,8 @@ impl Stage {
             Stage::WsClose => "ws.close",
             Stage::TcpClose => "tcp.close",
             Stage::TcpData => "tcp.data",
+            Stage::MqPublish => "mq.publish",
+            Stage::MqMessage => "mq.message",
             Stage::Error => "error",
             Stage::Diagnosis => "diagnosis",
         }

@@ -41,6 +41,8 @@ impl Filter {
                     | Stage::SioBroadcast
                     | Stage::SioEmit
                     | Stage::SioRoom
+                    | Stage::MqPublish
+                    | Stage::MqMessage
                     | Stage::Error
                     | Stage::Diagnosis
             )

@@ -57,6 +57,7 @@ fn stage_style(stage: Stage) -> Style {
         | Stage::SioBroadcast
         | Stage::SioEmit
         | Stage::SioRoom => s.green().bold(),
+        Stage::MqPublish | Stage::MqMessage => s.magenta().bold(),
         Stage::Error | Stage::Diagnosis => s.red().bold(),
     }
 }

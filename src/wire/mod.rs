@@ -15,6 +15,7 @@ pub mod engineio;
 pub mod handshake;
 pub mod http;
 pub mod pyjson;
+pub mod resp;
 pub mod socketio;
 pub mod ws_frame;
 pub mod ws_message;

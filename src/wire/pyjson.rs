@@ -10,11 +10,19 @@ use serde_json::{Number, Value};
 /// `json.dumps(value, separators=(',', ':'))`.
 pub fn dumps(value: &Value) -> String {
     let mut out = String::new();
-    write_value(&mut out, value);
+    write_value(&mut out, value, (",", ":"));
     out
 }
 
-fn write_value(out: &mut String, v: &Value) {
+/// `json.dumps(value)`, Python's default separators `', '` and `': '`: how python-socketio's
+/// message-queue managers write what they publish.
+pub fn dumps_spaced(value: &Value) -> String {
+    let mut out = String::new();
+    write_value(&mut out, value, (", ", ": "));
+    out
+}
+
+fn write_value(out: &mut String, v: &Value, sep: (&str, &str)) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -24,9 +32,9 @@ fn write_value(out: &mut String, v: &Value) {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push_str(sep.0);
                 }
-                write_value(out, item);
+                write_value(out, item, sep);
             }
             out.push(']');
         }
@@ -34,11 +42,11 @@ fn write_value(out: &mut String, v: &Value) {
             out.push('{');
             for (i, (k, item)) in map.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push_str(sep.0);
                 }
                 write_string(out, k);
-                out.push(':');
-                write_value(out, item);
+                out.push_str(sep.1);
+                write_value(out, item, sep);
             }
             out.push('}');
         }

@@ -61,6 +61,18 @@ def _async_mode_from_argv():
 
 ASYNC_MODE = _async_mode_from_argv()
 EXTRAS = '--extras' in sys.argv[1:]
+
+
+def _message_queue_from_argv():
+    # SocketIO(app, message_queue=...) is made at import time, before argparse runs.
+    argv = sys.argv[1:]
+    for i, a in enumerate(argv):
+        if a == '--message-queue' and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+MESSAGE_QUEUE = _message_queue_from_argv()
 if ASYNC_MODE == 'eventlet':
     import eventlet
     eventlet.monkey_patch()
@@ -128,7 +140,7 @@ PAGE = """<!doctype html>
 
 app = Flask(__name__)
 app.config['SECRET_KEY'] = 'dispel-reference-app'
-socketio = SocketIO(app, async_mode=ASYNC_MODE)
+socketio = SocketIO(app, async_mode=ASYNC_MODE, message_queue=MESSAGE_QUEUE)
 
 _lock = threading.Lock()
 _current = {}  # item -> last payload received for it (insertion ordered)
@@ -208,6 +220,9 @@ def main():
     parser.add_argument('--no-upgrades', action='store_true',
                         help='allow_upgrades=False: the OPEN offers no upgrade '
                         '(what a missing WebSocket server does too)')
+    parser.add_argument('--message-queue', default=None,
+                        help="SocketIO(app, message_queue=URL): several "
+                        "processes as one, through Redis (read at import time)")
     parser.add_argument('--log', action='store_true',
                         help='enable socketio/engineio packet logging')
     args = parser.parse_args()
