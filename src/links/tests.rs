@@ -193,7 +193,7 @@ fn links_json_shape() {
         .as_str()
         .is_some_and(|u| u.starts_with("https://github.com/")));
     let all = render::json_value(&sections(VersionSet::Seed, None).expect("all"));
-    assert_eq!(all.as_array().map(Vec::len), Some(13));
+    assert_eq!(all.as_array().map(Vec::len), Some(14));
 }
 
 #[test]

@@ -423,15 +423,12 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::Error> {
             App::Auction => format!("http://{shown}/auctions"),
             App::Conformance => format!("http://{shown}/ (engine.io and socket.io conformance)"),
         };
-        eprintln!("dispel serve: listening on {what}   (Ctrl-C to stop)");
-        if hub.is_some() {
-            eprintln!("dispel serve: live trace for the projector on http://{shown}/trace");
-        }
         let stepper = args.step.map(|n| step::Stepper::start((n > 0).then_some(n), args.trace.versions));
         if let Some(n) = args.step {
             let which = if n > 0 { format!("connection #{n}") } else { "the first Socket.IO connection".to_string() };
             eprintln!("dispel serve: teaching mode: {which} pauses before each stage; press Enter to go on");
         }
+        let has_hub = hub.is_some();
         let server = Server::new(config, tracer.clone(), hub, stepper)?;
         if let Some(url) = &args.queue.message_queue {
             let queue = mq::Queue::start(
@@ -449,6 +446,10 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::Error> {
                 "dispel serve: message queue {url}, channel {}, this process is host {}",
                 queue.channel, queue.host_id
             );
+        }
+        eprintln!("dispel serve: listening on {what}   (Ctrl-C to stop)");
+        if has_hub {
+            eprintln!("dispel serve: live trace for the projector on http://{shown}/trace");
         }
         server.clone().serve(listener, shutdown_signal()).await;
         server.finish()?;

@@ -172,9 +172,24 @@ impl Queue {
             tracer,
             clock,
         });
+        let reachable = con.is_some();
+        let subscribed = Arc::new(tokio::sync::Notify::new());
         tokio::spawn(queue.clone().publisher(client.clone(), con, rx));
-        tokio::spawn(queue.clone().listener(client, sio.clone()));
+        tokio::spawn(
+            queue
+                .clone()
+                .listener(client, sio.clone(), subscribed.clone()),
+        );
         sio.set_queue(queue.clone());
+        // Redis keeps no history: what is published before the subscription is never seen
+        // here, so the server waits for it before it takes clients.
+        if reachable
+            && tokio::time::timeout(CONNECT_TIMEOUT, subscribed.notified())
+                .await
+                .is_err()
+        {
+            eprintln!("dispel serve: warning: not subscribed to {} yet; messages published meanwhile will not reach this process's clients", queue.channel);
+        }
         Ok(queue)
     }
 
@@ -270,7 +285,12 @@ impl Queue {
         }
     }
 
-    async fn listener(self: Arc<Self>, client: redis::Client, sio: Arc<SioServer>) {
+    async fn listener(
+        self: Arc<Self>,
+        client: redis::Client,
+        sio: Arc<SioServer>,
+        ready: Arc<tokio::sync::Notify>,
+    ) {
         let mut backoff = Duration::from_millis(100);
         let mut said_down = false;
         loop {
@@ -287,6 +307,7 @@ impl Queue {
             .await;
             match subscribed {
                 Ok(mut ps) => {
+                    ready.notify_one();
                     backoff = Duration::from_millis(100);
                     said_down = false;
                     let cmd = resp::encode_command(&["SUBSCRIBE", &self.channel]);

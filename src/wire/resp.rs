@@ -298,7 +298,7 @@ impl Value {
             .iter()
             .map(|v| match v {
                 Value::Integer(i) => Some(i.to_string()),
-                other => other.bytes().map(|b| text(b)),
+                other => other.bytes().map(text),
             })
             .collect()
     }

@@ -26,6 +26,8 @@ mod live_bad_input;
 mod live_clients;
 /// A classroom trying to break the server: slowloris, floods, abandoned sessions.
 mod live_hostile;
+/// Several processes through a real Redis: dispel and Flask-SocketIO workers as one.
+mod mq;
 /// `dispel replay` on real and recorded captures.
 mod replay;
 /// `dispel report`: golden reports of the reference captures, self-contained HTML.

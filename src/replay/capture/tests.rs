@@ -274,7 +274,7 @@ fn two_interface_pcapng(endianness: Endianness) -> Vec<u8> {
             w.write_pcapng_block(spb).unwrap();
             continue;
         }
-        let (iface, data, raw_ts) = if i % 2 == 0 {
+        let (iface, data, raw_ts) = if i.is_multiple_of(2) {
             (0, ethernet(ip, &[]), base_us + i * 1000)
         } else {
             // the same clock, in ns relative to the 1_700_000_000 s offset
