@@ -399,6 +399,10 @@ pub struct ReplayArgs {
     /// Treat this TCP port as the server's (otherwise: from the SYN, else the HTTP request).
     #[arg(long, value_name = "PORT")]
     pub server_port: Option<u16>,
+    /// Decode connections to this port as Redis (the message queue's PUBLISH, SUBSCRIBE and
+    /// pushed messages).
+    #[arg(long, value_name = "PORT", default_value_t = 6379)]
+    pub redis_port: u16,
     #[command(flatten)]
     pub trace: TraceArgs,
 }

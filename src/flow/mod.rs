@@ -5,6 +5,7 @@
 pub mod diagnose;
 pub mod infer;
 mod memo;
+pub mod redis;
 mod session;
 
 pub use diagnose::Diagnoser;

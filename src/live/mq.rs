@@ -20,6 +20,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::flow::redis::resp_text;
 use crate::mq::{self, Message, Method};
 use crate::trace::{Event, Stage, Tracer};
 use crate::wire::resp;
@@ -51,24 +52,6 @@ pub struct QueueConfig {
     pub channel: String,
     /// Serve locally when Redis cannot be reached at start, instead of refusing to start.
     pub optional: bool,
-}
-
-/// The RESP bytes, shown as text: `*3\r\n$7\r\nPUBLISH\r\n...`.
-pub fn resp_text(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() + 16);
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\r' => s.push_str("\\r"),
-                '\n' => s.push_str("\\n"),
-                c => s.push(c),
-            }
-        }
-        for b in chunk.invalid() {
-            s.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    s
 }
 
 /// Opens a client for `url` and checks that Redis answers.

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use crate::flow::redis::{Deliveries, RedisConn};
 use crate::flow::{Diagnoser, Inference, Limits, Session};
 use crate::trace::{Dir, Event, Stage, Tracer};
 
@@ -23,6 +24,12 @@ pub struct TraceSink {
     /// Failures recognised, after inference.
     diagnoser: Diagnoser,
     diagnosed: Vec<Event>,
+    /// Connections to Redis (the message queue), decoded as RESP, not HTTP.
+    redis_port: u16,
+    redis: HashMap<u64, (RedisConn, u8)>,
+    /// Emits that came through the queue, tied to the frames they caused.
+    deliveries: Deliveries,
+    delivered: Vec<Event>,
     pub problems: u64,
 }
 
@@ -39,14 +46,26 @@ impl TraceSink {
             inferred: Vec::new(),
             diagnoser: Diagnoser::new(versions),
             diagnosed: Vec::new(),
+            redis_port: 6379,
+            redis: HashMap::new(),
+            deliveries: Deliveries::default(),
+            delivered: Vec::new(),
             problems: 0,
         }
+    }
+
+    /// Connections to `port` are Redis's (6379 unless told).
+    pub fn with_redis_port(mut self, port: u16) -> TraceSink {
+        self.redis_port = port;
+        self
     }
 
     fn flush_events(&mut self) {
         let events = std::mem::take(&mut self.out);
         for e in events {
+            self.deliveries.push(&e, &mut self.delivered);
             self.inference.push(e, &mut self.inferred);
+            self.inferred.append(&mut self.delivered);
             self.send_inferred();
         }
     }
@@ -81,7 +100,9 @@ impl TraceSink {
 
     /// End of the capture: close what is open, emit the last inferred broadcast.
     pub fn finish(&mut self) {
+        self.deliveries.finish(&mut self.delivered);
         self.inference.finish(&mut self.inferred);
+        self.inferred.append(&mut self.delivered);
         self.send_inferred();
         self.diagnoser.finish(&mut self.diagnosed);
         self.send_diagnosed();
@@ -98,14 +119,34 @@ impl Drop for TraceSink {
 
 impl StreamSink for TraceSink {
     fn open(&mut self, conn: u64, client: SocketAddr, server: SocketAddr, t: f64, how: OpenHow) {
+        if server.port() == self.redis_port {
+            self.redis.insert(conn, (RedisConn::new(conn), 0));
+            self.out.push(
+                Event::new(
+                    Stage::TcpAccept,
+                    t,
+                    Some(conn),
+                    None,
+                    format!(
+                        "{client} -> {server} (Redis: a server's connection to the message queue)"
+                    ),
+                )
+                .with("client", client.to_string())
+                .with("server", server.to_string())
+                .with("redis", true),
+            );
+            self.flush_events();
+            return;
+        }
         let session = match how {
             OpenHow::Syn => Session::new(conn, self.limits),
             OpenHow::MidStream => Session::new_midstream(conn, self.limits),
         };
         let mut session = session;
         let mut interest = self.tracer.interest(Some(conn));
-        // Broadcasts are inferred from the Socket.IO packets, shown or not.
-        if interest & Stage::SioBroadcast.bit() != 0 {
+        // Broadcasts, and deliveries of the queue's messages, are inferred from the Socket.IO
+        // packets, shown or not.
+        if interest & (Stage::SioBroadcast.bit() | Stage::MqMessage.bit()) != 0 {
             interest |= Stage::SioPacket.bit();
         }
         session.set_interest(interest);
@@ -124,6 +165,9 @@ impl StreamSink for TraceSink {
     fn data(&mut self, conn: u64, dir: Dir, t: f64, _frame: u64, bytes: &[u8]) {
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.data(dir, t, bytes, &mut self.out);
+            self.flush_events();
+        } else if let Some((r, _)) = self.redis.get_mut(&conn) {
+            r.data(dir, t, bytes, &mut self.out);
             self.flush_events();
         }
     }
@@ -145,6 +189,29 @@ impl StreamSink for TraceSink {
             (CloseHow::Idle, _) => "idle (no packets for a long time)",
             (CloseHow::Reused, _) => "addresses reused by a new connection",
         };
+        if let Some((_, fins)) = self.redis.get_mut(&conn) {
+            *fins += 1;
+            if dir.is_none() || *fins >= 2 {
+                self.redis.remove(&conn);
+                let how = if dir.is_some() {
+                    "FIN from both sides"
+                } else {
+                    how_text
+                };
+                self.out.push(
+                    Event::new(
+                        Stage::TcpClose,
+                        t,
+                        Some(conn),
+                        None,
+                        format!("connection closed ({how})"),
+                    )
+                    .with("how", how),
+                );
+                self.flush_events();
+            }
+            return;
+        }
         match dir {
             // One side's FIN: the other may go on. The connection ends at the second FIN.
             Some(d) => {

@@ -34,7 +34,8 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, crate::Error> {
     let input = std::io::BufReader::with_capacity(1 << 20, progress.wrap_read(file));
     let (tracer, writer) =
         crate::trace::Tracer::start(crate::trace::sink_for(&args.trace)?, filter);
-    let mut sink = TraceSink::new(tracer, crate::flow::Limits::default(), args.trace.versions);
+    let mut sink = TraceSink::new(tracer, crate::flow::Limits::default(), args.trace.versions)
+        .with_redis_port(args.redis_port);
     let result = read_capture(input, args.server_port, &mut sink);
     sink.finish();
     drop(sink);

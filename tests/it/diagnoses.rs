@@ -152,7 +152,12 @@ fn a_server_without_websocket_is_diagnosed_from_its_open_packet() {
 /// hold real failures give exactly those.
 #[test]
 fn healthy_captures_stay_quiet() {
-    for dir in ["traces/flask", "traces/reference", "traces/diagnoses"] {
+    for dir in [
+        "traces/flask",
+        "traces/reference",
+        "traces/diagnoses",
+        "traces/mq",
+    ] {
         for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().to_string();

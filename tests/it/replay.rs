@@ -25,7 +25,12 @@ pub fn replay_jsonl(file: &Path, extra: &[&str]) -> Trace {
 
 fn captures() -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for dir in ["traces/reference", "traces/flask", "traces/diagnoses"] {
+    for dir in [
+        "traces/reference",
+        "traces/flask",
+        "traces/diagnoses",
+        "traces/mq",
+    ] {
         let Ok(rd) = std::fs::read_dir(repo().join(dir)) else {
             continue;
         };

@@ -29,7 +29,12 @@ fn report(input: &Path, extra: &[&str]) -> String {
 fn golden_reports() {
     let mut failures = Vec::new();
     let mut pcaps = Vec::new();
-    for dir in ["traces/reference", "traces/flask", "traces/diagnoses"] {
+    for dir in [
+        "traces/reference",
+        "traces/flask",
+        "traces/diagnoses",
+        "traces/mq",
+    ] {
         for e in std::fs::read_dir(repo().join(dir)).unwrap().flatten() {
             if e.path().extension().is_some_and(|x| x == "pcap") {
                 pcaps.push(e.path());
