@@ -77,7 +77,7 @@ for pkg, ver in pins.items():
     check(installed.get(pkg) == ver, f"{pkg}=={ver} is installed (found {installed.get(pkg)})")
 
 stages = json.loads((work / "python.json").read_text())
-check(isinstance(stages, list) and len(stages) == 13, "13 stages in the JSON output")
+check(isinstance(stages, list) and len(stages) == 14, "14 stages in the JSON output")
 missing = set()
 seen_gitea = set()
 steps = [s for st in stages for s in st["steps"]]
