@@ -269,18 +269,20 @@ impl SioServer {
     pub fn room_remote(&self, m: &Message) -> Option<u64> {
         let nsp = m.namespace().to_string();
         let room = m.room()?.to_string();
-        let mut rooms = self.rooms.lock().ok()?;
         match m.method {
             crate::mq::Method::CloseRoom => {
+                let mut rooms = self.rooms.lock().ok()?;
                 rooms.get_mut(&nsp).map(|r| r.remove(&room));
                 None
             }
             crate::mq::Method::EnterRoom | crate::mq::Method::LeaveRoom => {
                 let sid = m.sid()?;
+                // Found before the rooms are locked: `members_for` reads them too.
                 let member = self
                     .members_for(&nsp, Some(sid), &[])
                     .into_iter()
                     .find(|x| x.sio_sid == sid)?;
+                let mut rooms = self.rooms.lock().ok()?;
                 let set = rooms.entry(nsp).or_default().entry(room).or_default();
                 if m.method == crate::mq::Method::EnterRoom {
                     set.insert(sid.to_string());

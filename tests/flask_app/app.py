@@ -201,6 +201,51 @@ if EXTRAS:
         return args
 
 
+if MESSAGE_QUEUE:
+    # Calls a worker makes about clients of other processes, from HTTP routes (tests/it/mq.rs):
+    # python-socketio publishes each on the queue when the client is not its own.
+    from flask import jsonify, request
+    from flask_socketio import close_room, join_room, leave_room
+
+    _answers = []
+
+    @app.route('/mq/join')
+    def mq_join():
+        join_room(request.args['room'], sid=request.args['sid'], namespace='/')
+        return 'ok'
+
+    @app.route('/mq/leave')
+    def mq_leave():
+        leave_room(request.args['room'], sid=request.args['sid'], namespace='/')
+        return 'ok'
+
+    @app.route('/mq/close')
+    def mq_close():
+        close_room(request.args['room'], namespace='/')
+        return 'ok'
+
+    @app.route('/mq/emit')
+    def mq_emit():
+        socketio.emit('notice', request.args['text'], to=request.args.get('to'),
+                      skip_sid=request.args.get('skip'))
+        return 'ok'
+
+    @app.route('/mq/ask')
+    def mq_ask():
+        socketio.emit('question', {'q': 'how much?'}, to=request.args['sid'],
+                      callback=lambda *args: _answers.append(list(args)))
+        return 'ok'
+
+    @app.route('/mq/answers')
+    def mq_answers():
+        return jsonify(_answers)
+
+    @app.route('/mq/disconnect')
+    def mq_disconnect():
+        socketio.server.disconnect(request.args['sid'], namespace='/')
+        return 'ok'
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--port', type=int, required=True)

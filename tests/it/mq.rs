@@ -343,3 +343,68 @@ fn a_capture_with_the_redis_traffic_shows_each_hop() {
     );
     assert!(trace.errors().iter().all(|e| !e.contains("RESP")));
 }
+
+/// What a Flask-SocketIO worker does to a client of another process goes through the queue:
+/// a room it puts dispel's client in (and takes it out of, and closes), an emit that skips it,
+/// a question with a callback (the answer comes back over the queue), and a disconnect.
+#[test]
+fn a_flask_socketio_worker_reaches_a_dispel_client_through_the_queue() {
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let Some(flask) = Flask::start(&["--message-queue", &url]) else {
+        return;
+    };
+    let server = Server::start(&["--message-queue", &url]);
+    let out = Command::new(repo().join("tests/.venv/bin/python"))
+        .arg(repo().join("tests/clients/mq_rooms.py"))
+        .arg(&url)
+        .arg(env!("CARGO_BIN_EXE_dispel"))
+        .arg(&server.url)
+        .arg(format!("http://{}", flask.addr))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        result["seen"]["d"],
+        serde_json::json!(["vip only"]),
+        "{result}"
+    );
+    assert_eq!(
+        result["seen"]["f"],
+        serde_json::json!(["skipping you"]),
+        "{result}"
+    );
+    assert_eq!(
+        result["answers"],
+        serde_json::json!([["forty-two"]]),
+        "{result}"
+    );
+    assert_eq!(result["disconnected"], true);
+    let trace = server.stop();
+    let methods: Vec<&str> = trace
+        .stage("mq.message")
+        .iter()
+        .filter(|m| m["fields"]["own"] == false)
+        .filter_map(|m| m["fields"]["method"].as_str())
+        .collect();
+    for m in [
+        "enter_room",
+        "leave_room",
+        "close_room",
+        "emit",
+        "disconnect",
+    ] {
+        assert!(methods.contains(&m), "{m} missing: {methods:?}");
+    }
+    let callbacks: Vec<&Value> = trace
+        .stage("mq.publish")
+        .into_iter()
+        .filter(|p| p["fields"]["method"] == "callback")
+        .collect();
+    assert_eq!(callbacks.len(), 1, "{callbacks:#?}");
+}
