@@ -24,6 +24,8 @@ struct Group {
     nsp: String,
     conns: Vec<u64>,
     trigger: Option<(u64, String)>,
+    /// The emit came from another process, through the message queue.
+    via_queue: bool,
 }
 
 #[derive(Default)]
@@ -31,6 +33,8 @@ pub struct Inference {
     group: Option<Group>,
     /// The last event a client sent: (t, conn, event name).
     last_incoming: Option<(f64, u64, String)>,
+    /// The last emit that arrived through the message queue: (t, event name).
+    last_queued: Option<(f64, String)>,
     /// Engine.IO session id -> (the connection where it was first seen, the latest one).
     sessions_by_sid: HashMap<String, (u64, u64)>,
     /// Inferred broadcasts are left out (`dispel watch` reports the real ones).
@@ -111,6 +115,12 @@ impl Inference {
 
     /// Watches Socket.IO events go by to infer broadcasts.
     fn observe(&mut self, e: &Event, out: &mut Vec<Event>) {
+        if e.stage == Stage::MqMessage && e.dir == Some(Dir::S2C) && e.kind == Some("emit") {
+            if let Some(event) = e.fields.get("event").and_then(Value::as_str) {
+                self.last_queued = Some((e.t, event.to_string()));
+            }
+            return;
+        }
         if e.stage != Stage::SioPacket
             || e.fields.get("type").and_then(Value::as_str) != Some("EVENT")
         {
@@ -139,10 +149,20 @@ impl Inference {
             }
         }
         self.finish_group(out);
+        // An emit that came through the queue after the last client event is another
+        // process's, not an answer to that event.
+        let via_queue = self.last_queued.as_ref().is_some_and(|(tq, ev)| {
+            ev == event
+                && e.t - tq <= 1.0
+                && self
+                    .last_incoming
+                    .as_ref()
+                    .is_none_or(|(ti, _, _)| tq >= ti)
+        });
         let trigger = self
             .last_incoming
             .as_ref()
-            .filter(|(t, _, _)| e.t - t <= 1.0)
+            .filter(|(t, _, _)| e.t - t <= 1.0 && !via_queue)
             .map(|(_, c, ev)| (*c, ev.clone()));
         self.group = Some(Group {
             t: e.t,
@@ -151,6 +171,7 @@ impl Inference {
             nsp: nsp.to_string(),
             conns: vec![conn],
             trigger,
+            via_queue,
         });
     }
 
@@ -162,6 +183,11 @@ impl Inference {
         let summary = match &g.trigger {
             Some((c, ev)) => format!(
                 "{:?} to {} connections after {ev:?} from #{c} (inferred)",
+                g.event,
+                g.conns.len()
+            ),
+            None if g.via_queue => format!(
+                "{:?} to {} connections, from another process through the message queue (inferred)",
                 g.event,
                 g.conns.len()
             ),
@@ -183,6 +209,9 @@ impl Inference {
         .kind("broadcast");
         if let Some((_, ev)) = &g.trigger {
             e.fields.insert("after_event", ev.clone());
+        }
+        if g.via_queue {
+            e.fields.insert("via_queue", true);
         }
         out.push(e);
     }
