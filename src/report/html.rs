@@ -11,7 +11,13 @@ code{background:#f0f0f0;padding:0 .2em;border-radius:3px}pre code{background:non
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;vertical-align:top;text-align:left}\
 th{background:#eee}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2.5rem}\
 figure.sequence{margin:1rem 0;overflow-x:auto}figure.sequence svg{max-width:none}\
-@media print{figure.sequence svg{max-width:100%;height:auto}}";
+figure.bytes{margin:1rem 0}figure.bytes figcaption{font-weight:600;margin-bottom:.3rem}\
+.strip{display:flex;flex-wrap:wrap;gap:.25rem;align-items:stretch}\
+.strip .f{display:flex;flex-direction:column;border-radius:4px;padding:.2rem .4rem;border:1px solid #0002}\
+.strip .f code{background:none;font-size:1em;word-break:break-all}.strip .f small{font-size:.75em;color:#333}\
+.f0{background:#ffe3c2}.f1{background:#d7ecff}.f2{background:#dff5d8}.f3{background:#f4dcf7}.f4{background:#fff6bf}.f5{background:#e6e6e6}\
+figure.bytes table{font-size:.9em}\
+@media print{figure.sequence svg{max-width:100%;height:auto}.strip .f{break-inside:avoid}}";
 
 pub fn render(doc: &Doc) -> String {
     let mut out = String::new();
@@ -79,6 +85,32 @@ fn blocks(out: &mut String, blocks: &[Block]) {
                     out.push_str("</tr>\n");
                 }
                 out.push_str("</tbody>\n</table>\n");
+            }
+            Block::Bytes { caption, fields } => {
+                out.push_str(&format!(
+                    "<figure class=\"bytes\">\n<figcaption>{}</figcaption>\n<div class=\"strip\">",
+                    esc(caption)
+                ));
+                for (i, f) in fields.iter().enumerate() {
+                    out.push_str(&format!(
+                        "<span class=\"f f{}\" title=\"{}\"><code>{}</code><small>{}</small></span>",
+                        i % 6,
+                        esc(&f.meaning),
+                        esc(&f.bytes),
+                        esc(&f.label)
+                    ));
+                }
+                out.push_str("</div>\n<table>\n<thead><tr><th>field</th><th>bytes</th><th>meaning</th></tr></thead>\n<tbody>\n");
+                for (i, f) in fields.iter().enumerate() {
+                    out.push_str(&format!(
+                        "<tr><td class=\"f{}\">{}</td><td><code>{}</code></td><td>{}</td></tr>\n",
+                        i % 6,
+                        esc(&f.label),
+                        esc(&f.bytes),
+                        esc(&f.meaning)
+                    ));
+                }
+                out.push_str("</tbody>\n</table>\n</figure>\n");
             }
             Block::List { ordered, items } => {
                 let tag = if *ordered { "ol" } else { "ul" };

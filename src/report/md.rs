@@ -53,6 +53,19 @@ fn blocks(out: &mut String, blocks: &[Block]) {
                 }
                 out.push('\n');
             }
+            Block::Bytes { caption, fields } => {
+                out.push_str(&format!("{}\n\n", escape(caption, false)));
+                out.push_str("| field | bytes | meaning |\n|---|---|---|\n");
+                for f in fields {
+                    out.push_str(&format!(
+                        "| {} | `{}` | {} |\n",
+                        escape(&f.label, true),
+                        f.bytes.replace('`', "'").replace('|', "\\|"),
+                        escape(&f.meaning, true)
+                    ));
+                }
+                out.push('\n');
+            }
             Block::List { ordered, items } => {
                 for (i, item) in items.iter().enumerate() {
                     let marker = if *ordered {

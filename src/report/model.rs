@@ -36,6 +36,21 @@ pub enum Block {
     },
     /// A sub-heading inside a section.
     Heading(String),
+    /// Real bytes, cut into their fields, each labelled: a strip of coloured boxes in HTML,
+    /// a table in Markdown.
+    Bytes {
+        caption: String,
+        fields: Vec<ByteField>,
+    },
+}
+
+/// One field of a [`Block::Bytes`]: its bytes as shown (hex pairs, or text), a short label,
+/// and what the value means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByteField {
+    pub label: String,
+    pub bytes: String,
+    pub meaning: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

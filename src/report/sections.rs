@@ -930,6 +930,217 @@ pub fn accept_blocks(key: &str, sent: &str, e: &Ev) -> Vec<Block> {
     blocks
 }
 
+/// Hex pairs with spaces, the first `max` bytes (then how many more).
+fn hex_spaced(bytes: &[u8], max: usize) -> String {
+    let mut out: Vec<String> = bytes.iter().take(max).map(|b| format!("{b:02x}")).collect();
+    if bytes.len() > max {
+        out.push(format!("… (+{} bytes)", bytes.len() - max));
+    }
+    out.join(" ")
+}
+
+/// The bytes of a frame as they crossed the wire, field by field.
+fn frame_strip(f: &Ev, h: &ws_frame::FrameHeader, header: &[u8]) -> Block {
+    let mut fields = Vec::new();
+    let b0 = header.first().copied().unwrap_or(0);
+    let b1 = header.get(1).copied().unwrap_or(0);
+    fields.push(ByteField {
+        label: "FIN · RSV1-3 · opcode".into(),
+        bytes: format!("{b0:02x}"),
+        meaning: format!(
+            "{b0:08b}: FIN {} · RSV1 {} RSV2 {} RSV3 {} · opcode {:#x} ({}){}",
+            u8::from(h.fin),
+            u8::from(h.rsv1),
+            u8::from(h.rsv2),
+            u8::from(h.rsv3),
+            h.opcode.as_u8(),
+            h.opcode.name(),
+            if h.rsv1 {
+                "; RSV1: compressed (RFC 7692)"
+            } else {
+                ""
+            }
+        ),
+    });
+    fields.push(ByteField {
+        label: "MASK · length".into(),
+        bytes: format!("{b1:02x}"),
+        meaning: format!(
+            "{b1:08b}: MASK {} · 7-bit length {}{}",
+            b1 >> 7,
+            b1 & 0x7f,
+            match b1 & 0x7f {
+                126 => ": the real length is in the next 2 bytes",
+                127 => ": the real length is in the next 8 bytes",
+                _ => "",
+            }
+        ),
+    });
+    let ext = match h.length_form {
+        ws_frame::LengthForm::Bits16 => 2,
+        ws_frame::LengthForm::Bits64 => 8,
+        ws_frame::LengthForm::Bits7 => 0,
+    };
+    if ext > 0 {
+        fields.push(ByteField {
+            label: format!("{}-bit length", ext * 8),
+            bytes: hex_spaced(header.get(2..2 + ext).unwrap_or(&[]), 8),
+            meaning: format!("{} bytes of payload, big-endian", h.payload_len),
+        });
+    }
+    let plain = hex_bytes(f.str("payload_hex").unwrap_or(""));
+    let mut wire = plain.clone();
+    if let Some(key) = h.mask {
+        fields.push(ByteField {
+            label: "masking key".into(),
+            bytes: hex_spaced(&key, 4),
+            meaning: "4 random bytes the client chose for this frame; the payload is XORed with them (RFC 6455 §5.3)".into(),
+        });
+        ws_frame::apply_mask(&mut wire, key, 0);
+    }
+    let shown_of = if (plain.len() as u64) < h.payload_len {
+        format!(
+            " (the trace keeps the first {} of {})",
+            plain.len(),
+            h.payload_len
+        )
+    } else {
+        String::new()
+    };
+    fields.push(ByteField {
+        label: if h.mask.is_some() {
+            "payload, masked".into()
+        } else if h.rsv1 {
+            "payload, compressed".into()
+        } else {
+            "payload".into()
+        },
+        bytes: hex_spaced(&wire, 24),
+        meaning: if h.mask.is_some() {
+            format!("as on the wire: unreadable until unmasked{shown_of}")
+        } else if h.rsv1 {
+            format!(
+                "raw DEFLATE data (RFC 7692 §7.2.1: the final 00 00 ff ff is left off){shown_of}"
+            )
+        } else {
+            format!("the message itself{shown_of}")
+        },
+    });
+    if h.mask.is_some() {
+        fields.push(ByteField {
+            label: "payload, unmasked".into(),
+            bytes: hex_spaced(&plain, 24),
+            meaning: match std::str::from_utf8(&plain) {
+                _ if h.rsv1 => {
+                    "XORed with the key, byte i with key[i mod 4]: still DEFLATE data (RSV1)".into()
+                }
+                Ok(text) => format!(
+                    "XORed with the key, byte i with key[i mod 4]: {}",
+                    shorten(text, 120)
+                ),
+                Err(_) => "XORed with the key, byte i with key[i mod 4]".into(),
+            },
+        });
+    }
+    Block::Bytes {
+        caption: format!(
+            "Event #{}: the whole frame as it crossed the wire, {} header bytes then the payload",
+            f.seq, h.header_len
+        ),
+        fields,
+    }
+}
+
+/// An Engine.IO message carrying a Socket.IO packet, character by character:
+/// `42/chat,7["event",…]`.
+fn packet_strip(seq: u64, text: &str) -> Option<Block> {
+    let mut chars = text.char_indices();
+    let (_, eio) = chars.next()?;
+    let eio_name = match eio {
+        '0' => "OPEN",
+        '1' => "CLOSE",
+        '2' => "PING",
+        '3' => "PONG",
+        '4' => "MESSAGE",
+        '5' => "UPGRADE",
+        '6' => "NOOP",
+        _ => return None,
+    };
+    let mut fields = vec![ByteField {
+        label: "Engine.IO type".into(),
+        bytes: eio.to_string(),
+        meaning: format!("{eio}: {eio_name}"),
+    }];
+    let rest = &text[eio.len_utf8()..];
+    if eio != '4' || rest.is_empty() {
+        if !rest.is_empty() {
+            fields.push(ByteField {
+                label: "data".into(),
+                bytes: shorten(rest, 80),
+                meaning: "the packet's data".into(),
+            });
+        }
+    } else {
+        let p = socketio::Packet::decode(rest).ok()?;
+        let sio = rest.chars().next()?;
+        fields.push(ByteField {
+            label: "Socket.IO type".into(),
+            bytes: sio.to_string(),
+            meaning: format!("{sio}: {}", p.ptype),
+        });
+        let mut at = sio.len_utf8();
+        if p.attachments > 0 {
+            let end = rest[at..].find('-').map_or(at, |i| at + i + 1);
+            fields.push(ByteField {
+                label: "attachments".into(),
+                bytes: rest[at..end].to_string(),
+                meaning: format!(
+                    "{} binary attachments follow as their own messages",
+                    p.attachments
+                ),
+            });
+            at = end;
+        }
+        if rest[at..].starts_with('/') {
+            let end = rest[at..].find(',').map_or(rest.len(), |i| at + i + 1);
+            fields.push(ByteField {
+                label: "namespace".into(),
+                bytes: rest[at..end].to_string(),
+                meaning: format!("namespace {} (left out for /)", p.nsp),
+            });
+            at = end;
+        }
+        let digits = rest[at..].chars().take_while(char::is_ascii_digit).count();
+        if digits > 0 {
+            fields.push(ByteField {
+                label: "ack id".into(),
+                bytes: rest[at..at + digits].to_string(),
+                meaning: "the sender wants an ACK with this id".into(),
+            });
+            at += digits;
+        }
+        if at < rest.len() {
+            fields.push(ByteField {
+                label: "JSON".into(),
+                bytes: shorten(&rest[at..], 100),
+                meaning: match p.ptype {
+                    socketio::PacketType::Event | socketio::PacketType::BinaryEvent => {
+                        "the event's name, then its arguments".into()
+                    }
+                    socketio::PacketType::Ack | socketio::PacketType::BinaryAck => {
+                        "the acknowledgement's arguments".into()
+                    }
+                    _ => "the packet's data".into(),
+                },
+            });
+        }
+    }
+    Some(Block::Bytes {
+        caption: format!("Event #{seq}: the message's text, character by character"),
+        fields,
+    })
+}
+
 fn hex_bytes(s: &str) -> Vec<u8> {
     s.as_bytes()
         .chunks_exact(2)
@@ -984,16 +1195,40 @@ fn ws_frames<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
         .copied()
         .filter(|f| f.flag("masked") && f.u64("payload_len").unwrap_or(0) > 0)
         .collect();
+    // A compressed frame's payload says nothing: the message it carries does.
+    let carries_event = |f: &Ev| {
+        f.str("payload_hex").is_some_and(|h| h.starts_with("3432"))
+            || (f.flag("rsv1")
+                && ctx
+                    .of(Stage::WsMessage)
+                    .find(|m| m.seq > f.seq && m.dir == f.dir)
+                    .and_then(|m| m.str("text"))
+                    .is_some_and(|t| t.starts_with("42")))
+    };
     let pick = masked
         .iter()
         .copied()
-        .find(|f| f.str("payload_hex").is_some_and(|h| h.starts_with("3432")))
+        .find(|f| carries_event(f))
         .or_else(|| masked.first().copied())
         .or_else(|| frames.first().copied());
     let Some(f) = pick else {
         return (blocks, None);
     };
     blocks.extend(frame_worked(f));
+    if f.flag("rsv1") {
+        // Compressed: the message it carries, inflated, is the next ws.message that way.
+        let inflated = ctx
+            .of(Stage::WsMessage)
+            .find(|m| m.seq > f.seq && m.dir == f.dir)
+            .and_then(|m| m.str("text"));
+        if let Some(text) = inflated {
+            blocks.push(para(vec![
+                t("Still compressed after unmasking (RSV1). Inflated (RFC 7692 §7.2.2: append 00 00 ff ff, then DEFLATE) it is the message "),
+                c(shorten(text, 200)),
+            ]));
+            blocks.extend(packet_strip(f.seq, text));
+        }
+    }
     if let Some(s) = frames
         .iter()
         .find(|f| f.dir == Some(Dir::S2C) && !f.flag("masked"))
@@ -1042,6 +1277,7 @@ pub fn frame_worked(f: &Ev) -> Vec<Block> {
     if let Some(d) = super::diagram::frame_bit_diagram(&header) {
         blocks.push(code("text", d));
     }
+    blocks.push(frame_strip(f, &h, &header));
     let opcode = h.opcode;
     let mut rows = vec![
         vec![
@@ -1121,6 +1357,7 @@ pub fn frame_worked(f: &Ev) -> Vec<Block> {
                 t("The whole payload unmasked: "),
                 c(shorten(text, 200)),
             ]));
+            blocks.extend(packet_strip(f.seq, text));
         }
     }
     blocks
@@ -1682,6 +1919,38 @@ fn entry_sections(set: VersionSet) -> Vec<Section> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn labels(b: &Block) -> Vec<(String, String)> {
+        match b {
+            Block::Bytes { fields, .. } => fields
+                .iter()
+                .map(|f| (f.label.clone(), f.bytes.clone()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_packet_is_cut_into_its_fields() {
+        let b = packet_strip(1, r#"42/chat,7["e",1]"#).unwrap();
+        let got = labels(&b);
+        let want = [
+            ("Engine.IO type", "4"),
+            ("Socket.IO type", "2"),
+            ("namespace", "/chat,"),
+            ("ack id", "7"),
+            ("JSON", r#"["e",1]"#),
+        ];
+        assert_eq!(got.len(), want.len(), "{got:?}");
+        for ((l, v), (wl, wv)) in got.iter().zip(want) {
+            assert_eq!((l.as_str(), v.as_str()), (wl, wv));
+        }
+        let bin = labels(&packet_strip(2, r#"451-["up",{"_placeholder":true,"num":0}]"#).unwrap());
+        assert_eq!(bin[2], ("attachments".to_string(), "1-".to_string()));
+        assert_eq!(labels(&packet_strip(3, "3").unwrap()).len(), 1);
+        assert!(packet_strip(4, "x").is_none());
+        assert!(packet_strip(5, "4garbage").is_none());
+    }
 
     fn ev(stage: &str, fields: Value) -> Ev {
         Ev::from_json(

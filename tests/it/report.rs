@@ -127,6 +127,19 @@ fn html_is_one_self_contained_page() {
         );
     }
     assert!(html.contains("2probe"));
+    // A client frame's bytes, field by field, and the packet inside it, character by character.
+    assert!(
+        html.contains("<figure class=\"bytes\">"),
+        "no annotated bytes"
+    );
+    for label in [
+        "FIN · RSV1-3 · opcode",
+        "masking key",
+        "payload, unmasked",
+        "Engine.IO type",
+    ] {
+        assert!(html.contains(&format!("<small>{label}</small>")), "{label}");
+    }
 }
 
 #[test]
