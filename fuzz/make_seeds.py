@@ -10,6 +10,8 @@ Standard library only. Run from anywhere: `python3 fuzz/make_seeds.py`. The outp
   (see the comments at the top of fuzz_targets/session.rs and fuzz_targets/reassembly.rs).
 - capture: the .pcap files themselves, and pcap/pcapng bodies for the target's
   "header supplied" modes.
+- resp: the Redis commands and pushes of traces/mq/*.trace.jsonl (their `resp` fields), and
+  a few RESP3 values.
 """
 
 import glob
@@ -228,6 +230,24 @@ def from_pcaps():
         s.write()
 
 
+def from_mq():
+    resp = Seeds("resp")
+    for path in sorted(glob.glob(os.path.join(ROOT, "traces", "mq", "*.trace.jsonl"))):
+        with open(path) as f:
+            for line in f:
+                ev = json.loads(line)
+                text = ev.get("fields", {}).get("resp")
+                if isinstance(text, str):
+                    raw = text.replace("\\r", "\r").replace("\\n", "\n")
+                    resp.add(raw, kind=ev["fields"].get("method"), per_kind=6)
+    for value in ["+OK\r\n", ":3\r\n", "-ERR unknown\r\n", "$-1\r\n", "*-1\r\n",
+                  "%1\r\n+server\r\n$5\r\nredis\r\n", ">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$2\r\nhi\r\n",
+                  "~2\r\n#t\r\n,1.5\r\n", "=8\r\ntxt:abcd\r\n", "(12345678901234567890\r\n", "!3\r\nbad\r\n", "_\r\n"]:
+        resp.add(value)
+    resp.write()
+
+
 if __name__ == "__main__":
     from_traces()
     from_pcaps()
+    from_mq()

@@ -267,6 +267,11 @@ pub struct ServeArgs {
     /// dropped.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "0")]
     pub step: Option<u64>,
+    /// The key that lets a page step the paused connection (the live view's "next"
+    /// button); drawn at random when left out, and printed at start. Anyone may watch the
+    /// live view; only a page that has the key controls.
+    #[arg(long, value_name = "KEY", requires = "step", env = "DISPEL_STEP_KEY")]
+    pub step_key: Option<String>,
     /// When the server stops, write a report of the session (Markdown, or HTML for *.html).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -379,6 +384,11 @@ pub struct WatchArgs {
     /// each stage and wait for Enter; the app's real bytes are held meanwhile.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "0")]
     pub step: Option<u64>,
+    /// The key that lets a page step the paused connection (the live view's "next"
+    /// button); drawn at random when left out, and printed at start. Anyone may watch the
+    /// live view; only a page that has the key controls.
+    #[arg(long, value_name = "KEY", requires = "step", env = "DISPEL_STEP_KEY")]
+    pub step_key: Option<String>,
     /// When the app exits, write a report of the session (Markdown, or HTML for *.html).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,

@@ -188,6 +188,8 @@ enum Route {
     Page,
     TracePage,
     TraceEvents,
+    /// The stepping controls of teaching mode (`--step`), for the page that has the key.
+    Step,
     Redirect,
     EngineIo(Arc<EioServer>),
     Preflight,
@@ -201,6 +203,7 @@ fn route(srv: &Server, head: &RequestHead) -> Route {
         ("GET", "/") => Route::Redirect,
         ("GET", "/trace") | ("GET", "/trace/") if srv.hub.is_some() => Route::TracePage,
         ("GET", "/trace/events") if srv.hub.is_some() => Route::TraceEvents,
+        ("GET" | "POST", "/trace/step") if srv.hub.is_some() => Route::Step,
         (_, "/socket.io/") | (_, "/socket.io") => Route::EngineIo(srv.socketio.clone()),
         (_, "/engine.io/") | (_, "/engine.io") => match &srv.engineio {
             Some(e) => Route::EngineIo(e.clone()),
@@ -221,6 +224,12 @@ fn cors_headers(srv: &Server, head: &RequestHead) -> Vec<(&'static str, String)>
         ],
         None => vec![("Access-Control-Allow-Origin", "*".to_string())],
     }
+}
+
+fn step_control(srv: &Server, head: &RequestHead) -> Reply {
+    let (status, reason, body) = super::view::step_answer(srv.taps.stepper.as_deref(), head);
+    Reply::new(status, reason, "text/plain; charset=utf-8", body)
+        .header("Cache-Control", "no-store")
 }
 
 fn page(body: &'static str) -> Reply {
@@ -311,6 +320,7 @@ pub async fn connection(mut tap: Tap, conn: u64, srv: Arc<Server>) {
                 }
                 return;
             }
+            Route::Step => step_control(&srv, &head),
             Route::Redirect => Reply::new(302, flavor.reason(302), "text/plain", "")
                 .header("Location", "/auctions"),
             Route::Preflight => {

@@ -423,7 +423,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::Error> {
             App::Auction => format!("http://{shown}/auctions"),
             App::Conformance => format!("http://{shown}/ (engine.io and socket.io conformance)"),
         };
-        let stepper = args.step.map(|n| step::Stepper::start((n > 0).then_some(n), args.trace.versions));
+        let stepper = args.step.map(|n| step::Stepper::start((n > 0).then_some(n), args.trace.versions, args.step_key.clone()));
+        let step_key = stepper.as_ref().map(|s| s.key().to_string());
         if let Some(n) = args.step {
             let which = if n > 0 { format!("connection #{n}") } else { "the first Socket.IO connection".to_string() };
             eprintln!("dispel serve: teaching mode: {which} pauses before each stage; press Enter to go on");
@@ -450,6 +451,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::Error> {
         eprintln!("dispel serve: listening on {what}   (Ctrl-C to stop)");
         if has_hub {
             eprintln!("dispel serve: live trace for the projector on http://{shown}/trace");
+            if let Some(key) = step_key.filter(|k| !k.is_empty()) {
+                eprintln!("dispel serve: step from the page at http://{shown}/trace?key={key}   (the key is the instructor's: others can watch, not step)");
+            }
         }
         server.clone().serve(listener, shutdown_signal()).await;
         server.finish()?;

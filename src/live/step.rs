@@ -2,11 +2,13 @@
 //! shows what is about to happen and the source line that does it in Flask-SocketIO's stack,
 //! then waits for Enter. Only that connection's task waits; every other client carries on.
 //!
-//! Enter advances one stage; `c` then Enter lets the connection run freely from then on.
+//! Enter advances one stage; `c` then Enter lets the connection run freely from then on. The
+//! live view's page can do the same (`POST /trace/step?key=KEY&do=next|free`), but only with
+//! the key printed at start: in a classroom everyone may watch, only the instructor steps.
 
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Semaphore;
 
@@ -22,16 +24,36 @@ pub struct Stepper {
     enters: Semaphore,
     running_free: AtomicBool,
     versions: VersionSet,
+    /// What a page must show to step (`?key=`).
+    key: String,
+    /// The pause block on screen now, for the page.
+    paused: Mutex<Option<String>>,
+}
+
+/// What a page asked the stepper.
+pub enum Control {
+    Next,
+    Free,
 }
 
 impl Stepper {
     /// Starts reading Enter presses from stdin on a thread of its own.
-    pub fn start(target: Option<u64>, versions: VersionSet) -> Arc<Stepper> {
+    pub fn start(target: Option<u64>, versions: VersionSet, key: Option<String>) -> Arc<Stepper> {
+        let key = key.unwrap_or_else(|| {
+            let mut b = [0u8; 12];
+            // Without OS randomness, the page cannot step: only the terminal can.
+            match getrandom::fill(&mut b) {
+                Ok(()) => crate::wire::hex(&b),
+                Err(_) => String::new(),
+            }
+        });
         let stepper = Arc::new(Stepper {
             target: AtomicU64::new(target.unwrap_or(0)),
             enters: Semaphore::new(0),
             running_free: AtomicBool::new(false),
             versions,
+            key,
+            paused: Mutex::new(None),
         });
         let s = stepper.clone();
         let _ = std::thread::Builder::new()
@@ -40,15 +62,43 @@ impl Stepper {
                 for line in std::io::stdin().lock().lines() {
                     let Ok(line) = line else { break };
                     if line.trim().eq_ignore_ascii_case("c") {
-                        s.running_free.store(true, Ordering::Release);
-                        // Wake whoever waits, for good.
-                        s.enters.add_permits(Semaphore::MAX_PERMITS / 2);
+                        s.control(Control::Free);
                         break;
                     }
-                    s.enters.add_permits(1);
+                    s.control(Control::Next);
                 }
             });
         stepper
+    }
+
+    /// The key a page must show, printed at start.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Does `given` open the controls? Compared in constant time; an empty key never does.
+    pub fn admits(&self, given: &str) -> bool {
+        let (a, b) = (self.key.as_bytes(), given.as_bytes());
+        !a.is_empty()
+            && a.len() == b.len()
+            && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+
+    /// One stage on, or run freely from now on (Enter, `c`, or the page's buttons).
+    pub fn control(&self, c: Control) {
+        match c {
+            Control::Next => self.enters.add_permits(1),
+            Control::Free => {
+                self.running_free.store(true, Ordering::Release);
+                // Wake whoever waits, for good.
+                self.enters.add_permits(Semaphore::MAX_PERMITS / 2);
+            }
+        }
+    }
+
+    /// The pause block waiting for Enter now, if any.
+    pub fn paused(&self) -> Option<String> {
+        self.paused.lock().ok().and_then(|p| p.clone())
     }
 
     /// Does this connection step, given the events its bytes just produced? The first
@@ -74,6 +124,9 @@ impl Stepper {
             if self.running_free.load(Ordering::Acquire) {
                 return;
             }
+            if let Ok(mut now) = self.paused.lock() {
+                *now = Some(p.trim().to_string());
+            }
             {
                 let mut err = std::io::stderr().lock();
                 // A block of its own, the prompt on its own line: trace lines written while
@@ -81,7 +134,11 @@ impl Stepper {
                 let _ = writeln!(err, "{p}\n    [Enter: go on, c + Enter: run freely]\n");
                 let _ = err.flush();
             }
-            match self.enters.acquire().await {
+            let went_on = self.enters.acquire().await;
+            if let Ok(mut now) = self.paused.lock() {
+                *now = None;
+            }
+            match went_on {
                 Ok(permit) => permit.forget(),
                 Err(_) => return,
             }

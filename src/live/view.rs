@@ -93,6 +93,42 @@ impl Sink for HubSink {
 
 pub const PAGE: &str = include_str!("trace.html");
 
+/// The answer to `GET|POST /trace/step?key=KEY[&do=next|free]`: the teaching mode's controls,
+/// for the page that shows the key printed at start. GET says what is paused now (empty when
+/// nothing is); POST `do=next` goes one stage on, `do=free` lets the connection run. Anyone
+/// else gets 403: in a classroom everyone may watch, only the instructor steps.
+pub fn step_answer(
+    stepper: Option<&super::step::Stepper>,
+    head: &RequestHead,
+) -> (u16, &'static str, String) {
+    let Some(stepper) = stepper else {
+        return (
+            404,
+            "Not Found",
+            "not in teaching mode: start dispel with --step\n".into(),
+        );
+    };
+    if !head.query("key").is_some_and(|k| stepper.admits(&k)) {
+        return (
+            403,
+            "Forbidden",
+            "stepping is the instructor's: only the page opened with the key printed at start (/trace?key=...) may step; this one can watch\n".into(),
+        );
+    }
+    match (head.method.as_str(), head.query("do").as_deref()) {
+        ("GET", _) => (200, "OK", stepper.paused().unwrap_or_default()),
+        ("POST", Some("next")) => {
+            stepper.control(super::step::Control::Next);
+            (200, "OK", "next\n".into())
+        }
+        ("POST", Some("free")) => {
+            stepper.control(super::step::Control::Free);
+            (200, "OK", "running freely\n".into())
+        }
+        _ => (400, "Bad Request", "do=next or do=free, with POST\n".into()),
+    }
+}
+
 /// The viewer's filter from its query string (same meaning as the command-line flags).
 fn viewer_filter(head: &RequestHead) -> Result<Filter, String> {
     let stages: Vec<String> = head

@@ -255,9 +255,13 @@ async fn watch(
     if live.hub.is_some() {
         eprintln!("dispel watch: live trace for the projector on http://{shown}/trace");
     }
-    let stepper = args
-        .step
-        .map(|n| step::Stepper::start((n > 0).then_some(n), args.trace.versions));
+    let stepper = args.step.map(|n| {
+        step::Stepper::start(
+            (n > 0).then_some(n),
+            args.trace.versions,
+            args.step_key.clone(),
+        )
+    });
     let relay = Arc::new(Relay {
         taps: TapConfig {
             tracer: live.tracer.clone(),
@@ -379,11 +383,26 @@ async fn connection(mut tap: Tap, conn: u64, relay: &Relay) {
         loop {
             match http::parse_request(&head, 64, 16 * 1024) {
                 Ok(Some(req)) => {
-                    if req.method == "GET"
-                        && matches!(req.path(), "/trace" | "/trace/" | "/trace/events")
+                    let step = matches!(req.method.as_str(), "GET" | "POST")
+                        && req.path() == "/trace/step";
+                    if step
+                        || req.method == "GET"
+                            && matches!(req.path(), "/trace" | "/trace/" | "/trace/events")
                     {
                         if let Some(hub) = &relay.hub {
-                            if req.path() == "/trace/events" {
+                            if step {
+                                tap.detach("live view: this connection's own bytes are not traced");
+                                let (status, _, body) =
+                                    view::step_answer(relay.taps.stepper.as_deref(), &req);
+                                let _ = super::http::respond(
+                                    &mut tap,
+                                    status,
+                                    &[("Content-Type", "text/plain; charset=utf-8".into())],
+                                    body.as_bytes(),
+                                    false,
+                                )
+                                .await;
+                            } else if req.path() == "/trace/events" {
                                 view::stream(tap, hub, &req).await;
                             } else {
                                 tap.detach("live view: this connection's own bytes are not traced");

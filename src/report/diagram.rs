@@ -314,7 +314,8 @@ pub fn svg(participants: &[(String, String)], steps: &[Step]) -> String {
             height - MARGIN,
             x - BOX_W / 2,
             MARGIN + BOX_H / 2 + 4,
-            xml(&clipped(name))
+            // Bold monospace is wider than the arrows' labels: fitted to the box.
+            xml(&clipped_note(name, BOX_W - 20))
         ));
     }
     for (i, step) in rows.iter().enumerate() {

@@ -74,7 +74,11 @@ export async function launch() {
       }
       throw new Error(`timed out waiting for ${what}`);
     };
-    const screenshot = async () => Buffer.from((await s('Page.captureScreenshot', { format: 'png' })).data, 'base64');
+    // A projector-sized view (1280x800) unless told otherwise.
+    const screenshot = async (width = 1280, height = 800) => {
+      await s('Emulation.setDeviceMetricsOverride', { width, height, deviceScaleFactor: 1, mobile: false });
+      return Buffer.from((await s('Page.captureScreenshot', { format: 'png' })).data, 'base64');
+    };
     return { evaluate, type, waitFor, screenshot, close: () => send('Target.closeTarget', { targetId }) };
   }
 

@@ -19,7 +19,7 @@ const timer = setTimeout(() => { console.error('chat_page: hard timeout'); proce
 const browser = await launch();
 try {
   const trace = await browser.page(`${url}/trace`);
-  await trace.waitFor("document.getElementById('status').textContent === 'live'", 'the live view to connect');
+  await trace.waitFor("document.getElementById('status').dataset.state === 'live'", 'the live view to connect');
   const a = await browser.page(`${url}/`);
   const b = await browser.page(`${url}/`);
   for (const [name, p] of [['a', a], ['b', b]]) {

@@ -18,7 +18,7 @@ const timer = setTimeout(() => { console.error('dispel_page: hard timeout'); pro
 const browser = await launch();
 try {
   const trace = await browser.page(`${url}/trace`);
-  await trace.waitFor("document.getElementById('status').textContent === 'live'", 'the live view to connect');
+  await trace.waitFor("document.getElementById('status').dataset.state === 'live'", 'the live view to connect');
   const a = await browser.page(`${url}/auctions`);
   const b = await browser.page(`${url}/auctions`);
   for (const [name, p] of [['a', a], ['b', b]]) {
@@ -50,7 +50,31 @@ try {
     const inflated = t.filter((x) => x.includes('inflated from')).length;
     return agreed && inflated > 0 ? inflated : 0; })()`, 'the live view to show permessage-deflate');
   out('deflate', { inflated_messages: deflate });
+  // The lanes: an arrow per message, the broadcast fanned out; clicking one opens its event,
+  // with its bytes.
+  const lanes = await trace.waitFor(`(() => { const a = document.querySelectorAll('#lanes .arrow');
+    const fan = [...a].filter((g) => g.querySelector('line').getAttribute('stroke-dasharray') === '5 3').length;
+    return a.length >= 4 && fan >= 2 ? { arrows: a.length, fan } : null; })()`, 'the lanes to draw the bid and its broadcast');
+  out('lanes', lanes);
+  const opened = await trace.evaluate(`(() => {
+    const g = [...document.querySelectorAll('#lanes .arrow')].find((g) => g.textContent.includes('sio.packet'));
+    if (!g) return null; g.dispatchEvent(new MouseEvent('click', { bubbles: true }));
+    const r = document.querySelector('.ev.open'); return r ? { stage: r.dataset.stage, detail: r.querySelector('.detail').textContent.length } : null; })()`);
+  if (!opened || opened.stage !== 'sio.packet' || opened.detail < 20) throw new Error(`clicking an arrow opened ${JSON.stringify(opened)}`);
+  out('clicked', opened);
+  // Pause holds new events back, resume shows them.
+  const rows = await trace.evaluate("document.querySelectorAll('.ev').length");
+  await trace.evaluate("document.getElementById('pause').click(); true");
+  await a.evaluate("document.querySelector('#bid button').click(); true");
+  await trace.waitFor("document.getElementById('status').textContent.startsWith('paused (') && !document.getElementById('status').textContent.startsWith('paused (0')", 'events to wait while paused');
+  const held = await trace.evaluate("document.querySelectorAll('.ev').length");
+  if (held !== rows) throw new Error(`rows grew while paused: ${rows} -> ${held}`);
+  await trace.evaluate("document.getElementById('pause').click(); true");
+  const after = await trace.evaluate("document.querySelectorAll('.ev').length");
+  if (after <= rows) throw new Error('resume showed nothing');
+  out('paused', { held: after - rows });
   if (shotDir) {
+    await trace.evaluate("document.querySelectorAll('.ev.open').forEach((r) => r.classList.remove('open')); window.scrollTo(0, 0); true");
     writeFileSync(join(shotDir, 'auctions.png'), await b.screenshot());
     writeFileSync(join(shotDir, 'trace.png'), await trace.screenshot());
   }

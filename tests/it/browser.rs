@@ -21,9 +21,10 @@ fn page_and_live_view_in_chromium() {
     assert!(stdout.contains(r#""kind":"pass""#), "{stdout}");
     assert!(stdout.contains(r#""kind":"deflate""#), "{stdout}");
     let trace = server.stop();
-    // The browser's bid went through the real protocol path.
+    // The browser's bids (one, then one while the view was paused) went through the real
+    // protocol path.
     assert!(
-        trace.stage("sio.dispatch").len() == 1,
+        trace.stage("sio.dispatch").len() == 2,
         "{:?}",
         trace.stage("sio.dispatch")
     );
@@ -119,4 +120,58 @@ fn a_students_app_in_chromium_with_its_own_calls_live() {
         .is_some_and(|l| l.starts_with("chat.py:")));
     // Both tabs' sessions went through the WebSocket upgrade, as a browser's do.
     assert!(trace.stage("eio.upgrade").len() >= 2);
+}
+
+/// A committed capture's HTML report, opened from its file in Chromium with nothing else to
+/// load: the diagram is drawn with one arrow per arrow of the Markdown report's Mermaid
+/// source, and the annotated bytes are drawn in coloured fields. With DISPEL_SCREENSHOTS=DIR
+/// the page is photographed there (docs/screenshots/ holds the README's).
+#[test]
+fn the_html_report_draws_offline_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = repo().join("traces/flask/chromium_page.pcap");
+    let html = dir.path().join("report.html");
+    let md = dir.path().join("report.md");
+    for (path, format) in [(&html, "html"), (&md, "md")] {
+        let out = crate::util::dispel()
+            .arg("report")
+            .arg(&pcap)
+            .args(["--format", format, "-o"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut cmd = Command::new("node");
+    cmd.arg(repo().join("tests/browser/report_page.mjs"))
+        .arg(&html);
+    if let Some(shots) = std::env::var_os("DISPEL_SCREENSHOTS") {
+        cmd.arg("--screenshot").arg(shots);
+    }
+    let out = cmd.output().expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let diagram: serde_json::Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["kind"] == "diagram")
+        .expect("diagram line");
+    let markdown = std::fs::read_to_string(&md).unwrap();
+    let mermaid = markdown
+        .split("```mermaid")
+        .nth(1)
+        .and_then(|m| m.split("```").next())
+        .expect("a mermaid block");
+    let arrows = mermaid.lines().filter(|l| l.contains("->>")).count();
+    assert!(arrows >= 5, "{mermaid}");
+    assert_eq!(diagram["arrows"], arrows, "{stdout}\n{mermaid}");
+    assert!(stdout.contains(r#""kind":"pass""#), "{stdout}");
 }

@@ -308,3 +308,76 @@ fn step_mode_pauses_one_connection_only() {
     );
     assert!(!trace.stage("sio.dispatch").is_empty());
 }
+
+/// Teaching mode from the page: the page with the key printed at start steps the paused
+/// connection (`/trace/step`); a page without it, or with a guess, gets 403 and can only watch.
+#[test]
+fn the_instructors_page_steps_and_a_students_page_cannot() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let server = Server::start_with_stdin(&["--step", "--step-key", "instructor-key"]);
+    let run = crate::oracle::Run::new(&server.addr);
+    for target in [
+        "/trace/step?do=next",
+        "/trace/step?key=guess&do=next",
+        "/trace/step?key=instructor-ke&do=free",
+    ] {
+        let r = run.request("POST", target, &[], b"");
+        assert!(r.status.contains("403"), "{target}: {}", r.status);
+        assert!(r.text().contains("instructor"), "{}", r.text());
+    }
+    let mut a = Command::new(crate::util::repo().join("tests/.venv/bin/python"))
+        .arg(crate::util::repo().join("tests/clients/py_client.py"))
+        .args([
+            server.url.as_str(),
+            "--scenario",
+            "bid",
+            "--transports",
+            "websocket",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let paused = |run: &crate::oracle::Run| {
+        run.request("GET", "/trace/step?key=instructor-key", &[], b"")
+            .text()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let first = loop {
+        let p = paused(&run);
+        if p.contains("== paused") {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "nothing paused: {p:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The student's page cannot move it on.
+    let r = run.request("POST", "/trace/step?do=free", &[], b"");
+    assert!(r.status.contains("403"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        a.try_wait().unwrap().is_none(),
+        "the client went on without the instructor"
+    );
+    // The instructor's can: one stage, then the next pause is another stage.
+    let r = run.request("POST", "/trace/step?key=instructor-key&do=next", &[], b"");
+    assert!(r.status.contains("200"), "{}", r.status);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let p = paused(&run);
+        if p.contains("== paused") && p != first {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no next pause: {p:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = run.request("POST", "/trace/step?key=instructor-key&do=free", &[], b"");
+    assert!(r.status.contains("200"), "{}", r.status);
+    assert!(
+        a.wait().unwrap().success(),
+        "the client finished once released"
+    );
+    let r = run.request("POST", "/trace/step?key=instructor-key&do=jump", &[], b"");
+    assert!(r.status.contains("400"), "{}", r.status);
+    drop(server);
+}
