@@ -12,9 +12,11 @@
 
 pub mod diagram;
 pub mod explain;
+mod fromsource;
 pub mod html;
 pub mod md;
 pub mod model;
+pub mod pysource;
 pub mod sections;
 pub mod yours;
 

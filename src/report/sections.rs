@@ -132,13 +132,31 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
             conn,
             &src,
         ));
+    } else if let Some(app) = app {
+        // A capture and the app's source: the source's handlers, matched to the packets.
+        match super::pysource::scan(app) {
+            Ok(scan) if !scan.functions.is_empty() || scan.socketio.is_some() => doc
+                .sections
+                .extend(super::fromsource::sections(&scan, &input.events, conn, set)),
+            Ok(scan) => doc.sections.push(Section {
+                title: "Your code".into(),
+                blocks: vec![text_para(format!(
+                    "No Flask-SocketIO handler was found in {} (@socketio.on(...), @socketio.event, a Namespace class): nothing of the source can be matched to this capture.",
+                    if scan.files.is_empty() { "the files given".to_string() } else { scan.files.join(", ") }
+                ))],
+            }),
+            Err(e) => doc.sections.push(Section {
+                title: "Your code".into(),
+                blocks: vec![text_para(format!("The app's source could not be read: {e}"))],
+            }),
+        }
     } else if input.auction {
         doc.sections.extend(entry_sections(set));
     } else {
         doc.sections.push(Section {
             title: "Your code".into(),
             blocks: vec![text_para(
-                "A capture shows what crossed the wire, not which of your functions ran: the handlers and emits of your app are not in it. Watched while it runs (dispel watch), your app's own handlers and Socket.IO calls get sections of their own here, each with the chain of calls it really made.",
+                "A capture shows what crossed the wire, not which of your functions ran: the handlers and emits of your app are not in it. Give the app's source (--app app.py, or its folder) and its handlers are matched to the packets here; watched while it runs (dispel watch), your app's own handlers and Socket.IO calls get sections of their own, each with the chain of calls it really made.",
             )],
         });
     }
@@ -653,7 +671,7 @@ fn chain_blocks(ctx: &Ctx, stage: Stage, rep: &Ev) -> Vec<Block> {
     blocks
 }
 
-fn link_list(links: &[StepLink]) -> Block {
+pub(crate) fn link_list(links: &[StepLink]) -> Block {
     Block::List {
         ordered: true,
         items: links.iter().map(link_item).collect(),

@@ -214,3 +214,51 @@ fn a_busy_capture_reports_like_its_full_trace() {
         assert!(from_capture.contains("broadcast(s) reached this connection"));
     }
 }
+
+/// A capture of a student's own app with its source (`--app`): each handler of the source,
+/// quoted with its line numbers, matched to the client's packets and what went back, and
+/// nothing about the auction; without the source the report says what it cannot know.
+#[test]
+fn a_capture_and_the_apps_source_give_its_own_code() {
+    let pcap = repo().join("traces/student/chat.pcap");
+    let app = repo().join("tests/student_app/chat.py");
+    let md = report(&pcap, &["--app", app.to_str().unwrap()]);
+    for title in [
+        "## Your code: SocketIO(...) (chat.py:",
+        "## Your code: @socketio.on(\"join\") (chat.py:",
+        "## Your code: @socketio.on(\"average\") (chat.py:",
+        "## Your code: @app.route(\"/announce/\\<text\\>\") (chat.py:",
+        "## Your code: Lobby.on_ping (chat.py:",
+    ] {
+        assert!(md.contains(title), "{title} missing");
+    }
+    // What went back, tied to the line that sent it; what cannot be this handler's, said so.
+    assert!(md.contains("| the return value, line 107 |"), "{md}");
+    assert!(md.contains("include_self=False leaves this client out"));
+    // The handler that raised: the ack that never came.
+    assert!(md.contains("none came back within 1 s: the handler raised"));
+    assert!(md.contains(
+        "reaches every client in the namespace (socketio.emit outside a handler broadcasts)"
+    ));
+    assert!(!md.contains("replace old value") && !md.contains("/auctions"));
+    let bare = report(&pcap, &[]);
+    assert!(
+        bare.contains("Give the app's source (--app app.py"),
+        "{bare}"
+    );
+    assert!(!bare.contains("## Your code: @"));
+    // A folder is read too, and a file with no handler says so.
+    let folder = report(
+        &pcap,
+        &["--app", repo().join("tests/student_app").to_str().unwrap()],
+    );
+    assert!(folder.contains("## Your code: @socketio.on(\"join\") (chat.py:"));
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("app.py");
+    std::fs::write(&empty, "print('hello')\n").unwrap();
+    let none = report(&pcap, &["--app", empty.to_str().unwrap()]);
+    assert!(
+        none.contains("No Flask-SocketIO handler was found in app.py"),
+        "{none}"
+    );
+}

@@ -1,0 +1,276 @@
+//! "Your code" from the app's source, for a capture (no `dispel watch`): each handler, route
+//! and `SocketIO(...)` the source has (`pysource`), matched to the Socket.IO packets the
+//! capture shows for the reported client. What the capture cannot say (which function really
+//! ran) is inferred from names and timing, and said to be.
+
+use super::model::*;
+use super::pysource::{Function, Kind, Scan};
+use super::Ev;
+use crate::cli::VersionSet;
+use crate::links;
+use crate::trace::{Dir, Stage};
+
+/// How long after an event the packets it caused may still go out.
+const WINDOW: f64 = 1.0;
+
+/// A packet the client sent that a handler would receive: its event (`connect` for CONNECT).
+struct Incoming<'a> {
+    ev: &'a Ev,
+    event: String,
+    nsp: String,
+    id: Option<u64>,
+}
+
+fn incoming(evs: &[Ev]) -> Vec<Incoming<'_>> {
+    evs.iter()
+        .filter(|e| e.stage == Stage::SioPacket && e.dir == Some(Dir::C2S))
+        .filter_map(|e| {
+            let nsp = e.str("nsp").unwrap_or("/").to_string();
+            let event = match e.str("type")? {
+                "EVENT" | "BINARY_EVENT" => e.str("event")?.to_string(),
+                "CONNECT" => "connect".to_string(),
+                _ => return None,
+            };
+            Some(Incoming {
+                ev: e,
+                event,
+                nsp,
+                id: e.u64("id"),
+            })
+        })
+        .collect()
+}
+
+fn handles(f: &Function, i: &Incoming) -> bool {
+    f.kind == Kind::Handler && f.event == i.event && (f.nsp == i.nsp || f.nsp == "?")
+}
+
+fn title(f: &Function) -> String {
+    let head = f
+        .source
+        .first()
+        .map(|l| l.trim().to_string())
+        .unwrap_or_default();
+    let shown = if head.starts_with('@') {
+        head
+    } else {
+        f.name.clone()
+    };
+    format!("Your code: {shown} ({}:{})", f.file, f.first_line)
+}
+
+fn numbered(f: &Function) -> String {
+    let mut out = String::new();
+    for (k, l) in f.source.iter().enumerate() {
+        out.push_str(&format!("{:>4}  {l}\n", f.first_line + k));
+    }
+    out
+}
+
+/// What went out after `inc`, before the client's next packet (or [`WINDOW`]): the s2c
+/// Socket.IO packets of the report's events.
+fn followed<'a>(inc: &Incoming, evs: &'a [Ev]) -> Vec<&'a Ev> {
+    let next_in = evs
+        .iter()
+        .filter(|e| e.stage == Stage::SioPacket && e.dir == Some(Dir::C2S) && e.seq > inc.ev.seq)
+        .map(|e| e.t)
+        .next();
+    evs.iter()
+        .filter(|e| e.stage == Stage::SioPacket && e.dir == Some(Dir::S2C))
+        .filter(|e| e.seq > inc.ev.seq && e.t - inc.ev.t <= WINDOW)
+        .filter(|e| next_in.is_none_or(|n| e.t <= n))
+        .take(12)
+        .collect()
+}
+
+fn function_section(f: &Function, incs: &[Incoming], evs: &[Ev], conn: u64) -> Section {
+    let mut blocks = vec![code("python", numbered(f))];
+    let mine: Vec<&Incoming> = incs.iter().filter(|i| handles(f, i)).collect();
+    match &f.kind {
+        Kind::Route(path) => blocks.push(text_para(format!(
+            "An HTTP route ({path}) that makes Socket.IO calls: a request to it is not a Socket.IO packet, so this capture's client shows only what it received from them."
+        ))),
+        Kind::Handler if mine.is_empty() => blocks.push(text_para(format!(
+            "Not exercised by connection #{conn} in this capture: its client sent no {} to {}.",
+            if f.event == "connect" { "CONNECT".to_string() } else { format!("event {:?}", f.event) },
+            f.nsp
+        ))),
+        Kind::Handler => {
+            let seqs: Vec<String> = mine.iter().take(8).map(|i| format!("#{}", i.ev.seq)).collect();
+            blocks.push(text_para(format!(
+                "In this capture: {} packet(s) for it ({}{}). python-socketio calls this function for each (matched by event name and namespace: the bytes do not name functions).",
+                mine.len(),
+                seqs.join(", "),
+                if mine.len() > seqs.len() { ", ..." } else { "" }
+            )));
+            for first in mine.iter().take(4) {
+                let after = followed(first, evs);
+                let acked = after.iter().any(|e| {
+                    matches!(e.str("type"), Some("ACK" | "BINARY_ACK")) && e.u64("id") == first.id
+                });
+                if let (Some(id), false) = (first.id, acked) {
+                    blocks.push(text_para(format!(
+                        "The client asked for an acknowledgement (id {id}) and none came back within {WINDOW} s: the handler raised (the server's console has the traceback; nothing is sent for an exception), or it was still running."
+                    )));
+                }
+                if after.is_empty() {
+                    blocks.push(text_para(format!(
+                        "After event #{}, nothing went out to this client before its next packet.",
+                        first.ev.seq
+                    )));
+                } else {
+                    let mut rows = Vec::new();
+                    for e in after {
+                        let ty = e.str("type").unwrap_or("?");
+                        let name = e.str("event");
+                        let cause = match (ty, name) {
+                            ("ACK" | "BINARY_ACK", _) if e.u64("id") == first.id => f
+                                .calls
+                                .iter()
+                                .find(|c| c.name == "return" && c.nested.is_none())
+                                .map_or_else(
+                                    || "python-socketio's ack (the handler returned None)".to_string(),
+                                    |c| format!("the return value, line {}", c.line),
+                                ),
+                            ("CONNECT_ERROR", _) => f
+                                .calls
+                                .iter()
+                                .find(|c| c.name.starts_with("raise"))
+                                .map_or_else(
+                                    || "a refusal (the handler returned False?)".to_string(),
+                                    |c| format!("the refusal, line {}", c.line),
+                                ),
+                            ("CONNECT", _) => "python-socketio accepts the connection once the handler returns".to_string(),
+                            (_, Some(n)) => {
+                                let named: Vec<_> = f
+                                    .calls
+                                    .iter()
+                                    .filter(|c| c.event.as_deref() == Some(n))
+                                    .collect();
+                                match named.iter().find(|c| !c.text.contains("include_self=False")) {
+                                    Some(c) => format!("{}, line {}", c.name, c.line),
+                                    None if !named.is_empty() => format!(
+                                        "not from line {}: its include_self=False leaves this client out, so another client's event made it",
+                                        named[0].line
+                                    ),
+                                    None => "not from this function's own lines (another handler, a background task or another process)".to_string(),
+                                }
+                            }
+                            _ => String::new(),
+                        };
+                        rows.push(vec![
+                            vec![Inline::Text(format!("#{}", e.seq))],
+                            vec![Inline::Code(e.summary.clone())],
+                            vec![Inline::Text(cause)],
+                        ]);
+                    }
+                    blocks.push(text_para(format!(
+                        "What went out to this client after event #{} (inferred from names and timing: within {WINDOW} s and before its next packet):",
+                        first.ev.seq
+                    )));
+                    blocks.push(Block::Table {
+                        head: vec!["packet".into(), "sent".into(), "from your line".into()],
+                        rows,
+                    });
+                }
+            }
+        }
+    }
+    let calls: Vec<Vec<Inline>> = f
+        .calls
+        .iter()
+        .map(|c| {
+            let mut line = vec![
+                Inline::Text(format!("line {}: ", c.line)),
+                Inline::Code(c.text.clone()),
+            ];
+            let what = match c.name.as_str() {
+                "return" => Some("its value is sent back as the ACK when the client asked for one".to_string()),
+                n if n.starts_with("raise") => Some("refuses the connection: the client gets CONNECT_ERROR with the exception's argument".into()),
+                n if n.ends_with("join_room") || n.ends_with("leave_room") || n.ends_with("close_room") => Some("changes a room in the server's memory: nothing goes on the wire".into()),
+                n if n.ends_with("disconnect") => Some("the server sends DISCONNECT and forgets the client".into()),
+                n if n.ends_with("start_background_task") => Some("runs a function on its own thread or greenlet".into()),
+                _ => c.reach().map(|r| format!("reaches {r}")),
+            };
+            if let Some(w) = what {
+                line.push(Inline::Text(format!(": {w}")));
+            }
+            if let Some(n) = &c.nested {
+                line.push(Inline::Text(format!(" (inside {n}, not the handler itself)")));
+            }
+            line
+        })
+        .collect();
+    if !calls.is_empty() {
+        blocks.push(text_para("Its Socket.IO calls:"));
+        blocks.push(Block::List {
+            ordered: false,
+            items: calls,
+        });
+    }
+    Section {
+        title: title(f),
+        blocks,
+    }
+}
+
+/// The "Your code" sections for a capture read with the app's source.
+pub fn sections(scan: &Scan, evs: &[Ev], conn: u64, set: VersionSet) -> Vec<Section> {
+    let incs = incoming(evs);
+    let mut out = Vec::new();
+    if let Some((file, line, text)) = &scan.socketio {
+        let mut blocks = vec![code("python", format!("{text}\n"))];
+        if let Ok(Some(sec)) = links::entry_point(set, "entry:socketio") {
+            blocks.push(para(vec![
+                Inline::Strong(sec.title.clone()),
+                Inline::Text(format!(". {}", sec.summary)),
+            ]));
+            if !sec.links.is_empty() {
+                blocks.push(super::sections::link_list(&sec.links));
+            }
+        }
+        out.push(Section {
+            title: format!("Your code: SocketIO(...) ({file}:{line})"),
+            blocks,
+        });
+    }
+    for f in &scan.functions {
+        out.push(function_section(f, &incs, evs, conn));
+    }
+    if let Some(first) = out
+        .iter_mut()
+        .find(|s| s.title.contains("@") || s.title.contains('.'))
+    {
+        if let Ok(Some(sec)) = links::entry_point(set, "entry:on") {
+            first.blocks.push(text_para(format!(
+                "From the packet to a handler (every handler of your app goes this way): {}",
+                sec.summary
+            )));
+            if !sec.links.is_empty() {
+                first.blocks.push(super::sections::link_list(&sec.links));
+            }
+        }
+    }
+    let unhandled: Vec<&Incoming> = incs
+        .iter()
+        .filter(|i| i.event != "connect" && !scan.functions.iter().any(|f| handles(f, i)))
+        .collect();
+    if !unhandled.is_empty() {
+        let mut names: Vec<String> = unhandled
+            .iter()
+            .map(|i| format!("{:?} on {} (#{})", i.event, i.nsp, i.ev.seq))
+            .collect();
+        names.dedup();
+        out.push(Section {
+            title: "Your code: events no handler of your source takes".into(),
+            blocks: vec![
+                text_para(format!(
+                    "The client sent {} with no matching @socketio.on(...) or Namespace method in {}. python-socketio ignores an event nobody handles: no error, and no ACK, so a client callback waiting for one never fires. Check the name's spelling and the namespace, or the file that registers the handler if it is not among these.",
+                    names.join(", "),
+                    scan.files.join(", ")
+                )),
+            ],
+        });
+    }
+    out
+}
