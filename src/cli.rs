@@ -213,6 +213,24 @@ pub struct TraceArgs {
     /// Which version set the source links point at.
     #[arg(long, value_enum, default_value_t = VersionSet::Current)]
     pub versions: VersionSet,
+    /// Link the versions installed for this Python interpreter (your app's virtualenv), each
+    /// line found again in its files, as `dispel links --python`.
+    #[arg(long, value_name = "PATH", conflicts_with = "site_packages")]
+    pub python: Option<PathBuf>,
+    /// Link the versions installed in this site-packages folder.
+    #[arg(long, value_name = "DIR")]
+    pub site_packages: Option<PathBuf>,
+}
+
+impl TraceArgs {
+    /// Where the trace's links point, from `--versions`, `--python` and `--site-packages`.
+    pub fn linker(&self) -> Result<crate::links::Linker, crate::Error> {
+        crate::links::Linker::from_options(
+            self.versions,
+            self.python.as_deref(),
+            self.site_packages.as_deref(),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

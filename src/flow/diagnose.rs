@@ -16,7 +16,6 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
 
-use crate::cli::VersionSet;
 use crate::trace::{Dir, Event, Processor, Stage};
 
 /// Diagnoses written at most (then only counted).
@@ -89,7 +88,7 @@ struct Finding<'a> {
 }
 
 pub struct Diagnoser {
-    set: VersionSet,
+    linker: crate::links::Linker,
     requests: HashMap<u64, Request>,
     opened: HashMap<String, Opened>,
     /// Sessions whose server PING has had no PONG yet: sid -> the PING.
@@ -111,9 +110,10 @@ pub struct Diagnoser {
 }
 
 impl Diagnoser {
-    pub fn new(set: VersionSet) -> Diagnoser {
+    /// `linker`: where the deciding lines point (a built-in version set, or the installed one).
+    pub fn new(linker: impl Into<crate::links::Linker>) -> Diagnoser {
         Diagnoser {
-            set,
+            linker: linker.into(),
             requests: HashMap::new(),
             opened: HashMap::new(),
             pings: HashMap::new(),
@@ -729,7 +729,7 @@ impl Diagnoser {
         }
         let source = f
             .step
-            .and_then(|id| crate::links::deciding_line(self.set, id))
+            .and_then(|id| self.linker.deciding_line(id))
             .map(|l| {
                 json!({
                     "step": l.step.step_id,

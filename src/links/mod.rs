@@ -369,6 +369,100 @@ fn build_set(chain: Vec<ChainStage>, map: &StageMap) -> Result<SetTables, String
     })
 }
 
+/// Where a trace's links point: a built-in version set, or the versions installed for an
+/// interpreter (`--python`/`--site-packages`), each stage and kind relinked once and kept.
+/// Cheap to clone: the clones share what was relinked.
+#[derive(Clone)]
+pub struct Linker {
+    set: VersionSet,
+    installed: Option<std::sync::Arc<site::Installed>>,
+    #[allow(clippy::type_complexity)]
+    cache: std::sync::Arc<
+        std::sync::Mutex<HashMap<(Stage, Option<String>), std::sync::Arc<[StepLink]>>>,
+    >,
+}
+
+impl Linker {
+    /// The built-in version set.
+    pub fn builtin(set: VersionSet) -> Linker {
+        Linker {
+            set,
+            installed: None,
+            cache: Default::default(),
+        }
+    }
+
+    /// The versions found installed (`set`'s steps found again in the installed files).
+    pub fn installed(set: VersionSet, installed: site::Installed) -> Linker {
+        Linker {
+            set,
+            installed: Some(std::sync::Arc::new(installed)),
+            cache: Default::default(),
+        }
+    }
+
+    /// From the trace options: the installed versions when `--python`/`--site-packages` asks.
+    pub fn from_options(
+        set: VersionSet,
+        python: Option<&std::path::Path>,
+        site_packages: Option<&std::path::Path>,
+    ) -> Result<Linker, crate::Error> {
+        if python.is_none() && site_packages.is_none() {
+            return Ok(Linker::builtin(set));
+        }
+        let installed = site::inspect(&site::SiteOptions {
+            site_packages: site_packages.map(std::path::Path::to_path_buf),
+            python: python.map(std::path::Path::to_path_buf),
+            base: set,
+        })?;
+        Ok(Linker::installed(set, installed))
+    }
+
+    pub fn set(&self) -> VersionSet {
+        self.set
+    }
+
+    /// The installed versions this linker relinks to, if any.
+    pub fn installed_versions(&self) -> Option<&site::Installed> {
+        self.installed.as_deref()
+    }
+
+    /// [`deciding_line`], relinked to the installed files when there are some.
+    pub fn deciding_line(&self, step_id: &str) -> Option<StepLink> {
+        let l = deciding_line(self.set, step_id)?;
+        Some(match &self.installed {
+            Some(i) => i.relink(l),
+            None => l,
+        })
+    }
+
+    /// [`for_event`], relinked to the installed files when there are some.
+    pub fn for_event(&self, stage: Stage, kind: Option<&str>) -> std::sync::Arc<[StepLink]> {
+        let Some(installed) = &self.installed else {
+            return for_event(self.set, stage, kind).into();
+        };
+        let key = (stage, kind.map(str::to_string));
+        if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return hit;
+        }
+        let links: std::sync::Arc<[StepLink]> = for_event(self.set, stage, kind)
+            .iter()
+            .cloned()
+            .map(|l| installed.relink(l))
+            .collect();
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(key, links.clone());
+        }
+        links
+    }
+}
+
+impl From<VersionSet> for Linker {
+    fn from(set: VersionSet) -> Linker {
+        Linker::builtin(set)
+    }
+}
+
 /// The links of a trace event: its stage, narrowed by `kind` where the code path differs
 /// (an Engine.IO ping is not an event dispatch). The last step is the deepest.
 pub fn for_event(set: VersionSet, stage: Stage, kind: Option<&str>) -> &'static [StepLink] {

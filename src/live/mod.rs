@@ -304,6 +304,7 @@ impl LiveTrace {
         no_trace: bool,
         report: Option<&PathBuf>,
         what: &str,
+        linker: crate::links::Linker,
         processor: Option<Box<dyn trace::Processor>>,
     ) -> Result<LiveTrace, crate::Error> {
         if report.is_some() && no_trace {
@@ -322,13 +323,13 @@ impl LiveTrace {
             Some(hub) => {
                 let mut outputs = vec![
                     trace::Output {
-                        sink: trace::sink_for(args)?,
+                        sink: trace::sink_for(args, linker.clone())?,
                         filter,
                         watched: None,
                     },
                     // The live view: everything, but only while someone is watching.
                     trace::Output {
-                        sink: Box::new(hub.sink(args.versions)),
+                        sink: Box::new(hub.sink(linker.clone())),
                         filter: Filter::default(),
                         watched: Some(hub.viewers()),
                     },
@@ -337,7 +338,7 @@ impl LiveTrace {
                     let file = std::fs::File::create(path)
                         .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
                     outputs.push(trace::Output {
-                        sink: Box::new(trace::Jsonl::new(Box::new(file), args.versions)),
+                        sink: Box::new(trace::Jsonl::new(Box::new(file), linker.clone())),
                         filter: Filter::default(),
                         watched: None,
                     });
@@ -398,12 +399,14 @@ impl LiveTrace {
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode, crate::Error> {
+    let linker = args.trace.linker()?;
     let live = LiveTrace::start(
         &args.trace,
         args.no_trace,
         args.report.as_ref(),
         "serve",
-        Some(Box::new(crate::flow::Diagnoser::new(args.trace.versions))),
+        linker.clone(),
+        Some(Box::new(crate::flow::Diagnoser::new(linker))),
     )?;
     let (tracer, hub) = (live.tracer.clone(), live.hub.clone());
     let config = Config::from_args(&args);

@@ -420,7 +420,7 @@ struct Waiting {
 
 impl Joiner {
     /// `infer_broadcasts`: without the tracer, broadcasts are inferred as in replay.
-    pub fn new(infer_broadcasts: bool, versions: crate::cli::VersionSet) -> Joiner {
+    pub fn new(infer_broadcasts: bool, versions: impl Into<crate::links::Linker>) -> Joiner {
         Joiner {
             inference: if infer_broadcasts {
                 Inference::new()

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast;
 
-use crate::cli::VersionSet;
 use crate::trace::{Event, Filter, LineWriter, Sink, Stage};
 use crate::wire::http::RequestHead;
 
@@ -48,7 +47,7 @@ impl Hub {
     }
 
     /// The writer-side sink that renders events for the viewers.
-    pub fn sink(&self, versions: VersionSet) -> HubSink {
+    pub fn sink(&self, versions: impl Into<crate::links::Linker>) -> HubSink {
         HubSink {
             tx: self.tx.clone(),
             lines: LineWriter::new(versions),

@@ -17,7 +17,7 @@
 //! reaches both (they share the terminal's process group), and dispel waits for the app.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -64,12 +64,24 @@ pub fn run(args: WatchArgs) -> Result<ExitCode, crate::Error> {
         );
     };
     let info = Arc::new(Mutex::new(AppInfo::default()));
-    let joiner = Joiner::new(args.no_tracer, args.trace.versions);
+    // The links point at what the app has installed: its interpreter's, unless told.
+    let asked = args.trace.python.is_some() || args.trace.site_packages.is_some();
+    let is_python = Path::new(program)
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("python"));
+    let linker = if !asked && is_python {
+        crate::links::Linker::from_options(args.trace.versions, Some(Path::new(program)), None)
+            .unwrap_or_else(|_| args.trace.versions.into())
+    } else {
+        args.trace.linker()?
+    };
+    let joiner = Joiner::new(args.no_tracer, linker.clone());
     let live = LiveTrace::start(
         &args.trace,
         false,
         args.report.as_ref(),
         "watch",
+        linker,
         Some(Box::new(joiner)),
     )?;
     let recorder = match &args.record {

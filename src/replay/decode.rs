@@ -35,7 +35,11 @@ pub struct TraceSink {
 
 impl TraceSink {
     /// `versions`: where a diagnosis's deciding line points.
-    pub fn new(tracer: Tracer, limits: Limits, versions: crate::cli::VersionSet) -> TraceSink {
+    pub fn new(
+        tracer: Tracer,
+        limits: Limits,
+        versions: impl Into<crate::links::Linker>,
+    ) -> TraceSink {
         TraceSink {
             tracer,
             limits,

@@ -32,9 +32,10 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, crate::Error> {
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let progress = progress_bar(size);
     let input = std::io::BufReader::with_capacity(1 << 20, progress.wrap_read(file));
+    let linker = args.trace.linker()?;
     let (tracer, writer) =
-        crate::trace::Tracer::start(crate::trace::sink_for(&args.trace)?, filter);
-    let mut sink = TraceSink::new(tracer, crate::flow::Limits::default(), args.trace.versions)
+        crate::trace::Tracer::start(crate::trace::sink_for(&args.trace, linker.clone())?, filter);
+    let mut sink = TraceSink::new(tracer, crate::flow::Limits::default(), linker)
         .with_redis_port(args.redis_port);
     let result = read_capture(input, args.server_port, &mut sink);
     sink.finish();

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::{Event, Sink, Stage};
 use crate::cli::VersionSet;
-use crate::links;
+use crate::links::Linker;
 
 pub struct Jsonl {
     out: Box<dyn Write + Send>,
@@ -19,7 +19,7 @@ pub struct Jsonl {
 const BUFFER: usize = 256 * 1024;
 
 impl Jsonl {
-    pub fn new(out: Box<dyn Write + Send>, versions: VersionSet) -> Jsonl {
+    pub fn new(out: Box<dyn Write + Send>, versions: impl Into<Linker>) -> Jsonl {
         Jsonl {
             out,
             lines: LineWriter::new(versions),
@@ -47,16 +47,16 @@ impl Drop for Jsonl {
 
 /// Writes events as JSON lines; shared by every sink that speaks JSON.
 pub struct LineWriter {
-    versions: VersionSet,
+    linker: Linker,
     /// The `links` array of each (stage, kind), serialized once: most of a line's bytes.
     /// Indexed by stage, then a short list of kinds.
     links: Vec<Vec<(Option<&'static str>, Box<str>)>>,
 }
 
 impl LineWriter {
-    pub fn new(versions: VersionSet) -> LineWriter {
+    pub fn new(versions: impl Into<Linker>) -> LineWriter {
         LineWriter {
-            versions,
+            linker: versions.into(),
             links: vec![Vec::new(); Stage::ALL.len()],
         }
     }
@@ -66,7 +66,7 @@ impl LineWriter {
         let i = match kinds.iter().position(|(k, _)| *k == kind) {
             Some(i) => i,
             None => {
-                kinds.push((kind, links_json(self.versions, stage, kind).into()));
+                kinds.push((kind, links_json(&self.linker, stage, kind).into()));
                 kinds.len() - 1
             }
         };
@@ -106,11 +106,9 @@ impl LineWriter {
     }
 }
 
-fn links_json(versions: VersionSet, stage: Stage, kind: Option<&str>) -> String {
-    let urls: Vec<&str> = links::for_event(versions, stage, kind)
-        .iter()
-        .map(|l| l.url.as_str())
-        .collect();
+fn links_json(linker: &Linker, stage: Stage, kind: Option<&str>) -> String {
+    let links = linker.for_event(stage, kind);
+    let urls: Vec<&str> = links.iter().map(|l| l.url.as_str()).collect();
     serde_json::to_string(&urls).unwrap_or_else(|_| "[]".into())
 }
 
@@ -133,7 +131,7 @@ pub fn to_json(seq: u64, e: &Event, versions: VersionSet) -> Value {
     obj.insert("summary".into(), e.summary.to_string().into());
     obj.insert("fields".into(), Value::Object(e.fields.to_map()));
     let links: Value =
-        serde_json::from_str(&links_json(versions, e.stage, e.kind)).unwrap_or_default();
+        serde_json::from_str(&links_json(&versions.into(), e.stage, e.kind)).unwrap_or_default();
     obj.insert("links".into(), links);
     Value::Object(obj)
 }

@@ -33,18 +33,21 @@ pub fn use_color(when: ColorWhen, is_terminal: bool) -> bool {
 }
 
 /// Builds the sink the trace options ask for.
-pub fn sink_for(args: &TraceArgs) -> std::io::Result<Box<dyn Sink>> {
+pub fn sink_for(
+    args: &TraceArgs,
+    linker: crate::links::Linker,
+) -> Result<Box<dyn Sink>, crate::Error> {
     let (out, is_terminal): (Box<dyn Write + Send>, bool) = match &args.out {
         Some(path) => (Box::new(std::fs::File::create(path)?), false),
         None => (Box::new(std::io::stdout()), std::io::stdout().is_terminal()),
     };
     Ok(match args.format {
-        Format::Jsonl => Box::new(Jsonl::new(out, args.versions)),
+        Format::Jsonl => Box::new(Jsonl::new(out, linker)),
         Format::Pretty => Box::new(Pretty::new(
             out,
             use_color(args.color, is_terminal),
             args.verbose,
-            args.versions,
+            linker,
         )),
     })
 }

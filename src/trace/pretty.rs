@@ -10,14 +10,13 @@ use owo_colors::{OwoColorize, Style};
 use serde_json::Value;
 
 use super::{Event, Sink, Stage};
-use crate::cli::VersionSet;
-use crate::links;
+use crate::links::Linker;
 
 pub struct Pretty {
     out: BufWriter<Box<dyn Write + Send>>,
     color: bool,
     verbose: u8,
-    versions: VersionSet,
+    linker: Linker,
 }
 
 impl Pretty {
@@ -25,13 +24,13 @@ impl Pretty {
         out: Box<dyn Write + Send>,
         color: bool,
         verbose: u8,
-        versions: VersionSet,
+        versions: impl Into<Linker>,
     ) -> Pretty {
         Pretty {
             out: BufWriter::new(out),
             color,
             verbose,
-            versions,
+            linker: versions.into(),
         }
     }
 
@@ -114,7 +113,7 @@ impl Sink for Pretty {
         if let Some(Value::Array(frames)) = e.fields.get("observed") {
             return self.observed(frames);
         }
-        let steps = links::for_event(self.versions, e.stage, e.kind);
+        let steps = self.linker.for_event(e.stage, e.kind);
         if self.verbose == 1 {
             if let Some(deepest) = steps.last() {
                 writeln!(
@@ -227,7 +226,12 @@ mod tests {
 
     fn render(color: bool, verbose: u8) -> String {
         let buf = SharedBuf::default();
-        let mut p = Pretty::new(Box::new(buf.clone()), color, verbose, VersionSet::Current);
+        let mut p = Pretty::new(
+            Box::new(buf.clone()),
+            color,
+            verbose,
+            crate::cli::VersionSet::Current,
+        );
         let e = Event::new(
             Stage::SioPacket,
             1.5,

@@ -325,3 +325,36 @@ fn flask_capture_frames_match_tshark_fields() {
     }
     assert!(checked > 100, "only {checked} frames compared");
 }
+
+/// `replay --python`: the links point at the versions installed for that interpreter (found
+/// again in its files), not at dispel's built-in ones.
+#[test]
+fn replay_links_the_versions_installed_for_an_interpreter() {
+    let python = repo().join("tests/.venv/bin/python");
+    if !python.exists() {
+        eprintln!("SKIP: tests/.venv is missing (tests/setup.sh)");
+        return;
+    }
+    let pcap = repo().join("traces/flask/chromium_page.pcap");
+    let builtin = replay_jsonl(&pcap, &[]);
+    let installed = replay_jsonl(&pcap, &["--python", python.to_str().unwrap()]);
+    let urls = |t: &Trace| -> Vec<String> {
+        t.events
+            .iter()
+            .flat_map(|e| e["links"].as_array().cloned().unwrap_or_default())
+            .filter_map(|u| u.as_str().map(str::to_string))
+            .collect()
+    };
+    let (b, i) = (urls(&builtin), urls(&installed));
+    assert!(b
+        .iter()
+        .any(|u| u.contains("python-socketio/blob/v5.16.3/")));
+    assert!(
+        i.iter().any(|u| u.contains("/v5.18.1/")),
+        "{:?}",
+        &i[..5.min(i.len())]
+    );
+    assert!(!i.iter().any(|u| u.contains("v5.16.3")));
+    // The events are the same; only where they point changed.
+    assert_eq!(builtin.events.len(), installed.events.len());
+}
