@@ -16,7 +16,7 @@ figure.bytes{margin:1rem 0}figure.bytes figcaption{font-weight:600;margin-bottom
 .strip .f{display:flex;flex-direction:column;border-radius:4px;padding:.2rem .4rem;border:1px solid #0002}\
 .strip .f code{background:none;font-size:1em;word-break:break-all}.strip .f small{font-size:.75em;color:#333}\
 .f0{background:#ffe3c2}.f1{background:#d7ecff}.f2{background:#dff5d8}.f3{background:#f4dcf7}.f4{background:#fff6bf}.f5{background:#e6e6e6}\
-figure.bytes table{font-size:.9em}\
+figure.bytes table{font-size:.9em}details.chain summary{cursor:pointer;color:#555}\
 @media print{figure.sequence svg{max-width:100%;height:auto}.strip .f{break-inside:avoid}}";
 
 pub fn render(doc: &Doc) -> String {
@@ -114,11 +114,26 @@ fn blocks(out: &mut String, blocks: &[Block]) {
             }
             Block::List { ordered, items } => {
                 let tag = if *ordered { "ol" } else { "ul" };
+                // A chain of source links folds away (open, so it prints).
+                let chain = *ordered
+                    && items.len() > 3
+                    && items
+                        .iter()
+                        .all(|i| i.iter().any(|s| matches!(s, Inline::Link { .. })));
+                if chain {
+                    out.push_str(&format!(
+                        "<details open class=\"chain\"><summary>{} steps, outermost call first</summary>\n",
+                        items.len()
+                    ));
+                }
                 out.push_str(&format!("<{tag}>\n"));
                 for item in items {
                     out.push_str(&format!("<li>{}</li>\n", inlines(item)));
                 }
                 out.push_str(&format!("</{tag}>\n"));
+                if chain {
+                    out.push_str("</details>\n");
+                }
             }
         }
     }

@@ -1062,8 +1062,8 @@ fn frame_strip(f: &Ev, h: &ws_frame::FrameHeader, header: &[u8]) -> Block {
     }
     Block::Bytes {
         caption: format!(
-            "Event #{}: the whole frame as it crossed the wire, {} header bytes then the payload",
-            f.seq, h.header_len
+            "The whole frame as it crossed the wire, {} header bytes then the payload",
+            h.header_len
         ),
         fields,
     }
@@ -1071,7 +1071,7 @@ fn frame_strip(f: &Ev, h: &ws_frame::FrameHeader, header: &[u8]) -> Block {
 
 /// An Engine.IO message carrying a Socket.IO packet, character by character:
 /// `42/chat,7["event",…]`.
-fn packet_strip(seq: u64, text: &str) -> Option<Block> {
+fn packet_strip(text: &str) -> Option<Block> {
     let mut chars = text.char_indices();
     let (_, eio) = chars.next()?;
     let eio_name = match eio {
@@ -1154,7 +1154,7 @@ fn packet_strip(seq: u64, text: &str) -> Option<Block> {
         }
     }
     Some(Block::Bytes {
-        caption: format!("Event #{seq}: the message's text, character by character"),
+        caption: "The message's text, character by character".into(),
         fields,
     })
 }
@@ -1244,7 +1244,7 @@ fn ws_frames<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
                 t("Still compressed after unmasking (RSV1). Inflated (RFC 7692 §7.2.2: append 00 00 ff ff, then DEFLATE) it is the message "),
                 c(shorten(text, 200)),
             ]));
-            blocks.extend(packet_strip(f.seq, text));
+            blocks.extend(packet_strip(text));
         }
     }
     if let Some(s) = frames
@@ -1367,7 +1367,7 @@ pub fn frame_worked(f: &Ev) -> Vec<Block> {
             })
             .collect();
         blocks.push(table(
-            &["i", "on the wire", "key[i mod 4]", "XOR = plain", "char"],
+            &["i", "on the wire", "key[i mod 4]", "XOR = unmasked", "char"],
             rows,
         ));
         if let Ok(text) = std::str::from_utf8(&plain) {
@@ -1375,7 +1375,7 @@ pub fn frame_worked(f: &Ev) -> Vec<Block> {
                 t("The whole payload unmasked: "),
                 c(shorten(text, 200)),
             ]));
-            blocks.extend(packet_strip(f.seq, text));
+            blocks.extend(packet_strip(text));
         }
     }
     blocks
@@ -1950,7 +1950,7 @@ mod tests {
 
     #[test]
     fn a_packet_is_cut_into_its_fields() {
-        let b = packet_strip(1, r#"42/chat,7["e",1]"#).unwrap();
+        let b = packet_strip(r#"42/chat,7["e",1]"#).unwrap();
         let got = labels(&b);
         let want = [
             ("Engine.IO type", "4"),
@@ -1963,11 +1963,11 @@ mod tests {
         for ((l, v), (wl, wv)) in got.iter().zip(want) {
             assert_eq!((l.as_str(), v.as_str()), (wl, wv));
         }
-        let bin = labels(&packet_strip(2, r#"451-["up",{"_placeholder":true,"num":0}]"#).unwrap());
+        let bin = labels(&packet_strip(r#"451-["up",{"_placeholder":true,"num":0}]"#).unwrap());
         assert_eq!(bin[2], ("attachments".to_string(), "1-".to_string()));
-        assert_eq!(labels(&packet_strip(3, "3").unwrap()).len(), 1);
-        assert!(packet_strip(4, "x").is_none());
-        assert!(packet_strip(5, "4garbage").is_none());
+        assert_eq!(labels(&packet_strip("3").unwrap()).len(), 1);
+        assert!(packet_strip("x").is_none());
+        assert!(packet_strip("4garbage").is_none());
     }
 
     fn ev(stage: &str, fields: Value) -> Ev {

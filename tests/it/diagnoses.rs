@@ -62,8 +62,13 @@ fn a_real_apps_failures_are_diagnosed_live_and_in_its_capture() {
     );
     // A socket.io-client 2.x (Engine.IO v3).
     run.get("/socket.io/?EIO=3&transport=polling");
-    // A session this process never opened (another worker's).
-    run.get("/socket.io/?EIO=4&transport=polling&sid=fromanotherworker");
+    // A session another worker opened: a second real Flask-SocketIO process, no message queue,
+    // no sticky sessions; its sid's next poll lands on this one.
+    let other = crate::oracle::Flask::start(&[]).expect("a second worker");
+    let foreign = Run::new(&other.addr).open_polling();
+    run.get(&format!(
+        "/socket.io/?EIO=4&transport=polling&sid={foreign}"
+    ));
     // A proxy that dropped the Upgrade and Connection headers.
     run.get("/socket.io/?EIO=4&transport=websocket");
     // A namespace with no handlers.
@@ -101,10 +106,7 @@ fn a_real_apps_failures_are_diagnosed_live_and_in_its_capture() {
         .find(|d| d["fields"]["cause"] == "invalid-session")
         .unwrap();
     assert_eq!(unknown["fields"]["guess"], true);
-    assert!(unknown["summary"]
-        .as_str()
-        .unwrap()
-        .contains("fromanotherworker"));
+    assert!(unknown["summary"].as_str().unwrap().contains(&foreign));
     let origin = trace
         .stage("diagnosis")
         .into_iter()
