@@ -1258,7 +1258,7 @@ impl Session {
             .ev(Stage::EioPacket, t, Some(dir), String::new())
             .with("transport", transport)
             .with("type", p.ptype.upper_name())
-            .kind(p.ptype.name());
+            .kind(eio_kind(dir, p.ptype));
         match &p.data {
             engineio::Data::Text(text) => {
                 ev.summary = format!("{} {}", p.ptype, short(text)).into();
@@ -1387,7 +1387,7 @@ impl Session {
             (None, Some(raw)) => ev.fields.insert_raw("data", raw),
             (None, None) => ev.fields.insert("data", Value::Null),
         }
-        out.push(ev.kind(ptype.name()));
+        out.push(ev.kind(sio_kind(dir, ptype)));
     }
 }
 
@@ -1413,6 +1413,27 @@ fn opcode_name(op: OpCode) -> Value {
 
 /// Which source chain explains a frame or message: the server's data frames are written by the
 /// encode path (`send`), everything else by the decode path of its opcode.
+/// An Engine.IO packet's link kind: a MESSAGE the server sends goes down the send path
+/// (queued, written by the writer), not the reader's decode.
+fn eio_kind(dir: Dir, ptype: engineio::PacketType) -> &'static str {
+    match (dir, ptype) {
+        (Dir::S2C, engineio::PacketType::Message) => "message_sent",
+        _ => ptype.name(),
+    }
+}
+
+/// A Socket.IO packet's link kind: what the server sends (an emit, an ack of a return value)
+/// is encoded and queued, not decoded and dispatched.
+fn sio_kind(dir: Dir, ptype: PacketType) -> &'static str {
+    match (dir, ptype) {
+        (Dir::S2C, PacketType::Event) => "event_sent",
+        (Dir::S2C, PacketType::BinaryEvent) => "binary_event_sent",
+        (Dir::S2C, PacketType::Ack) => "ack_sent",
+        (Dir::S2C, PacketType::BinaryAck) => "binary_ack_sent",
+        _ => ptype.name(),
+    }
+}
+
 fn link_kind(dir: Dir, opcode: OpCode) -> &'static str {
     match (dir, opcode) {
         (Dir::S2C, OpCode::Text | OpCode::Binary | OpCode::Continuation) => "send",

@@ -175,7 +175,14 @@ pub const KINDS: &[(Stage, &[&str])] = &[
     (
         Stage::EioPacket,
         &[
-            "open", "close", "ping", "pong", "message", "upgrade", "noop",
+            "open",
+            "close",
+            "ping",
+            "pong",
+            "message",
+            "upgrade",
+            "noop",
+            "message_sent",
         ],
     ),
     (
@@ -188,6 +195,10 @@ pub const KINDS: &[(Stage, &[&str])] = &[
             "connect_error",
             "binary_event",
             "binary_ack",
+            "event_sent",
+            "binary_event_sent",
+            "ack_sent",
+            "binary_ack_sent",
         ],
     ),
     (
@@ -436,14 +447,15 @@ impl Linker {
         })
     }
 
-    /// [`for_event`], relinked to the installed files when there are some.
-    pub fn for_event(&self, stage: Stage, kind: Option<&str>) -> std::sync::Arc<[StepLink]> {
+    /// [`for_event`], relinked to the installed files when there are some. The built-in
+    /// links are borrowed, never copied.
+    pub fn for_event(&self, stage: Stage, kind: Option<&str>) -> Links {
         let Some(installed) = &self.installed else {
-            return for_event(self.set, stage, kind).into();
+            return Links::Builtin(for_event(self.set, stage, kind));
         };
         let key = (stage, kind.map(str::to_string));
         if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
-            return hit;
+            return Links::Installed(hit);
         }
         let links: std::sync::Arc<[StepLink]> = for_event(self.set, stage, kind)
             .iter()
@@ -453,7 +465,23 @@ impl Linker {
         if let Ok(mut c) = self.cache.lock() {
             c.insert(key, links.clone());
         }
-        links
+        Links::Installed(links)
+    }
+}
+
+/// The links of one event, as a [`Linker`] gives them.
+pub enum Links {
+    Builtin(&'static [StepLink]),
+    Installed(std::sync::Arc<[StepLink]>),
+}
+
+impl std::ops::Deref for Links {
+    type Target = [StepLink];
+    fn deref(&self) -> &[StepLink] {
+        match self {
+            Links::Builtin(l) => l,
+            Links::Installed(l) => l,
+        }
     }
 }
 

@@ -351,3 +351,46 @@ fn links_metadata_and_hosts() {
     };
     assert_eq!(tag_for(&w, "3.1.9"), "3.1.9");
 }
+
+/// A packet the server sends links the send path (encode, queue, write), one it receives the
+/// receive path (read, decode, dispatch): never the other.
+#[test]
+fn sent_packets_link_the_send_path_and_received_ones_the_receive_path() {
+    const RECEIVE: &[&str] = &[
+        "Packet.decode",
+        "Server._handle_eio_message",
+        "Socket._websocket_handler.websocket_wait",
+        "Socket.receive",
+        "FrameDecoder.process_buffer",
+    ];
+    const SEND: &[&str] = &[
+        "Manager.emit",
+        "Packet.encode",
+        "Server._send_eio_packet",
+        "FrameProtocol.send_data",
+        "FrameProtocol._serialize_frame",
+    ];
+    const RECEIVED: &[&str] = &["event", "binary_event", "ack", "binary_ack", "message"];
+    for set in SETS {
+        for (stage, kinds) in KINDS {
+            for kind in *kinds {
+                let sent = kind.ends_with("_sent") || *kind == "send";
+                let wrong = if sent {
+                    RECEIVE
+                } else if RECEIVED.contains(kind) {
+                    SEND
+                } else {
+                    continue;
+                };
+                for l in for_event(set, *stage, Some(kind)) {
+                    assert!(
+                        !wrong.contains(&l.step.symbol.as_str()),
+                        "{set:?} {stage}:{kind} links {} ({}), the other direction's",
+                        l.step.symbol,
+                        l.step.step_id
+                    );
+                }
+            }
+        }
+    }
+}

@@ -358,3 +358,45 @@ fn replay_links_the_versions_installed_for_an_interpreter() {
     // The events are the same; only where they point changed.
     assert_eq!(builtin.events.len(), installed.events.len());
 }
+
+/// Over every committed trace: a packet the server sent is linked by a send-side kind (its
+/// chain encodes and queues), one the client sent by a receive-side kind (its chain decodes
+/// and dispatches). `links::tests` checks that those kinds' chains hold no step of the other
+/// direction.
+#[test]
+fn every_committed_packet_is_linked_by_its_direction() {
+    let mut checked = 0;
+    for dir in [
+        "traces/reference",
+        "traces/flask",
+        "traces/diagnoses",
+        "traces/mq",
+    ] {
+        for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.to_string_lossy().ends_with(".trace.jsonl") {
+                continue;
+            }
+            for e in Trace::read(&path).events {
+                let (stage, d, ty) = (
+                    e["stage"].as_str().unwrap_or(""),
+                    e["dir"].as_str().unwrap_or(""),
+                    e["fields"]["type"].as_str().unwrap_or(""),
+                );
+                let kind = e["kind"].as_str().unwrap_or("");
+                let want = match (stage, d, ty) {
+                    ("sio.packet", "s2c", "EVENT") => "event_sent",
+                    ("sio.packet", "s2c", "ACK") => "ack_sent",
+                    ("sio.packet", "c2s", "EVENT") => "event",
+                    ("sio.packet", "c2s", "ACK") => "ack",
+                    ("eio.packet", "s2c", "MESSAGE") => "message_sent",
+                    ("eio.packet", "c2s", "MESSAGE") => "message",
+                    _ => continue,
+                };
+                assert_eq!(kind, want, "{}: {e}", path.display());
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} packets checked");
+}
