@@ -180,9 +180,11 @@ impl Inference {
         if g.conns.len() < 2 {
             return;
         }
+        // The bytes show one EVENT to several clients, not how the app asked: everyone in the
+        // namespace (broadcast=True) or a room's members look the same.
         let summary = match &g.trigger {
             Some((c, ev)) => format!(
-                "{:?} to {} connections after {ev:?} from #{c} (inferred)",
+                "{:?} to {} connections after {ev:?} from #{c} (inferred: a broadcast or an emit to a room, the bytes cannot say which)",
                 g.event,
                 g.conns.len()
             ),
@@ -191,7 +193,11 @@ impl Inference {
                 g.event,
                 g.conns.len()
             ),
-            None => format!("{:?} to {} connections (inferred)", g.event, g.conns.len()),
+            None => format!(
+                "{:?} to {} connections (inferred: a broadcast or an emit to a room, the bytes cannot say which)",
+                g.event,
+                g.conns.len()
+            ),
         };
         let mut e = Event::new(
             Stage::SioBroadcast,
@@ -202,11 +208,11 @@ impl Inference {
         )
         .with("event", g.event.as_str())
         .with("nsp", g.nsp.as_str())
-        .with("broadcast", true)
+        .with("broadcast", Value::Null)
         .with("recipients", g.conns.clone())
         .with("count", g.conns.len())
         .with("inferred", true)
-        .kind("broadcast");
+        .kind("fanout");
         if let Some((_, ev)) = &g.trigger {
             e.fields.insert("after_event", ev.clone());
         }

@@ -226,6 +226,8 @@ pub const KINDS: &[(Stage, &[&str])] = &[
         ],
     ),
     (Stage::HttpRequest, &["polling", "websocket", "page"]),
+    // An inferred one-to-many send: a broadcast or a room emit, the bytes cannot say which.
+    (Stage::SioBroadcast, &["broadcast", "emit", "fanout"]),
     (Stage::HttpResponse, &["polling", "websocket", "page"]),
 ];
 

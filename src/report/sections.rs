@@ -1788,11 +1788,14 @@ fn sio_broadcast<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
     let Some(first) = all.first().copied() else {
         return (blocks, None);
     };
-    blocks.push(text_para(format!(
-        "{} broadcast(s) reached this connection. The first one{}:",
-        all.len(),
-        if first.flag("inferred") { " (inferred from the capture: the same packet sent to several connections within half a second)" } else { "" }
-    )));
+    blocks.push(text_para(if first.flag("inferred") {
+        format!(
+            "{} event(s) sent to several clients at once reached this connection (inferred from the capture: the same packet to several connections within half a second; whether the app broadcast it or emitted it to a room, the bytes cannot say). The first one:",
+            all.len()
+        )
+    } else {
+        format!("{} broadcast(s) reached this connection. The first one:", all.len())
+    }));
     let rows = deliveries(ctx, first)
         .iter()
         .map(|d| {

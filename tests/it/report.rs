@@ -211,7 +211,7 @@ fn a_busy_capture_reports_like_its_full_trace() {
             from_capture.contains("more messages not drawn"),
             "the diagram should be cut"
         );
-        assert!(from_capture.contains("broadcast(s) reached this connection"));
+        assert!(from_capture.contains("sent to several clients at once reached this connection"));
     }
 }
 
