@@ -1240,8 +1240,8 @@ impl Session {
         }
         if p.ptype == engineio::PacketType::Message {
             match p.data {
-                engineio::Data::Text(text) => self.sio_text(dir, t, &text, out),
-                engineio::Data::Binary(b) => self.sio_attachment(dir, t, b, out),
+                engineio::Data::Text(text) => self.sio_text(dir, t, transport, &text, out),
+                engineio::Data::Binary(b) => self.sio_attachment(dir, t, transport, b, out),
             }
         }
     }
@@ -1283,7 +1283,14 @@ impl Session {
         ev
     }
 
-    fn sio_text(&mut self, dir: Dir, t: f64, text: &str, out: &mut Vec<Event>) {
+    fn sio_text(
+        &mut self,
+        dir: Dir,
+        t: f64,
+        transport: &'static str,
+        text: &str,
+        out: &mut Vec<Event>,
+    ) {
         if self.sides[dir.index()].sio_binary.is_some() {
             self.error(t, dir, "text packet while binary attachments were still expected (Socket.IO v5 §Packet encoding)", Stage::SioPacket, out);
             self.sides[dir.index()].sio_binary = None;
@@ -1295,12 +1302,19 @@ impl Session {
                     attachments: Vec::new(),
                 });
             }
-            Ok(p) => self.sio_event(dir, t, p, &[], out),
+            Ok(p) => self.sio_event(dir, t, transport, p, &[], out),
             Err(e) => self.error(t, dir, &e.to_string(), Stage::SioPacket, out),
         }
     }
 
-    fn sio_attachment(&mut self, dir: Dir, t: f64, bytes: Vec<u8>, out: &mut Vec<Event>) {
+    fn sio_attachment(
+        &mut self,
+        dir: Dir,
+        t: f64,
+        transport: &'static str,
+        bytes: Vec<u8>,
+        out: &mut Vec<Event>,
+    ) {
         let side = &mut self.sides[dir.index()];
         let Some(pending) = side.sio_binary.as_mut() else {
             // A plain Engine.IO binary message (no Socket.IO on top): nothing more to decode.
@@ -1324,7 +1338,7 @@ impl Session {
         pending.attachments.push(bytes);
         if pending.attachments.len() >= pending.packet.attachments {
             if let Some(done) = side.sio_binary.take() {
-                self.sio_event(dir, t, done.packet, &done.attachments, out);
+                self.sio_event(dir, t, transport, done.packet, &done.attachments, out);
             }
         }
     }
@@ -1335,6 +1349,7 @@ impl Session {
         &mut self,
         dir: Dir,
         t: f64,
+        transport: &'static str,
         p: socketio::Packet<Box<RawValue>>,
         attachments: &[Vec<u8>],
         out: &mut Vec<Event>,
@@ -1387,7 +1402,7 @@ impl Session {
             (None, Some(raw)) => ev.fields.insert_raw("data", raw),
             (None, None) => ev.fields.insert("data", Value::Null),
         }
-        out.push(ev.kind(sio_kind(dir, ptype)));
+        out.push(ev.kind(sio_kind(dir, ptype, transport)));
     }
 }
 
@@ -1424,8 +1439,11 @@ fn eio_kind(dir: Dir, ptype: engineio::PacketType) -> &'static str {
 
 /// A Socket.IO packet's link kind: what the server sends (an emit, an ack of a return value)
 /// is encoded and queued, not decoded and dispatched.
-fn sio_kind(dir: Dir, ptype: PacketType) -> &'static str {
+fn sio_kind(dir: Dir, ptype: PacketType, transport: &str) -> &'static str {
     match (dir, ptype) {
+        // A CONNECT read from a WebSocket message, not from a long-polling POST.
+        (Dir::C2S, PacketType::Connect) if transport == "websocket" => "connect_websocket",
+        (Dir::S2C, PacketType::Connect) => "connect_sent",
         (Dir::S2C, PacketType::Event) => "event_sent",
         (Dir::S2C, PacketType::BinaryEvent) => "binary_event_sent",
         (Dir::S2C, PacketType::Ack) => "ack_sent",

@@ -195,6 +195,8 @@ pub const KINDS: &[(Stage, &[&str])] = &[
             "connect_error",
             "binary_event",
             "binary_ack",
+            "connect_websocket",
+            "connect_sent",
             "event_sent",
             "binary_event_sent",
             "ack_sent",

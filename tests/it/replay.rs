@@ -387,6 +387,7 @@ fn every_committed_packet_is_linked_by_its_direction() {
                 let want = match (stage, d, ty) {
                     ("sio.packet", "s2c", "EVENT") => "event_sent",
                     ("sio.packet", "s2c", "ACK") => "ack_sent",
+                    ("sio.packet", "s2c", "CONNECT") => "connect_sent",
                     ("sio.packet", "c2s", "EVENT") => "event",
                     ("sio.packet", "c2s", "ACK") => "ack",
                     ("eio.packet", "s2c", "MESSAGE") => "message_sent",
