@@ -101,6 +101,8 @@ pub struct Diagnoser {
     ws_conns: HashSet<u64>,
     /// The last EVENT each connection's client sent: its name and the packet.
     last_event: HashMap<u64, (String, Evidence)>,
+    /// (Engine.IO sid, namespace) whose CONNECT the server accepted.
+    connected: HashSet<(String, String)>,
     /// (cause, session or connection) already diagnosed.
     said: HashSet<(&'static str, String)>,
     made: usize,
@@ -121,6 +123,7 @@ impl Diagnoser {
             oversized: HashMap::new(),
             ws_conns: HashSet::new(),
             last_event: HashMap::new(),
+            connected: HashSet::new(),
             said: HashSet::new(),
             made: 0,
             by_cause: Vec::new(),
@@ -182,6 +185,7 @@ impl Diagnoser {
             (Stage::EioPacket, Some(dir)) => self.eio(e, dir),
             (Stage::SioPacket, Some(Dir::S2C)) => self.sio_sent(e),
             (Stage::SioPacket, Some(Dir::C2S)) => {
+                let early = self.event_before_connect(e);
                 if let (Some(c), Some("EVENT")) =
                     (e.conn, e.fields.get("type").and_then(Value::as_str))
                 {
@@ -191,7 +195,7 @@ impl Diagnoser {
                             .insert(c, (name.to_string(), Evidence::of(e)));
                     }
                 }
-                None
+                early
             }
             (Stage::WsMessage, Some(dir)) => {
                 self.message(e, dir);
@@ -581,6 +585,35 @@ impl Diagnoser {
         })
     }
 
+    /// An EVENT to a namespace whose CONNECT the server has not accepted (yet, or at all) on a
+    /// session seen from its OPEN: python-socketio drops it with a warning in its log.
+    fn event_before_connect(&mut self, e: &Event) -> Option<Finding<'static>> {
+        if !matches!(
+            e.fields.get("type").and_then(Value::as_str),
+            Some("EVENT" | "BINARY_EVENT")
+        ) {
+            return None;
+        }
+        let sid = e.fields.get("sid").and_then(Value::as_str)?;
+        // Only a session whose beginning the trace holds can be known not to be connected.
+        let opened = self.opened.get(sid)?.ev.clone();
+        let nsp = e.fields.get("nsp").and_then(Value::as_str).unwrap_or("/");
+        if self.connected.contains(&(sid.to_string(), nsp.to_string())) {
+            return None;
+        }
+        let event = e.fields.get("event").and_then(Value::as_str).unwrap_or("?");
+        self.once("event-before-connect", format!("{sid} {nsp}"), Finding {
+            cause: "event-before-connect",
+            conn: e.conn,
+            t: e.t,
+            what: format!("The client sent the event {event:?} to the namespace {nsp} before the server had accepted its CONNECT to {nsp} (or after refusing it), so python-socketio dropped it: no handler ran, no ack came back, and only the server's log says so (\"is not connected to namespace\")."),
+            evidence: vec![opened, Evidence::of(e)],
+            fix: "Emit once the client is connected (socket.on(\"connect\", ...) in socket.io-client, after connect() returns in python-socketio), on a socket made for that namespace: io(\"/chat\") connects to /chat, and events on it go there.",
+            step: Some("diagnoses.12"),
+            guess: false,
+        })
+    }
+
     /// Werkzeug's development server wrote an HTTP page onto an upgraded socket.
     fn page_on_websocket(&mut self, e: &Event) -> Option<Finding<'static>> {
         let reason = e.fields.get("reason").and_then(Value::as_str)?;
@@ -612,6 +645,18 @@ impl Diagnoser {
     }
 
     fn sio_sent(&mut self, e: &Event) -> Option<Finding<'static>> {
+        if e.fields.get("type").and_then(Value::as_str) == Some("CONNECT") {
+            // The namespace is connected for this session from now on.
+            if let (Some(sid), Some(nsp)) = (
+                e.fields.get("sid").and_then(Value::as_str),
+                e.fields.get("nsp").and_then(Value::as_str),
+            ) {
+                if self.connected.len() < MAX_SESSIONS {
+                    self.connected.insert((sid.to_string(), nsp.to_string()));
+                }
+            }
+            return None;
+        }
         if e.fields.get("type").and_then(Value::as_str) != Some("CONNECT_ERROR") {
             return None;
         }

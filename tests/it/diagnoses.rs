@@ -236,6 +236,13 @@ fn oversized_and_undecodable_messages_are_diagnosed() {
     ws.recv(1);
     ws.text(&big);
     ws.until_end(5);
+    // WebSocket: an event before the namespace's CONNECT (dropped by python-socketio).
+    let mut early = run.ws("early", "/socket.io/?EIO=4&transport=websocket", None, None);
+    early.recv(1);
+    early.text(r#"42["early",1]"#);
+    early.text("40");
+    early.recv(1);
+    early.close(1000, "");
     // WebSocket: a message that is no Engine.IO packet.
     let mut bad = run.ws("bad", "/socket.io/?EIO=4&transport=websocket", None, None);
     bad.recv(1);
@@ -245,6 +252,7 @@ fn oversized_and_undecodable_messages_are_diagnosed() {
     let found = causes(&trace);
     assert!(found.contains("payload-too-large"), "{found:?}");
     assert!(found.contains("http-page-on-websocket"), "{found:?}");
+    assert!(found.contains("event-before-connect"), "{found:?}");
     well_formed(&trace);
     let too_large: Vec<&serde_json::Value> = trace
         .stage("diagnosis")
