@@ -47,46 +47,76 @@ pub fn payload_event(
 ) -> Event {
     let m = match mq::parse(payload) {
         Ok(m) => m,
-        Err(e) => {
-            let shown = String::from_utf8_lossy(&payload[..payload.len().min(80)]).into_owned();
-            return Event::new(
-                Stage::Error,
-                t,
-                conn,
-                dir,
-                format!("a message on {channel} is no python-socketio message: {e}"),
-            )
-            .with(
-                "rule",
-                "python-socketio message-queue messages are JSON objects with a method",
-            )
-            .with("where", stage.as_str())
-            .with("payload", shown)
-            .with("pickle", e == mq::ParseError::Pickle);
-        }
+        Err(e) => return foreign_payload(stage, t, conn, dir, channel, payload, &e),
     };
     let verb = if stage == Stage::MqPublish {
         "PUBLISH"
     } else {
         "message on"
     };
+    message_event(
+        stage,
+        t,
+        conn,
+        dir,
+        channel,
+        &m,
+        raw,
+        format!("{verb} {channel}: {}", m.summary()),
+    )
+}
+
+/// The `error` for a payload on the channel that is no python-socketio message.
+pub fn foreign_payload(
+    stage: Stage,
+    t: f64,
+    conn: Option<u64>,
+    dir: Option<Dir>,
+    channel: &str,
+    payload: &[u8],
+    e: &mq::ParseError,
+) -> Event {
+    let shown = String::from_utf8_lossy(&payload[..payload.len().min(80)]).into_owned();
+    Event::new(
+        Stage::Error,
+        t,
+        conn,
+        dir,
+        format!("a message on {channel} was ignored: {e}"),
+    )
+    .with(
+        "rule",
+        "python-socketio message-queue messages are JSON objects with a method",
+    )
+    .with("where", stage.as_str())
+    .with("payload", shown)
+    .with("pickle", *e == mq::ParseError::Pickle)
+}
+
+/// The `mq.*` event of a python-socketio message, with `summary`: its fields, the message
+/// and the RESP bytes it travelled in. Replay and the live queue both write it.
+#[allow(clippy::too_many_arguments)]
+pub fn message_event(
+    stage: Stage,
+    t: f64,
+    conn: Option<u64>,
+    dir: Option<Dir>,
+    channel: &str,
+    m: &mq::Message,
+    raw: &[u8],
+    summary: String,
+) -> Event {
     let kind = match m.method {
         Method::Emit => "emit",
         Method::Callback => "callback",
         _ => "other",
     };
-    let mut e = Event::new(
-        stage,
-        t,
-        conn,
-        dir,
-        format!("{verb} {channel}: {}", m.summary()),
-    )
-    .with("channel", channel)
-    .with("method", m.method.as_str())
-    .with("message", Value::Object(m.fields().clone()))
-    .with("resp", resp_text(raw))
-    .kind(kind);
+    let mut e = Event::new(stage, t, conn, dir, summary)
+        .with("channel", channel)
+        .with("method", m.method.as_str())
+        .with("message", Value::Object(m.fields().clone()))
+        .with("resp", resp_text(raw))
+        .kind(kind);
     for k in ["event", "namespace", "room", "skip_sid", "host_id"] {
         if let Some(v) = m.fields().get(k) {
             e = e.with(k, v.clone());

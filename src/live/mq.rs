@@ -93,34 +93,21 @@ pub fn publish_event(
     bytes: &[u8],
     receivers: i64,
 ) -> Event {
-    let kind = match message.method {
-        Method::Emit => "emit",
-        Method::Callback => "callback",
-        _ => "other",
-    };
-    let mut e = Event::new(
+    crate::flow::redis::message_event(
         Stage::MqPublish,
         t,
         conn,
         None,
+        channel,
+        message,
+        bytes,
         format!(
             "PUBLISH {channel}: {} -> {receivers} subscriber(s)",
             message.summary()
         ),
     )
-    .with("channel", channel)
-    .with("method", message.method.as_str())
     .with("receivers", receivers)
-    .with("message", Value::Object(message.fields().clone()))
-    .with("resp", resp_text(bytes))
     .with("reply", format!(":{receivers}\\r\\n"))
-    .kind(kind);
-    for k in ["event", "namespace", "room", "skip_sid", "host_id"] {
-        if let Some(v) = message.fields().get(k) {
-            e = e.with(k, v.clone());
-        }
-    }
-    e
 }
 
 impl Queue {
@@ -193,10 +180,15 @@ impl Queue {
     }
 
     fn error(&self, conn: Option<u64>, text: String) {
+        self.error_at(conn, Stage::MqPublish, text);
+    }
+
+    /// An `error` event of the queue, about the stage `at`.
+    fn error_at(&self, conn: Option<u64>, at: Stage, text: String) {
         self.tracer.emit(
             Event::new(Stage::Error, self.clock.now(), conn, None, text)
                 .with("rule", "the message queue")
-                .with("where", "mq.publish"),
+                .with("where", at.as_str()),
         );
     }
 
@@ -316,31 +308,19 @@ impl Queue {
                     while let Some(msg) = stream.next().await {
                         self.arrived(&sio, msg.get_channel_name(), msg.get_payload_bytes());
                     }
-                    self.tracer.emit(
-                        Event::new(
-                            Stage::Error,
-                            self.clock.now(),
-                            None,
-                            None,
-                            format!("lost the connection to Redis at {}: this process's clients go on; reconnecting", self.url),
-                        )
-                        .with("rule", "the message queue")
-                        .with("where", "mq.message"),
+                    self.error_at(
+                        None,
+                        Stage::MqMessage,
+                        format!("lost the connection to Redis at {}: this process's clients go on; reconnecting", self.url),
                     );
                 }
                 Err(e) => {
                     if !said_down {
                         said_down = true;
-                        self.tracer.emit(
-                            Event::new(
-                                Stage::Error,
-                                self.clock.now(),
-                                None,
-                                None,
-                                format!("cannot subscribe to {} on Redis at {} ({e}): trying again, up to every {} s", self.channel, self.url, MAX_BACKOFF.as_secs()),
-                            )
-                            .with("rule", "the message queue")
-                            .with("where", "mq.message"),
+                        self.error_at(
+                            None,
+                            Stage::MqMessage,
+                            format!("cannot subscribe to {} on Redis at {} ({e}): trying again, up to every {} s", self.channel, self.url, MAX_BACKOFF.as_secs()),
                         );
                     }
                 }
@@ -357,23 +337,15 @@ impl Queue {
         let m = match mq::parse(payload) {
             Ok(m) => m,
             Err(e) => {
-                let shown = String::from_utf8_lossy(&payload[..payload.len().min(80)]).into_owned();
-                self.tracer.emit(
-                    Event::new(
-                        Stage::Error,
-                        now,
-                        None,
-                        None,
-                        format!("a message on {channel} was ignored: {e}"),
-                    )
-                    .with(
-                        "rule",
-                        "python-socketio message-queue messages are JSON objects with a method",
-                    )
-                    .with("where", "mq.message")
-                    .with("payload", shown)
-                    .with("pickle", e == mq::ParseError::Pickle),
-                );
+                self.tracer.emit(crate::flow::redis::foreign_payload(
+                    Stage::MqMessage,
+                    now,
+                    None,
+                    None,
+                    channel,
+                    payload,
+                    &e,
+                ));
                 return;
             }
         };
@@ -406,16 +378,10 @@ impl Queue {
                     )
                 }
                 Err(e) => {
-                    self.tracer.emit(
-                        Event::new(
-                            Stage::Error,
-                            now,
-                            None,
-                            None,
-                            format!("an emit on {channel} could not be delivered: {e}"),
-                        )
-                        .with("rule", "python-socketio message-queue messages")
-                        .with("where", "mq.message"),
+                    self.error_at(
+                        None,
+                        Stage::MqMessage,
+                        format!("an emit on {channel} could not be delivered: {e}"),
                     );
                     return;
                 }
@@ -440,25 +406,19 @@ impl Queue {
             _ if own => "own",
             _ => "other",
         };
-        let mut e = Event::new(
+        let e = crate::flow::redis::message_event(
             Stage::MqMessage,
             now,
             None,
             None,
+            channel,
+            &m,
+            &bytes,
             format!("{}: {outcome}", m.summary()),
         )
-        .with("channel", channel)
-        .with("method", m.method.as_str())
         .with("own", own)
         .with("reached", reached)
-        .with("message", Value::Object(m.fields().clone()))
-        .with("resp", resp_text(&bytes))
         .kind(kind);
-        for k in ["event", "namespace", "room", "skip_sid", "host_id"] {
-            if let Some(v) = m.fields().get(k) {
-                e = e.with(k, v.clone());
-            }
-        }
         self.tracer.emit(e);
     }
 }

@@ -142,6 +142,15 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>, depth: usi
     }
 }
 
+/// The function name of a `def` or `async def` line.
+fn def_name(t: &str) -> String {
+    t.trim_start_matches("async ")
+        .trim_start_matches("def ")
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect()
+}
+
 fn indent(l: &str) -> usize {
     l.len() - l.trim_start().len()
 }
@@ -298,12 +307,7 @@ pub fn scan_text(file: &str, text: &str, scan: &mut Scan) {
             continue;
         }
         if t.starts_with("def ") || t.starts_with("async def ") {
-            let name: String = t
-                .trim_start_matches("async ")
-                .trim_start_matches("def ")
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
+            let name = def_name(t);
             let end = body_end(&lines, i, ind);
             let mut what: Option<(Kind, String, String)> = None;
             for (_, d) in &decorators {
@@ -405,12 +409,7 @@ fn body_calls(lines: &[&str], def: usize, end: usize, ind: usize) -> Vec<Call> {
         }
         let t = l.trim();
         if li > ind && (t.starts_with("def ") || t.starts_with("async def ")) {
-            let name: String = t
-                .trim_start_matches("async ")
-                .trim_start_matches("def ")
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
+            let name = def_name(t);
             nested = Some((name, li));
             continue;
         }
