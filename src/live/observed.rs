@@ -143,8 +143,42 @@ pub fn event(msg: &Value, t: f64, chains: &Chains) -> Option<Event> {
         "raised" => Some(raised(msg, t, chains)),
         "call" => Some(call(msg, t, chains)),
         "answer" => Some(answer(msg, t, chains)),
+        "mq" => mq(msg, t, chains),
         _ => None,
     }
+}
+
+/// A message-queue hop inside the app: what its manager published (with the chain from the
+/// app's call), or what its listener did with another process's message (and the sessions it
+/// reached, placed on their connections by the joiner). The RESP bytes are not shown: the
+/// Redis connection is the app's, not relayed through dispel.
+fn mq(msg: &Value, t: f64, chains: &Chains) -> Option<Event> {
+    let m = crate::mq::parse(msg["message"].to_string().as_bytes()).ok()?;
+    let channel = msg["channel"].as_str().unwrap_or("?");
+    let publish = msg["dir"] == "publish";
+    let (stage, summary) = if publish {
+        (
+            Stage::MqPublish,
+            format!("PUBLISH {channel}: {}", m.summary()),
+        )
+    } else {
+        (
+            Stage::MqMessage,
+            format!("message on {channel}: {}", m.summary()),
+        )
+    };
+    let mut e = crate::flow::redis::message_event(stage, t, None, None, channel, &m, b"", summary);
+    e.fields.remove("resp");
+    e = e.with("own", false);
+    if publish {
+        let frames = named(&msg["chain"], chains);
+        if !frames.is_empty() {
+            e = e.with("observed", frames);
+        }
+    } else {
+        e = e.with("recipient_sids", msg["recipients"].clone());
+    }
+    Some(e)
 }
 
 /// The chain an event names (by number).
@@ -572,6 +606,33 @@ impl Processor for Joiner {
             && e.fields.get("type").and_then(Value::as_str) == Some("EVENT")
         {
             self.packet_sent(&mut e);
+            self.place(e, out);
+            return;
+        }
+        // A message of another process, reached local sessions: their connections.
+        if e.stage == Stage::MqMessage {
+            if let Some(sids) = e
+                .fields
+                .get("recipient_sids")
+                .and_then(Value::as_array)
+                .cloned()
+            {
+                e.fields.remove("recipient_sids");
+                let conns: Vec<Value> = sids
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter_map(|s| self.inference.conn_of(s))
+                    .map(Value::from)
+                    .collect();
+                let to: Vec<String> = conns.iter().map(|c| format!("#{c}")).collect();
+                let line = format!(
+                    ": delivered to {} local client(s) {}",
+                    sids.len(),
+                    to.join(" ")
+                );
+                e.summary.to_mut().push_str(line.trim_end());
+                e.fields.insert("reached", Value::Array(conns));
+            }
             self.place(e, out);
             return;
         }

@@ -493,6 +493,51 @@ class _Tracer:
 
         return _send_packet
 
+    def wrap_publish(self, original):
+        """A message-queue manager's publish (RedisManager._publish and the like)."""
+        tracer = self
+
+        def _publish(self, data, *args, **kwargs):
+            try:
+                chain = tracer.intern(tracer.callers(2))
+                tracer.send({"event": "mq", "dir": "publish",
+                             "channel": getattr(self, "channel", None),
+                             "host_id": getattr(self, "host_id", None),
+                             "message": _brief(data), "chain": chain})
+            except Exception:
+                pass
+            return original(self, data, *args, **kwargs)
+
+        return _publish
+
+    def wrap_mq_handle(self, original):
+        """What the listener does with another process's message: who it reached here."""
+        tracer = self
+
+        def handle(self, message, *args, **kwargs):
+            own = isinstance(message, dict) and message.get("host_id") == getattr(
+                self, "host_id", None)
+            if tracer.busy() or own:
+                # This process's own emit, delivered before it is published: the app's call
+                # already reports it.
+                return original(self, message, *args, **kwargs)
+            tracer.local.busy = True
+            tracer.local.recipients = []
+            try:
+                return original(self, message, *args, **kwargs)
+            finally:
+                tracer.local.busy = False
+                try:
+                    tracer.send({"event": "mq", "dir": "message",
+                                 "channel": getattr(self, "channel", None),
+                                 "host_id": getattr(self, "host_id", None),
+                                 "message": _brief(message),
+                                 "recipients": list(tracer.local.recipients)})
+                except Exception:
+                    pass
+
+        return handle
+
     def wrap_init_app(self, original):
         tracer = self
 
@@ -522,8 +567,23 @@ class _Tracer:
                 module.Server._send_packet = self.wrap_sio_send_packet(module.Server._send_packet)
             elif name == "engineio.server":
                 module.Server.send_packet = self.wrap_send_packet(module.Server.send_packet)
+            elif name == "socketio.pubsub_manager":
+                cls = module.PubSubManager
+                for fn in ("_handle_emit", "_handle_disconnect", "_handle_enter_room",
+                           "_handle_leave_room", "_handle_close_room"):
+                    if hasattr(cls, fn):
+                        setattr(cls, fn, self.wrap_mq_handle(getattr(cls, fn)))
+            elif name in _MQ_MANAGERS:
+                cls = getattr(module, _MQ_MANAGERS[name], None)
+                if cls is not None and "_publish" in cls.__dict__:
+                    cls._publish = self.wrap_publish(cls._publish)
         except Exception as e:
             _link.send({"event": "tracer_error", "module": name, "error": repr(e)})
+
+
+# The message-queue managers of python-socketio, by module: each publishes its own way.
+_MQ_MANAGERS = {"socketio.redis_manager": "RedisManager", "socketio.kombu_manager": "KombuManager",
+                "socketio.zmq_manager": "ZmqManager", "socketio.kafka_manager": "KafkaManager"}
 
 
 def _brief(value):
@@ -549,7 +609,8 @@ class _Finder:
         self.busy = set()
         self.targets = {"eventlet.greenio.base", "gevent._socketcommon"}
         if tracer is not None:
-            self.targets |= {"flask_socketio", "socketio.server", "engineio.server"}
+            self.targets |= {"flask_socketio", "socketio.server", "engineio.server",
+                             "socketio.pubsub_manager"} | set(_MQ_MANAGERS)
 
     def find_spec(self, name, path=None, target=None):
         if name not in self.targets or name in self.busy:

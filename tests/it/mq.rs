@@ -408,3 +408,54 @@ fn a_flask_socketio_worker_reaches_a_dispel_client_through_the_queue() {
         .collect();
     assert_eq!(callbacks.len(), 1, "{callbacks:#?}");
 }
+
+/// `dispel watch` of a Flask-SocketIO worker on the queue: what the app's manager publishes
+/// (with the chain from the app's call) and what its listener does with another process's
+/// messages (and which of its clients that reached), beside a `dispel serve` on the same Redis.
+#[test]
+fn a_watched_worker_shows_its_queue_hops() {
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let Some(w) = crate::util::Watched::start(&[], &["--message-queue", &url]) else {
+        return;
+    };
+    let other = Server::start(&["--message-queue", &url]);
+    let out = Command::new(repo().join("tests/.venv/bin/python"))
+        .arg(repo().join("tests/clients/mq_clients.py"))
+        .arg(&url)
+        .arg(env!("CARGO_BIN_EXE_dispel"))
+        .args([&w.url, &other.url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, trace) = w.stop();
+    // Client 0, on the watched app, bid three times: three publishes, each with the chain
+    // from the app's handler to PubSubManager.emit, which publishes.
+    let publishes = trace.stage("mq.publish");
+    assert_eq!(publishes.len(), 3, "{publishes:#?}");
+    for p in &publishes {
+        assert_eq!(p["fields"]["event"], "replaced values");
+        let frames = p["fields"]["observed"].as_array().expect("observed chain");
+        let has = |name: &str| frames.iter().any(|f| f["function"].as_str() == Some(name));
+        assert!(has("handle_new_value") && has("PubSubManager.emit"), "{p}");
+    }
+    // The other process's bid and the two notices arrived through the listener: the bid
+    // and the notice to everyone reached the watched app's client, the one to a sid of the
+    // other process reached nobody here.
+    let messages: Vec<&Value> = trace
+        .stage("mq.message")
+        .into_iter()
+        .filter(|m| m["fields"]["method"] == "emit")
+        .collect();
+    assert_eq!(messages.len(), 3, "{messages:#?}");
+    let reached: Vec<usize> = messages
+        .iter()
+        .map(|m| m["fields"]["reached"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(reached, [1, 1, 0], "{messages:#?}");
+    drop(other);
+}
