@@ -53,7 +53,7 @@ const EMIT_EXAMPLES: &str = "\
 Examples:
   dispel emit --message-queue redis://127.0.0.1:6379 'replaced values' '{\"item\": \"lamp\", \"bid\": 99}'
   dispel emit --message-queue redis://127.0.0.1:6379 notice '\"closing soon\"' --to SID
-  dispel serve --message-queue redis://127.0.0.1:6379 --port 5001   # a second process";
+  dispel emit --message-queue redis://127.0.0.1:6379 notice '{\"n\": 1}' --namespace /chat";
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -318,7 +318,8 @@ pub struct QueueArgs {
     /// reach ours.
     #[arg(long, value_name = "URL")]
     pub message_queue: Option<String>,
-    /// The channel the processes share (Flask-SocketIO's default).
+    /// The channel the processes share: the same as `SocketIO(..., channel=...)` in the
+    /// other apps (Flask-SocketIO's default when they give none).
     #[arg(long, value_name = "NAME", default_value = crate::mq::DEFAULT_CHANNEL, requires = "message_queue")]
     pub channel: String,
     /// When Redis cannot be reached at start, serve this process's clients alone (and keep
@@ -334,7 +335,7 @@ pub struct EmitArgs {
     /// The Redis the servers share (`redis://HOST:PORT[/DB]`).
     #[arg(long, value_name = "URL")]
     pub message_queue: String,
-    /// The channel the servers listen on.
+    /// The channel the servers listen on (their `SocketIO(..., channel=...)`).
     #[arg(long, value_name = "NAME", default_value = crate::mq::DEFAULT_CHANNEL)]
     pub channel: String,
     /// The event's name.

@@ -54,11 +54,24 @@ pub struct QueueConfig {
     pub optional: bool,
 }
 
+/// A client for `url`, which must be Redis's.
+fn open(url: &str) -> Result<redis::Client, String> {
+    if !["redis://", "rediss://", "unix://"]
+        .iter()
+        .any(|p| url.starts_with(p))
+    {
+        return Err(format!(
+            "--message-queue {url}: dispel speaks to Redis only (redis://HOST:PORT[/DB] or rediss://); Flask-SocketIO's other queues (Kombu/RabbitMQ, Kafka, ZeroMQ) are not supported"
+        ));
+    }
+    redis::Client::open(url).map_err(|e| format!("--message-queue {url}: {e}"))
+}
+
 /// Opens a client for `url` and checks that Redis answers.
 pub async fn reach(
     url: &str,
 ) -> Result<(redis::Client, redis::aio::MultiplexedConnection), String> {
-    let client = redis::Client::open(url).map_err(|e| format!("--message-queue {url}: {e}"))?;
+    let client = open(url)?;
     match tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection()).await {
         Ok(Ok(c)) => Ok((client, c)),
         Ok(Err(e)) => Err(format!("cannot reach Redis at {url}: {e}")),
@@ -118,13 +131,14 @@ impl Queue {
         tracer: Tracer,
         clock: Clock,
     ) -> Result<Arc<Queue>, String> {
+        // A URL that is no Redis's is an error whatever else is asked.
+        open(&config.url)?;
         let first = reach(&config.url).await;
         let (client, con) = match first {
             Ok((client, con)) => (client, Some(con)),
             Err(e) if config.optional => {
                 eprintln!("dispel serve: {e}; serving this process's clients only, and trying again in the background (--message-queue-optional)");
-                let client = redis::Client::open(config.url.as_str())
-                    .map_err(|e| format!("--message-queue {}: {e}", config.url))?;
+                let client = open(&config.url)?;
                 (client, None)
             }
             Err(e) => {

@@ -153,6 +153,11 @@ impl StreamSink for TraceSink {
         if interest & (Stage::SioBroadcast.bit() | Stage::MqMessage.bit()) != 0 {
             interest |= Stage::SioPacket.bit();
         }
+        // A diagnosis rests on events the output may not show (`-q`, `--stage`): the
+        // diagnoser sees them all, whatever is printed.
+        if interest & Stage::Diagnosis.bit() != 0 {
+            interest |= crate::trace::Processor::needs(&self.diagnoser);
+        }
         session.set_interest(interest);
         let mut e = session.accept_event(t, client, server);
         if how == OpenHow::MidStream {

@@ -67,18 +67,43 @@ fn numbered(f: &Function) -> String {
     out
 }
 
-/// What went out after `inc`, before the client's next packet (or [`WINDOW`]): the s2c
-/// Socket.IO packets of the report's events.
+/// What went out to the same client on the handler's namespace after `inc`, before the
+/// client's next packet (or [`WINDOW`]); for a CONNECT, until its answer at least.
 fn followed<'a>(inc: &Incoming, evs: &'a [Ev]) -> Vec<&'a Ev> {
+    let session = inc.ev.str("sid");
+    let same = |e: &Ev| e.str("sid") == session && e.str("nsp").unwrap_or("/") == inc.nsp;
+    let answer = (inc.event == "connect")
+        .then(|| {
+            evs.iter()
+                .find(|e| {
+                    e.seq > inc.ev.seq
+                        && e.stage == Stage::SioPacket
+                        && e.dir == Some(Dir::S2C)
+                        && matches!(e.str("type"), Some("CONNECT" | "CONNECT_ERROR"))
+                        && same(e)
+                })
+                .map(|e| e.t)
+        })
+        .flatten();
     let next_in = evs
         .iter()
-        .filter(|e| e.stage == Stage::SioPacket && e.dir == Some(Dir::C2S) && e.seq > inc.ev.seq)
+        .filter(|e| {
+            e.stage == Stage::SioPacket
+                && e.dir == Some(Dir::C2S)
+                && e.seq > inc.ev.seq
+                && e.str("sid") == session
+        })
         .map(|e| e.t)
         .next();
+    let until = match (next_in, answer) {
+        (Some(n), Some(a)) => Some(n.max(a)),
+        (n, None) => n,
+        (None, a) => a,
+    };
     evs.iter()
-        .filter(|e| e.stage == Stage::SioPacket && e.dir == Some(Dir::S2C))
+        .filter(|e| e.stage == Stage::SioPacket && e.dir == Some(Dir::S2C) && same(e))
         .filter(|e| e.seq > inc.ev.seq && e.t - inc.ev.t <= WINDOW)
-        .filter(|e| next_in.is_none_or(|n| e.t <= n))
+        .filter(|e| until.is_none_or(|n| e.t <= n))
         .take(12)
         .collect()
 }
@@ -220,12 +245,24 @@ pub fn sections(scan: &Scan, evs: &[Ev], conn: u64, set: VersionSet) -> Vec<Sect
     let mut out = Vec::new();
     if let Some((file, line, text)) = &scan.socketio {
         let mut blocks = vec![code("python", format!("{text}\n"))];
+        let mut said = vec![
+            "Flask-SocketIO builds python-socketio's Server, and python-engineio's under it, and wraps the Flask app's WSGI callable so that /socket.io/ requests reach them.".to_string(),
+        ];
+        said.push(match super::pysource::keyword_value(text, "async_mode") {
+            Some(m) => format!("async_mode={m:?}: the server runs on {m} (its threads or greenlets run the handlers)."),
+            None if text.contains("async_mode") => "async_mode is given by an expression: the mode is whatever it holds when the app starts.".into(),
+            None => "No async_mode: python-engineio picks the first that imports of eventlet, gevent and threading.".into(),
+        });
+        if text.contains("message_queue") {
+            said.push("message_queue: the processes share a queue (a redis:// URL gives python-socketio's RedisManager); every emit is published for the others.".into());
+        }
+        if text.contains("cors_allowed_origins") {
+            said.push("cors_allowed_origins: the pages of those origins may connect; by default only the server's own.".into());
+        }
+        blocks.push(text_para(said.join(" ")));
         if let Ok(Some(sec)) = links::entry_point(set, "entry:socketio") {
-            blocks.push(para(vec![
-                Inline::Strong(sec.title.clone()),
-                Inline::Text(format!(". {}", sec.summary)),
-            ]));
             if !sec.links.is_empty() {
+                blocks.push(text_para("The library code it runs:"));
                 blocks.push(super::sections::link_list(&sec.links));
             }
         }

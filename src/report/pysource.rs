@@ -169,10 +169,32 @@ fn first_string(s: &str) -> Option<String> {
     Some(rest[..end].to_string())
 }
 
-/// The string value of keyword `key=` in `s`.
+/// [`keyword`], for the report.
+pub fn keyword_value(s: &str, key: &str) -> Option<String> {
+    keyword(s, key)
+}
+
+/// The string value of keyword `key=` in `s`, when it is a literal (`to=room` or
+/// `to=data["room"]` name no room the source can tell).
 fn keyword(s: &str, key: &str) -> Option<String> {
-    let at = s.find(&format!("{key}="))?;
-    first_string(&s[at + key.len() + 1..])
+    let mut from = 0;
+    while let Some(i) = s[from..].find(&format!("{key}=")) {
+        let at = from + i;
+        // `to=` itself, not the end of `goto=` or `room_to=`.
+        let whole = s[..at]
+            .chars()
+            .last()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        let value = s[at + key.len() + 1..].trim_start();
+        if whole && !value.starts_with('=') {
+            return value
+                .starts_with(['\'', '"'])
+                .then(|| first_string(value))
+                .flatten();
+        }
+        from = at + key.len() + 1;
+    }
+    None
 }
 
 /// The statement starting at line `i`: continued while its brackets are open.
@@ -448,7 +470,10 @@ impl Call {
             return None;
         }
         let to = keyword(t, "to").or_else(|| keyword(t, "room"));
-        let to_var = ["to=", "room="].iter().any(|k| t.contains(k)) && to.is_none();
+        let to_var = [" to=", "(to=", ",to=", " room=", "(room=", ",room="]
+            .iter()
+            .any(|k| t.contains(k))
+            && to.is_none();
         let skip_self = t.contains("include_self=False");
         let broadcast = t.contains("broadcast=True");
         let module_level = self.name.starts_with("socketio.");
@@ -586,6 +611,16 @@ socketio.on_namespace(Lobby("/chat"))
             "a room or client named by a variable"
         );
         assert_eq!(find(&s, "shout").event, "shout");
+        let mut t = Scan::default();
+        scan_text(
+            "x.py",
+            "@socketio.on('say')\ndef say(data):\n    emit('said', data, to=data[\"room\"])\n",
+            &mut t,
+        );
+        assert_eq!(
+            t.functions[0].calls[0].reach().unwrap(),
+            "a room or client named by a variable"
+        );
         assert_eq!(
             find(&s, "shout").calls[0].reach().unwrap(),
             "every client in the namespace"
