@@ -132,7 +132,7 @@ impl StreamSink for TraceSink {
                     Some(conn),
                     None,
                     format!(
-                        "{client} -> {server} (Redis: a server's connection to the message queue)"
+                        "{client} -> {server} (Redis: a connection to the message queue, a server's or a publisher's)"
                     ),
                 )
                 .with("client", client.to_string())
