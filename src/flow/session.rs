@@ -538,6 +538,13 @@ impl Session {
                 self.name_session(sid);
             }
         }
+        // A WebSocket that opens a new session (no sid: no long-polling first) takes another
+        // path in python-engineio than the upgrade of an existing one.
+        let link_kind = if upgrade && head.query("sid").is_none() {
+            "websocket_new"
+        } else {
+            kind
+        };
         let headers: Vec<Value> = head.headers.iter().map(|(n, v)| json!([n, v])).collect();
         let mut ev = self
             .ev(
@@ -555,7 +562,7 @@ impl Session {
             .with("target", head.target.as_str())
             .with("version", format!("HTTP/1.{}", head.version))
             .with("headers", headers)
-            .kind(kind);
+            .kind(link_kind);
         if is_eio {
             for q in ["EIO", "transport", "sid"] {
                 if let Some(v) = head.query(q) {
@@ -1258,7 +1265,7 @@ impl Session {
             .ev(Stage::EioPacket, t, Some(dir), String::new())
             .with("transport", transport)
             .with("type", p.ptype.upper_name())
-            .kind(eio_kind(dir, p.ptype));
+            .kind(eio_kind(dir, p.ptype, transport));
         match &p.data {
             engineio::Data::Text(text) => {
                 ev.summary = format!("{} {}", p.ptype, short(text)).into();
@@ -1430,8 +1437,11 @@ fn opcode_name(op: OpCode) -> Value {
 /// encode path (`send`), everything else by the decode path of its opcode.
 /// An Engine.IO packet's link kind: a MESSAGE the server sends goes down the send path
 /// (queued, written by the writer), not the reader's decode.
-fn eio_kind(dir: Dir, ptype: engineio::PacketType) -> &'static str {
+fn eio_kind(dir: Dir, ptype: engineio::PacketType, transport: &str) -> &'static str {
     match (dir, ptype) {
+        // An OPEN sent over a WebSocket (a session opened without long-polling) is queued
+        // and written by the WebSocket writer, not returned as a polling response.
+        (Dir::S2C, engineio::PacketType::Open) if transport == "websocket" => "open_websocket",
         (Dir::S2C, engineio::PacketType::Message) => "message_sent",
         _ => ptype.name(),
     }

@@ -183,6 +183,7 @@ pub const KINDS: &[(Stage, &[&str])] = &[
             "upgrade",
             "noop",
             "message_sent",
+            "open_websocket",
         ],
     ),
     (
@@ -227,7 +228,10 @@ pub const KINDS: &[(Stage, &[&str])] = &[
             "send",
         ],
     ),
-    (Stage::HttpRequest, &["polling", "websocket", "page"]),
+    (
+        Stage::HttpRequest,
+        &["polling", "websocket", "websocket_new", "page"],
+    ),
     // An inferred one-to-many send: a broadcast or a room emit, the bytes cannot say which.
     (Stage::SioBroadcast, &["broadcast", "emit", "fanout"]),
     (Stage::HttpResponse, &["polling", "websocket", "page"]),
