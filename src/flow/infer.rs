@@ -115,6 +115,18 @@ impl Inference {
 
     /// Watches Socket.IO events go by to infer broadcasts.
     fn observe(&mut self, e: &Event, out: &mut Vec<Event>) {
+        // A page request (an HTTP route of the app, not Engine.IO) may be what emits next:
+        // `socketio.emit(...)` in a Flask view.
+        if e.stage == Stage::HttpRequest && e.kind == Some("page") {
+            if let (Some(conn), Some(method), Some(target)) = (
+                e.conn,
+                e.fields.get("method").and_then(Value::as_str),
+                e.fields.get("target").and_then(Value::as_str),
+            ) {
+                self.last_incoming = Some((e.t, conn, format!("{method} {target}")));
+            }
+            return;
+        }
         if e.stage == Stage::MqMessage && e.dir == Some(Dir::S2C) && e.kind == Some("emit") {
             if let Some(event) = e.fields.get("event").and_then(Value::as_str) {
                 self.last_queued = Some((e.t, event.to_string()));
