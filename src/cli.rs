@@ -246,13 +246,8 @@ pub enum ColorWhen {
     Never,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum VersionSet {
-    /// Flask-SocketIO 5.6.1, python-socketio 5.16.3, python-engineio 4.13.3, Werkzeug 3.1.8.
-    Current,
-    /// Flask-SocketIO 5.3.3 stack of the course's sample report.
-    Seed,
-}
+/// The built-in version sets belong to the links; the command line only names them.
+pub use crate::links::VersionSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum App {

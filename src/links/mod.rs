@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{LinksArgs, VersionSet};
+use crate::cli::LinksArgs;
 use crate::trace::Stage;
 
 pub use site::{installed_chain, observed_link, Installed, SiteOptions, StepStatus};
@@ -386,6 +386,15 @@ fn build_set(chain: Vec<ChainStage>, map: &StageMap) -> Result<SetTables, String
         by_stage,
         entries,
     })
+}
+
+/// The release sets the chains are written for (`--versions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VersionSet {
+    /// Flask-SocketIO 5.6.1, python-socketio 5.16.3, python-engineio 4.13.3, Werkzeug 3.1.8.
+    Current,
+    /// Flask-SocketIO 5.3.3 stack of the course's sample report.
+    Seed,
 }
 
 /// Where a trace's links point: a built-in version set, or the versions installed for an

@@ -370,25 +370,19 @@ impl LiveTrace {
             w.finish()?;
         }
         if let Some((raw, out)) = &self.report {
-            let format = if out
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("html"))
-            {
-                crate::cli::ReportFormat::Html
-            } else {
-                crate::cli::ReportFormat::Md
-            };
-            let made = crate::report::run(crate::cli::ReportArgs {
-                input: raw.clone(),
-                out: Some(out.clone()),
-                format,
+            let made = crate::report::write(&crate::report::Request {
+                input: raw,
+                out: Some(out),
+                html: out
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("html")),
                 versions: self.versions,
                 server_port: None,
                 conn: None,
-                app,
+                app: app.as_deref(),
+                python: python.as_deref(),
                 site_packages: None,
-                python,
-                title,
+                title: title.as_deref(),
             });
             let _ = std::fs::remove_file(raw);
             made?;
