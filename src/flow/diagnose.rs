@@ -25,6 +25,8 @@ const MAX_SESSIONS: usize = 100_000;
 /// How much longer than pingInterval + pingTimeout a server may stay quiet before it is
 /// called stuck: scheduling jitter and a slow machine, not a blocked server.
 const QUIET_SLACK: f64 = 0.5;
+/// How long an event that asked for an ack waits for it before the silence is named.
+const ACK_WAIT: f64 = 5.0;
 
 /// The request a connection is waiting on the answer to.
 struct Request {
@@ -103,6 +105,10 @@ pub struct Diagnoser {
     last_event: HashMap<u64, (String, Evidence)>,
     /// (Engine.IO sid, namespace) whose CONNECT the server accepted.
     connected: HashSet<(String, String)>,
+    /// Events that asked for an ack not sent yet: (sid, namespace, id) -> (event name, packet).
+    awaiting: HashMap<(String, String, u64), (String, Evidence)>,
+    /// When `awaiting` was last looked through.
+    last_scan: f64,
     /// (cause, session or connection) already diagnosed.
     said: HashSet<(&'static str, String)>,
     made: usize,
@@ -124,6 +130,8 @@ impl Diagnoser {
             ws_conns: HashSet::new(),
             last_event: HashMap::new(),
             connected: HashSet::new(),
+            awaiting: HashMap::new(),
+            last_scan: 0.0,
             said: HashSet::new(),
             made: 0,
             by_cause: Vec::new(),
@@ -139,10 +147,51 @@ impl Diagnoser {
         if let Some(f) = found {
             self.write(f, out);
         }
+        if !self.awaiting.is_empty() && self.last_t - self.last_scan >= 0.5 {
+            self.last_scan = self.last_t;
+            for f in self.unanswered(self.last_t) {
+                self.write(f, out);
+            }
+        }
+    }
+
+    /// Events that asked for an ack [`ACK_WAIT`] ago or more and got none.
+    fn unanswered(&mut self, now: f64) -> Vec<Finding<'static>> {
+        let overdue: Vec<(String, String, u64)> = self
+            .awaiting
+            .iter()
+            .filter(|(_, (_, ev))| now - ev.t >= ACK_WAIT)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut found = Vec::new();
+        for key in overdue {
+            let Some((event, ev)) = self.awaiting.remove(&key) else {
+                continue;
+            };
+            let (sid, nsp, id) = key;
+            let waited = now - ev.t;
+            let (conn, t) = (ev.conn, now);
+            if let Some(f) = self.once("no-ack", format!("{sid} {nsp} {id}"), Finding {
+                cause: "no-ack",
+                conn,
+                t,
+                what: format!("The client sent {event:?} on {nsp} asking for an acknowledgement (id {id}), and none came back in {waited:.1} s. python-socketio acknowledges every handled event that asks, with the handler's return value (an empty list for None), as soon as the handler returns: so the handler raised (nothing is sent for an exception), is still running, or no handler took the event (an unknown name is dropped without an ack)."),
+                evidence: vec![ev],
+                fix: "Look for the traceback in the server's console and catch the error in the handler, so that it answers the client; check the event's name and namespace against the app's @socketio.on(...) registrations.",
+                step: Some("diagnoses.13"),
+                guess: true,
+            }) {
+                found.push(f);
+            }
+        }
+        found
     }
 
     /// The end of the trace: a summary of what was diagnosed, if anything was.
     pub fn finish(&mut self, out: &mut Vec<Event>) {
+        for f in self.unanswered(self.last_t) {
+            self.write(f, out);
+        }
         if self.made == 0 {
             return;
         }
@@ -185,6 +234,7 @@ impl Diagnoser {
             (Stage::EioPacket, Some(dir)) => self.eio(e, dir),
             (Stage::SioPacket, Some(Dir::S2C)) => self.sio_sent(e),
             (Stage::SioPacket, Some(Dir::C2S)) => {
+                self.asks_for_ack(e);
                 let early = self.event_before_connect(e);
                 if let (Some(c), Some("EVENT")) =
                     (e.conn, e.fields.get("type").and_then(Value::as_str))
@@ -644,7 +694,46 @@ impl Diagnoser {
         })
     }
 
+    /// A client EVENT with an ack id waits for its ACK (a session's key is its sid).
+    fn asks_for_ack(&mut self, e: &Event) {
+        if !matches!(
+            e.fields.get("type").and_then(Value::as_str),
+            Some("EVENT" | "BINARY_EVENT")
+        ) {
+            return;
+        }
+        let (Some(sid), Some(id)) = (
+            e.fields.get("sid").and_then(Value::as_str),
+            e.fields.get("id").and_then(Value::as_u64),
+        ) else {
+            return;
+        };
+        if self.awaiting.len() >= MAX_SESSIONS {
+            return;
+        }
+        let nsp = e.fields.get("nsp").and_then(Value::as_str).unwrap_or("/");
+        let event = e.fields.get("event").and_then(Value::as_str).unwrap_or("?");
+        self.awaiting.insert(
+            (sid.to_string(), nsp.to_string(), id),
+            (event.to_string(), Evidence::of(e)),
+        );
+    }
+
     fn sio_sent(&mut self, e: &Event) -> Option<Finding<'static>> {
+        if matches!(
+            e.fields.get("type").and_then(Value::as_str),
+            Some("ACK" | "BINARY_ACK")
+        ) {
+            if let (Some(sid), Some(id)) = (
+                e.fields.get("sid").and_then(Value::as_str),
+                e.fields.get("id").and_then(Value::as_u64),
+            ) {
+                let nsp = e.fields.get("nsp").and_then(Value::as_str).unwrap_or("/");
+                self.awaiting
+                    .remove(&(sid.to_string(), nsp.to_string(), id));
+            }
+            return None;
+        }
         if e.fields.get("type").and_then(Value::as_str) == Some("CONNECT") {
             // The namespace is connected for this session from now on.
             if let (Some(sid), Some(nsp)) = (

@@ -310,3 +310,24 @@ fn a_handler_that_blocks_the_server_is_diagnosed_as_a_guess() {
         .contains("socketio.sleep"));
     well_formed(&trace);
 }
+
+/// An event that asked for an ack and never got one, from a capture alone: the chat app's
+/// `average` handler raises on an empty list (traces/student/chat.pcap), so python-socketio
+/// sends no ACK; the bytes show the silence, not the exception, and the diagnosis says so.
+#[test]
+fn an_ack_that_never_came_is_diagnosed_from_the_capture() {
+    let trace = crate::replay::replay_jsonl(&repo().join("traces/student/chat.pcap"), &[]);
+    let found: Vec<&serde_json::Value> = trace
+        .stage("diagnosis")
+        .into_iter()
+        .filter(|d| d["fields"]["cause"] == "no-ack")
+        .collect();
+    assert_eq!(found.len(), 1, "{:#?}", trace.stage("diagnosis"));
+    let d = found[0];
+    assert!(
+        d["summary"].as_str().unwrap().contains("\"average\""),
+        "{d}"
+    );
+    assert_eq!(d["fields"]["guess"], true);
+    well_formed(&trace);
+}
