@@ -803,6 +803,12 @@ impl Diagnoser {
             .and_then(Value::as_str)
             .unwrap_or("?");
         let event = e.fields.get("event").and_then(Value::as_str).unwrap_or("?");
+        // The ack it will never send is this diagnosis's, not a `no-ack` of its own.
+        if let Some(sid) = e.fields.get("eio_sid").and_then(Value::as_str) {
+            let nsp = e.fields.get("nsp").and_then(Value::as_str).unwrap_or("/");
+            self.awaiting
+                .retain(|(s, n, _), (name, _)| !(s == sid && n == nsp && name == event));
+        }
         self.once("handler-raised", format!("{handler} {raised}"), Finding {
             cause: "handler-raised",
             conn: e.conn,

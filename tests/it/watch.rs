@@ -568,6 +568,15 @@ fn watch_the_student_app(venv: &str, mode: &str) {
             .contains("on_average raised ZeroDivisionError"),
         "{raised}"
     );
+    // Watched, the exception is named: the ack it never sent is not a second diagnosis.
+    assert!(
+        !trace
+            .stage("diagnosis")
+            .iter()
+            .any(|d| d["fields"]["cause"] == "no-ack"),
+        "{:#?}",
+        trace.stage("diagnosis")
+    );
     let nobody = diagnosis("emit-reached-nobody");
     assert!(
         nobody["summary"]
