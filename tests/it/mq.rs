@@ -88,6 +88,24 @@ impl Drop for Redis {
     }
 }
 
+/// Runs one of the queue's client scripts (tests/clients/) with the Redis URL, dispel's binary
+/// and the servers' URLs; its JSON result. Panics with its stderr if it fails.
+fn clients(script: &str, redis_url: &str, servers: &[&str]) -> Value {
+    let out = Command::new(repo().join("tests/.venv/bin/python"))
+        .arg(repo().join("tests/clients").join(script))
+        .arg(redis_url)
+        .arg(env!("CARGO_BIN_EXE_dispel"))
+        .args(servers)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn without_host_id(payload: &str) -> Value {
     let mut v: Value = serde_json::from_str(payload).unwrap();
     v["host_id"] = Value::Null;
@@ -108,19 +126,7 @@ fn dispel_and_flask_socketio_processes_act_as_one_through_redis() {
     let a = Server::start(&["--message-queue", &url]);
     let b = Server::start(&["--message-queue", &url]);
     let flask_url = format!("http://{}", flask.addr);
-    let out = Command::new(repo().join("tests/.venv/bin/python"))
-        .arg(repo().join("tests/clients/mq_clients.py"))
-        .arg(&url)
-        .arg(env!("CARGO_BIN_EXE_dispel"))
-        .args([&a.url, &b.url, &flask_url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = clients("mq_clients.py", &url, &[&a.url, &b.url, &flask_url]);
     let bids = result["bids"].as_array().unwrap();
     for (i, got) in result["got"].as_array().unwrap().iter().enumerate() {
         let got = got.as_array().unwrap();
@@ -355,20 +361,8 @@ fn a_flask_socketio_worker_reaches_a_dispel_client_through_the_queue() {
         return;
     };
     let server = Server::start(&["--message-queue", &url]);
-    let out = Command::new(repo().join("tests/.venv/bin/python"))
-        .arg(repo().join("tests/clients/mq_rooms.py"))
-        .arg(&url)
-        .arg(env!("CARGO_BIN_EXE_dispel"))
-        .arg(&server.url)
-        .arg(format!("http://{}", flask.addr))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let flask_url = format!("http://{}", flask.addr);
+    let result = clients("mq_rooms.py", &url, &[&server.url, &flask_url]);
     assert_eq!(
         result["seen"]["d"],
         serde_json::json!(["vip only"]),
@@ -420,18 +414,7 @@ fn a_watched_worker_shows_its_queue_hops() {
         return;
     };
     let other = Server::start(&["--message-queue", &url]);
-    let out = Command::new(repo().join("tests/.venv/bin/python"))
-        .arg(repo().join("tests/clients/mq_clients.py"))
-        .arg(&url)
-        .arg(env!("CARGO_BIN_EXE_dispel"))
-        .args([&w.url, &other.url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    clients("mq_clients.py", &url, &[&w.url, &other.url]);
     let (_, trace) = w.stop();
     // Client 0, on the watched app, bid three times: three publishes, each with the chain
     // from the app's handler to PubSubManager.emit, which publishes.
