@@ -246,6 +246,20 @@ pub enum ColorWhen {
     Never,
 }
 
+impl ColorWhen {
+    /// Decides colour once, at the edge: `always`, `never`, or `auto` = a terminal and no
+    /// NO_COLOR.
+    pub fn enabled(self, is_terminal: bool) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
+}
+
 /// The built-in version sets belong to the links; the command line only names them.
 pub use crate::links::VersionSet;
 
@@ -453,11 +467,21 @@ pub struct LinksArgs {
     pub color: ColorWhen,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LinksFormat {
-    Text,
-    Json,
-    Md,
+pub use crate::links::Format as LinksFormat;
+
+impl LinksArgs {
+    /// The query the links command runs: colour decided here, at the edge.
+    pub fn query(&self) -> crate::links::Query {
+        use std::io::IsTerminal;
+        crate::links::Query {
+            stage: self.stage.clone(),
+            versions: self.versions,
+            site_packages: self.site_packages.clone(),
+            python: self.python.clone(),
+            format: self.format,
+            color: self.color.enabled(std::io::stdout().is_terminal()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

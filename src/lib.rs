@@ -22,6 +22,7 @@ pub mod live;
 pub mod mq;
 pub mod replay;
 pub mod report;
+pub mod stage;
 pub mod trace;
 pub mod wire;
 
@@ -37,7 +38,7 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode, Error> {
         cli::Command::Emit(args) => live::mq::emit_command(args),
         cli::Command::Watch(args) => live::watch::run(args),
         cli::Command::Replay(args) => replay::run(args),
-        cli::Command::Links(args) => links::run(args),
+        cli::Command::Links(args) => links::run(&args.query()),
         cli::Command::Bench(args) => bench::run(args),
         cli::Command::Report(args) => report::run(args),
     }

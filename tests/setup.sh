@@ -5,7 +5,8 @@
 #
 # Target: Debian bookworm, root, Python 3.11, Node 20 (the project's machine).
 #  * apt: tcpdump and tshark (captures, frame-field checks), redis-server
-#    (the message-queue tests start their own), and with
+#    (the message-queue tests start their own), nginx-light (the reverse-proxy
+#    tests and captures start their own, tests/capture/nginx.sh), and with
 #    --with-chromium Debian's chromium (only for the optional browser
 #    capture). Pinned to the versions apt-cache policy showed when this was
 #    written; if a pinned version is gone from the archive, the current one
@@ -32,7 +33,8 @@ log() { echo "setup: $*" >&2; }
 
 # ---- apt ---------------------------------------------------------------
 # versions seen with apt-cache policy on Debian bookworm (2026-11)
-APT_PINS=("tcpdump=4.99.3-1" "tshark=4.0.17-0+deb12u3" "redis-server=5:7.0.15-1~deb12u10")
+APT_PINS=("tcpdump=4.99.3-1" "tshark=4.0.17-0+deb12u3" "redis-server=5:7.0.15-1~deb12u10"
+          "nginx-light=1.22.1-9+deb12u11")
 [ "$WITH_CHROMIUM" = 1 ] && APT_PINS+=("chromium=156.0.8078.108-1~deb12u1")
 
 apt_install() {

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use crate::stage::Kind;
 use crate::trace::{Dir, Event, Stage};
 
 /// Packets sent to several connections within this many seconds form one broadcast.
@@ -117,7 +118,7 @@ impl Inference {
     fn observe(&mut self, e: &Event, out: &mut Vec<Event>) {
         // A page request (an HTTP route of the app, not Engine.IO) may be what emits next:
         // `socketio.emit(...)` in a Flask view.
-        if e.stage == Stage::HttpRequest && e.kind == Some("page") {
+        if e.stage == Stage::HttpRequest && e.kind == Some(Kind::Page) {
             if let (Some(conn), Some(method), Some(target)) = (
                 e.conn,
                 e.fields.get("method").and_then(Value::as_str),
@@ -127,7 +128,7 @@ impl Inference {
             }
             return;
         }
-        if e.stage == Stage::MqMessage && e.dir == Some(Dir::S2C) && e.kind == Some("emit") {
+        if e.stage == Stage::MqMessage && e.dir == Some(Dir::S2C) && e.kind == Some(Kind::Emit) {
             if let Some(event) = e.fields.get("event").and_then(Value::as_str) {
                 self.last_queued = Some((e.t, event.to_string()));
             }
@@ -224,7 +225,7 @@ impl Inference {
         .with("recipients", g.conns.clone())
         .with("count", g.conns.len())
         .with("inferred", true)
-        .kind("fanout");
+        .kind(Kind::Fanout);
         if let Some((_, ev)) = &g.trigger {
             e.fields.insert("after_event", ev.clone());
         }

@@ -23,6 +23,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::stage::Kind;
 use crate::trace::{Dir, Event, Fields, Shared, Stage, Summary};
 
 /// Frames remembered per thread: the broadcast being written, and the pings and acks written
@@ -45,7 +46,7 @@ pub(super) struct Key {
 struct Decoded {
     stage: Stage,
     summary: Summary,
-    kind: Option<&'static str>,
+    kind: Option<Kind>,
     /// The stage carries the Engine.IO session id (when known), first among its fields.
     sid: bool,
     shared: Arc<Shared>,

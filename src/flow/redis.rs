@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use serde_json::Value;
 
 use crate::mq::{self, Method};
+use crate::stage::Kind;
 use crate::trace::{Dir, Event, Stage};
 use crate::wire::resp;
 
@@ -106,17 +107,16 @@ pub fn message_event(
     raw: &[u8],
     summary: String,
 ) -> Event {
-    let kind = match m.method {
-        Method::Emit => "emit",
-        Method::Callback => "callback",
-        _ => "other",
-    };
     let mut e = Event::new(stage, t, conn, dir, summary)
         .with("channel", channel)
         .with("method", m.method.as_str())
         .with("message", Value::Object(m.fields().clone()))
-        .with("resp", resp_text(raw))
-        .kind(kind);
+        .with("resp", resp_text(raw));
+    e.kind = match m.method {
+        Method::Emit => Some(Kind::Emit),
+        Method::Callback => Some(Kind::Callback),
+        _ => None,
+    };
     for k in ["event", "namespace", "room", "skip_sid", "host_id"] {
         if let Some(v) = m.fields().get(k) {
             e = e.with(k, v.clone());
@@ -232,7 +232,7 @@ impl RedisConn {
                 .with("channel", channel)
                 .with("method", "subscribe")
                 .with("resp", resp_text(raw))
-                .kind("subscribe"),
+                .kind(Kind::Subscribe),
             ),
             _ => None,
         }
@@ -269,7 +269,7 @@ impl Deliveries {
             }
         }
         match (e.stage, e.dir) {
-            (Stage::MqMessage, Some(Dir::S2C)) if e.kind == Some("emit") => {
+            (Stage::MqMessage, Some(Dir::S2C)) if e.kind == Some(Kind::Emit) => {
                 let Some(Value::Object(m)) = e.fields.get("message") else {
                     return;
                 };
@@ -349,7 +349,7 @@ impl Deliveries {
             .with("via", p.via)
             .with("reached", p.reached)
             .with("inferred", true)
-            .kind("delivered")
+            .kind(Kind::Delivered)
     }
 }
 
@@ -376,14 +376,14 @@ mod tests {
             r.data(Dir::C2S, 0.0, &c2s[..cut], &mut out);
             r.data(Dir::C2S, 0.1, &c2s[cut..], &mut out);
             r.data(Dir::S2C, 0.2, &s2c, &mut out);
-            let stages: Vec<(Stage, Option<&str>)> =
+            let stages: Vec<(Stage, Option<Kind>)> =
                 out.iter().map(|e| (e.stage, e.kind)).collect();
             assert_eq!(
                 stages,
                 [
-                    (Stage::MqMessage, Some("subscribe")),
-                    (Stage::MqPublish, Some("emit")),
-                    (Stage::MqMessage, Some("emit")),
+                    (Stage::MqMessage, Some(Kind::Subscribe)),
+                    (Stage::MqPublish, Some(Kind::Emit)),
+                    (Stage::MqMessage, Some(Kind::Emit)),
                 ],
                 "cut {cut}"
             );

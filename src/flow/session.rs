@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::memo;
-use crate::trace::{Dir, Event, Fields, Shared, Stage};
+use crate::trace::{Dir, Event, Fields, Kind, Shared, Stage};
 use crate::wire::deflate::Inflater;
 use crate::wire::engineio::{self, OpenInfo};
 use crate::wire::handshake::{self, DeflateParams};
@@ -108,7 +108,7 @@ enum Mode {
 #[derive(Debug)]
 struct PendingRequest {
     method: String,
-    kind: &'static str,
+    kind: Kind,
     ws_key: Option<String>,
     offered_extensions: Vec<String>,
 }
@@ -171,7 +171,7 @@ pub struct Session {
     /// by those the memo makes.
     sid_field: Option<Arc<Shared>>,
     /// Which response a request on this connection is waiting for (for http.response kinds).
-    last_kind: &'static str,
+    last_kind: Kind,
     /// Bit `1 << stage` set: events of that stage are wanted. Decoding goes on regardless;
     /// only the building of unwanted events (hex, text copies, JSON) is skipped.
     interest: u32,
@@ -225,7 +225,7 @@ impl Session {
             deflate: None,
             sid: None,
             sid_field: None,
-            last_kind: "page",
+            last_kind: Kind::Page,
             interest: u32::MAX,
             held: None,
         }
@@ -527,11 +527,11 @@ impl Session {
         let is_eio = head.query("EIO").is_some();
         let upgrade = handshake::is_upgrade_request(&head.headers);
         let kind = if upgrade {
-            "websocket"
+            Kind::Websocket
         } else if is_eio {
-            "polling"
+            Kind::Polling
         } else {
-            "page"
+            Kind::Page
         };
         if let Some(sid) = head.query("sid") {
             if self.sid.is_none() {
@@ -541,7 +541,7 @@ impl Session {
         // A WebSocket that opens a new session (no sid: no long-polling first) takes another
         // path in python-engineio than the upgrade of an existing one.
         let link_kind = if upgrade && head.query("sid").is_none() {
-            "websocket_new"
+            Kind::WebsocketNew
         } else {
             kind
         };
@@ -689,7 +689,7 @@ impl Session {
             self.sides[0].mode = Mode::Head;
             self.process(Dir::C2S, t, out);
         }
-        let meaning = if kind == "polling" && method == Some("GET") && head.status == 200 {
+        let meaning = if kind == Kind::Polling && method == Some("GET") && head.status == 200 {
             BodyMeaning::EioPayload
         } else if error_text {
             BodyMeaning::ErrorText
@@ -1437,35 +1437,57 @@ fn opcode_name(op: OpCode) -> Value {
 /// encode path (`send`), everything else by the decode path of its opcode.
 /// An Engine.IO packet's link kind: a MESSAGE the server sends goes down the send path
 /// (queued, written by the writer), not the reader's decode.
-fn eio_kind(dir: Dir, ptype: engineio::PacketType, transport: &str) -> &'static str {
+fn eio_kind(dir: Dir, ptype: engineio::PacketType, transport: &str) -> Kind {
+    use engineio::PacketType as P;
     match (dir, ptype) {
         // An OPEN sent over a WebSocket (a session opened without long-polling) is queued
         // and written by the WebSocket writer, not returned as a polling response.
-        (Dir::S2C, engineio::PacketType::Open) if transport == "websocket" => "open_websocket",
-        (Dir::S2C, engineio::PacketType::Message) => "message_sent",
-        _ => ptype.name(),
+        (Dir::S2C, P::Open) if transport == "websocket" => Kind::OpenWebsocket,
+        (Dir::S2C, P::Message) => Kind::MessageSent,
+        (_, P::Open) => Kind::Open,
+        (_, P::Close) => Kind::Close,
+        (_, P::Ping) => Kind::Ping,
+        (_, P::Pong) => Kind::Pong,
+        (_, P::Message) => Kind::Message,
+        (_, P::Upgrade) => Kind::Upgrade,
+        (_, P::Noop) => Kind::Noop,
+        (_, P::Unknown(_)) => Kind::Unknown,
     }
 }
 
 /// A Socket.IO packet's link kind: what the server sends (an emit, an ack of a return value)
 /// is encoded and queued, not decoded and dispatched.
-fn sio_kind(dir: Dir, ptype: PacketType, transport: &str) -> &'static str {
+fn sio_kind(dir: Dir, ptype: PacketType, transport: &str) -> Kind {
+    use PacketType as P;
     match (dir, ptype) {
         // A CONNECT read from a WebSocket message, not from a long-polling POST.
-        (Dir::C2S, PacketType::Connect) if transport == "websocket" => "connect_websocket",
-        (Dir::S2C, PacketType::Connect) => "connect_sent",
-        (Dir::S2C, PacketType::Event) => "event_sent",
-        (Dir::S2C, PacketType::BinaryEvent) => "binary_event_sent",
-        (Dir::S2C, PacketType::Ack) => "ack_sent",
-        (Dir::S2C, PacketType::BinaryAck) => "binary_ack_sent",
-        _ => ptype.name(),
+        (Dir::C2S, P::Connect) if transport == "websocket" => Kind::ConnectWebsocket,
+        (Dir::S2C, P::Connect) => Kind::ConnectSent,
+        (Dir::S2C, P::Event) => Kind::EventSent,
+        (Dir::S2C, P::BinaryEvent) => Kind::BinaryEventSent,
+        (Dir::S2C, P::Ack) => Kind::AckSent,
+        (Dir::S2C, P::BinaryAck) => Kind::BinaryAckSent,
+        (_, P::Connect) => Kind::Connect,
+        (_, P::Disconnect) => Kind::Disconnect,
+        (_, P::Event) => Kind::Event,
+        (_, P::Ack) => Kind::Ack,
+        (_, P::ConnectError) => Kind::ConnectError,
+        (_, P::BinaryEvent) => Kind::BinaryEvent,
+        (_, P::BinaryAck) => Kind::BinaryAck,
+        (_, P::Unknown(_)) => Kind::Unknown,
     }
 }
 
-fn link_kind(dir: Dir, opcode: OpCode) -> &'static str {
+fn link_kind(dir: Dir, opcode: OpCode) -> Kind {
     match (dir, opcode) {
-        (Dir::S2C, OpCode::Text | OpCode::Binary | OpCode::Continuation) => "send",
-        _ => opcode.name(),
+        (Dir::S2C, OpCode::Text | OpCode::Binary | OpCode::Continuation) => Kind::Send,
+        (_, OpCode::Text) => Kind::Text,
+        (_, OpCode::Binary) => Kind::Binary,
+        (_, OpCode::Continuation) => Kind::Continuation,
+        (_, OpCode::Close) => Kind::Close,
+        (_, OpCode::Ping) => Kind::Ping,
+        (_, OpCode::Pong) => Kind::Pong,
+        (_, OpCode::Reserved(_)) => Kind::Reserved,
     }
 }
 

@@ -17,9 +17,9 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::LinksArgs;
-use crate::trace::Stage;
+use crate::stage::{Kind, Stage};
 
+pub use render::Format;
 pub use site::{installed_chain, observed_link, Installed, SiteOptions, StepStatus};
 
 /// One step of a chain, ready to print next to a trace event.
@@ -170,73 +170,6 @@ struct Part {
     phase: Option<String>,
 }
 
-/// The packet kinds each trace stage distinguishes (lowercase, as in trace events).
-pub const KINDS: &[(Stage, &[&str])] = &[
-    (
-        Stage::EioPacket,
-        &[
-            "open",
-            "close",
-            "ping",
-            "pong",
-            "message",
-            "upgrade",
-            "noop",
-            "message_sent",
-            "open_websocket",
-        ],
-    ),
-    (
-        Stage::SioPacket,
-        &[
-            "connect",
-            "disconnect",
-            "event",
-            "ack",
-            "connect_error",
-            "binary_event",
-            "binary_ack",
-            "connect_websocket",
-            "connect_sent",
-            "event_sent",
-            "binary_event_sent",
-            "ack_sent",
-            "binary_ack_sent",
-        ],
-    ),
-    (
-        Stage::WsFrame,
-        &[
-            "text",
-            "binary",
-            "close",
-            "ping",
-            "pong",
-            "continuation",
-            "send",
-        ],
-    ),
-    (
-        Stage::WsMessage,
-        &[
-            "text",
-            "binary",
-            "close",
-            "ping",
-            "pong",
-            "continuation",
-            "send",
-        ],
-    ),
-    (
-        Stage::HttpRequest,
-        &["polling", "websocket", "websocket_new", "page"],
-    ),
-    // An inferred one-to-many send: a broadcast or a room emit, the bytes cannot say which.
-    (Stage::SioBroadcast, &["broadcast", "emit", "fanout"]),
-    (Stage::HttpResponse, &["polling", "websocket", "page"]),
-];
-
 /// Names of the entry-point chains (`dispel links entry:on`).
 pub const ENTRY_NAMES: &[&str] = &[
     "entry:socketio",
@@ -250,7 +183,7 @@ pub const ENTRY_NAMES: &[&str] = &[
 #[derive(Debug, Default)]
 struct StageLinks {
     default: Vec<StepLink>,
-    kinds: HashMap<String, Vec<StepLink>>,
+    kinds: HashMap<Kind, Vec<StepLink>>,
 }
 
 /// Everything derived from one version set's data.
@@ -366,8 +299,16 @@ fn build_set(chain: Vec<ChainStage>, map: &StageMap) -> Result<SetTables, String
         let entry = by_stage.entry(stage).or_default();
         match &rule.kind {
             None => entry.default = links,
-            Some(k) => {
-                entry.kinds.insert(k.clone(), links);
+            Some(name) => {
+                let kind = Kind::parse(name)
+                    .filter(|k| stage.kinds().contains(k))
+                    .ok_or_else(|| {
+                        format!(
+                            "links: stage-map.json: {stage} has no kind {name:?} (it has: {})",
+                            kind_names(stage)
+                        )
+                    })?;
+                entry.kinds.insert(kind, links);
             }
         }
     }
@@ -406,7 +347,7 @@ pub struct Linker {
     installed: Option<std::sync::Arc<site::Installed>>,
     #[allow(clippy::type_complexity)]
     cache: std::sync::Arc<
-        std::sync::Mutex<HashMap<(Stage, Option<String>), std::sync::Arc<[StepLink]>>>,
+        std::sync::Mutex<HashMap<(Stage, Option<Kind>), std::sync::Arc<[StepLink]>>>,
     >,
 }
 
@@ -466,11 +407,11 @@ impl Linker {
 
     /// [`for_event`], relinked to the installed files when there are some. The built-in
     /// links are borrowed, never copied.
-    pub fn for_event(&self, stage: Stage, kind: Option<&str>) -> Links {
+    pub fn for_event(&self, stage: Stage, kind: Option<Kind>) -> Links {
         let Some(installed) = &self.installed else {
             return Links::Builtin(for_event(self.set, stage, kind));
         };
-        let key = (stage, kind.map(str::to_string));
+        let key = (stage, kind);
         if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return Links::Installed(hit);
         }
@@ -510,7 +451,7 @@ impl From<VersionSet> for Linker {
 
 /// The links of a trace event: its stage, narrowed by `kind` where the code path differs
 /// (an Engine.IO ping is not an event dispatch). The last step is the deepest.
-pub fn for_event(set: VersionSet, stage: Stage, kind: Option<&str>) -> &'static [StepLink] {
+pub fn for_event(set: VersionSet, stage: Stage, kind: Option<Kind>) -> &'static [StepLink] {
     let Ok(t) = set_tables(set) else {
         return &[];
     };
@@ -518,7 +459,7 @@ pub fn for_event(set: VersionSet, stage: Stage, kind: Option<&str>) -> &'static 
         return &[];
     };
     if let Some(k) = kind {
-        if let Some(v) = links.kinds.get(k) {
+        if let Some(v) = links.kinds.get(&k) {
             return v;
         }
     }
@@ -572,13 +513,9 @@ pub(crate) fn sections(set: VersionSet, stage: Option<&str>) -> Result<Vec<Secti
         None => (name, None),
     };
     if let Some(st) = Stage::parse(base) {
-        let kinds = KINDS
-            .iter()
-            .find(|(s, _)| *s == st)
-            .map(|(_, k)| *k)
-            .unwrap_or(&[]);
-        let kind_ok = kind.is_none_or(|k| kinds.contains(&k));
-        if kind_ok {
+        let kind = kind.map(|k| Kind::parse(k).filter(|k| st.kinds().contains(k)));
+        if kind != Some(None) {
+            let kind = kind.flatten();
             let links = for_event(set, st, kind).to_vec();
             let mut chains: Vec<&str> = Vec::new();
             for l in &links {
@@ -608,6 +545,11 @@ pub(crate) fn sections(set: VersionSet, stage: Option<&str>) -> Result<Vec<Secti
     Err(unknown_stage(name, &t.chain).into())
 }
 
+fn kind_names(stage: Stage) -> String {
+    let names: Vec<&str> = stage.kinds().iter().map(|k| k.as_str()).collect();
+    names.join(",")
+}
+
 fn chain_of(step_id: &str) -> &str {
     step_id.split_once('.').map(|(c, _)| c).unwrap_or(step_id)
 }
@@ -628,9 +570,10 @@ fn chain_section(c: &ChainStage) -> Section {
 fn unknown_stage(name: &str, chain: &[ChainStage]) -> String {
     let chains: Vec<&str> = chain.iter().map(|c| c.stage.as_str()).collect();
     let trace: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
-    let kinds: Vec<String> = KINDS
+    let kinds: Vec<String> = Stage::ALL
         .iter()
-        .map(|(s, k)| format!("{s}:{{{}}}", k.join(",")))
+        .filter(|s| !s.kinds().is_empty())
+        .map(|s| format!("{s}:{{{}}}", kind_names(*s)))
         .collect();
     format!(
         "unknown stage {name:?}\n  chain stages: {}\n  trace stages: {}\n  trace stage with a packet kind: {}\n  entry points: {}",
@@ -641,26 +584,38 @@ fn unknown_stage(name: &str, chain: &[ChainStage]) -> String {
     )
 }
 
-pub fn run(args: LinksArgs) -> Result<ExitCode, crate::Error> {
-    let color = render::use_color(args.color);
-    let stage = args.stage.as_deref();
-    let (sections, installed) = if args.site_packages.is_some() || args.python.is_some() {
+/// What `dispel links` was asked for.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// A chain stage, a trace stage with an optional kind, or an entry point; all when `None`.
+    pub stage: Option<String>,
+    pub versions: VersionSet,
+    pub site_packages: Option<std::path::PathBuf>,
+    pub python: Option<std::path::PathBuf>,
+    pub format: Format,
+    pub color: bool,
+}
+
+/// Prints the chains a query names, relinked to the installed versions when it names some.
+pub fn run(q: &Query) -> Result<ExitCode, crate::Error> {
+    let stage = q.stage.as_deref();
+    let (sections, installed) = if q.site_packages.is_some() || q.python.is_some() {
         let opts = SiteOptions {
-            site_packages: args.site_packages.clone(),
-            python: args.python.clone(),
-            base: args.versions,
+            site_packages: q.site_packages.clone(),
+            python: q.python.clone(),
+            base: q.versions,
         };
         let installed = site::inspect(&opts)?;
-        let secs = sections(args.versions, stage)?;
+        let secs = sections(q.versions, stage)?;
         let secs = secs
             .into_iter()
             .map(|s| installed.relink_section(s))
             .collect();
         (secs, Some(installed))
     } else {
-        (sections(args.versions, stage)?, None)
+        (sections(q.versions, stage)?, None)
     };
-    render::print(&sections, installed.as_ref(), args.format, color)?;
+    render::print(&sections, installed.as_ref(), q.format, q.color)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,40 +1,34 @@
 //! Text, JSON and Markdown output of `dispel links`.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use owo_colors::{OwoColorize, Style};
 use serde_json::{json, Map, Value};
 
-use crate::cli::{ColorWhen, LinksFormat};
-
 use super::{installed_path, Installed, Section, StepLink, StepStatus};
 
-/// `--color always|never`, or auto: stdout is a terminal and NO_COLOR is unset or empty.
-pub fn use_color(when: ColorWhen) -> bool {
-    match when {
-        ColorWhen::Always => true,
-        ColorWhen::Never => false,
-        ColorWhen::Auto => {
-            std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
-    }
+/// How `dispel links` prints the chains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Md,
 }
 
 pub fn print(
     sections: &[Section],
     installed: Option<&Installed>,
-    format: LinksFormat,
+    format: Format,
     color: bool,
 ) -> Result<(), crate::Error> {
     let text = match format {
-        LinksFormat::Text => text(sections, installed, color),
-        LinksFormat::Json => {
+        Format::Text => text(sections, installed, color),
+        Format::Json => {
             let mut s = serde_json::to_string_pretty(&json_value(sections))?;
             s.push('\n');
             s
         }
-        LinksFormat::Md => markdown(sections, installed),
+        Format::Md => markdown(sections, installed),
     };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;

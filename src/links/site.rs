@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::cli::VersionSet;
+use super::VersionSet;
 
 use super::{installed_path, sections, Section, SourceHost, Step, StepLink};
 
@@ -539,7 +539,7 @@ pub fn observed_link(
     }
     // A step of the built-in data for the same package: its repository, how its files sit
     // in it, and how its tags are named.
-    let tables = super::set_tables(crate::cli::VersionSet::Current).ok()?;
+    let tables = super::set_tables(VersionSet::Current).ok()?;
     let step = tables
         .chain
         .iter()

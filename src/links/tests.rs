@@ -45,15 +45,15 @@ fn links_every_stage_and_kind_maps_to_steps() {
                 "{set:?} {stage} has no steps"
             );
         }
-        for (stage, kinds) in KINDS {
-            for kind in *kinds {
-                let links = for_event(set, *stage, Some(kind));
+        for stage in Stage::ALL {
+            for &kind in stage.kinds() {
+                let links = for_event(set, stage, Some(kind));
                 assert!(!links.is_empty(), "{set:?} {stage}:{kind} has no steps");
                 let t = set_tables(set).expect("tables");
                 let explicit = t
                     .by_stage
-                    .get(stage)
-                    .is_some_and(|s| s.kinds.contains_key(*kind));
+                    .get(&stage)
+                    .is_some_and(|s| s.kinds.contains_key(&kind));
                 assert!(
                     explicit,
                     "{set:?} {stage}:{kind} has no rule of its own in stage-map.json"
@@ -65,19 +65,20 @@ fn links_every_stage_and_kind_maps_to_steps() {
 
 #[test]
 fn links_kinds_narrow_and_unknown_kinds_fall_back() {
-    let ping = for_event(VersionSet::Current, Stage::EioPacket, Some("ping"));
+    let ping = for_event(VersionSet::Current, Stage::EioPacket, Some(Kind::Ping));
     assert!(ping
         .iter()
         .all(|l| l.step.step_id.starts_with("ping_pong.")));
-    let open = for_event(VersionSet::Current, Stage::EioPacket, Some("open"));
+    let open = for_event(VersionSet::Current, Stage::EioPacket, Some(Kind::Open));
     assert!(open
         .iter()
         .all(|l| l.step.step_id.starts_with("eio_handshake.")));
-    let connect = for_event(VersionSet::Seed, Stage::SioPacket, Some("connect"));
+    let connect = for_event(VersionSet::Seed, Stage::SioPacket, Some(Kind::Connect));
     assert!(connect
         .iter()
         .all(|l| l.step.step_id.starts_with("sio_connect.")));
-    let other = for_event(VersionSet::Current, Stage::EioPacket, Some("no-such-kind"));
+    // A kind the stage does not tell apart gets the stage's default.
+    let other = for_event(VersionSet::Current, Stage::EioPacket, Some(Kind::Fanout));
     assert_eq!(
         other,
         for_event(VersionSet::Current, Stage::EioPacket, None)
@@ -87,7 +88,7 @@ fn links_kinds_narrow_and_unknown_kinds_fall_back() {
     assert_eq!(ids, ["ws_upgrade.24", "ws_upgrade.25", "ws_upgrade.26"]);
     assert!(for_event(VersionSet::Current, Stage::TcpData, None).is_empty());
     // Version-specific steps: the seed's ping sender is a nested function.
-    let seed_ping = for_event(VersionSet::Seed, Stage::EioPacket, Some("ping"));
+    let seed_ping = for_event(VersionSet::Seed, Stage::EioPacket, Some(Kind::Ping));
     assert!(seed_ping
         .iter()
         .any(|l| l.step.symbol == "Socket.schedule_ping.send_ping"));
@@ -372,17 +373,17 @@ fn sent_packets_link_the_send_path_and_received_ones_the_receive_path() {
     ];
     const RECEIVED: &[&str] = &["event", "binary_event", "ack", "binary_ack", "message"];
     for set in SETS {
-        for (stage, kinds) in KINDS {
-            for kind in *kinds {
-                let sent = kind.ends_with("_sent") || *kind == "send";
+        for stage in Stage::ALL {
+            for &kind in stage.kinds() {
+                let sent = kind.as_str().ends_with("_sent") || kind == Kind::Send;
                 let wrong = if sent {
                     RECEIVE
-                } else if RECEIVED.contains(kind) {
+                } else if RECEIVED.contains(&kind.as_str()) {
                     SEND
                 } else {
                     continue;
                 };
-                for l in for_event(set, *stage, Some(kind)) {
+                for l in for_event(set, stage, Some(kind)) {
                     assert!(
                         !wrong.contains(&l.step.symbol.as_str()),
                         "{set:?} {stage}:{kind} links {} ({}), the other direction's",

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::flow::redis::resp_text;
 use crate::mq::{self, Message, Method};
+use crate::stage::Kind;
 use crate::trace::{Event, Stage, Tracer};
 use crate::wire::resp;
 
@@ -316,7 +317,7 @@ impl Queue {
                         .with("method", "subscribe")
                         .with("host_id", self.host_id.as_str())
                         .with("resp", resp_text(&cmd))
-                        .kind("subscribe"),
+                        .kind(Kind::Subscribe),
                     );
                     let mut stream = ps.on_message();
                     while let Some(msg) = stream.next().await {
@@ -416,11 +417,11 @@ impl Queue {
             ),
         };
         let kind = match m.method {
-            Method::Emit if !own => "emit",
-            _ if own => "own",
-            _ => "other",
+            _ if own => Some(Kind::Own),
+            Method::Emit => Some(Kind::Emit),
+            _ => None,
         };
-        let e = crate::flow::redis::message_event(
+        let mut e = crate::flow::redis::message_event(
             Stage::MqMessage,
             now,
             None,
@@ -431,8 +432,8 @@ impl Queue {
             format!("{}: {outcome}", m.summary()),
         )
         .with("own", own)
-        .with("reached", reached)
-        .kind(kind);
+        .with("reached", reached);
+        e.kind = kind;
         self.tracer.emit(e);
     }
 }

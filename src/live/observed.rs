@@ -13,6 +13,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::flow::{Diagnoser, Inference};
 use crate::links::observed_link;
+use crate::stage::Kind;
 use crate::trace::{Dir, Event, Processor, Stage};
 
 /// What the tracer said of the app when it started: versions, where each release's source
@@ -203,7 +204,7 @@ fn handler(msg: &Value, t: f64, chains: &Chains) -> Event {
         .with("sio_sid", msg["sid"].clone())
         .with("eio_sid", msg["eio_sid"].clone())
         .with("observed", Value::Array(frames))
-        .kind("event");
+        .kind(Kind::Event);
     e.fields.insert("thread", msg["thread"].clone());
     e
 }
@@ -377,8 +378,8 @@ fn call(msg: &Value, t: f64, chains: &Chains) -> Event {
     fields.push(("thread", msg["thread"].clone()));
     fields.push(("observed", Value::Array(frames)));
     let mut e = Event::new(stage, t, None, None, summary).kind(match stage {
-        Stage::SioRoom => "room",
-        _ => "emit",
+        Stage::SioRoom => Kind::Room,
+        _ => Kind::Emit,
     });
     for (k, v) in fields {
         e.fields.insert(k, v);
@@ -413,7 +414,7 @@ fn answer(msg: &Value, t: f64, chains: &Chains) -> Event {
         .with("eio_sid", msg["eio_sid"].clone())
         .with("thread", msg["thread"].clone())
         .with("observed", Value::Array(frames))
-        .kind("emit")
+        .kind(Kind::Emit)
 }
 
 /// In the trace writer: places the tracer's events on the connection of their Engine.IO
@@ -590,7 +591,7 @@ impl Joiner {
             .with("count", conns.len())
             .with("line", field("line"))
             .with("observed", true)
-            .kind("broadcast")
+            .kind(Kind::Broadcast)
     }
 }
 

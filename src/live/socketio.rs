@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{json, Value};
 
+use crate::stage::Kind;
 use crate::trace::{Event, Stage, Tracer};
 use crate::wire::engineio::{Data, PacketType as EioType};
 use crate::wire::socketio::{self, Packet, PacketType};
@@ -360,7 +361,11 @@ impl SioServer {
             .with("broadcast", broadcast)
             .with("recipients", recipients.to_vec())
             .with("count", recipients.len())
-            .kind(if broadcast { "broadcast" } else { "emit" }),
+            .kind(if broadcast {
+                Kind::Broadcast
+            } else {
+                Kind::Emit
+            }),
         );
     }
 
@@ -462,7 +467,7 @@ impl SioServer {
                 .with("handler", handler)
                 .with("args", shown)
                 .with("ack_id", packet.id)
-                .kind("event");
+                .kind(Kind::Event);
                 let dispatched = if extra {
                     dispatched.with("extra", true)
                 } else {

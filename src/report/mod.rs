@@ -26,7 +26,7 @@ use std::process::ExitCode;
 use serde_json::{Map, Value};
 
 use crate::cli::{ReportArgs, ReportFormat};
-use crate::trace::{Dir, Stage};
+use crate::trace::{Dir, Kind, Stage};
 
 /// One trace event as read back from its JSON form.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,18 +37,10 @@ pub struct Ev {
     pub dir: Option<Dir>,
     pub stage: Stage,
     /// The packet kind the trace linked the event by (`send` for a data frame the server
-    /// wrote); older traces have none.
-    pub kind: Option<&'static str>,
+    /// wrote), as the trace wrote it: a reader never derives it again.
+    pub kind: Option<Kind>,
     pub summary: String,
     pub fields: Map<String, Value>,
-}
-
-/// A kind name from a JSONL line, as the links table spells it.
-fn known_kind(stage: Stage, name: &str) -> Option<&'static str> {
-    crate::links::KINDS
-        .iter()
-        .find(|(s, _)| *s == stage)
-        .and_then(|(_, kinds)| kinds.iter().copied().find(|k| *k == name))
 }
 
 impl Ev {
@@ -73,10 +65,10 @@ impl Ev {
             conn: obj.get("conn").and_then(Value::as_u64),
             dir,
             stage,
-            kind: obj
-                .get("kind")
-                .and_then(Value::as_str)
-                .and_then(|k| known_kind(stage, k)),
+            kind: match obj.get("kind").and_then(Value::as_str) {
+                None => None,
+                Some(k) => Some(Kind::parse(k).ok_or_else(|| format!("unknown kind {k:?}"))?),
+            },
             summary: obj
                 .get("summary")
                 .and_then(Value::as_str)
@@ -120,40 +112,6 @@ fn parse_line(line: &str) -> Result<Option<Ev>, String> {
     Ev::from_json(&v).map(Some)
 }
 
-/// The packet kind the links table distinguishes: the one the trace linked the event by, so
-/// the report explains an event with the chain the trace gave it; for a trace written before
-/// events carried their kind, inferred from the fields.
-pub fn kind_of(e: &Ev, http_kind: Option<&'static str>) -> Option<&'static str> {
-    if e.kind.is_some() {
-        return e.kind;
-    }
-    let known = known_kind;
-    let lower = |key: &str| e.str(key).map(str::to_ascii_lowercase);
-    match e.stage {
-        Stage::WsFrame | Stage::WsMessage => known(e.stage, &lower("opcode_name")?),
-        Stage::EioPacket | Stage::SioPacket => known(e.stage, &lower("type")?),
-        Stage::HttpRequest => Some(match e.str("transport") {
-            Some("websocket") => "websocket",
-            Some(_) => "polling",
-            None if e.fields.contains_key("eio") => "polling",
-            None => "page",
-        }),
-        Stage::HttpResponse => {
-            if e.u64("status") == Some(101) {
-                Some("websocket")
-            } else {
-                http_kind
-            }
-        }
-        Stage::SioBroadcast => Some(if e.fields.get("broadcast") == Some(&Value::Bool(false)) {
-            "emit"
-        } else {
-            "broadcast"
-        }),
-        _ => None,
-    }
-}
-
 /// What every event has: when, where, which way, which stage.
 #[derive(Clone, Copy)]
 struct Head {
@@ -161,7 +119,7 @@ struct Head {
     conn: Option<u64>,
     dir: Option<Dir>,
     stage: Stage,
-    kind: Option<&'static str>,
+    kind: Option<Kind>,
 }
 
 impl Head {
@@ -848,48 +806,12 @@ mod tests {
     }
 
     #[test]
-    fn kinds_are_inferred_from_fields() {
-        let ev = |stage: &str, fields: Value| {
-            Ev::from_json(&serde_json::json!({"stage": stage, "fields": fields})).unwrap()
-        };
-        assert_eq!(
-            kind_of(&ev("eio.packet", serde_json::json!({"type": "PING"})), None),
-            Some("ping")
-        );
-        assert_eq!(
-            kind_of(
-                &ev("ws.frame", serde_json::json!({"opcode_name": "text"})),
-                None
-            ),
-            Some("text")
-        );
-        assert_eq!(
-            kind_of(
-                &ev(
-                    "http.request",
-                    serde_json::json!({"eio": "4", "transport": "websocket"})
-                ),
-                None
-            ),
-            Some("websocket")
-        );
-        assert_eq!(
-            kind_of(&ev("http.request", serde_json::json!({})), None),
-            Some("page")
-        );
-        assert_eq!(
-            kind_of(
-                &ev("http.response", serde_json::json!({"status": 200})),
-                Some("polling")
-            ),
-            Some("polling")
-        );
-        assert_eq!(
-            kind_of(
-                &ev("sio.packet", serde_json::json!({"type": "WEIRD"})),
-                None
-            ),
-            None
-        );
+    fn kinds_are_read_as_the_trace_wrote_them() {
+        let ev =
+            |kind: Value| Ev::from_json(&serde_json::json!({"stage": "sio.packet", "kind": kind}));
+        assert_eq!(ev("event_sent".into()).unwrap().kind, Some(Kind::EventSent));
+        assert_eq!(ev(Value::Null).unwrap().kind, None);
+        let err = ev("weird".into()).unwrap_err();
+        assert!(err.contains("unknown kind"), "{err}");
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::diagram::Step;
 use super::explain;
 use super::model::*;
-use super::{kind_of, Ev, Input};
+use super::{Ev, Input};
 use crate::cli::VersionSet;
 use crate::links::{self, StepLink};
 use crate::trace::{Dir, Stage};
@@ -639,15 +639,10 @@ fn stage_section(ctx: &Ctx, stage: Stage) -> Vec<Block> {
 
 /// The Python chain behind one event of the stage, numbered, shallow to deep.
 fn chain_blocks(ctx: &Ctx, stage: Stage, rep: &Ev) -> Vec<Block> {
-    let http_kind = http_kind_before(ctx, rep);
-    let kind = kind_of(rep, http_kind);
+    let kind = rep.kind;
     let links = links::for_event(ctx.set, stage, kind);
     // `dispel links` accepts a kind only where the table distinguishes kinds.
-    let listed = kind.filter(|k| {
-        links::KINDS
-            .iter()
-            .any(|(s, kinds)| *s == stage && kinds.contains(k))
-    });
+    let listed = kind.filter(|k| stage.kinds().contains(k));
     let name = match listed {
         Some(k) => format!("{stage}:{k}"),
         None => stage.to_string(),
@@ -716,17 +711,6 @@ fn link_item(l: &StepLink) -> Vec<Inline> {
     }
     out.push(link("source", l.url.clone()));
     out
-}
-
-/// Whether the HTTP exchange an event belongs to is polling, WebSocket or a page.
-fn http_kind_before(ctx: &Ctx, e: &Ev) -> Option<&'static str> {
-    if e.stage != Stage::HttpResponse {
-        return None;
-    }
-    ctx.all
-        .iter()
-        .rfind(|r| r.stage == Stage::HttpRequest && r.conn == e.conn && r.seq < e.seq)
-        .and_then(|r| kind_of(r, None))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,140 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::Fields;
-
-/// The stable stage names (documented in docs/trace-format.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Stage {
-    TcpAccept,
-    HttpRequest,
-    HttpResponse,
-    WsHandshake,
-    WsFrame,
-    WsMessage,
-    EioPacket,
-    EioUpgrade,
-    SioPacket,
-    SioDispatch,
-    SioBroadcast,
-    /// A Socket.IO call the app's code made (emit, send, disconnect) or python-socketio's own
-    /// answer (an acknowledgement, a CONNECT), as `dispel watch` observed it in the app.
-    SioEmit,
-    /// A room joined, left or closed by the app's code (`dispel watch`).
-    SioRoom,
-    WsClose,
-    TcpClose,
-    /// Bytes that could not be decoded as what they should have been (gap, non-frame bytes...).
-    TcpData,
-    /// A message this process published on the message queue's channel (Redis `PUBLISH`), as
-    /// python-socketio's `PubSubManager` does for an emit, a room change or a disconnect.
-    MqPublish,
-    /// A message that arrived on the channel from another process (or this one's own, which
-    /// it ignores), and which local clients it reached.
-    MqMessage,
-    Error,
-    /// A failure recognised from the events before it: what went wrong, the evidence, the fix
-    /// and the source line that decided it (`flow::diagnose`).
-    Diagnosis,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 20] = [
-        Stage::TcpAccept,
-        Stage::HttpRequest,
-        Stage::HttpResponse,
-        Stage::WsHandshake,
-        Stage::WsFrame,
-        Stage::WsMessage,
-        Stage::EioPacket,
-        Stage::EioUpgrade,
-        Stage::SioPacket,
-        Stage::SioDispatch,
-        Stage::SioBroadcast,
-        Stage::SioEmit,
-        Stage::SioRoom,
-        Stage::WsClose,
-        Stage::TcpClose,
-        Stage::TcpData,
-        Stage::MqPublish,
-        Stage::MqMessage,
-        Stage::Error,
-        Stage::Diagnosis,
-    ];
-
-    /// The stages of a connection's life, in order (`ALL` without `tcp.data`, the message
-    /// queue's, `error` and `diagnosis`).
-    pub const LIFECYCLE: &'static [Stage] = Stage::ALL.split_at(15).0;
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::TcpAccept => "tcp.accept",
-            Stage::HttpRequest => "http.request",
-            Stage::HttpResponse => "http.response",
-            Stage::WsHandshake => "ws.handshake",
-            Stage::WsFrame => "ws.frame",
-            Stage::WsMessage => "ws.message",
-            Stage::EioPacket => "eio.packet",
-            Stage::EioUpgrade => "eio.upgrade",
-            Stage::SioPacket => "sio.packet",
-            Stage::SioDispatch => "sio.dispatch",
-            Stage::SioBroadcast => "sio.broadcast",
-            Stage::SioEmit => "sio.emit",
-            Stage::SioRoom => "sio.room",
-            Stage::WsClose => "ws.close",
-            Stage::TcpClose => "tcp.close",
-            Stage::TcpData => "tcp.data",
-            Stage::MqPublish => "mq.publish",
-            Stage::MqMessage => "mq.message",
-            Stage::Error => "error",
-            Stage::Diagnosis => "diagnosis",
-        }
-    }
-
-    /// This stage's bit in an interest mask.
-    pub fn bit(self) -> u32 {
-        1 << (self as u32)
-    }
-
-    pub fn parse(s: &str) -> Option<Stage> {
-        Stage::ALL.iter().copied().find(|st| st.as_str() == s)
-    }
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Which way the bytes went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dir {
-    /// Client to server.
-    C2S,
-    /// Server to client.
-    S2C,
-}
-
-impl Dir {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dir::C2S => "c2s",
-            Dir::S2C => "s2c",
-        }
-    }
-    pub fn other(self) -> Dir {
-        match self {
-            Dir::C2S => Dir::S2C,
-            Dir::S2C => Dir::C2S,
-        }
-    }
-    pub fn index(self) -> usize {
-        match self {
-            Dir::C2S => 0,
-            Dir::S2C => 1,
-        }
-    }
-}
+pub use crate::stage::{Dir, Kind, Stage};
 
 /// One trace event. `seq` is assigned by the writer, in output order.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,7 +19,7 @@ pub struct Event {
     pub summary: Summary,
     pub fields: Fields,
     /// Which source-chain variant applies (e.g. the Engine.IO packet type), for the links.
-    pub kind: Option<&'static str>,
+    pub kind: Option<Kind>,
 }
 
 impl Event {
@@ -182,7 +49,7 @@ impl Event {
         self
     }
 
-    pub fn kind(mut self, kind: &'static str) -> Event {
+    pub fn kind(mut self, kind: Kind) -> Event {
         self.kind = Some(kind);
         self
     }

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use serde_json::{Map, Value};
 
-use super::{Event, Sink, Stage};
+use super::{Event, Kind, Sink, Stage};
 use crate::cli::VersionSet;
 use crate::links::Linker;
 
@@ -50,7 +50,7 @@ pub struct LineWriter {
     linker: Linker,
     /// The `links` array of each (stage, kind), serialized once: most of a line's bytes.
     /// Indexed by stage, then a short list of kinds.
-    links: Vec<Vec<(Option<&'static str>, Box<str>)>>,
+    links: Vec<Vec<(Option<Kind>, Box<str>)>>,
 }
 
 impl LineWriter {
@@ -61,7 +61,7 @@ impl LineWriter {
         }
     }
 
-    fn links(&mut self, stage: Stage, kind: Option<&'static str>) -> &str {
+    fn links(&mut self, stage: Stage, kind: Option<Kind>) -> &str {
         let kinds = &mut self.links[stage as usize];
         let i = match kinds.iter().position(|(k, _)| *k == kind) {
             Some(i) => i,
@@ -93,7 +93,7 @@ impl LineWriter {
         out.extend_from_slice(e.stage.as_str().as_bytes());
         if let Some(k) = e.kind {
             out.extend_from_slice(b"\",\"kind\":\"");
-            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(k.as_str().as_bytes());
         }
         out.extend_from_slice(b"\",\"summary\":");
         e.summary.write_json(out);
@@ -106,7 +106,7 @@ impl LineWriter {
     }
 }
 
-fn links_json(linker: &Linker, stage: Stage, kind: Option<&str>) -> String {
+fn links_json(linker: &Linker, stage: Stage, kind: Option<Kind>) -> String {
     let links = linker.for_event(stage, kind);
     let urls: Vec<&str> = links.iter().map(|l| l.url.as_str()).collect();
     serde_json::to_string(&urls).unwrap_or_else(|_| "[]".into())
@@ -126,7 +126,7 @@ pub fn to_json(seq: u64, e: &Event, versions: VersionSet) -> Value {
     }
     obj.insert("stage".into(), e.stage.as_str().into());
     if let Some(k) = e.kind {
-        obj.insert("kind".into(), k.into());
+        obj.insert("kind".into(), k.as_str().into());
     }
     obj.insert("summary".into(), e.summary.to_string().into());
     obj.insert("fields".into(), Value::Object(e.fields.to_map()));
@@ -200,7 +200,7 @@ mod tests {
             "FIN \"TEXT\"".into(),
         )
         .with("fin", true)
-        .kind("text");
+        .kind(Kind::Text);
         sink.write(7, &e).unwrap();
         let internal = Event::new(Stage::SioBroadcast, 0.5, None, None, "x".into());
         sink.write(8, &internal).unwrap();

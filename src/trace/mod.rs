@@ -12,7 +12,7 @@ mod jsonl;
 mod pretty;
 mod writer;
 
-pub use event::{Dir, Event, Stage, Summary};
+pub use event::{Dir, Event, Kind, Stage, Summary};
 pub use fields::{Fields, Shared};
 pub use filter::Filter;
 pub use jsonl::{to_json, Jsonl, LineWriter};
@@ -21,16 +21,7 @@ pub use writer::{Output, Processor, Sink, TraceWriter, Tracer, Watched};
 
 use std::io::{IsTerminal, Write};
 
-use crate::cli::{ColorWhen, Format, TraceArgs};
-
-/// Decides colour once, at the edge: `always`, `never`, or `auto` = a terminal and no NO_COLOR.
-pub fn use_color(when: ColorWhen, is_terminal: bool) -> bool {
-    match when {
-        ColorWhen::Always => true,
-        ColorWhen::Never => false,
-        ColorWhen::Auto => is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-    }
-}
+use crate::cli::{Format, TraceArgs};
 
 /// Builds the sink the trace options ask for.
 pub fn sink_for(
@@ -45,7 +36,7 @@ pub fn sink_for(
         Format::Jsonl => Box::new(Jsonl::new(out, linker)),
         Format::Pretty => Box::new(Pretty::new(
             out,
-            use_color(args.color, is_terminal),
+            args.color.enabled(is_terminal),
             args.verbose,
             linker,
         )),
@@ -81,12 +72,12 @@ impl Write for SharedBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::cli::ColorWhen;
 
     #[test]
     fn colour_decision() {
-        assert!(use_color(ColorWhen::Always, false));
-        assert!(!use_color(ColorWhen::Never, true));
-        assert!(!use_color(ColorWhen::Auto, false));
+        assert!(ColorWhen::Always.enabled(false));
+        assert!(!ColorWhen::Never.enabled(true));
+        assert!(!ColorWhen::Auto.enabled(false));
     }
 }
