@@ -8,60 +8,7 @@ use crate::wire::engineio::{Data, PacketType};
 use crate::wire::socketio::{self as placeholders, placeholder};
 
 use super::engineio::{EioHandler, EioSession, WirePacket};
-use super::socketio::Ctx;
-
-/// What a handler did with an event.
-pub enum Outcome {
-    /// No handler for it: python-socketio does not acknowledge it.
-    NoHandler,
-    /// The handler returned: python-socketio acknowledges with its return value (`[]` for
-    /// `None`, a tuple as several arguments) when the client asked.
-    Returned(Returned),
-    /// The handler raised: nothing follows.
-    Raised(String),
-}
-
-/// A handler's return value, as the ACK carries it.
-#[derive(Default)]
-pub struct Returned {
-    pub args: Vec<Value>,
-    pub attachments: Vec<Vec<u8>>,
-}
-
-impl Outcome {
-    /// A handler that returned `None`.
-    fn none() -> Outcome {
-        Outcome::Returned(Returned::default())
-    }
-}
-
-/// Socket.IO handlers, the way a Flask-SocketIO app declares them with `@socketio.on`.
-pub trait App: Send + Sync {
-    fn accepts_namespace(&self, nsp: &str) -> bool;
-    /// The handler an event goes to, named as in the Flask-SocketIO app it mirrors.
-    fn handler_name(&self, nsp: &str, event: &str) -> Option<&'static str>;
-    /// Whether that handler is one of dispel's demo extras, not the course's code.
-    fn is_extra(&self, _nsp: &str, _event: &str) -> bool {
-        false
-    }
-    fn on_connect(&self, cx: &Ctx<'_>, auth: Option<&Value>);
-    /// Whether the CONNECT answer goes out before the connect handler runs (Node) or after
-    /// (python-socketio, the default).
-    fn ack_connect_first(&self) -> bool {
-        false
-    }
-    /// The CONNECT_ERROR data for a refused namespace. python-socketio sends a bare string.
-    fn refusal(&self) -> Value {
-        Value::String("Unable to connect".into())
-    }
-    fn on_event(
-        &self,
-        cx: &Ctx<'_>,
-        event: &str,
-        args: &[Value],
-        attachments: &[Vec<u8>],
-    ) -> Outcome;
-}
+use super::socketio::{App, Ctx, Outcome, Returned};
 
 /// The course's auction, exactly the seed app's one handler:
 ///

@@ -116,19 +116,55 @@ pub async fn respond(
     body: &[u8],
     keep_alive: bool,
 ) -> std::io::Result<()> {
+    let mut out = head(status, headers, Some(body.len()), keep_alive).into_bytes();
+    out.extend_from_slice(body);
+    tap.write_all(&out).await?;
+    tap.flush().await
+}
+
+/// The head of a reply in dispel's own (Node-like) form: the status line, the headers,
+/// `Content-Length` when the length is known, and `Connection: close` unless kept alive.
+fn head(
+    status: u16,
+    headers: &[(&str, String)],
+    length: Option<usize>,
+    keep_alive: bool,
+) -> String {
     let mut head = format!("HTTP/1.1 {status} {}\r\n", Flavor::Node.reason(status));
     for (n, v) in headers {
         head.push_str(&format!("{n}: {v}\r\n"));
     }
-    head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    if let Some(len) = length {
+        head.push_str(&format!("Content-Length: {len}\r\n"));
+    }
     if !keep_alive {
         head.push_str("Connection: close\r\n");
     }
     head.push_str("\r\n");
-    let mut out = head.into_bytes();
-    out.extend_from_slice(body);
-    tap.write_all(&out).await?;
-    tap.flush().await
+    head
+}
+
+/// The live view's event stream: its head (no length: the stream lasts until either side
+/// goes), then the view's events. The connection is not traced from here on (its own bytes
+/// would otherwise feed the view it is showing).
+pub(super) async fn event_stream(mut tap: Tap, hub: &super::view::Hub, request: &RequestHead) {
+    tap.detach("live view: this connection's own bytes are not traced");
+    let filter = match super::view::viewer_filter(request) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = respond(&mut tap, 400, &[], format!("{e}\n").as_bytes(), false).await;
+            return;
+        }
+    };
+    let headers = [
+        ("Content-Type", "text/event-stream".to_string()),
+        ("Cache-Control", "no-store".to_string()),
+    ];
+    let head = head(200, &headers, None, false);
+    if tap.write_all(head.as_bytes()).await.is_err() {
+        return;
+    }
+    super::view::stream(tap, hub, filter).await;
 }
 
 /// Writes a reply as Werkzeug's development server writes one: `Server` and `Date` first,
@@ -316,7 +352,7 @@ pub async fn connection(mut tap: Tap, conn: u64, srv: Arc<Server>) {
             Route::TracePage => page(super::view::PAGE),
             Route::TraceEvents => {
                 if let Some(hub) = srv.hub.clone() {
-                    super::view::stream(tap, &hub, &head).await;
+                    event_stream(tap, &hub, &head).await;
                 }
                 return;
             }

@@ -6,7 +6,7 @@
 //!        GET /auctions         the page
 //!        /socket.io/ polling   engineio::EioServer::polling
 //!        /socket.io/ websocket dispel's 101, then wire::ws_message -> EioServer::websocket
-//!   Engine.IO sessions -> socketio::SioServer (namespaces, dispatch, broadcast) -> apps::App
+//!   Engine.IO sessions -> socketio::SioServer (namespaces, dispatch, broadcast) -> socketio::App
 //! ```
 //! Dispatch and broadcast events come from here; every event about bytes comes from the tap.
 
@@ -170,7 +170,7 @@ impl Server {
             flavor: config.flavor,
             origins: config.origins.clone(),
         };
-        let app: Arc<dyn apps::App> = match config.app {
+        let app: Arc<dyn socketio::App> = match config.app {
             App::Auction => Arc::new(apps::Auction::new(config.extras)),
             App::Conformance => Arc::new(apps::Conformance),
         };

@@ -26,7 +26,6 @@ use crate::stage::Kind;
 use crate::trace::{Event, Stage, Tracer};
 use crate::wire::resp;
 
-use super::socketio::SioServer;
 use super::Clock;
 
 /// Messages waiting for the publisher; past this, new ones are refused (with an error event).
@@ -124,11 +123,23 @@ pub fn publish_event(
     .with("reply", format!(":{receivers}\\r\\n"))
 }
 
+/// The local Socket.IO server the queue serves: it is handed the queue to publish on, and
+/// the messages of other processes are applied to its clients.
+pub trait Local: Send + Sync + 'static {
+    fn set_queue(&self, queue: Arc<Queue>);
+    /// An emit: the local connections it was delivered to.
+    fn deliver_remote(&self, m: &Message) -> Result<Vec<u64>, String>;
+    /// A disconnect: the local connection it closed, if the client is here.
+    fn disconnect_remote(&self, m: &Message) -> Option<u64>;
+    /// A room change: the local connection it concerned, if any.
+    fn room_remote(&self, m: &Message) -> Option<u64>;
+}
+
 impl Queue {
     /// Connects, starts the publisher and the listener, and attaches the queue to `sio`.
     pub async fn start(
         config: QueueConfig,
-        sio: Arc<SioServer>,
+        sio: Arc<dyn Local>,
         tracer: Tracer,
         clock: Clock,
     ) -> Result<Arc<Queue>, String> {
@@ -278,7 +289,7 @@ impl Queue {
     async fn listener(
         self: Arc<Self>,
         client: redis::Client,
-        sio: Arc<SioServer>,
+        sio: Arc<dyn Local>,
         ready: Arc<tokio::sync::Notify>,
     ) {
         let mut backoff = Duration::from_millis(100);
@@ -321,7 +332,11 @@ impl Queue {
                     );
                     let mut stream = ps.on_message();
                     while let Some(msg) = stream.next().await {
-                        self.arrived(&sio, msg.get_channel_name(), msg.get_payload_bytes());
+                        self.arrived(
+                            sio.as_ref(),
+                            msg.get_channel_name(),
+                            msg.get_payload_bytes(),
+                        );
                     }
                     self.error_at(
                         None,
@@ -346,7 +361,7 @@ impl Queue {
     }
 
     /// One message from the channel.
-    fn arrived(&self, sio: &SioServer, channel: &str, payload: &[u8]) {
+    fn arrived(&self, sio: &dyn Local, channel: &str, payload: &[u8]) {
         let bytes = resp::encode_command(&[b"message".as_slice(), channel.as_bytes(), payload]);
         let now = self.clock.now();
         let m = match mq::parse(payload) {

@@ -19,7 +19,6 @@ use crate::trace::{Event, Stage, Tracer};
 use crate::wire::engineio::{Data, PacketType as EioType};
 use crate::wire::socketio::{self, Packet, PacketType};
 
-use super::apps::{App, Outcome};
 use super::engineio::{
     Closer, EioHandler, EioSession, Flavor, Flight, Landed, OutItem, Queued, WirePacket,
 };
@@ -67,6 +66,74 @@ struct RemoteAck {
     room: String,
     nsp: String,
     id: u64,
+}
+
+impl super::mq::Local for SioServer {
+    fn set_queue(&self, queue: Arc<Queue>) {
+        SioServer::set_queue(self, queue)
+    }
+    fn deliver_remote(&self, m: &Message) -> Result<Vec<u64>, String> {
+        SioServer::deliver_remote(self, m)
+    }
+    fn disconnect_remote(&self, m: &Message) -> Option<u64> {
+        SioServer::disconnect_remote(self, m)
+    }
+    fn room_remote(&self, m: &Message) -> Option<u64> {
+        SioServer::room_remote(self, m)
+    }
+}
+
+/// What a handler did with an event.
+pub enum Outcome {
+    /// No handler for it: python-socketio does not acknowledge it.
+    NoHandler,
+    /// The handler returned: python-socketio acknowledges with its return value (`[]` for
+    /// `None`, a tuple as several arguments) when the client asked.
+    Returned(Returned),
+    /// The handler raised: nothing follows.
+    Raised(String),
+}
+
+/// A handler's return value, as the ACK carries it.
+#[derive(Default)]
+pub struct Returned {
+    pub args: Vec<Value>,
+    pub attachments: Vec<Vec<u8>>,
+}
+
+impl Outcome {
+    /// A handler that returned `None`.
+    pub(super) fn none() -> Outcome {
+        Outcome::Returned(Returned::default())
+    }
+}
+
+/// Socket.IO handlers, the way a Flask-SocketIO app declares them with `@socketio.on`.
+pub trait App: Send + Sync {
+    fn accepts_namespace(&self, nsp: &str) -> bool;
+    /// The handler an event goes to, named as in the Flask-SocketIO app it mirrors.
+    fn handler_name(&self, nsp: &str, event: &str) -> Option<&'static str>;
+    /// Whether that handler is one of dispel's demo extras, not the course's code.
+    fn is_extra(&self, _nsp: &str, _event: &str) -> bool {
+        false
+    }
+    fn on_connect(&self, cx: &Ctx<'_>, auth: Option<&Value>);
+    /// Whether the CONNECT answer goes out before the connect handler runs (Node) or after
+    /// (python-socketio, the default).
+    fn ack_connect_first(&self) -> bool {
+        false
+    }
+    /// The CONNECT_ERROR data for a refused namespace. python-socketio sends a bare string.
+    fn refusal(&self) -> Value {
+        Value::String("Unable to connect".into())
+    }
+    fn on_event(
+        &self,
+        cx: &Ctx<'_>,
+        event: &str,
+        args: &[Value],
+        attachments: &[Vec<u8>],
+    ) -> Outcome;
 }
 
 /// What a handler can do in answer to an event: emit to its own client, broadcast, ack.

@@ -129,7 +129,7 @@ pub fn step_answer(
 }
 
 /// The viewer's filter from its query string (same meaning as the command-line flags).
-fn viewer_filter(head: &RequestHead) -> Result<Filter, String> {
+pub(super) fn viewer_filter(head: &RequestHead) -> Result<Filter, String> {
     let stages: Vec<String> = head
         .query("stage")
         .filter(|s| !s.trim().is_empty())
@@ -150,18 +150,8 @@ fn viewer_filter(head: &RequestHead) -> Result<Filter, String> {
     Filter::new(&conns, &stages, quiet)
 }
 
-/// Streams events to one viewer until it goes away. The connection is not traced from here on
-/// (its own bytes would otherwise feed the view it is showing).
-pub async fn stream(mut tap: Tap, hub: &Hub, head: &RequestHead) {
-    tap.detach("live view: this connection's own bytes are not traced");
-    let filter = match viewer_filter(head) {
-        Ok(f) => f,
-        Err(e) => {
-            let _ =
-                super::http::respond(&mut tap, 400, &[], format!("{e}\n").as_bytes(), false).await;
-            return;
-        }
-    };
+/// Streams events to one viewer, after the head `live::http` wrote, until it goes away.
+pub async fn stream(mut tap: Tap, hub: &Hub, filter: Filter) {
     let mut rx = hub.tx.subscribe();
     // Counted while this stream lives (however it ends).
     struct Viewer(crate::trace::Watched);
@@ -173,8 +163,8 @@ pub async fn stream(mut tap: Tap, hub: &Hub, head: &RequestHead) {
     hub.viewers
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let _viewer = Viewer(hub.viewers.clone());
-    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n: dispel live view\n\n";
-    if tap.write_all(head.as_bytes()).await.is_err() || tap.flush().await.is_err() {
+    let hello = ": dispel live view\n\n";
+    if tap.write_all(hello.as_bytes()).await.is_err() || tap.flush().await.is_err() {
         return;
     }
     loop {

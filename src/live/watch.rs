@@ -415,7 +415,7 @@ async fn connection(mut tap: Tap, conn: u64, relay: &Relay) {
                                 )
                                 .await;
                             } else if req.path() == "/trace/events" {
-                                view::stream(tap, hub, &req).await;
+                                super::http::event_stream(tap, hub, &req).await;
                             } else {
                                 tap.detach("live view: this connection's own bytes are not traced");
                                 let _ = super::http::respond(

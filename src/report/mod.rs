@@ -12,13 +12,11 @@
 
 pub mod diagram;
 pub mod explain;
-mod fromsource;
 pub mod html;
 pub mod md;
 pub mod model;
 pub mod pysource;
 pub mod sections;
-pub mod yours;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -323,7 +321,7 @@ pub struct Input {
     /// "capture" or "JSONL trace".
     pub what: &'static str,
     /// The app's own handlers and calls, where the trace observed them (`dispel watch`).
-    pub sites: yours::Sites,
+    pub sites: sections::yours::Sites,
     /// A client sent the course auction's event (on any connection): the app is the auction.
     pub auction: bool,
     /// The diagnoses of the whole input (not only the chosen connection's), the first ones.
@@ -499,7 +497,7 @@ struct Held {
     /// Kept broadcasts whose deliveries may still come: (time, event name).
     open: Vec<(f64, Option<String>)>,
     /// The app's own activity, from every connection and none.
-    sites: yours::Sites,
+    sites: sections::yours::Sites,
     /// See `Input::auction`.
     auction: bool,
     /// See `Input::diagnoses`.

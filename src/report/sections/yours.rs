@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::model::*;
-use super::Ev;
+use crate::report::model::*;
+use crate::report::Ev;
 use crate::trace::{Dir, Stage};
 
 /// Example summaries kept per site.

@@ -3,11 +3,11 @@
 //! capture shows for the reported client. What the capture cannot say (which function really
 //! ran) is inferred from names and timing, and said to be.
 
-use super::model::*;
-use super::pysource::{Function, Kind, Scan};
-use super::Ev;
 use crate::cli::VersionSet;
 use crate::links;
+use crate::report::model::*;
+use crate::report::pysource::{Function, Kind, Scan};
+use crate::report::Ev;
 use crate::trace::{Dir, Stage};
 
 /// How long after an event the packets it caused may still go out.
@@ -248,7 +248,7 @@ pub fn sections(scan: &Scan, evs: &[Ev], conn: u64, set: VersionSet) -> Vec<Sect
         let mut said = vec![
             "Flask-SocketIO builds python-socketio's Server, and python-engineio's under it, and wraps the Flask app's WSGI callable so that /socket.io/ requests reach them.".to_string(),
         ];
-        said.push(match super::pysource::keyword_value(text, "async_mode") {
+        said.push(match crate::report::pysource::keyword_value(text, "async_mode") {
             Some(m) => format!("async_mode={m:?}: the server runs on {m} (its threads or greenlets run the handlers)."),
             None if text.contains("async_mode") => "async_mode is given by an expression: the mode is whatever it holds when the app starts.".into(),
             None => "No async_mode: python-engineio picks the first that imports of eventlet, gevent and threading.".into(),
@@ -263,7 +263,7 @@ pub fn sections(scan: &Scan, evs: &[Ev], conn: u64, set: VersionSet) -> Vec<Sect
         if let Ok(Some(sec)) = links::entry_point(set, "entry:socketio") {
             if !sec.links.is_empty() {
                 blocks.push(text_para("The library code it runs:"));
-                blocks.push(super::sections::link_list(&sec.links));
+                blocks.push(super::chain::link_list(&sec.links));
             }
         }
         out.push(Section {
@@ -284,7 +284,7 @@ pub fn sections(scan: &Scan, evs: &[Ev], conn: u64, set: VersionSet) -> Vec<Sect
                 sec.summary
             )));
             if !sec.links.is_empty() {
-                first.blocks.push(super::sections::link_list(&sec.links));
+                first.blocks.push(super::chain::link_list(&sec.links));
             }
         }
     }

@@ -1,0 +1,50 @@
+//! The entry points of the student's own code: the four of the course's sample app.
+
+use super::*;
+
+pub(super) const ENTRIES: [(&str, &str, &str); 4] = [
+    (
+        "entry:socketio",
+        "socketio = SocketIO(app)",
+        "Your code: SocketIO(app)",
+    ),
+    (
+        "entry:route",
+        "@app.route('/auctions')",
+        "Your code: @app.route('/auctions')",
+    ),
+    (
+        "entry:on",
+        "@socketio.on('replace old value')",
+        "Your code: @socketio.on('replace old value')",
+    ),
+    (
+        "entry:emit",
+        "emit('replaced values', message, broadcast=True)",
+        "Your code: emit(..., broadcast=True)",
+    ),
+];
+
+pub(super) fn entry_sections(set: VersionSet) -> Vec<Section> {
+    let mut out = Vec::new();
+    for (name, line, title) in ENTRIES {
+        let Ok(Some(sec)) = links::entry_point(set, name) else {
+            continue;
+        };
+        let mut blocks = vec![
+            code("python", format!("{line}\n")),
+            para(vec![b(sec.title.clone()), t(format!(". {}", sec.summary))]),
+        ];
+        if sec.links.is_empty() {
+            blocks.push(text_para("No Python code is linked to this entry point."));
+        } else {
+            blocks.push(text_para("The chain, numbered:"));
+            blocks.push(link_list(&sec.links));
+        }
+        out.push(Section {
+            title: title.to_string(),
+            blocks,
+        });
+    }
+    out
+}
