@@ -5,6 +5,7 @@
 pub mod diagnose;
 pub mod infer;
 mod memo;
+mod present;
 pub mod redis;
 mod session;
 

@@ -26,19 +26,6 @@ const MAX_AHEAD: i64 = 1 << 30;
 /// The connection table is swept for idle and closed connections every this many packets.
 const SWEEP_EVERY: u64 = 4096;
 
-/// Request methods that mark the sender of a stream's first bytes as the HTTP client.
-const HTTP_METHODS: [&[u8]; 9] = [
-    b"GET ",
-    b"POST ",
-    b"PUT ",
-    b"DELETE ",
-    b"HEAD ",
-    b"OPTIONS ",
-    b"PATCH ",
-    b"CONNECT ",
-    b"TRACE ",
-];
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
     lo: SocketAddr,
@@ -340,10 +327,10 @@ impl Reassembler {
             return roles;
         }
         let p = seg.payload;
-        if HTTP_METHODS.iter().any(|m| p.starts_with(m)) {
+        if crate::wire::http::starts_request(p) {
             return (src, dst);
         }
-        if p.starts_with(b"HTTP/1.") {
+        if crate::wire::http::starts_response(p) {
             return (dst, src);
         }
         if src.port() < dst.port() {

@@ -310,6 +310,39 @@ fn find_crlf(buf: &[u8]) -> Option<usize> {
     buf.windows(2).position(|w| w == b"\r\n")
 }
 
+/// Request methods: a stream that starts with one of these (and a space) is an HTTP client's.
+const METHODS: [&[u8]; 9] = [
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"DELETE ",
+    b"HEAD ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+    b"TRACE ",
+];
+
+/// Whether bytes start like an HTTP/1.x request line: a method and a space.
+pub fn starts_request(b: &[u8]) -> bool {
+    METHODS.iter().any(|m| b.starts_with(m))
+}
+
+/// Whether bytes are still too short to say, but could become a request line.
+pub fn could_start_request(b: &[u8]) -> bool {
+    METHODS.iter().any(|m| m.starts_with(b))
+}
+
+/// Whether bytes start like an HTTP/1.x status line.
+pub fn starts_response(b: &[u8]) -> bool {
+    b.starts_with(b"HTTP/1.")
+}
+
+/// Whether bytes are still too short to say, but could become a status line.
+pub fn could_start_response(b: &[u8]) -> bool {
+    b"HTTP/1.".starts_with(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
