@@ -50,6 +50,8 @@ fn run(conn: u64, data: &[u8]) -> Option<Vec<Event>> {
     } else {
         Session::new(conn, limits)
     };
+    // A memo of its own per input: copies of a frame within one input are recalled from it.
+    s = s.with_memo(dispel::flow::Memo::shared());
     let mut out = Vec::new();
     let mut all = Vec::new();
     let mut t = 0.0;

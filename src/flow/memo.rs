@@ -15,19 +15,17 @@
 //! key holds the rest of what decoding depends on: the direction, the stages wanted and the
 //! size limit.
 //!
-//! The memo is per thread (each server worker and the replay thread has its own): looking a
-//! frame up costs no lock, and the copies of a broadcast are written from the few worker
-//! threads there are.
+//! The memo belongs to whoever makes the sessions (the replay, the live server) and is passed
+//! to each ([`Session::with_memo`](super::Session::with_memo)); a session without one decodes
+//! every frame. The lock is taken once per whole data frame and is uncontended in a replay.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::stage::Kind;
 use crate::trace::{Dir, Event, Fields, Shared, Stage, Summary};
 
-/// Frames remembered per thread: the broadcast being written, and the pings and acks written
-/// in between.
+/// Frames remembered: the broadcast being written, and the pings and acks written in between.
 const ENTRIES: usize = 8;
 
 /// Larger frames are decoded each time (and are rare): the memo stays small.
@@ -74,14 +72,27 @@ struct Entry {
     events: Vec<Decoded>,
 }
 
+/// The frames decoded last, with their events. Shared by the sessions of one replay or one
+/// server.
 #[derive(Default)]
-struct Memo {
+pub struct Memo {
     /// Most recently used first.
     entries: VecDeque<Entry>,
 }
 
-thread_local! {
-    static MEMO: RefCell<Memo> = RefCell::default();
+/// A memo as sessions hold it.
+pub type SharedMemo = Arc<Mutex<Memo>>;
+
+impl Memo {
+    pub fn shared() -> SharedMemo {
+        SharedMemo::default()
+    }
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Memo({} frames)", self.entries.len())
+    }
 }
 
 /// Whether an event of this stage carries the session id (`Session::ev` adds it).
@@ -95,6 +106,7 @@ pub(super) fn carries_sid(stage: Stage) -> bool {
 /// The events of a frame seen before, for this connection: appended to `out`, `true`; or
 /// `false` if the frame is not remembered.
 pub(super) fn recall(
+    memo: &Mutex<Memo>,
     key: &Key,
     frame: &[u8],
     conn: u64,
@@ -102,7 +114,10 @@ pub(super) fn recall(
     sid: Option<&Arc<Shared>>,
     out: &mut Vec<Event>,
 ) -> bool {
-    MEMO.with_borrow_mut(|m| {
+    let Ok(mut m) = memo.lock() else {
+        return false;
+    };
+    {
         let Some(i) = m
             .entries
             .iter()
@@ -119,13 +134,14 @@ pub(super) fn recall(
             out.extend(e.events.iter().map(|d| d.event(key, conn, t, sid)));
         }
         true
-    })
+    }
 }
 
 /// Remembers the events just decoded from `frame`, and turns them into shared ones (so this
 /// copy's are rendered once too). `sid`: the session's id field, which `events` carry where
 /// [`carries_sid`] says and which is not remembered.
 pub(super) fn remember(
+    memo: &Mutex<Memo>,
     key: Key,
     frame: &[u8],
     conn: u64,
@@ -152,7 +168,7 @@ pub(super) fn remember(
     for (e, d) in events.iter_mut().zip(&decoded) {
         *e = d.event(&key, conn, e.t, sid);
     }
-    MEMO.with_borrow_mut(|m| {
+    if let Ok(mut m) = memo.lock() {
         if m.entries.len() >= ENTRIES {
             m.entries.pop_back();
         }
@@ -161,5 +177,5 @@ pub(super) fn remember(
             frame: frame.into(),
             events: decoded,
         });
-    });
+    }
 }

@@ -11,4 +11,5 @@ mod session;
 
 pub use diagnose::Diagnoser;
 pub use infer::Inference;
+pub use memo::{Memo, SharedMemo};
 pub use session::{Limits, Session};

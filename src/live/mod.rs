@@ -190,6 +190,7 @@ impl Server {
             None => None,
         };
         let taps = tap::TapConfig {
+            memo: crate::flow::Memo::shared(),
             tracer: tracer.clone(),
             start: clock.start,
             limits: config.limits(),

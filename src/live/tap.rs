@@ -29,6 +29,8 @@ pub struct TapConfig {
     pub tracer: Tracer,
     pub start: Instant,
     pub limits: Limits,
+    /// The copies of a broadcast are decoded once, for all the server's connections.
+    pub memo: crate::flow::SharedMemo,
     pub recorder: Option<Arc<Recorder>>,
     pub stepper: Option<Arc<Stepper>>,
 }
@@ -87,7 +89,7 @@ impl Tap {
         cfg: &TapConfig,
     ) -> Tap {
         let observer = cfg.tracer.enabled().then(|| {
-            let mut session = Session::new(conn, cfg.limits);
+            let mut session = Session::new(conn, cfg.limits).with_memo(cfg.memo.clone());
             session.set_interest(cfg.tracer.interest(Some(conn)));
             let t = cfg.start.elapsed().as_secs_f64();
             cfg.tracer.emit(session.accept_event(t, peers.0, peers.1));

@@ -276,6 +276,7 @@ async fn watch(
     });
     let relay = Arc::new(Relay {
         taps: TapConfig {
+            memo: crate::flow::Memo::shared(),
             tracer: live.tracer.clone(),
             start,
             limits: Limits {

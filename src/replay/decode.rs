@@ -14,6 +14,8 @@ use super::{CloseHow, OpenHow, StreamSink};
 pub struct TraceSink {
     tracer: Tracer,
     limits: Limits,
+    /// The copies of a broadcast are decoded once, for all the sessions of this replay.
+    memo: crate::flow::SharedMemo,
     sessions: HashMap<u64, Session>,
     out: Vec<Event>,
     /// Events on their way to the writer, sent in batches.
@@ -43,6 +45,7 @@ impl TraceSink {
         TraceSink {
             tracer,
             limits,
+            memo: crate::flow::Memo::shared(),
             sessions: HashMap::new(),
             out: Vec::new(),
             batch: Vec::new(),
@@ -145,7 +148,8 @@ impl StreamSink for TraceSink {
         let session = match how {
             OpenHow::Syn => Session::new(conn, self.limits),
             OpenHow::MidStream => Session::new_midstream(conn, self.limits),
-        };
+        }
+        .with_memo(self.memo.clone());
         let mut session = session;
         let mut interest = self.tracer.interest(Some(conn));
         // Broadcasts, and deliveries of the queue's messages, are inferred from the Socket.IO

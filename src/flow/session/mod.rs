@@ -173,6 +173,8 @@ pub struct Session {
     interest: u32,
     /// An error response's `http.response`, waiting for its short body.
     held: Option<Event>,
+    /// The caller's memo of frames decoded before (the copies of a broadcast), if it keeps one.
+    memo: Option<memo::SharedMemo>,
 }
 
 mod http_exchange;
@@ -193,6 +195,7 @@ impl Session {
             last_kind: Kind::Page,
             interest: u32::MAX,
             held: None,
+            memo: None,
         }
     }
 
@@ -210,6 +213,13 @@ impl Session {
         let mut s = Session::new(conn, limits);
         s.sides = [Side::new(Mode::Sniff), Side::new(Mode::Sniff)];
         s
+    }
+
+    /// Shares the caller's memo: a frame byte for byte the same as one decoded before (the
+    /// copies of a broadcast) gets that frame's events instead of being decoded again.
+    pub fn with_memo(mut self, memo: memo::SharedMemo) -> Session {
+        self.memo = Some(memo);
+        self
     }
 
     pub fn conn(&self) -> u64 {

@@ -559,21 +559,25 @@ fn recipient(sid: &str) -> Vec<(Dir, Vec<u8>)> {
 }
 
 fn decode(conn: u64, interest: u32, chunks: &[(Dir, Vec<u8>)]) -> Vec<Event> {
+    decode_with(None, conn, interest, chunks)
+}
+
+fn decode_with(
+    memo: Option<&crate::flow::SharedMemo>,
+    conn: u64,
+    interest: u32,
+    chunks: &[(Dir, Vec<u8>)],
+) -> Vec<Event> {
     let mut s = Session::new(conn, Limits::default());
+    if let Some(m) = memo {
+        s = s.with_memo(m.clone());
+    }
     s.set_interest(interest);
     let mut out = Vec::new();
     for (dir, bytes) in chunks {
         s.data(*dir, conn as f64, bytes, &mut out);
     }
     out
-}
-
-/// The same, on a thread of its own: nothing decoded before on that thread can be recalled.
-fn decode_alone(conn: u64, interest: u32, chunks: &[(Dir, Vec<u8>)]) -> Vec<Event> {
-    let chunks = chunks.to_vec();
-    std::thread::spawn(move || decode(conn, interest, &chunks))
-        .join()
-        .unwrap()
 }
 
 #[test]
@@ -602,15 +606,16 @@ fn copies_of_a_frame_decode_as_if_each_were_the_first() {
         (5, all, recipient("dddd")),
         (7, all, upgraded),
     ];
-    // One thread decodes the whole room, as a server worker or the replay thread does.
+    // One memo serves the whole room, as the server's or the replay's does.
+    let memo = crate::flow::Memo::shared();
     let together: Vec<Vec<Event>> = room
         .iter()
-        .map(|(conn, interest, chunks)| decode(*conn, *interest, chunks))
+        .map(|(conn, interest, chunks)| decode_with(Some(&memo), *conn, *interest, chunks))
         .collect();
     for ((conn, interest, chunks), events) in room.iter().zip(&together) {
         assert_eq!(
             *events,
-            decode_alone(*conn, *interest, chunks),
+            decode(*conn, *interest, chunks),
             "connection {conn}"
         );
     }

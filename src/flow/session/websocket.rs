@@ -53,8 +53,9 @@ impl Session {
             return None;
         }
         let memo_key = self.memo_key(dir, &h, &buf[..total]);
-        if let Some(key) = &memo_key {
+        if let (Some(key), Some(memo)) = (&memo_key, &self.memo) {
             if memo::recall(
+                memo,
                 key,
                 &buf[..total],
                 self.conn,
@@ -83,7 +84,7 @@ impl Session {
             );
         }
         self.frame_payload(dir, t, &h, payload, out);
-        if let Some(key) = memo_key {
+        if let (Some(key), Some(memo)) = (memo_key, &self.memo) {
             let side = &self.sides[dir.index()];
             let clean = side.sio_binary.is_none()
                 && matches!(side.mode, Mode::WebSocket)
@@ -91,6 +92,7 @@ impl Session {
             if clean {
                 let frame = &side.buf[at..at + total];
                 memo::remember(
+                    memo,
                     key,
                     frame,
                     self.conn,
