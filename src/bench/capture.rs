@@ -11,7 +11,7 @@ use std::time::Duration;
 use flate2::{Compress, Compression, FlushCompress};
 
 use crate::cli::BenchCaptureArgs;
-use crate::live::record::Recorder;
+use crate::replay::record::Recorder;
 use crate::trace::Dir;
 use crate::wire::handshake::compute_accept;
 use crate::wire::ws_frame::{self, OpCode};

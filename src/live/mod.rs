@@ -15,7 +15,6 @@ mod engineio;
 mod http;
 pub mod mq;
 mod observed;
-pub mod record;
 mod reply;
 mod socketio;
 mod step;
@@ -37,7 +36,7 @@ use crate::cli::{App, ServeArgs};
 use crate::flow::Limits;
 use crate::trace::{self, Event, Filter, Stage, Tracer};
 
-pub use record::Recorder;
+pub use crate::replay::record::Recorder;
 
 /// Seconds since the server started: the `t` of every live event.
 #[derive(Debug, Clone, Copy)]

@@ -20,8 +20,8 @@ use tokio::net::TcpStream;
 use crate::flow::{Limits, Session};
 use crate::trace::{Dir, Event, Stage, Tracer};
 
-use super::record::Recorder;
 use super::step::Stepper;
+use crate::replay::record::Recorder;
 
 /// What every tap of a server shares.
 #[derive(Clone)]

@@ -17,6 +17,7 @@ pub use crate::trace::Dir;
 pub mod capture;
 pub mod link;
 pub mod reassembly;
+pub mod record;
 
 pub use capture::{is_capture_magic, read_capture};
 

@@ -1,4 +1,5 @@
-//! `serve --record FILE.pcap`: the live session written as a capture that Wireshark, tshark and
+//! The pcap writer, beside the reader: `serve`/`watch --record FILE.pcap` (and `bench
+//! capture`) write a live session as a capture that Wireshark, tshark and
 //! `dispel replay` open. The bytes are the ones the tap saw; the Ethernet, IP and TCP headers
 //! around them are synthesized (with consistent sequence numbers and a handshake and teardown
 //! per connection), since the kernel's real segmentation is not visible to a user-space server.
