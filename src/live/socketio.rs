@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use crate::stage::Kind;
 use crate::trace::{Event, Stage, Tracer};
 use crate::wire::engineio::{Data, PacketType as EioType};
-use crate::wire::socketio::{self, Packet, PacketType};
+use crate::wire::socketio::{self, Assembly, Packet, PacketType, Progress};
 
 use super::engineio::{
     Closer, EioHandler, EioSession, Flavor, Flight, Landed, OutItem, Queued, WirePacket,
@@ -38,7 +38,7 @@ struct ClientState {
     /// namespace -> Socket.IO sid
     sockets: HashMap<String, String>,
     /// A binary packet waiting for its attachments.
-    pending: Option<(Packet, Vec<Vec<u8>>)>,
+    pending: Option<Assembly>,
 }
 
 pub struct SioServer {
@@ -688,9 +688,14 @@ impl EioHandler for SioServer {
         match data {
             Data::Text(text) => match Packet::decode(&text) {
                 Ok(p) if p.attachments > 0 => {
+                    // One packet's attachments together may not exceed maxPayload: a client
+                    // must not make the server hold more than that for it.
+                    let max = session
+                        .server()
+                        .map_or(usize::MAX, |s| s.config.max_payload);
                     if let Ok(mut c) = self.clients.lock() {
                         if let Some(st) = c.get_mut(&session.sid) {
-                            st.pending = Some((p, Vec::new()));
+                            st.pending = Some(Assembly::new(p, max));
                         }
                     }
                 }
@@ -706,26 +711,17 @@ impl EioHandler for SioServer {
                 }
             },
             Data::Binary(bytes) => {
-                // One packet's attachments together may not exceed maxPayload: a client must
-                // not make the server hold more than that for it.
-                let max = session
-                    .server()
-                    .map_or(usize::MAX, |s| s.config.max_payload);
                 let mut too_big = false;
                 let done = self.clients.lock().ok().and_then(|mut c| {
                     let st = c.get_mut(&session.sid)?;
-                    let (p, atts) = st.pending.as_mut()?;
-                    let held: usize = atts.iter().map(Vec::len).sum();
-                    if held + bytes.len() > max {
-                        too_big = true;
-                        st.pending = None;
-                        return None;
-                    }
-                    atts.push(bytes);
-                    if atts.len() >= p.attachments {
-                        st.pending.take()
-                    } else {
-                        None
+                    match st.pending.as_mut()?.push(bytes) {
+                        Progress::More => None,
+                        Progress::Complete => st.pending.take().map(Assembly::into_parts),
+                        Progress::TooLarge => {
+                            too_big = true;
+                            st.pending = None;
+                            None
+                        }
                     }
                 });
                 if too_big && self.flavor == Flavor::Node {

@@ -431,6 +431,59 @@ impl Packet {
     }
 }
 
+/// A binary packet (BINARY_EVENT, BINARY_ACK) collecting the attachments that follow it, each
+/// its own Engine.IO binary message, in order. Sans-IO: the server and the decoder both feed
+/// it, and both bound what one packet may make them hold.
+#[derive(Debug)]
+pub struct Assembly<D = Value> {
+    packet: Packet<D>,
+    attachments: Vec<Vec<u8>>,
+    held: usize,
+    max_bytes: usize,
+}
+
+/// Where an [`Assembly`] stands after an attachment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// More attachments are announced.
+    More,
+    /// Every announced attachment is here: take the packet with [`Assembly::into_parts`].
+    Complete,
+    /// The attachment would take the packet's attachments over the limit; it was not kept,
+    /// and the packet should be dropped.
+    TooLarge,
+}
+
+impl<D> Assembly<D> {
+    /// Starts collecting for `packet` (which announces at least one attachment); its
+    /// attachments together may not exceed `max_bytes`.
+    pub fn new(packet: Packet<D>, max_bytes: usize) -> Assembly<D> {
+        Assembly {
+            packet,
+            attachments: Vec::new(),
+            held: 0,
+            max_bytes,
+        }
+    }
+
+    pub fn push(&mut self, bytes: Vec<u8>) -> Progress {
+        if self.held + bytes.len() > self.max_bytes {
+            return Progress::TooLarge;
+        }
+        self.held += bytes.len();
+        self.attachments.push(bytes);
+        if self.attachments.len() >= self.packet.attachments {
+            Progress::Complete
+        } else {
+            Progress::More
+        }
+    }
+
+    pub fn into_parts(self) -> (Packet<D>, Vec<Vec<u8>>) {
+        (self.packet, self.attachments)
+    }
+}
+
 /// Replaces every `{"_placeholder":true,"num":N}` in `value` with `f(N)`. Returns the number of
 /// placeholders seen.
 pub fn fill_placeholders(value: &mut Value, f: &mut dyn FnMut(usize) -> Value) -> usize {
@@ -656,5 +709,21 @@ mod tests {
         let n = fill_placeholders(&mut v, &mut |i| json!(format!("bin{i}")));
         assert_eq!(n, 2);
         assert_eq!(v, json!(["upload", "bin0", ["bin1"]]));
+    }
+
+    #[test]
+    fn attachments_are_assembled_within_their_limit() {
+        let p = Packet::decode(
+            r#"52-["up",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
+        )
+        .unwrap();
+        let mut a = Assembly::new(p.clone(), 10);
+        assert_eq!(a.push(vec![1; 4]), Progress::More);
+        assert_eq!(a.push(vec![2; 6]), Progress::Complete);
+        let (packet, atts) = a.into_parts();
+        assert_eq!((packet.attachments, atts.len()), (2, 2));
+        let mut b = Assembly::new(p, 10);
+        assert_eq!(b.push(vec![1; 4]), Progress::More);
+        assert_eq!(b.push(vec![2; 7]), Progress::TooLarge);
     }
 }

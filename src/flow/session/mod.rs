@@ -119,13 +119,6 @@ struct Assembly {
     oversized: bool,
 }
 
-/// A Socket.IO binary packet waiting for its attachments.
-#[derive(Debug)]
-struct PendingBinary {
-    packet: socketio::Packet<Box<RawValue>>,
-    attachments: Vec<Vec<u8>>,
-}
-
 #[derive(Debug)]
 struct Side {
     buf: Vec<u8>,
@@ -133,7 +126,7 @@ struct Side {
     body: Vec<u8>,
     assembly: Option<Assembly>,
     inflater: Option<Inflater>,
-    sio_binary: Option<PendingBinary>,
+    sio_binary: Option<socketio::Assembly<Box<RawValue>>>,
     /// This side sent its FIN.
     fin: bool,
 }

@@ -104,10 +104,8 @@ impl Session {
         }
         match socketio::Packet::decode_raw(text) {
             Ok(p) if p.attachments > 0 => {
-                self.sides[dir.index()].sio_binary = Some(PendingBinary {
-                    packet: p,
-                    attachments: Vec::new(),
-                });
+                self.sides[dir.index()].sio_binary =
+                    Some(socketio::Assembly::new(p, self.limits.max_message));
             }
             Ok(p) => self.sio_event(dir, t, transport, p, &[], out),
             Err(e) => self.error(t, dir, &e.to_string(), Stage::SioPacket, out),
@@ -127,25 +125,26 @@ impl Session {
             // A plain Engine.IO binary message (no Socket.IO on top): nothing more to decode.
             return;
         };
-        let held: usize = pending.attachments.iter().map(Vec::len).sum();
-        if held + bytes.len() > self.limits.max_message {
-            side.sio_binary = None;
-            let max = self.limits.max_message;
-            self.error(
-                t,
-                dir,
-                &format!(
-                    "binary attachments of one packet exceed the {max}-byte limit; packet dropped"
-                ),
-                Stage::SioPacket,
-                out,
-            );
-            return;
-        }
-        pending.attachments.push(bytes);
-        if pending.attachments.len() >= pending.packet.attachments {
-            if let Some(done) = side.sio_binary.take() {
-                self.sio_event(dir, t, transport, done.packet, &done.attachments, out);
+        match pending.push(bytes) {
+            socketio::Progress::More => {}
+            socketio::Progress::Complete => {
+                if let Some(done) = side.sio_binary.take() {
+                    let (packet, attachments) = done.into_parts();
+                    self.sio_event(dir, t, transport, packet, &attachments, out);
+                }
+            }
+            socketio::Progress::TooLarge => {
+                side.sio_binary = None;
+                let max = self.limits.max_message;
+                self.error(
+                    t,
+                    dir,
+                    &format!(
+                        "binary attachments of one packet exceed the {max}-byte limit; packet dropped"
+                    ),
+                    Stage::SioPacket,
+                    out,
+                );
             }
         }
     }
