@@ -220,15 +220,22 @@ pub struct TraceArgs {
     /// Link the versions installed in this site-packages folder.
     #[arg(long, value_name = "DIR")]
     pub site_packages: Option<PathBuf>,
+    /// The server's async mode, whose server, WebSocket and background-task code the links
+    /// follow. Default: what the app reports (watch), else what python-engineio would pick
+    /// among the packages installed (--python), else threading.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub async_mode: Option<AsyncMode>,
 }
 
 impl TraceArgs {
-    /// Where the trace's links point, from `--versions`, `--python` and `--site-packages`.
+    /// Where the trace's links point, from `--versions`, `--python`, `--site-packages` and
+    /// `--async-mode`.
     pub fn linker(&self) -> Result<crate::links::Linker, crate::Error> {
         crate::links::Linker::from_options(
             self.versions,
             self.python.as_deref(),
             self.site_packages.as_deref(),
+            self.async_mode,
         )
     }
 }
@@ -260,8 +267,9 @@ impl ColorWhen {
     }
 }
 
-/// The built-in version sets belong to the links; the command line only names them.
-pub use crate::links::VersionSet;
+/// The built-in version sets and async modes belong to the links; the command line only
+/// names them.
+pub use crate::links::{AsyncMode, VersionSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum App {
@@ -462,6 +470,11 @@ pub struct LinksArgs {
     /// Ask this Python interpreter where its site-packages is, then as --site-packages.
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
+    /// The server's async mode: threading (Werkzeug, simple-websocket), eventlet or gevent.
+    /// Default: what python-engineio would pick among the packages installed (--python,
+    /// --site-packages), else threading.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub async_mode: Option<AsyncMode>,
     /// When to colour the text output.
     #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
     pub color: ColorWhen,
@@ -476,6 +489,7 @@ impl LinksArgs {
         crate::links::Query {
             stage: self.stage.clone(),
             versions: self.versions,
+            async_mode: self.async_mode,
             site_packages: self.site_packages.clone(),
             python: self.python.clone(),
             format: self.format,
@@ -519,6 +533,11 @@ pub struct ReportArgs {
     /// --site-packages; CPython's own lines at its version too.
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
+    /// The server's async mode (threading, eventlet, gevent), whose server and WebSocket code
+    /// the links follow. Default: the app's SocketIO(async_mode=...) (--app), else what
+    /// python-engineio would pick among the packages installed (--python), else threading.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub async_mode: Option<AsyncMode>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

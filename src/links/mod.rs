@@ -56,6 +56,87 @@ pub struct Step {
     /// The exact stripped text of `line_start`.
     pub anchor: String,
     pub what: String,
+    /// The async modes the step holds for (`threading`, `eventlet`, `gevent`); every mode
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modes: Option<Vec<String>>,
+    /// For a step of one async mode: the numbers of the threading steps of its stage whose
+    /// place it takes. It is shown wherever a selection includes one of them, at the first
+    /// listed one the selection includes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stands_for: Option<Vec<u32>>,
+}
+
+impl Step {
+    /// Whether the step holds for the server's async mode.
+    pub fn holds_for(&self, mode: AsyncMode) -> bool {
+        self.modes
+            .as_ref()
+            .is_none_or(|m| m.iter().any(|x| x == mode.as_str()))
+    }
+
+    /// `N` of `<stage>.N`.
+    fn number(&self) -> Option<u32> {
+        self.step_id.rsplit_once('.')?.1.parse().ok()
+    }
+}
+
+/// The async mode a Flask-SocketIO server runs on. The server, the WebSocket and the
+/// background tasks are different code in each; Flask-SocketIO, python-socketio and
+/// python-engineio's core are the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum)]
+pub enum AsyncMode {
+    /// Werkzeug's development server, a thread per connection (simple-websocket, wsproto).
+    #[default]
+    Threading,
+    /// eventlet's WSGI server and WebSocket, a green thread per connection.
+    Eventlet,
+    /// gevent's pywsgi server, a greenlet per connection.
+    Gevent,
+}
+
+impl AsyncMode {
+    pub const ALL: [AsyncMode; 3] = [AsyncMode::Threading, AsyncMode::Eventlet, AsyncMode::Gevent];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AsyncMode::Threading => "threading",
+            AsyncMode::Eventlet => "eventlet",
+            AsyncMode::Gevent => "gevent",
+        }
+    }
+
+    /// A mode as python-engineio names it (`gevent_uwsgi` runs gevent's steps).
+    pub fn parse(s: &str) -> Option<AsyncMode> {
+        match s {
+            "threading" => Some(AsyncMode::Threading),
+            "eventlet" => Some(AsyncMode::Eventlet),
+            "gevent" | "gevent_uwsgi" => Some(AsyncMode::Gevent),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for AsyncMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the links point at: a version set and the async mode its server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Stack {
+    pub set: VersionSet,
+    pub mode: AsyncMode,
+}
+
+impl From<VersionSet> for Stack {
+    fn from(set: VersionSet) -> Stack {
+        Stack {
+            set,
+            mode: AsyncMode::Threading,
+        }
+    }
 }
 
 /// One stage of a chain data file.
@@ -194,9 +275,9 @@ pub(crate) struct SetTables {
     entries: Vec<Section>,
 }
 
+/// The tables of each version set, in each async mode.
 struct Tables {
-    current: SetTables,
-    seed: SetTables,
+    by_stack: HashMap<Stack, SetTables>,
 }
 
 const CURRENT_JSON: &str = include_str!("chain-current.json");
@@ -212,23 +293,40 @@ fn tables() -> Result<&'static Tables, crate::Error> {
     }
 }
 
-pub(crate) fn set_tables(set: VersionSet) -> Result<&'static SetTables, crate::Error> {
-    let t = tables()?;
-    Ok(match set {
-        VersionSet::Current => &t.current,
-        VersionSet::Seed => &t.seed,
-    })
+pub(crate) fn set_tables(stack: impl Into<Stack>) -> Result<&'static SetTables, crate::Error> {
+    let stack = stack.into();
+    tables()?
+        .by_stack
+        .get(&stack)
+        .ok_or_else(|| format!("links: no tables for {stack:?}").into())
 }
 
 fn load() -> Result<Tables, String> {
     let map: StageMap =
         serde_json::from_str(MAP_JSON).map_err(|e| format!("links: stage-map.json: {e}"))?;
-    let current = parse_chain(CURRENT_JSON, "chain-current.json")?;
-    let seed = parse_chain(SEED_JSON, "chain-seed.json")?;
-    Ok(Tables {
-        current: build_set(current, &map)?,
-        seed: build_set(seed, &map)?,
-    })
+    let mut by_stack = HashMap::new();
+    for (set, text, name) in [
+        (VersionSet::Current, CURRENT_JSON, "chain-current.json"),
+        (VersionSet::Seed, SEED_JSON, "chain-seed.json"),
+    ] {
+        let chain = parse_chain(text, name)?;
+        for mode in AsyncMode::ALL {
+            by_stack.insert(Stack { set, mode }, build_set(in_mode(&chain, mode), &map, mode)?);
+        }
+    }
+    Ok(Tables { by_stack })
+}
+
+/// The chain as the server of one async mode runs it: each stage's steps that hold for the
+/// mode, those of the mode in the places of the threading steps they stand for.
+fn in_mode(chain: &[ChainStage], mode: AsyncMode) -> Vec<ChainStage> {
+    chain
+        .iter()
+        .map(|c| ChainStage {
+            steps: select_in(c, None, mode).into_iter().cloned().collect(),
+            ..c.clone()
+        })
+        .collect()
 }
 
 fn parse_chain(text: &str, name: &str) -> Result<Vec<ChainStage>, String> {
@@ -236,24 +334,58 @@ fn parse_chain(text: &str, name: &str) -> Result<Vec<ChainStage>, String> {
 }
 
 /// The steps a part selects, in the part's order; steps absent from this set are skipped.
+/// `chain` is already in one async mode ([`in_mode`]).
 pub(crate) fn select<'a>(
     chain: &'a [ChainStage],
     part_chain: &str,
     steps: Option<&[u32]>,
+    mode: AsyncMode,
 ) -> Vec<&'a Step> {
-    let Some(stage) = chain.iter().find(|s| s.stage == part_chain) else {
-        return Vec::new();
-    };
-    match steps {
-        None => stage.steps.iter().collect(),
-        Some(nums) => nums
-            .iter()
-            .filter_map(|n| {
-                let id = format!("{part_chain}.{n}");
-                stage.steps.iter().find(|s| s.step_id == id)
-            })
-            .collect(),
+    match chain.iter().find(|s| s.stage == part_chain) {
+        // Already in the mode's order.
+        Some(stage) if steps.is_none() => stage.steps.iter().filter(|s| s.holds_for(mode)).collect(),
+        Some(stage) => select_in(stage, steps, mode),
+        None => Vec::new(),
     }
+}
+
+/// The steps of one stage a selection of step numbers (all when `None`) shows in an async
+/// mode: each numbered step that holds for the mode, and right after it the mode's steps
+/// that stand for it (or for a later-listed number the selection also includes).
+fn select_in<'a>(stage: &'a ChainStage, steps: Option<&[u32]>, mode: AsyncMode) -> Vec<&'a Step> {
+    let all: Vec<u32>;
+    let nums = match steps {
+        Some(n) => n,
+        None => {
+            all = stage
+                .steps
+                .iter()
+                .filter(|s| s.stands_for.is_none())
+                .filter_map(Step::number)
+                .collect();
+            &all
+        }
+    };
+    let mut out: Vec<&Step> = Vec::new();
+    for &n in nums {
+        let own = stage
+            .steps
+            .iter()
+            .find(|s| s.stands_for.is_none() && s.number() == Some(n));
+        if let Some(s) = own.filter(|s| s.holds_for(mode)) {
+            if !out.iter().any(|o| std::ptr::eq(*o, s)) {
+                out.push(s);
+            }
+        }
+        for s in stage.steps.iter().filter(|s| s.holds_for(mode)) {
+            let Some(sf) = &s.stands_for else { continue };
+            let at = sf.iter().find(|k| nums.contains(k));
+            if at == Some(&n) && !out.iter().any(|o| std::ptr::eq(*o, s)) {
+                out.push(s);
+            }
+        }
+    }
+    out
 }
 
 fn phase_name(p: Option<&str>) -> Option<&'static str> {
@@ -264,10 +396,10 @@ fn phase_name(p: Option<&str>) -> Option<&'static str> {
     }
 }
 
-fn resolve_parts(chain: &[ChainStage], parts: &[Part]) -> Vec<StepLink> {
+fn resolve_parts(chain: &[ChainStage], parts: &[Part], mode: AsyncMode) -> Vec<StepLink> {
     let mut out = Vec::new();
     for part in parts {
-        for step in select(chain, &part.chain, part.steps.as_deref()) {
+        for step in select(chain, &part.chain, part.steps.as_deref(), mode) {
             out.push(StepLink::new(
                 step.clone(),
                 &SourceHost::GitHub,
@@ -278,7 +410,11 @@ fn resolve_parts(chain: &[ChainStage], parts: &[Part]) -> Vec<StepLink> {
     out
 }
 
-fn build_set(chain: Vec<ChainStage>, map: &StageMap) -> Result<SetTables, String> {
+fn build_set(
+    chain: Vec<ChainStage>,
+    map: &StageMap,
+    mode: AsyncMode,
+) -> Result<SetTables, String> {
     let mut by_stage: HashMap<Stage, StageLinks> = HashMap::new();
     for rule in &map.trace {
         let stage = Stage::parse(&rule.stage).ok_or_else(|| {
@@ -295,7 +431,7 @@ fn build_set(chain: Vec<ChainStage>, map: &StageMap) -> Result<SetTables, String
                 ));
             }
         }
-        let links = resolve_parts(&chain, &rule.parts);
+        let links = resolve_parts(&chain, &rule.parts, mode);
         let entry = by_stage.entry(stage).or_default();
         match &rule.kind {
             None => entry.default = links,
@@ -319,7 +455,7 @@ fn build_set(chain: Vec<ChainStage>, map: &StageMap) -> Result<SetTables, String
             name: e.name.clone(),
             title: e.title.clone(),
             summary: e.summary.to_string(),
-            links: resolve_parts(&chain, &e.parts),
+            links: resolve_parts(&chain, &e.parts, mode),
         })
         .collect();
     Ok(SetTables {
@@ -330,7 +466,7 @@ fn build_set(chain: Vec<ChainStage>, map: &StageMap) -> Result<SetTables, String
 }
 
 /// The release sets the chains are written for (`--versions`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum VersionSet {
     /// Flask-SocketIO 5.6.1, python-socketio 5.16.3, python-engineio 4.13.3, Werkzeug 3.1.8.
     Current,
@@ -344,51 +480,92 @@ pub enum VersionSet {
 #[derive(Clone)]
 pub struct Linker {
     set: VersionSet,
+    /// The server's async mode; `dispel watch` learns it once the app has started, so the
+    /// clones share it.
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
     installed: Option<std::sync::Arc<site::Installed>>,
     #[allow(clippy::type_complexity)]
     cache: std::sync::Arc<
-        std::sync::Mutex<HashMap<(Stage, Option<Kind>), std::sync::Arc<[StepLink]>>>,
+        std::sync::Mutex<HashMap<(AsyncMode, Stage, Option<Kind>), std::sync::Arc<[StepLink]>>>,
     >,
 }
 
 impl Linker {
-    /// The built-in version set.
+    /// The built-in version set, threading mode.
     pub fn builtin(set: VersionSet) -> Linker {
         Linker {
             set,
+            mode: Default::default(),
             installed: None,
             cache: Default::default(),
         }
     }
 
-    /// The versions found installed (`set`'s steps found again in the installed files).
+    /// The versions found installed (`set`'s steps found again in the installed files), in
+    /// the async mode python-engineio picks there when the app names none.
     pub fn installed(set: VersionSet, installed: site::Installed) -> Linker {
-        Linker {
-            set,
+        let linker = Linker {
             installed: Some(std::sync::Arc::new(installed)),
-            cache: Default::default(),
+            ..Linker::builtin(set)
+        };
+        if let Some(mode) = linker.installed.as_deref().map(site::Installed::default_async_mode) {
+            linker.set_async_mode(mode);
         }
+        linker
     }
 
-    /// From the trace options: the installed versions when `--python`/`--site-packages` asks.
+    /// From the trace options: the installed versions when `--python`/`--site-packages` asks,
+    /// and the async mode when `--async-mode` names one.
     pub fn from_options(
         set: VersionSet,
         python: Option<&std::path::Path>,
         site_packages: Option<&std::path::Path>,
+        mode: Option<AsyncMode>,
     ) -> Result<Linker, crate::Error> {
-        if python.is_none() && site_packages.is_none() {
-            return Ok(Linker::builtin(set));
+        let linker = if python.is_none() && site_packages.is_none() {
+            Linker::builtin(set)
+        } else {
+            let installed = site::inspect(&site::SiteOptions {
+                site_packages: site_packages.map(std::path::Path::to_path_buf),
+                python: python.map(std::path::Path::to_path_buf),
+                base: set,
+            })?;
+            Linker::installed(set, installed)
+        };
+        if let Some(m) = mode {
+            linker.set_async_mode(m);
         }
-        let installed = site::inspect(&site::SiteOptions {
-            site_packages: site_packages.map(std::path::Path::to_path_buf),
-            python: python.map(std::path::Path::to_path_buf),
-            base: set,
-        })?;
-        Ok(Linker::installed(set, installed))
+        Ok(linker)
     }
 
     pub fn set(&self) -> VersionSet {
         self.set
+    }
+
+    pub fn async_mode(&self) -> AsyncMode {
+        match self.mode.load(std::sync::atomic::Ordering::Relaxed) {
+            1 => AsyncMode::Eventlet,
+            2 => AsyncMode::Gevent,
+            _ => AsyncMode::Threading,
+        }
+    }
+
+    /// From now on, this linker and its clones link the steps of `mode`.
+    pub fn set_async_mode(&self, mode: AsyncMode) {
+        let n = match mode {
+            AsyncMode::Threading => 0,
+            AsyncMode::Eventlet => 1,
+            AsyncMode::Gevent => 2,
+        };
+        self.mode.store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The version set and async mode the built-in links come from.
+    pub fn stack(&self) -> Stack {
+        Stack {
+            set: self.set,
+            mode: self.async_mode(),
+        }
     }
 
     /// The installed versions this linker relinks to, if any.
@@ -398,7 +575,7 @@ impl Linker {
 
     /// [`deciding_line`], relinked to the installed files when there are some.
     pub fn deciding_line(&self, step_id: &str) -> Option<StepLink> {
-        let l = deciding_line(self.set, step_id)?;
+        let l = deciding_line(self.stack(), step_id)?;
         Some(match &self.installed {
             Some(i) => i.relink(l),
             None => l,
@@ -408,14 +585,15 @@ impl Linker {
     /// [`for_event`], relinked to the installed files when there are some. The built-in
     /// links are borrowed, never copied.
     pub fn for_event(&self, stage: Stage, kind: Option<Kind>) -> Links {
+        let stack = self.stack();
         let Some(installed) = &self.installed else {
-            return Links::Builtin(for_event(self.set, stage, kind));
+            return Links::Builtin(for_event(stack, stage, kind));
         };
-        let key = (stage, kind);
+        let key = (stack.mode, stage, kind);
         if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return Links::Installed(hit);
         }
-        let links: std::sync::Arc<[StepLink]> = for_event(self.set, stage, kind)
+        let links: std::sync::Arc<[StepLink]> = for_event(stack, stage, kind)
             .iter()
             .cloned()
             .map(|l| installed.relink(l))
@@ -451,8 +629,8 @@ impl From<VersionSet> for Linker {
 
 /// The links of a trace event: its stage, narrowed by `kind` where the code path differs
 /// (an Engine.IO ping is not an event dispatch). The last step is the deepest.
-pub fn for_event(set: VersionSet, stage: Stage, kind: Option<Kind>) -> &'static [StepLink] {
-    let Ok(t) = set_tables(set) else {
+pub fn for_event(stack: impl Into<Stack>, stage: Stage, kind: Option<Kind>) -> &'static [StepLink] {
+    let Ok(t) = set_tables(stack) else {
         return &[];
     };
     let Some(links) = t.by_stage.get(&stage) else {
@@ -468,8 +646,8 @@ pub fn for_event(set: VersionSet, stage: Stage, kind: Option<Kind>) -> &'static 
 
 /// The line of a version set that decides a diagnosed failure: step `diagnoses.N` of the
 /// chain (see `flow::diagnose`).
-pub fn deciding_line(set: VersionSet, step_id: &str) -> Option<StepLink> {
-    let t = set_tables(set).ok()?;
+pub fn deciding_line(stack: impl Into<Stack>, step_id: &str) -> Option<StepLink> {
+    let t = set_tables(stack).ok()?;
     let step = t
         .chain
         .iter()
@@ -481,24 +659,31 @@ pub fn deciding_line(set: VersionSet, step_id: &str) -> Option<StepLink> {
 }
 
 /// The whole chain of a version set, stage by stage.
-pub fn chain(set: VersionSet) -> Result<&'static [ChainStage], crate::Error> {
-    Ok(&set_tables(set)?.chain)
+pub fn chain(stack: impl Into<Stack>) -> Result<&'static [ChainStage], crate::Error> {
+    Ok(&set_tables(stack)?.chain)
 }
 
 /// The chains of the app's entry points (`SocketIO(app)`, `@app.route`, `@socketio.on`,
 /// `emit(..., broadcast=True)`, `socketio.run`), for a report generator.
-pub fn entry_points(set: VersionSet) -> Result<&'static [Section], crate::Error> {
-    Ok(&set_tables(set)?.entries)
+pub fn entry_points(stack: impl Into<Stack>) -> Result<&'static [Section], crate::Error> {
+    Ok(&set_tables(stack)?.entries)
 }
 
 /// One entry point by name (`entry:on`), see [`ENTRY_NAMES`].
-pub fn entry_point(set: VersionSet, name: &str) -> Result<Option<&'static Section>, crate::Error> {
-    Ok(entry_points(set)?.iter().find(|s| s.name == name))
+pub fn entry_point(
+    stack: impl Into<Stack>,
+    name: &str,
+) -> Result<Option<&'static Section>, crate::Error> {
+    Ok(entry_points(stack)?.iter().find(|s| s.name == name))
 }
 
 /// Which sections `dispel links [STAGE]` prints.
-pub(crate) fn sections(set: VersionSet, stage: Option<&str>) -> Result<Vec<Section>, crate::Error> {
-    let t = set_tables(set)?;
+pub(crate) fn sections(
+    stack: impl Into<Stack>,
+    stage: Option<&str>,
+) -> Result<Vec<Section>, crate::Error> {
+    let stack = stack.into();
+    let t = set_tables(stack)?;
     let Some(name) = stage else {
         return Ok(t.chain.iter().map(chain_section).collect());
     };
@@ -516,7 +701,7 @@ pub(crate) fn sections(set: VersionSet, stage: Option<&str>) -> Result<Vec<Secti
         let kind = kind.map(|k| Kind::parse(k).filter(|k| st.kinds().contains(k)));
         if kind != Some(None) {
             let kind = kind.flatten();
-            let links = for_event(set, st, kind).to_vec();
+            let links = for_event(stack, st, kind).to_vec();
             let mut chains: Vec<&str> = Vec::new();
             for l in &links {
                 let c = chain_of(&l.step.step_id);
@@ -590,6 +775,9 @@ pub struct Query {
     /// A chain stage, a trace stage with an optional kind, or an entry point; all when `None`.
     pub stage: Option<String>,
     pub versions: VersionSet,
+    /// The server's async mode; without one, the mode installed there (`--python`), else
+    /// threading.
+    pub async_mode: Option<AsyncMode>,
     pub site_packages: Option<std::path::PathBuf>,
     pub python: Option<std::path::PathBuf>,
     pub format: Format,
@@ -606,14 +794,16 @@ pub fn run(q: &Query) -> Result<ExitCode, crate::Error> {
             base: q.versions,
         };
         let installed = site::inspect(&opts)?;
-        let secs = sections(q.versions, stage)?;
+        let mode = q.async_mode.unwrap_or_else(|| installed.default_async_mode());
+        let secs = sections(Stack { set: q.versions, mode }, stage)?;
         let secs = secs
             .into_iter()
             .map(|s| installed.relink_section(s))
             .collect();
         (secs, Some(installed))
     } else {
-        (sections(q.versions, stage)?, None)
+        let mode = q.async_mode.unwrap_or_default();
+        (sections(Stack { set: q.versions, mode }, stage)?, None)
     };
     render::print(&sections, installed.as_ref(), q.format, q.color)?;
     Ok(ExitCode::SUCCESS)

@@ -382,6 +382,18 @@ pub fn locate(text: &str, step: &Step) -> Option<u32> {
 }
 
 impl Installed {
+    /// The async mode python-engineio picks here when the app names none: the first of
+    /// eventlet, gevent and threading that imports (python-engineio's order).
+    pub fn default_async_mode(&self) -> super::AsyncMode {
+        if self.dists.contains_key("eventlet") {
+            super::AsyncMode::Eventlet
+        } else if self.dists.contains_key("gevent") {
+            super::AsyncMode::Gevent
+        } else {
+            super::AsyncMode::Threading
+        }
+    }
+
     /// Every link of a section rewritten for the installed versions.
     pub fn relink_section(&self, mut s: Section) -> Section {
         s.links = s.links.into_iter().map(|l| self.relink(l)).collect();

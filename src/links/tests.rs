@@ -260,6 +260,8 @@ fn step(symbol: &str, anchor: &str, line: u32) -> Step {
         symbol: symbol.into(),
         anchor: anchor.into(),
         what: String::new(),
+        modes: None,
+        stands_for: None,
     }
 }
 
@@ -389,6 +391,103 @@ fn sent_packets_link_the_send_path_and_received_ones_the_receive_path() {
                         "{set:?} {stage}:{kind} links {} ({}), the other direction's",
                         l.step.symbol,
                         l.step.step_id
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn each_async_mode_links_only_its_own_steps_and_every_stage() {
+    for set in SETS {
+        for mode in AsyncMode::ALL {
+            let stack = Stack { set, mode };
+            for stage in Stage::ALL {
+                if matches!(stage, Stage::TcpData | Stage::Error | Stage::Diagnosis) {
+                    continue;
+                }
+                let kinds = std::iter::once(None).chain(stage.kinds().iter().copied().map(Some));
+                for kind in kinds {
+                    let links = for_event(stack, stage, kind);
+                    assert!(!links.is_empty(), "{set:?} {mode} {stage}:{kind:?} has no steps");
+                    for l in links {
+                        assert!(
+                            l.step.holds_for(mode),
+                            "{set:?} {mode} {stage}:{kind:?} links {} of {:?}",
+                            l.step.step_id,
+                            l.step.modes
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_server_side_steps_follow_the_async_mode() {
+    let packages = |set, mode, stage, kind| -> Vec<String> {
+        for_event(Stack { set, mode }, stage, kind)
+            .iter()
+            .map(|l| l.step.package.clone())
+            .collect()
+    };
+    let server_side = ["werkzeug", "wsproto", "simple-websocket", "eventlet", "gevent"];
+    for set in SETS {
+        let accept = packages(set, AsyncMode::Eventlet, Stage::TcpAccept, None);
+        assert!(accept.iter().any(|p| p == "eventlet"), "{set:?} {accept:?}");
+        assert!(!accept.iter().any(|p| p == "werkzeug"), "{set:?} {accept:?}");
+        let frame = packages(set, AsyncMode::Eventlet, Stage::WsFrame, Some(Kind::Text));
+        assert!(frame.iter().any(|p| p == "eventlet"), "{set:?} {frame:?}");
+        assert!(!frame.iter().any(|p| p == "wsproto" || p == "simple-websocket"));
+        let accept = packages(set, AsyncMode::Gevent, Stage::TcpAccept, None);
+        assert!(accept.iter().any(|p| p == "gevent"), "{set:?} {accept:?}");
+        let threading = packages(set, AsyncMode::Threading, Stage::TcpAccept, None);
+        assert!(!threading.iter().any(|p| p == "eventlet" || p == "gevent"));
+        // Python-socketio's dispatch is the same code in every mode.
+        let dispatch = |mode| {
+            packages(set, mode, Stage::SioPacket, Some(Kind::Event))
+                .into_iter()
+                .filter(|p| !server_side.contains(&p.as_str()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(dispatch(AsyncMode::Threading), dispatch(AsyncMode::Gevent));
+    }
+    // gevent: python-engineio 4.4.1 needs gevent-websocket for WebSocket; 4.13.3 falls back
+    // to simple-websocket on greenlets.
+    let seed = packages(VersionSet::Seed, AsyncMode::Gevent, Stage::WsFrame, Some(Kind::Text));
+    assert!(seed.iter().any(|p| p == "gevent-websocket"), "{seed:?}");
+    let cur = packages(VersionSet::Current, AsyncMode::Gevent, Stage::WsFrame, Some(Kind::Text));
+    assert!(cur.iter().any(|p| p == "simple-websocket"), "{cur:?}");
+}
+
+#[test]
+fn a_mode_step_stands_for_threading_steps_of_its_stage() {
+    for set in SETS {
+        let raw = parse_chain(
+            match set {
+                VersionSet::Current => CURRENT_JSON,
+                VersionSet::Seed => SEED_JSON,
+            },
+            "chain",
+        )
+        .expect("parses");
+        for stage in &raw {
+            for s in &stage.steps {
+                let Some(sf) = &s.stands_for else { continue };
+                assert!(!sf.is_empty(), "{} stands for nothing", s.step_id);
+                assert!(!s.holds_for(AsyncMode::Threading), "{}", s.step_id);
+                for n in sf {
+                    let base = stage
+                        .steps
+                        .iter()
+                        .find(|b| b.stands_for.is_none() && b.number() == Some(*n));
+                    assert!(
+                        base.is_some_and(|b| b.holds_for(AsyncMode::Threading)),
+                        "{} stands for {}.{n}, no threading step",
+                        s.step_id,
+                        stage.stage
                     );
                 }
             }

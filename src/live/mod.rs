@@ -295,7 +295,8 @@ pub(crate) struct LiveTrace {
     writer: Option<trace::TraceWriter>,
     /// The raw trace a `--report` is made from, and the report's path.
     report: Option<(PathBuf, PathBuf)>,
-    versions: crate::cli::VersionSet,
+    /// Where the links point (its async mode may change once a watched app has started).
+    linker: crate::links::Linker,
 }
 
 impl LiveTrace {
@@ -352,8 +353,13 @@ impl LiveTrace {
             hub,
             writer,
             report,
-            versions: args.versions,
+            linker,
         })
+    }
+
+    /// Where the trace's links point.
+    pub fn linker(&self) -> &crate::links::Linker {
+        &self.linker
     }
 
     /// Writes out what is left of the trace, then the report if one was asked for (`app`: the
@@ -376,7 +382,8 @@ impl LiveTrace {
                 html: out
                     .extension()
                     .is_some_and(|e| e.eq_ignore_ascii_case("html")),
-                versions: self.versions,
+                versions: self.linker.set(),
+                async_mode: Some(self.linker.async_mode()),
                 server_port: None,
                 conn: None,
                 app: app.as_deref(),

@@ -70,8 +70,13 @@ pub fn run(args: WatchArgs) -> Result<ExitCode, crate::Error> {
         .file_name()
         .is_some_and(|n| n.to_string_lossy().starts_with("python"));
     let linker = if !asked && is_python {
-        crate::links::Linker::from_options(args.trace.versions, Some(Path::new(program)), None)
-            .unwrap_or_else(|_| args.trace.versions.into())
+        crate::links::Linker::from_options(
+            args.trace.versions,
+            Some(Path::new(program)),
+            None,
+            args.trace.async_mode,
+        )
+        .unwrap_or_else(|_| args.trace.versions.into())
     } else {
         args.trace.linker()?
     };
@@ -162,6 +167,7 @@ async fn watch(
         binds_tx,
         live.tracer.clone(),
         info,
+        live.linker().clone(),
         start,
     ));
     let app_port = match args.app_port {
@@ -312,13 +318,15 @@ async fn control_loop(
     binds: tokio::sync::mpsc::Sender<(String, u16)>,
     tracer: Tracer,
     info: Arc<Mutex<AppInfo>>,
+    linker: crate::links::Linker,
     start: Instant,
 ) {
     loop {
         let Ok((stream, _)) = control.accept().await else {
             continue;
         };
-        let (binds, tracer, info) = (binds.clone(), tracer.clone(), info.clone());
+        let (binds, tracer, info, linker) =
+            (binds.clone(), tracer.clone(), info.clone(), linker.clone());
         tokio::spawn(async move {
             // One connection per process of the app: its chains, by number.
             let mut chains = observed::Chains::new();
@@ -339,6 +347,14 @@ async fn control_loop(
                     Some("hello") => {
                         let hello = AppInfo::from_hello(&msg);
                         eprintln!("dispel watch: {}", hello.describe());
+                        // The links follow the server of the mode the app runs on.
+                        if let Some(mode) = hello
+                            .async_mode
+                            .as_deref()
+                            .and_then(crate::links::AsyncMode::parse)
+                        {
+                            linker.set_async_mode(mode);
+                        }
                         if let Ok(mut i) = info.lock() {
                             *i = hello;
                         }

@@ -36,6 +36,8 @@ pub struct Request<'a> {
     pub out: Option<&'a std::path::Path>,
     pub html: bool,
     pub versions: crate::cli::VersionSet,
+    /// The server's async mode, when known (asked for, or reported by a watched app).
+    pub async_mode: Option<crate::links::AsyncMode>,
     pub server_port: Option<u16>,
     pub conn: Option<u64>,
     /// The app's source (a file or its folder).
@@ -53,6 +55,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode, crate::Error> {
         out: args.out.as_deref(),
         html: args.format == ReportFormat::Html,
         versions: args.versions,
+        async_mode: args.async_mode,
         server_port: args.server_port,
         conn: args.conn,
         app: args.app.as_deref(),
@@ -89,11 +92,16 @@ pub fn write(req: &Request) -> Result<(), crate::Error> {
     } else {
         None
     };
+    let (mode, mode_known) = async_mode(req, installed.as_ref());
     let doc = sections::build(
         &input,
         conn,
         &sections::Options {
-            set: req.versions,
+            stack: crate::links::Stack {
+                set: req.versions,
+                mode,
+            },
+            mode_known,
             name: &name,
             title: req.title,
             app: req.app,
@@ -116,4 +124,33 @@ pub fn write(req: &Request) -> Result<(), crate::Error> {
         }
     }
     Ok(())
+}
+
+/// The server's async mode, and how the report knows it: asked for (or reported by the
+/// watched app), the app's own `SocketIO(..., async_mode=...)`, what python-engineio would
+/// pick among the installed packages, or the default.
+fn async_mode(
+    req: &Request,
+    installed: Option<&crate::links::site::Installed>,
+) -> (crate::links::AsyncMode, &'static str) {
+    use crate::links::AsyncMode;
+    if let Some(m) = req.async_mode {
+        return (m, "given");
+    }
+    let from_source = req
+        .app
+        .and_then(|app| pysource::scan(app).ok())
+        .and_then(|scan| scan.socketio.map(|s| s.2))
+        .and_then(|call| pysource::keyword_value(&call, "async_mode"))
+        .and_then(|m| AsyncMode::parse(&m));
+    if let Some(m) = from_source {
+        return (m, "the app's SocketIO(async_mode=...)");
+    }
+    if let Some(inst) = installed {
+        return (
+            inst.default_async_mode(),
+            "the first python-engineio would pick among the installed packages",
+        );
+    }
+    (AsyncMode::Threading, "the default, not checked against your app")
 }

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::{Event, Kind, Sink, Stage};
 use crate::cli::VersionSet;
-use crate::links::Linker;
+use crate::links::{AsyncMode, Linker};
 
 pub struct Jsonl {
     out: Box<dyn Write + Send>,
@@ -50,7 +50,7 @@ pub struct LineWriter {
     linker: Linker,
     /// The `links` array of each (stage, kind), serialized once: most of a line's bytes.
     /// Indexed by stage, then a short list of kinds.
-    links: Vec<Vec<(Option<Kind>, Box<str>)>>,
+    links: Vec<Vec<(AsyncMode, Option<Kind>, Box<str>)>>,
 }
 
 impl LineWriter {
@@ -62,15 +62,17 @@ impl LineWriter {
     }
 
     fn links(&mut self, stage: Stage, kind: Option<Kind>) -> &str {
+        // `dispel watch` learns the async mode once the app has started.
+        let mode = self.linker.async_mode();
         let kinds = &mut self.links[stage as usize];
-        let i = match kinds.iter().position(|(k, _)| *k == kind) {
+        let i = match kinds.iter().position(|(m, k, _)| *m == mode && *k == kind) {
             Some(i) => i,
             None => {
-                kinds.push((kind, links_json(&self.linker, stage, kind).into()));
+                kinds.push((mode, kind, links_json(&self.linker, stage, kind).into()));
                 kinds.len() - 1
             }
         };
-        &kinds[i].1
+        &kinds[i].2
     }
 
     /// Appends one event as one line of JSON, newline included.

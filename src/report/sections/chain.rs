@@ -5,7 +5,7 @@ use super::*;
 /// The Python chain behind one event of the stage, numbered, shallow to deep.
 pub(super) fn chain_blocks(ctx: &Ctx, stage: Stage, rep: &Ev) -> Vec<Block> {
     let kind = rep.kind;
-    let links = links::for_event(ctx.set, stage, kind);
+    let links = links::for_event(ctx.stack, stage, kind);
     // `dispel links` accepts a kind only where the table distinguishes kinds.
     let listed = kind.filter(|k| stage.kinds().contains(k));
     let name = match listed {

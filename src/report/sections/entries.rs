@@ -25,7 +25,7 @@ pub(super) const ENTRIES: [(&str, &str, &str); 4] = [
     ),
 ];
 
-pub(super) fn entry_sections(set: VersionSet) -> Vec<Section> {
+pub(super) fn entry_sections(set: links::Stack) -> Vec<Section> {
     let mut out = Vec::new();
     for (name, line, title) in ENTRIES {
         let Ok(Some(sec)) = links::entry_point(set, name) else {

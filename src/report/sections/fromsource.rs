@@ -3,7 +3,6 @@
 //! capture shows for the reported client. What the capture cannot say (which function really
 //! ran) is inferred from names and timing, and said to be.
 
-use crate::cli::VersionSet;
 use crate::links;
 use crate::report::model::*;
 use crate::report::pysource::{Function, Kind, Scan};
@@ -240,7 +239,7 @@ fn function_section(f: &Function, incs: &[Incoming], evs: &[Ev], conn: u64) -> S
 }
 
 /// The "Your code" sections for a capture read with the app's source.
-pub fn sections(scan: &Scan, evs: &[Ev], conn: u64, set: VersionSet) -> Vec<Section> {
+pub fn sections(scan: &Scan, evs: &[Ev], conn: u64, set: links::Stack) -> Vec<Section> {
     let incs = incoming(evs);
     let mut out = Vec::new();
     if let Some((file, line, text)) = &scan.socketio {

@@ -50,7 +50,10 @@ struct Ctx<'a> {
     conn: u64,
     /// The connections of the chosen connection's Engine.IO session (`conn` among them).
     session: &'a [u64],
-    set: VersionSet,
+    /// The version set and async mode the links come from.
+    stack: links::Stack,
+    /// How the report knows the async mode.
+    mode_known: &'static str,
 }
 
 impl<'a> Ctx<'a> {
@@ -66,8 +69,10 @@ impl<'a> Ctx<'a> {
 
 /// What a report is made with, besides its input.
 pub struct Options<'a> {
-    /// The built-in version set the links start from.
-    pub set: VersionSet,
+    /// The built-in version set the links start from, and the server's async mode.
+    pub stack: links::Stack,
+    /// How the async mode is known ("given", the app's source...).
+    pub mode_known: &'static str,
     /// The input's file name.
     pub name: &'a str,
     /// What the report calls its input instead ("the app chat.py, watched").
@@ -79,7 +84,7 @@ pub struct Options<'a> {
 }
 
 pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
-    let (set, name, app) = (opts.set, opts.name, opts.app);
+    let (set, name, app) = (opts.stack, opts.name, opts.app);
     let session: &[u64] = if input.session.contains(&conn) {
         &input.session
     } else {
@@ -110,7 +115,8 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
         sent,
         conn,
         session,
-        set,
+        stack: opts.stack,
+        mode_known: opts.mode_known,
     };
     let mut sections = Vec::new();
     if !input.diagnoses.is_empty() {
@@ -227,7 +233,7 @@ fn diagnoses(ctx: &Ctx, list: &[Ev]) -> Vec<Block> {
             .get("source")
             .and_then(|s| s.get("step"))
             .and_then(Value::as_str);
-        if let Some(l) = step.and_then(|s| links::deciding_line(ctx.set, s)) {
+        if let Some(l) = step.and_then(|s| links::deciding_line(ctx.stack, s)) {
             let l = match ctx.installed {
                 Some(inst) => inst.relink(l),
                 None => l,
@@ -267,7 +273,7 @@ fn stage_title(stage: Stage) -> &'static str {
 fn versions_text(ctx: &Ctx) -> String {
     // The packages of the chain, in the order the chain first meets them.
     let mut packages: Vec<(String, String)> = Vec::new();
-    for step in links::chain(ctx.set)
+    for step in links::chain(ctx.stack)
         .into_iter()
         .flatten()
         .flat_map(|c| c.steps.iter())
@@ -289,22 +295,37 @@ fn versions_text(ctx: &Ctx) -> String {
                 })
                 .collect();
             format!(
-                "the versions installed with your app ({}), each line found again in the installed files",
-                list.join(", ")
+                "the versions installed with your app ({}), each line found again in the installed files, {}",
+                list.join(", "),
+                mode_text(ctx)
             )
         }
         None => {
             let list: Vec<String> = packages.iter().map(|(p, v)| format!("{p} {v}")).collect();
             format!(
-                "dispel's built-in {} versions ({}), not necessarily the ones your app runs",
-                match ctx.set {
+                "dispel's built-in {} versions ({}), not necessarily the ones your app runs, {}",
+                match ctx.stack.set {
                     VersionSet::Current => "current",
                     VersionSet::Seed => "course-seed",
                 },
-                list.join(", ")
+                list.join(", "),
+                mode_text(ctx)
             )
         }
     }
+}
+
+/// Which async mode's server code the links follow, and how the report knows it.
+fn mode_text(ctx: &Ctx) -> String {
+    let server = match ctx.stack.mode {
+        links::AsyncMode::Threading => "Werkzeug's development server and simple-websocket",
+        links::AsyncMode::Eventlet => "eventlet's WSGI server and WebSocket",
+        links::AsyncMode::Gevent => "gevent's pywsgi server",
+    };
+    format!(
+        "for the {} async mode ({}: {})",
+        ctx.stack.mode, ctx.mode_known, server
+    )
 }
 
 fn intro(ctx: &Ctx, input: &Input, name: &str, title: Option<&str>) -> Vec<Block> {
