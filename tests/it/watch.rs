@@ -338,6 +338,20 @@ fn watch_the_student_app(venv: &str, mode: &str) {
     assert!(log.contains(&format!("async mode {async_mode}")), "{log}");
     assert!(log.contains("python-socketio 5.18.1"), "{log}");
     let trace = crate::util::Trace::read(&trace_path);
+    // The accept and the frames are linked to the server of the mode the app runs on.
+    let server = match mode {
+        "eventlet" => "eventlet/wsgi.py",
+        "gevent" => "gevent/",
+        _ => "werkzeug/serving.py",
+    };
+    if mode != "gunicorn" {
+        let accept = &trace.stage("tcp.accept")[0];
+        let links = accept["links"].to_string();
+        assert!(links.contains(server), "{mode}: {links}");
+        for other in ["eventlet/wsgi.py", "gevent/", "werkzeug/serving.py"] {
+            assert!(other == server || !links.contains(other), "{mode}: {links}");
+        }
+    }
     let source = std::fs::read_to_string(repo().join("tests/student_app/chat.py")).unwrap();
     let site = repo()
         .join("tests")
