@@ -12,7 +12,7 @@
 //! What a pattern needs is small and forgotten as it goes: the last request of each open
 //! connection, the sessions opened (bounded), the PINGs not yet answered.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde_json::{json, Value};
 
@@ -27,6 +27,10 @@ const MAX_SESSIONS: usize = 100_000;
 const QUIET_SLACK: f64 = 0.5;
 /// How long an event that asked for an ack waits for it before the silence is named.
 const ACK_WAIT: f64 = 5.0;
+/// How long a reverse proxy may take to pass a request on, for the two legs to be paired.
+const PROXY_DELAY: f64 = 1.0;
+/// Engine.IO requests remembered for pairing a proxy's two legs.
+const RECENT_REQUESTS: usize = 256;
 
 /// The request a connection is waiting on the answer to.
 struct Request {
@@ -38,6 +42,37 @@ struct Request {
     upgrade_header: bool,
     /// A POST's Content-Length.
     post_len: Option<u64>,
+    /// `HTTP/1.0` or `HTTP/1.1`.
+    version: String,
+    /// The Engine.IO transport asked for.
+    transport: Option<String>,
+    /// The `Connection` header.
+    connection: Option<String>,
+    /// A header a proxy adds (`X-Forwarded-For`, `X-Real-IP`, `Forwarded`, `Via`).
+    proxy_header: Option<String>,
+}
+
+/// An Engine.IO request, kept briefly: the same request arriving at another server address
+/// soon after is a reverse proxy passing it on.
+struct Recent {
+    t: f64,
+    conn: u64,
+    server: String,
+    /// Method and target.
+    line: String,
+    ev: Evidence,
+    host: Option<String>,
+    upgrade_header: bool,
+}
+
+/// The client's side of a request a proxy passed on.
+#[derive(Clone)]
+struct ClientLeg {
+    conn: u64,
+    server: String,
+    ev: Evidence,
+    host: Option<String>,
+    upgrade_header: bool,
 }
 
 #[derive(Clone)]
@@ -115,6 +150,14 @@ pub struct Diagnoser {
     by_cause: Vec<(&'static str, usize)>,
     /// The time of the latest event, for the summary.
     last_t: f64,
+    /// The server address of each open connection.
+    server_of: HashMap<u64, String>,
+    recent: VecDeque<Recent>,
+    /// A proxy's connection to the app -> the client's request it passed on.
+    upstream: HashMap<u64, ClientLeg>,
+    /// Connections from clients to a proxy: what the app decided shows on the proxy's
+    /// connection to it, so these get no diagnosis of their own.
+    client_legs: HashSet<u64>,
 }
 
 impl Diagnoser {
@@ -136,6 +179,10 @@ impl Diagnoser {
             made: 0,
             by_cause: Vec::new(),
             last_t: 0.0,
+            server_of: HashMap::new(),
+            recent: VecDeque::new(),
+            upstream: HashMap::new(),
+            client_legs: HashSet::new(),
         }
     }
 
@@ -229,6 +276,14 @@ impl Diagnoser {
 
     fn look(&mut self, e: &Event) -> Option<Finding<'static>> {
         match (e.stage, e.dir) {
+            (Stage::TcpAccept, _) => {
+                if let (Some(c), Some(server)) =
+                    (e.conn, e.fields.get("server").and_then(Value::as_str))
+                {
+                    self.server_of.insert(c, server.to_string());
+                }
+                None
+            }
             (Stage::HttpRequest, _) => self.request(e),
             (Stage::HttpResponse, _) => self.response(e),
             (Stage::EioPacket, Some(dir)) => self.eio(e, dir),
@@ -262,6 +317,9 @@ impl Diagnoser {
                     .or_else(|| self.server_went_quiet(e));
                 if let Some(c) = e.conn {
                     self.requests.remove(&c);
+                    self.server_of.remove(&c);
+                    self.upstream.remove(&c);
+                    self.client_legs.remove(&c);
                     self.session_of.remove(&c);
                     self.oversized.remove(&c);
                     self.last_event.remove(&c);
@@ -295,6 +353,10 @@ impl Diagnoser {
         };
         let field = |k: &str| e.fields.get(k).and_then(Value::as_str).map(str::to_string);
         let upgrade_header = header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+        let proxy_header = ["x-forwarded-for", "x-real-ip", "forwarded", "via"]
+            .into_iter()
+            .find_map(|h| header(h).map(|v| format!("{h}: {v}")));
+        let proxied = self.pair_legs(e, conn, header("host"), upgrade_header);
         self.requests.insert(
             conn,
             Request {
@@ -308,9 +370,104 @@ impl Diagnoser {
                     .then(|| header("content-length"))
                     .flatten()
                     .and_then(|n| n.trim().parse().ok()),
+                version: field("version").unwrap_or_default(),
+                transport: field("transport"),
+                connection: header("connection"),
+                proxy_header,
             },
         );
-        self.post_too_long(e, conn)
+        proxied.or_else(|| self.post_too_long(e, conn))
+    }
+
+    /// Pairs a request with the same one seen just before on a connection to another server
+    /// address: a reverse proxy's two legs (client to proxy, proxy to app). The first
+    /// diagnosis it allows: the proxy dropped the WebSocket upgrade.
+    fn pair_legs(
+        &mut self,
+        e: &Event,
+        conn: u64,
+        host: Option<String>,
+        upgrade_header: bool,
+    ) -> Option<Finding<'static>> {
+        let target = e.fields.get("target").and_then(Value::as_str)?;
+        if !target.contains("EIO=") {
+            return None;
+        }
+        let method = e.fields.get("method").and_then(Value::as_str).unwrap_or("");
+        let line = format!("{method} {target}");
+        let server = self.server_of.get(&conn).cloned().unwrap_or_default();
+        while self.recent.front().is_some_and(|r| e.t - r.t > PROXY_DELAY) {
+            self.recent.pop_front();
+        }
+        let found = self.recent.iter().rposition(|r| {
+            r.line == line
+                && r.conn != conn
+                && r.server != server
+                && !self.upstream.contains_key(&r.conn)
+        });
+        let Some(i) = found else {
+            if self.recent.len() >= RECENT_REQUESTS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(Recent {
+                t: e.t,
+                conn,
+                server,
+                line,
+                ev: Evidence::of(e),
+                host,
+                upgrade_header,
+            });
+            return None;
+        };
+        let client = self.recent.remove(i)?;
+        let leg = ClientLeg {
+            conn: client.conn,
+            server: client.server,
+            ev: client.ev,
+            host: client.host,
+            upgrade_header: client.upgrade_header,
+        };
+        self.client_legs.insert(leg.conn);
+        self.upstream.insert(conn, leg.clone());
+        let websocket = e.fields.get("transport").and_then(Value::as_str) == Some("websocket");
+        if !(leg.upgrade_header && !upgrade_header && websocket) {
+            return None;
+        }
+        let version = e
+            .fields
+            .get("version")
+            .and_then(Value::as_str)
+            .unwrap_or("HTTP/1.1");
+        let connection = e
+            .fields
+            .get("headers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_array)
+            .find(|h| {
+                h.first()
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.eq_ignore_ascii_case("connection"))
+            })
+            .and_then(|h| h.get(1)?.as_str().map(str::to_string));
+        let how = match connection {
+            Some(c) => format!("{version} with Connection: {c}"),
+            None => version.to_string(),
+        };
+        let app = self.server_of.get(&conn).cloned().unwrap_or_default();
+        let evidence = vec![leg.ev.clone(), Evidence::of(e)];
+        self.once("proxy-dropped-upgrade", format!("{} proxy", leg.conn), Finding {
+            cause: "proxy-dropped-upgrade",
+            conn: Some(conn),
+            t: e.t,
+            what: format!("A reverse proxy dropped the WebSocket upgrade: the client asked {} for Upgrade: websocket (connection #{}), and the proxy passed the same request on to the app at {app} (connection #{conn}) as {how} and no Upgrade header, so the app cannot switch protocols and the client stays on long-polling.", leg.server, leg.conn),
+            evidence,
+            fix: "Have the proxy pass the upgrade on: in nginx, proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\"; in the location of /socket.io/ (Apache: mod_proxy_wstunnel; a load balancer: its WebSocket support).",
+            step: Some(if target.contains("sid=") { "diagnoses.14" } else { "diagnoses.2" }),
+            guess: false,
+        })
     }
 
     /// A long-polling POST longer than the session's maxPayload. python-engineio refuses it
@@ -338,10 +495,11 @@ impl Diagnoser {
     fn response(&mut self, e: &Event) -> Option<Finding<'static>> {
         let conn = e.conn?;
         let status = e.fields.get("status").and_then(Value::as_u64)?;
-        let req = self.requests.get(&conn)?;
-        if status != 400 {
+        // A proxy relaying the app's answer: the app's connection carries the decision.
+        if status != 400 || self.client_legs.contains(&conn) {
             return None;
         }
+        let req = self.requests.get(&conn)?;
         let body = e
             .fields
             .get("body")
@@ -351,14 +509,38 @@ impl Diagnoser {
             .to_string();
         let evidence = vec![req.ev.clone(), Evidence::of(e)];
         let key = |k: &str| format!("{conn} {k}");
+        let leg = self.upstream.get(&conn);
         if body.starts_with("Not an accepted origin") {
             let origin = req.origin.clone().unwrap_or_else(|| "(none)".into());
             let host = req.host.clone().unwrap_or_else(|| "?".into());
+            if let Some(leg) = leg.filter(|l| l.host.as_ref() != req.host.as_ref()) {
+                let asked = leg.host.clone().unwrap_or_else(|| "?".into());
+                let mut evidence = vec![leg.ev.clone()];
+                evidence.extend(evidence_of(req, e));
+                return self.once("proxy-changed-host", key("origin"), Finding {
+                    cause: "proxy-changed-host",
+                    conn: Some(conn),
+                    t: e.t,
+                    what: format!("A reverse proxy changed the Host header, so the app refused the page's origin: the client asked for Host {asked} (connection #{}) and the proxy passed Host {host} on, so the page's Origin {origin} no longer matches the server's own origin (http://{host}) and the app answered 400 \"Not an accepted origin.\"", leg.conn),
+                    evidence,
+                    fix: "Have the proxy pass the client's Host on (nginx: proxy_set_header Host $http_host;), or list the page's origin in SocketIO(app, cors_allowed_origins=[...]).",
+                    step: Some("diagnoses.0"),
+                    guess: false,
+                });
+            }
+            let through = req.proxy_header.clone().or_else(|| {
+                (req.version == "HTTP/1.0")
+                    .then(|| "an HTTP/1.0 request, as nginx sends by default".to_string())
+            });
+            let what = match through {
+                Some(sign) => format!("The server refused the page's origin: the request came from Origin {origin}, and Flask-SocketIO accepts only the server's own origin (http://{host}) unless told otherwise, so it answered 400 \"Not an accepted origin.\" The request came through a proxy ({sign}): if the page's origin is the proxy's own, the proxy changed the Host header on the way (nginx sends its upstream's unless told proxy_set_header Host $http_host)."),
+                None => format!("The server refused the page's origin: the request came from Origin {origin}, and Flask-SocketIO accepts only the server's own origin (http://{host}) unless told otherwise, so it answered 400 \"Not an accepted origin.\""),
+            };
             return self.once("origin-refused", key("origin"), Finding {
                 cause: "origin-refused",
                 conn: Some(conn),
                 t: e.t,
-                what: format!("The server refused the page's origin: the request came from Origin {origin}, and Flask-SocketIO accepts only the server's own origin (http://{host}) unless told otherwise, so it answered 400 \"Not an accepted origin.\""),
+                what,
                 evidence,
                 fix: "List the page's origin in SocketIO(app, cors_allowed_origins=[\"https://your.site\"]) (\"*\" accepts any, for development only), or serve the page from the same host and port as the Socket.IO server.",
                 step: Some("diagnoses.0"),
@@ -378,15 +560,31 @@ impl Diagnoser {
                 guess: false,
             });
         }
-        if body.starts_with("Invalid websocket upgrade") {
+        let websocket = req.transport.as_deref() == Some("websocket");
+        let refused_upgrade = body.starts_with("Invalid websocket upgrade")
+            || (body.starts_with("Invalid transport") && websocket && !req.upgrade_header);
+        if refused_upgrade {
+            if leg.is_some() {
+                // Named with both legs when the proxy's request was seen.
+                return None;
+            }
+            let (answer, step) = if body.starts_with("Invalid transport") {
+                ("Invalid transport", "diagnoses.14")
+            } else {
+                ("Invalid websocket upgrade", "diagnoses.2")
+            };
+            let how = match &req.connection {
+                Some(c) => format!("{} with Connection: {c}", req.version),
+                None => req.version.clone(),
+            };
             return self.once("upgrade-headers-missing", key("upgrade"), Finding {
                 cause: "upgrade-headers-missing",
                 conn: Some(conn),
                 t: e.t,
-                what: "A WebSocket request arrived without its Upgrade: websocket and Connection: Upgrade headers, so python-engineio answered 400 \"Invalid websocket upgrade\" and the client stays on long-polling. A reverse proxy in front of the app usually drops them.".to_string(),
+                what: format!("A WebSocket request arrived as {how} without Upgrade: websocket, so python-engineio answered 400 \"{answer}\" and the client stays on long-polling. A reverse proxy in front of the app usually drops that header (nginx does unless told to pass it)."),
                 evidence,
-                fix: "Have the proxy pass the upgrade on: in nginx, proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"Upgrade\"; for the /socket.io/ location.",
-                step: Some("diagnoses.2"),
+                fix: "Have the proxy pass the upgrade on: in nginx, proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\"; for the /socket.io/ location.",
+                step: Some(step),
                 guess: !req.upgrade_header,
             });
         }
@@ -901,9 +1099,15 @@ impl Diagnoser {
     }
 }
 
+/// A request and the answer that show a decision.
+fn evidence_of(req: &Request, answer: &Event) -> Vec<Evidence> {
+    vec![req.ev.clone(), Evidence::of(answer)]
+}
+
 impl Processor for Diagnoser {
     fn needs(&self) -> u32 {
-        Stage::WsMessage.bit()
+        Stage::TcpAccept.bit()
+            | Stage::WsMessage.bit()
             | Stage::TcpData.bit()
             | Stage::HttpRequest.bit()
             | Stage::HttpResponse.bit()

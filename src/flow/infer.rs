@@ -24,6 +24,10 @@ struct Group {
     event: String,
     nsp: String,
     conns: Vec<u64>,
+    /// The Engine.IO sessions of `conns`, where known: the same session on another
+    /// connection is the same client seen twice (a reverse proxy's two legs), not another
+    /// recipient.
+    sids: Vec<String>,
     trigger: Option<(u64, String)>,
     /// The emit came from another process, through the message queue.
     via_queue: bool,
@@ -149,6 +153,7 @@ impl Inference {
             return;
         }
         let nsp = e.fields.get("nsp").and_then(Value::as_str).unwrap_or("/");
+        let sid = e.fields.get("sid").and_then(Value::as_str);
         // As the JSON text that was sent: no copy, no parsing.
         let data = e.fields.json_text("data").unwrap_or_default();
         if let Some(g) = self.group.as_mut() {
@@ -157,7 +162,11 @@ impl Inference {
                 && e.t - g.t <= BROADCAST_WINDOW
                 && !g.conns.contains(&conn)
             {
+                if sid.is_some_and(|s| g.sids.iter().any(|x| x == s)) {
+                    return;
+                }
                 g.conns.push(conn);
+                g.sids.extend(sid.map(str::to_string));
                 return;
             }
         }
@@ -183,6 +192,7 @@ impl Inference {
             event: event.to_string(),
             nsp: nsp.to_string(),
             conns: vec![conn],
+            sids: sid.map(str::to_string).into_iter().collect(),
             trigger,
             via_queue,
         });

@@ -311,7 +311,10 @@ fn load() -> Result<Tables, String> {
     ] {
         let chain = parse_chain(text, name)?;
         for mode in AsyncMode::ALL {
-            by_stack.insert(Stack { set, mode }, build_set(in_mode(&chain, mode), &map, mode)?);
+            by_stack.insert(
+                Stack { set, mode },
+                build_set(in_mode(&chain, mode), &map, mode)?,
+            );
         }
     }
     Ok(Tables { by_stack })
@@ -343,7 +346,9 @@ pub(crate) fn select<'a>(
 ) -> Vec<&'a Step> {
     match chain.iter().find(|s| s.stage == part_chain) {
         // Already in the mode's order.
-        Some(stage) if steps.is_none() => stage.steps.iter().filter(|s| s.holds_for(mode)).collect(),
+        Some(stage) if steps.is_none() => {
+            stage.steps.iter().filter(|s| s.holds_for(mode)).collect()
+        }
         Some(stage) => select_in(stage, steps, mode),
         None => Vec::new(),
     }
@@ -410,11 +415,7 @@ fn resolve_parts(chain: &[ChainStage], parts: &[Part], mode: AsyncMode) -> Vec<S
     out
 }
 
-fn build_set(
-    chain: Vec<ChainStage>,
-    map: &StageMap,
-    mode: AsyncMode,
-) -> Result<SetTables, String> {
+fn build_set(chain: Vec<ChainStage>, map: &StageMap, mode: AsyncMode) -> Result<SetTables, String> {
     let mut by_stage: HashMap<Stage, StageLinks> = HashMap::new();
     for rule in &map.trace {
         let stage = Stage::parse(&rule.stage).ok_or_else(|| {
@@ -508,7 +509,11 @@ impl Linker {
             installed: Some(std::sync::Arc::new(installed)),
             ..Linker::builtin(set)
         };
-        if let Some(mode) = linker.installed.as_deref().map(site::Installed::default_async_mode) {
+        if let Some(mode) = linker
+            .installed
+            .as_deref()
+            .map(site::Installed::default_async_mode)
+        {
             linker.set_async_mode(mode);
         }
         linker
@@ -794,8 +799,16 @@ pub fn run(q: &Query) -> Result<ExitCode, crate::Error> {
             base: q.versions,
         };
         let installed = site::inspect(&opts)?;
-        let mode = q.async_mode.unwrap_or_else(|| installed.default_async_mode());
-        let secs = sections(Stack { set: q.versions, mode }, stage)?;
+        let mode = q
+            .async_mode
+            .unwrap_or_else(|| installed.default_async_mode());
+        let secs = sections(
+            Stack {
+                set: q.versions,
+                mode,
+            },
+            stage,
+        )?;
         let secs = secs
             .into_iter()
             .map(|s| installed.relink_section(s))
@@ -803,7 +816,16 @@ pub fn run(q: &Query) -> Result<ExitCode, crate::Error> {
         (secs, Some(installed))
     } else {
         let mode = q.async_mode.unwrap_or_default();
-        (sections(Stack { set: q.versions, mode }, stage)?, None)
+        (
+            sections(
+                Stack {
+                    set: q.versions,
+                    mode,
+                },
+                stage,
+            )?,
+            None,
+        )
     };
     render::print(&sections, installed.as_ref(), q.format, q.color)?;
     Ok(ExitCode::SUCCESS)

@@ -410,7 +410,10 @@ fn each_async_mode_links_only_its_own_steps_and_every_stage() {
                 let kinds = std::iter::once(None).chain(stage.kinds().iter().copied().map(Some));
                 for kind in kinds {
                     let links = for_event(stack, stage, kind);
-                    assert!(!links.is_empty(), "{set:?} {mode} {stage}:{kind:?} has no steps");
+                    assert!(
+                        !links.is_empty(),
+                        "{set:?} {mode} {stage}:{kind:?} has no steps"
+                    );
                     for l in links {
                         assert!(
                             l.step.holds_for(mode),
@@ -433,14 +436,25 @@ fn the_server_side_steps_follow_the_async_mode() {
             .map(|l| l.step.package.clone())
             .collect()
     };
-    let server_side = ["werkzeug", "wsproto", "simple-websocket", "eventlet", "gevent"];
+    let server_side = [
+        "werkzeug",
+        "wsproto",
+        "simple-websocket",
+        "eventlet",
+        "gevent",
+    ];
     for set in SETS {
         let accept = packages(set, AsyncMode::Eventlet, Stage::TcpAccept, None);
         assert!(accept.iter().any(|p| p == "eventlet"), "{set:?} {accept:?}");
-        assert!(!accept.iter().any(|p| p == "werkzeug"), "{set:?} {accept:?}");
+        assert!(
+            !accept.iter().any(|p| p == "werkzeug"),
+            "{set:?} {accept:?}"
+        );
         let frame = packages(set, AsyncMode::Eventlet, Stage::WsFrame, Some(Kind::Text));
         assert!(frame.iter().any(|p| p == "eventlet"), "{set:?} {frame:?}");
-        assert!(!frame.iter().any(|p| p == "wsproto" || p == "simple-websocket"));
+        assert!(!frame
+            .iter()
+            .any(|p| p == "wsproto" || p == "simple-websocket"));
         let accept = packages(set, AsyncMode::Gevent, Stage::TcpAccept, None);
         assert!(accept.iter().any(|p| p == "gevent"), "{set:?} {accept:?}");
         let threading = packages(set, AsyncMode::Threading, Stage::TcpAccept, None);
@@ -456,9 +470,19 @@ fn the_server_side_steps_follow_the_async_mode() {
     }
     // gevent: python-engineio 4.4.1 needs gevent-websocket for WebSocket; 4.13.3 falls back
     // to simple-websocket on greenlets.
-    let seed = packages(VersionSet::Seed, AsyncMode::Gevent, Stage::WsFrame, Some(Kind::Text));
+    let seed = packages(
+        VersionSet::Seed,
+        AsyncMode::Gevent,
+        Stage::WsFrame,
+        Some(Kind::Text),
+    );
     assert!(seed.iter().any(|p| p == "gevent-websocket"), "{seed:?}");
-    let cur = packages(VersionSet::Current, AsyncMode::Gevent, Stage::WsFrame, Some(Kind::Text));
+    let cur = packages(
+        VersionSet::Current,
+        AsyncMode::Gevent,
+        Stage::WsFrame,
+        Some(Kind::Text),
+    );
     assert!(cur.iter().any(|p| p == "simple-websocket"), "{cur:?}");
 }
 

@@ -152,5 +152,8 @@ fn async_mode(
             "the first python-engineio would pick among the installed packages",
         );
     }
-    (AsyncMode::Threading, "the default, not checked against your app")
+    (
+        AsyncMode::Threading,
+        "the default, not checked against your app",
+    )
 }

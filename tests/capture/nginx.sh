@@ -12,10 +12,18 @@
 #
 # the common misconfiguration: nginx then speaks HTTP/1.0 upstream with
 # "Connection: close" and does not pass Upgrade, so no WebSocket gets through.
-# --upgrade adds what the Flask-SocketIO docs ask for (HTTP/1.1, Upgrade, Connection
-# "upgrade", Host, a long proxy_read_timeout).
-# Prints nothing on success. SIGTERM or SIGINT stops nginx, removes the temp dir and
-# exits 0. Exits 2 on bad arguments or a missing nginx; if nginx itself fails (say the
+# Without --upgrade nginx also sends "Host: 127.0.0.1:UPSTREAM_PORT" ($proxy_host), so a
+# client that sends an Origin header (websocket-client does, on the upgrade) is refused by
+# python-engineio's same-origin check ("Not an accepted origin.") before the missing Upgrade
+# header is looked at.
+# --upgrade adds what the Flask-SocketIO docs ask for: proxy_http_version 1.1, Upgrade
+# $http_upgrade, Connection "upgrade", a long proxy_read_timeout, and the Host header
+# as the client sent it. The docs' "Host $host" drops the port, and on a port other
+# than 80 the WebSocket's Origin (http://127.0.0.1:LISTEN_PORT) no longer matches it, so
+# this uses $http_host.
+# Prints nothing on success. SIGTERM (or SIGINT, HUP) stops nginx, removes the temp dir
+# and exits 0; a shell without job control starts `nginx.sh ... &` with SIGINT ignored, so
+# send SIGTERM. Exits 2 on bad arguments or a missing nginx; if nginx itself fails (say the
 # port is taken), prints its error log and exits with its status.
 # The caller waits for the port to accept connections.
 set -uo pipefail
@@ -45,7 +53,7 @@ if [ "$UPGRADE" = 1 ]; then
             proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection "upgrade";
-            proxy_set_header Host $host;
+            proxy_set_header Host $http_host;
             proxy_read_timeout 3600s;'
 else
   PROXY_EXTRA=

@@ -195,6 +195,7 @@ fn healthy_captures_stay_quiet() {
                     "ping-timeout",
                 ],
                 "oversized.pcap" => &["payload-too-large", "http-page-on-websocket"],
+                "proxy_no_upgrade.pcap" => &["proxy-dropped-upgrade", "proxy-changed-host"],
                 "blocked.pcap" => &["server-stopped-pinging"],
                 _ => &[],
             };
@@ -330,4 +331,112 @@ fn an_ack_that_never_came_is_diagnosed_from_the_capture() {
     );
     assert_eq!(d["fields"]["guess"], true);
     well_formed(&trace);
+}
+
+/// A real nginx with the common configuration (HTTP/1.0 to the app, Upgrade not passed on)
+/// in front of the watched app. socket.io-client sends no Origin, so the app gets as far as
+/// the upgrade and refuses it; the client stays on long-polling. The watched side sees only
+/// the proxy's requests and names the missing header, at the installed python-engineio.
+#[test]
+fn a_real_proxy_that_drops_the_upgrade_is_diagnosed_live() {
+    let nginx = std::path::Path::new("/usr/sbin/nginx");
+    if !nginx.exists() || !repo().join("tests/node_modules/socket.io-client").exists() {
+        eprintln!("skipped: no nginx or no tests/node_modules (run tests/setup.sh)");
+        return;
+    }
+    let Some(w) = Watched::start(&[], &[]) else {
+        return;
+    };
+    let upstream = w.addr.rsplit_once(':').unwrap().1.to_string();
+    let port = crate::oracle::free_port();
+    /// Stops nginx however the test ends.
+    struct Proxy(std::process::Child);
+    impl Drop for Proxy {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            let _ = self.0.wait();
+        }
+    }
+    let proxy = Proxy(
+        std::process::Command::new("bash")
+            .arg(repo().join("tests/capture/nginx.sh"))
+            .args([port.to_string(), upstream])
+            .spawn()
+            .expect("start tests/capture/nginx.sh"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "nginx did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The bid scenario expects the upgrade that socket.io-client tries by default: it
+    // connects on long-polling, and fails for want of the upgrade.
+    let out = std::process::Command::new("node")
+        .arg(repo().join("tests/clients/node_client.mjs"))
+        .arg(format!("http://127.0.0.1:{port}"))
+        .args(["--scenario", "bid", "--timeout", "10"])
+        .output()
+        .expect("run node_client.mjs");
+    drop(proxy);
+    let (_, trace) = w.stop();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(r#""kind":"connected""#), "{stdout}");
+    assert!(
+        stdout.contains("no upgrade to websocket (transport=polling)"),
+        "{stdout}"
+    );
+    let expected: BTreeSet<String> = ["upgrade-headers-missing".to_string()].into();
+    assert_eq!(causes(&trace), expected, "{:#?}", trace.stage("diagnosis"));
+    well_formed(&trace);
+    let d = &trace.stage("diagnosis")[0];
+    let summary = d["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("HTTP/1.0 with Connection: close"),
+        "{summary}"
+    );
+    assert!(d["fields"]["fix"]
+        .as_str()
+        .unwrap()
+        .contains("proxy_set_header Upgrade"));
+    assert_eq!(d["fields"]["source"]["step"], "diagnoses.14", "{d}");
+    assert_eq!(d["fields"]["source"]["version"], "4.15.1", "{d}");
+    // No WebSocket got through.
+    assert!(trace.stage("ws.frame").is_empty());
+}
+
+/// The committed capture of both legs (client to nginx, nginx to the app): the dropped
+/// upgrade and the changed Host are named on the app's side with the client's request as
+/// evidence, the client's side gets no diagnosis of its own, and one client seen on two legs
+/// is not a broadcast to two. The healthy configuration's capture stays quiet.
+#[test]
+fn a_proxys_two_legs_name_the_dropped_upgrade_and_the_changed_host() {
+    let trace =
+        crate::replay::replay_jsonl(&repo().join("traces/diagnoses/proxy_no_upgrade.pcap"), &[]);
+    well_formed(&trace);
+    let found = trace.stage("diagnosis");
+    for d in found.iter().filter(|d| d["fields"]["cause"] != "summary") {
+        let evidence = d["fields"]["evidence"].as_array().unwrap();
+        let conns: BTreeSet<u64> = evidence.iter().filter_map(|e| e["conn"].as_u64()).collect();
+        assert_eq!(conns.len(), 2, "both legs: {d}");
+        assert!(conns.contains(&d["conn"].as_u64().unwrap()), "{d}");
+    }
+    let host = found
+        .iter()
+        .find(|d| d["fields"]["cause"] == "proxy-changed-host")
+        .unwrap();
+    assert!(host["fields"]["fix"]
+        .as_str()
+        .unwrap()
+        .contains("$http_host"));
+    assert!(trace.stage("sio.broadcast").is_empty());
+    let healthy =
+        crate::replay::replay_jsonl(&repo().join("traces/diagnoses/proxy_upgrade.pcap"), &[]);
+    assert!(causes(&healthy).is_empty());
+    assert!(healthy.stage("sio.broadcast").is_empty());
+    assert!(
+        !healthy.stage("ws.frame").is_empty(),
+        "the healthy proxy upgrades"
+    );
 }
