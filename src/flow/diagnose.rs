@@ -65,6 +65,22 @@ struct Recent {
     upgrade_header: bool,
 }
 
+/// A server's EVENT that followed a client's EVENT on one server process, while clients of
+/// another process were connected to the same namespace: if none of them gets it within
+/// [`LONE_WINDOW`], the processes share no message queue (a guess).
+struct LoneEmit {
+    t: f64,
+    server: String,
+    event: String,
+    conn: Option<u64>,
+    evidence: Vec<Evidence>,
+    others: Vec<u64>,
+    other_server: String,
+}
+
+/// How long an emit may take to reach another process's clients through a message queue.
+const LONE_WINDOW: f64 = 0.5;
+
 /// The client's side of a request a proxy passed on.
 #[derive(Clone)]
 struct ClientLeg {
@@ -158,6 +174,14 @@ pub struct Diagnoser {
     /// Connections from clients to a proxy: what the app decided shows on the proxy's
     /// connection to it, so these get no diagnosis of their own.
     client_legs: HashSet<u64>,
+    /// Connections with a Socket.IO namespace accepted: their server address, and the
+    /// namespaces with the CONNECT that accepted each.
+    sio_conns: HashMap<u64, (String, Vec<(String, Evidence)>)>,
+    /// A message queue's connection (Redis) was seen: the processes may share one.
+    queue_seen: bool,
+    /// The latest EVENT a client sent, and the server address it went to.
+    last_client_event: Option<(f64, String, Evidence)>,
+    lone: Option<LoneEmit>,
 }
 
 impl Diagnoser {
@@ -183,12 +207,21 @@ impl Diagnoser {
             recent: VecDeque::new(),
             upstream: HashMap::new(),
             client_legs: HashSet::new(),
+            sio_conns: HashMap::new(),
+            queue_seen: false,
+            last_client_event: None,
+            lone: None,
         }
     }
 
     /// One event, in trace order: it goes to `out`, followed by any diagnosis it completes.
     pub fn push(&mut self, e: Event, out: &mut Vec<Event>) {
         self.last_t = self.last_t.max(e.t);
+        if self.lone.as_ref().is_some_and(|l| e.t - l.t > LONE_WINDOW) {
+            if let Some(f) = self.lone_emit_reached_nobody() {
+                self.write(f, out);
+            }
+        }
         let found = self.look(&e);
         out.push(e);
         if let Some(f) = found {
@@ -236,6 +269,9 @@ impl Diagnoser {
 
     /// The end of the trace: a summary of what was diagnosed, if anything was.
     pub fn finish(&mut self, out: &mut Vec<Event>) {
+        if let Some(f) = self.lone_emit_reached_nobody() {
+            self.write(f, out);
+        }
         for f in self.unanswered(self.last_t) {
             self.write(f, out);
         }
@@ -277,11 +313,18 @@ impl Diagnoser {
     fn look(&mut self, e: &Event) -> Option<Finding<'static>> {
         match (e.stage, e.dir) {
             (Stage::TcpAccept, _) => {
+                if e.fields.get("redis").and_then(Value::as_bool) == Some(true) {
+                    self.queue_seen = true;
+                }
                 if let (Some(c), Some(server)) =
                     (e.conn, e.fields.get("server").and_then(Value::as_str))
                 {
                     self.server_of.insert(c, server.to_string());
                 }
+                None
+            }
+            (Stage::MqPublish | Stage::MqMessage, _) => {
+                self.queue_seen = true;
                 None
             }
             (Stage::HttpRequest, _) => self.request(e),
@@ -291,9 +334,12 @@ impl Diagnoser {
             (Stage::SioPacket, Some(Dir::C2S)) => {
                 self.asks_for_ack(e);
                 let early = self.event_before_connect(e);
-                if let (Some(c), Some("EVENT")) =
+                if let (Some(c), Some("EVENT" | "BINARY_EVENT")) =
                     (e.conn, e.fields.get("type").and_then(Value::as_str))
                 {
+                    if let Some(server) = self.server_of.get(&c) {
+                        self.last_client_event = Some((e.t, server.clone(), Evidence::of(e)));
+                    }
                     if self.last_event.len() < MAX_SESSIONS || self.last_event.contains_key(&c) {
                         let name = e.fields.get("event").and_then(Value::as_str).unwrap_or("?");
                         self.last_event
@@ -324,6 +370,7 @@ impl Diagnoser {
                     self.oversized.remove(&c);
                     self.last_event.remove(&c);
                     self.ws_conns.remove(&c);
+                    self.sio_conns.remove(&c);
                 }
                 found
             }
@@ -942,6 +989,24 @@ impl Diagnoser {
                     self.connected.insert((sid.to_string(), nsp.to_string()));
                 }
             }
+            if let (Some(c), Some(server)) = (e.conn, e.conn.and_then(|c| self.server_of.get(&c))) {
+                let nsp = e.fields.get("nsp").and_then(Value::as_str).unwrap_or("/");
+                if self.sio_conns.len() < MAX_SESSIONS || self.sio_conns.contains_key(&c) {
+                    let server = server.clone();
+                    let entry = self
+                        .sio_conns
+                        .entry(c)
+                        .or_insert_with(|| (server, Vec::new()));
+                    entry.1.push((nsp.to_string(), Evidence::of(e)));
+                }
+            }
+            return None;
+        }
+        if matches!(
+            e.fields.get("type").and_then(Value::as_str),
+            Some("EVENT" | "BINARY_EVENT")
+        ) {
+            self.emitted(e);
             return None;
         }
         if e.fields.get("type").and_then(Value::as_str) != Some("CONNECT_ERROR") {
@@ -1044,6 +1109,75 @@ impl Diagnoser {
             fix: "Check the room name against the join_room calls (and the namespace: rooms belong to one namespace), and that clients have connected to that namespace before the emit.",
             step: None,
             guess: false,
+        })
+    }
+
+    /// A server's EVENT: it answers a lone emit another process's client got too (so the
+    /// processes share a queue), or it starts one.
+    fn emitted(&mut self, e: &Event) {
+        let Some(server) = e.conn.and_then(|c| self.server_of.get(&c)).cloned() else {
+            return;
+        };
+        let event = e.fields.get("event").and_then(Value::as_str).unwrap_or("");
+        if let Some(l) = &self.lone {
+            if l.event == event && l.server != server {
+                self.lone = None;
+            }
+            return;
+        }
+        if self.queue_seen || self.said.iter().any(|(c, _)| *c == "no-message-queue") {
+            return;
+        }
+        let Some((t, from, ev)) = &self.last_client_event else {
+            return;
+        };
+        if e.t - t > LONE_WINDOW || *from != server {
+            return;
+        }
+        let nsp = e.fields.get("nsp").and_then(Value::as_str).unwrap_or("/");
+        // Clients of another process in the same namespace; a proxy's legs are one client.
+        let proxied = |c: &u64| self.client_legs.contains(c) || self.upstream.contains_key(c);
+        let mut others: Vec<(u64, String, Evidence)> = self
+            .sio_conns
+            .iter()
+            .filter(|(c, (s, _))| *s != server && !proxied(c))
+            .filter_map(|(c, (s, nsps))| {
+                let (_, connect) = nsps.iter().find(|(n, _)| n == nsp)?;
+                Some((*c, s.clone(), connect.clone()))
+            })
+            .collect();
+        if others.is_empty() || e.conn.is_some_and(|c| proxied(&c)) {
+            return;
+        }
+        others.sort_by_key(|(c, _, _)| *c);
+        let other_server = others[0].1.clone();
+        let mut evidence = vec![ev.clone(), Evidence::of(e)];
+        evidence.push(others[0].2.clone());
+        self.lone = Some(LoneEmit {
+            t: e.t,
+            server,
+            event: event.to_string(),
+            conn: e.conn,
+            evidence,
+            others: others.into_iter().map(|(c, _, _)| c).collect(),
+            other_server,
+        });
+    }
+
+    /// A lone emit whose window passed: no client of the other process got it.
+    fn lone_emit_reached_nobody(&mut self) -> Option<Finding<'static>> {
+        let l = self.lone.take()?;
+        let others: Vec<String> = l.others.iter().map(|c| format!("#{c}")).collect();
+        let what = format!("Two server processes serve this app ({} and {}), and the capture shows no message queue between them: \"{}\" went out on {} right after a client's event there, and {} on {}, connected to the same namespace, got nothing. If the app emitted it to a room or to everyone, it reached only the clients of the process that ran the handler: without a message queue, python-socketio knows only its own process's clients.", l.server, l.other_server, l.event, l.server, others.join(", "), l.other_server);
+        self.once("no-message-queue", "capture".into(), Finding {
+            cause: "no-message-queue",
+            conn: l.conn,
+            t: l.t,
+            what,
+            evidence: l.evidence,
+            fix: "Give every process the same message queue: SocketIO(app, message_queue=\"redis://\") (and pip install redis), with sticky sessions for long-polling; or run one process.",
+            step: Some("diagnoses.15"),
+            guess: true,
         })
     }
 

@@ -196,6 +196,7 @@ fn healthy_captures_stay_quiet() {
                 ],
                 "oversized.pcap" => &["payload-too-large", "http-page-on-websocket"],
                 "proxy_no_upgrade.pcap" => &["proxy-dropped-upgrade", "proxy-changed-host"],
+                "two_workers.pcap" => &["no-message-queue"],
                 "blocked.pcap" => &["server-stopped-pinging"],
                 _ => &[],
             };
@@ -439,4 +440,34 @@ fn a_proxys_two_legs_name_the_dropped_upgrade_and_the_changed_host() {
         !healthy.stage("ws.frame").is_empty(),
         "the healthy proxy upgrades"
     );
+}
+
+/// Two real Flask-SocketIO workers without a message queue (tests/capture/two_workers.sh):
+/// the room emit and the broadcast a client's events cause on one reach nobody on the other,
+/// where another client of the same namespace waits. Named as a guess, with the client's
+/// event, the emit and the other client's CONNECT as evidence; a capture whose processes
+/// talk through Redis (traces/mq) stays quiet (healthy_captures_stay_quiet).
+#[test]
+fn two_workers_without_a_queue_are_named_as_a_guess() {
+    let trace = crate::replay::replay_jsonl(&repo().join("traces/diagnoses/two_workers.pcap"), &[]);
+    well_formed(&trace);
+    let d = trace
+        .stage("diagnosis")
+        .into_iter()
+        .find(|d| d["fields"]["cause"] == "no-message-queue")
+        .expect("no-message-queue");
+    assert_eq!(d["fields"]["guess"], true);
+    let conns: BTreeSet<u64> = d["fields"]["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["conn"].as_u64())
+        .collect();
+    assert_eq!(conns.len(), 2, "a client of each process: {d}");
+    assert!(d["fields"]["fix"]
+        .as_str()
+        .unwrap()
+        .contains("message_queue="));
+    assert_eq!(d["fields"]["source"]["step"], "diagnoses.15");
+    assert!(d["summary"].as_str().unwrap().contains("\"said\""), "{d}");
 }
