@@ -1009,6 +1009,9 @@ impl Diagnoser {
             self.emitted(e);
             return None;
         }
+        if e.fields.get("type").and_then(Value::as_str) == Some("DISCONNECT") {
+            return self.server_disconnected(e);
+        }
         if e.fields.get("type").and_then(Value::as_str) != Some("CONNECT_ERROR") {
             return None;
         }
@@ -1108,6 +1111,43 @@ impl Diagnoser {
             evidence: vec![Evidence::of(e)],
             fix: "Check the room name against the join_room calls (and the namespace: rooms belong to one namespace), and that clients have connected to that namespace before the emit.",
             step: None,
+            guess: false,
+        })
+    }
+
+    /// The server sent a Socket.IO DISCONNECT: the app's code disconnected the client, which
+    /// does not come back by itself.
+    fn server_disconnected(&mut self, e: &Event) -> Option<Finding<'static>> {
+        let conn = e.conn?;
+        let nsp = e
+            .fields
+            .get("nsp")
+            .and_then(Value::as_str)
+            .unwrap_or("/")
+            .to_string();
+        let sid = e
+            .fields
+            .get("sid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let mut evidence = Vec::new();
+        let mut after = ", which python-socketio sends when the app calls disconnect()".to_string();
+        if let Some((name, ev)) = self.last_event.get(&conn) {
+            if e.t - ev.t <= 1.0 {
+                after = format!(" right after the client's \"{name}\" event: its handler most likely called disconnect(), which makes python-socketio send it");
+                evidence.push(ev.clone());
+            }
+        }
+        evidence.push(Evidence::of(e));
+        self.once("server-disconnected", format!("{sid} {nsp} {conn}"), Finding {
+            cause: "server-disconnected",
+            conn: Some(conn),
+            t: e.t,
+            what: format!("The server disconnected the client from the namespace {nsp}: it sent a Socket.IO DISCONNECT{after}. The client's disconnect reason is \"io server disconnect\" (socket.io-client) or \"server disconnect\", and neither client reconnects by itself after it."),
+            evidence,
+            fix: "If the disconnect is not meant, find the disconnect() call (dispel watch names its line); if it is, have the client reconnect when it wants to: socket.connect() in its \"disconnect\" handler when the reason is \"io server disconnect\".",
+            step: Some("diagnoses.16"),
             guess: false,
         })
     }

@@ -471,3 +471,21 @@ fn two_workers_without_a_queue_are_named_as_a_guess() {
     assert_eq!(d["fields"]["source"]["step"], "diagnoses.15");
     assert!(d["summary"].as_str().unwrap().contains("\"said\""), "{d}");
 }
+
+/// The chat app's "bye" handler calls disconnect() (traces/student/chat.pcap): the server's
+/// DISCONNECT is named with the event that led to it, and why the client stays away.
+#[test]
+fn a_server_side_disconnect_is_named_with_the_event_before_it() {
+    let trace = crate::replay::replay_jsonl(&repo().join("traces/student/chat.pcap"), &[]);
+    well_formed(&trace);
+    let d = trace
+        .stage("diagnosis")
+        .into_iter()
+        .find(|d| d["fields"]["cause"] == "server-disconnected")
+        .expect("server-disconnected");
+    let summary = d["summary"].as_str().unwrap();
+    assert!(summary.contains("\"bye\""), "{summary}");
+    assert!(summary.contains("io server disconnect"), "{summary}");
+    assert_eq!(d["fields"]["evidence"].as_array().unwrap().len(), 2);
+    assert_eq!(d["fields"]["source"]["symbol"], "Server.disconnect");
+}
