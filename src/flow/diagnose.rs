@@ -152,6 +152,13 @@ pub struct Diagnoser {
     oversized: HashMap<u64, Evidence>,
     /// Connections that carry WebSocket messages.
     ws_conns: HashSet<u64>,
+    /// Connections on which either side said goodbye (a WebSocket Close, an Engine.IO CLOSE,
+    /// a Socket.IO DISCONNECT) or a failure was already named.
+    goodbye: HashSet<u64>,
+    /// The last event of each WebSocket connection, for a connection that just ends.
+    last_on: HashMap<u64, Evidence>,
+    /// Connections a diagnosis was written for: their end is explained already.
+    named: HashSet<u64>,
     /// The last EVENT each connection's client sent: its name and the packet.
     last_event: HashMap<u64, (String, Evidence)>,
     /// (Engine.IO sid, namespace) whose CONNECT the server accepted.
@@ -195,6 +202,9 @@ impl Diagnoser {
             session_of: HashMap::new(),
             oversized: HashMap::new(),
             ws_conns: HashSet::new(),
+            goodbye: HashSet::new(),
+            last_on: HashMap::new(),
+            named: HashSet::new(),
             last_event: HashMap::new(),
             connected: HashSet::new(),
             awaiting: HashMap::new(),
@@ -311,6 +321,22 @@ impl Diagnoser {
     }
 
     fn look(&mut self, e: &Event) -> Option<Finding<'static>> {
+        if let Some(c) = e.conn {
+            let bye = match e.stage {
+                Stage::WsClose => true,
+                Stage::EioPacket => e.fields.get("type").and_then(Value::as_str) == Some("CLOSE"),
+                Stage::SioPacket => {
+                    e.fields.get("type").and_then(Value::as_str) == Some("DISCONNECT")
+                }
+                _ => false,
+            };
+            if bye && self.goodbye.len() < MAX_SESSIONS {
+                self.goodbye.insert(c);
+            }
+            if self.ws_conns.contains(&c) && e.stage != Stage::TcpClose {
+                self.last_on.insert(c, Evidence::of(e));
+            }
+        }
         match (e.stage, e.dir) {
             (Stage::TcpAccept, _) => {
                 if e.fields.get("redis").and_then(Value::as_bool) == Some(true) {
@@ -360,7 +386,8 @@ impl Diagnoser {
             (Stage::TcpClose, _) => {
                 let found = self
                     .oversized_closed(e)
-                    .or_else(|| self.server_went_quiet(e));
+                    .or_else(|| self.server_went_quiet(e))
+                    .or_else(|| self.transport_closed(e));
                 if let Some(c) = e.conn {
                     self.requests.remove(&c);
                     self.server_of.remove(&c);
@@ -371,6 +398,9 @@ impl Diagnoser {
                     self.last_event.remove(&c);
                     self.ws_conns.remove(&c);
                     self.sio_conns.remove(&c);
+                    self.goodbye.remove(&c);
+                    self.last_on.remove(&c);
+                    self.named.remove(&c);
                 }
                 found
             }
@@ -1115,6 +1145,35 @@ impl Diagnoser {
         })
     }
 
+    /// A WebSocket connection that ended with no goodbye from either side and no failure
+    /// named: python-socketio's "transport close".
+    fn transport_closed(&mut self, e: &Event) -> Option<Finding<'static>> {
+        let conn = e.conn?;
+        if !self.ws_conns.contains(&conn)
+            || self.goodbye.contains(&conn)
+            || self.named.contains(&conn)
+        {
+            return None;
+        }
+        let how = e
+            .fields
+            .get("how")
+            .and_then(Value::as_str)
+            .unwrap_or("closed");
+        let mut evidence: Vec<Evidence> = self.last_on.get(&conn).cloned().into_iter().collect();
+        evidence.push(Evidence::of(e));
+        self.once("transport-closed", format!("{conn} transport"), Finding {
+            cause: "transport-closed",
+            conn: Some(conn),
+            t: e.t,
+            what: format!("The WebSocket connection ended without a goodbye: no Close frame, no Engine.IO CLOSE and no Socket.IO DISCONNECT from either side, the TCP connection just ended ({how}). python-socketio runs the disconnect handler with the reason \"transport close\", and the client, if it is still there, reconnects with a new session. Something ended the connection from outside Socket.IO: the client's process or tab went away at once, the network dropped, or a proxy or load balancer closed it (an idle timeout)."),
+            evidence,
+            fix: "If clients drop while still open, look between them and the server: a proxy's idle timeout shorter than pingInterval (nginx proxy_read_timeout is 60 s), a load balancer, a sleeping laptop. A handler that must know why reads the reason in @socketio.on(\"disconnect\") (python-socketio 5.12 and later pass it).",
+            step: None,
+            guess: true,
+        })
+    }
+
     /// The server sent a Socket.IO DISCONNECT: the app's code disconnected the client, which
     /// does not come back by itself.
     fn server_disconnected(&mut self, e: &Event) -> Option<Finding<'static>> {
@@ -1231,6 +1290,11 @@ impl Diagnoser {
     }
 
     fn write(&mut self, f: Finding, out: &mut Vec<Event>) {
+        if let Some(c) = f.conn {
+            if self.named.len() < MAX_SESSIONS {
+                self.named.insert(c);
+            }
+        }
         match self.by_cause.iter_mut().find(|(c, _)| *c == f.cause) {
             Some((_, n)) => *n += 1,
             None => self.by_cause.push((f.cause, 1)),

@@ -185,6 +185,8 @@ fn healthy_captures_stay_quiet() {
                 "node_namespaces.pcap" => &["unknown-namespace"],
                 // The client is killed mid-session; the server times it out.
                 "node_client_polling_upgrade.pcap" => &["ping-timeout"],
+                // The client drops its WebSocket without a Close (its scenario's point).
+                "py_ping_abrupt.pcap" => &["transport-closed"],
                 // Made to show them (traces/diagnoses/README.md).
                 "failures.pcap" => &[
                     "origin-refused",
