@@ -466,13 +466,62 @@ fn build_set(chain: Vec<ChainStage>, map: &StageMap, mode: AsyncMode) -> Result<
     })
 }
 
-/// The release sets the chains are written for (`--versions`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+/// The release sets the chains are written for (`--versions`). Their versions, in `--help`
+/// too, are read from the chain tables, never typed again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VersionSet {
-    /// Flask-SocketIO 5.6.1, python-socketio 5.16.3, python-engineio 4.13.3, Werkzeug 3.1.8.
+    /// The newest releases whose tags are confirmed.
     Current,
-    /// Flask-SocketIO 5.3.3 stack of the course's sample report.
+    /// The stack of the course's sample report.
     Seed,
+}
+
+impl VersionSet {
+    pub fn name(self) -> &'static str {
+        match self {
+            VersionSet::Current => "current",
+            VersionSet::Seed => "seed",
+        }
+    }
+
+    /// `Flask-SocketIO 5.6.1, python-socketio 5.16.3, python-engineio 4.13.3, Werkzeug
+    /// 3.1.8`: the versions of the set's main packages, from its chain table.
+    pub fn versions(self) -> String {
+        let Ok(chain) = chain(self) else {
+            return String::new();
+        };
+        let named = [
+            ("flask-socketio", "Flask-SocketIO"),
+            ("python-socketio", "python-socketio"),
+            ("python-engineio", "python-engineio"),
+            ("werkzeug", "Werkzeug"),
+        ];
+        named
+            .iter()
+            .filter_map(|(package, shown)| {
+                let step = chain
+                    .iter()
+                    .flat_map(|c| &c.steps)
+                    .find(|s| s.package == *package)?;
+                Some(format!("{shown} {}", step.version))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl clap::ValueEnum for VersionSet {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[VersionSet::Current, VersionSet::Seed]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let help = match self {
+            VersionSet::Current => self.versions(),
+            VersionSet::Seed => format!("the course's sample report: {}", self.versions()),
+        };
+        Some(clap::builder::PossibleValue::new(self.name()).help(help))
+    }
 }
 
 /// Where a trace's links point: a built-in version set, or the versions installed for an

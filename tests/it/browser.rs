@@ -6,6 +6,9 @@ use crate::util::{repo, Server};
 
 #[test]
 fn page_and_live_view_in_chromium() {
+    if !crate::util::have(&[crate::util::Need::Node]) {
+        return;
+    }
     let server = Server::start(&["-q"]);
     let out = Command::new("node")
         .arg(repo().join("tests/browser/dispel_page.mjs"))
@@ -32,6 +35,9 @@ fn page_and_live_view_in_chromium() {
 
 #[test]
 fn serve_writes_a_report_when_it_stops() {
+    if !crate::util::have(&[crate::util::Need::Python]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("session.md");
     let server = Server::start(&["--report", report.to_str().unwrap()]);
@@ -53,6 +59,9 @@ fn serve_writes_a_report_when_it_stops() {
 /// and dispel's live view in a third, narrating the real server's traffic as it happens.
 #[test]
 fn watched_app_in_chromium_with_the_live_view() {
+    if !crate::util::have(&[crate::util::Need::Node]) {
+        return;
+    }
     let Some(w) = crate::util::Watched::start(&[], &[]) else {
         return;
     };
@@ -92,6 +101,9 @@ fn watched_app_in_chromium_with_the_live_view() {
 /// handler and the room emit it made, and the trace ties the emit to the packets it sent.
 #[test]
 fn a_students_app_in_chromium_with_its_own_calls_live() {
+    if !crate::util::have(&[crate::util::Need::Node]) {
+        return;
+    }
     let Some(w) = crate::util::Watched::start_app("tests/student_app/chat.py", &[], &[]) else {
         return;
     };
@@ -128,6 +140,9 @@ fn a_students_app_in_chromium_with_its_own_calls_live() {
 /// the page is photographed there (docs/screenshots/ holds the README's).
 #[test]
 fn the_html_report_draws_offline_in_chromium() {
+    if !crate::util::have(&[crate::util::Need::Node]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let pcap = repo().join("traces/flask/chromium_page.pcap");
     let html = dir.path().join("report.html");

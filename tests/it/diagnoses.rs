@@ -149,6 +149,9 @@ fn a_real_apps_failures_are_diagnosed_live_and_in_its_capture() {
 /// the client stays on long-polling, which the OPEN packet already says.
 #[test]
 fn a_server_without_websocket_is_diagnosed_from_its_open_packet() {
+    if !crate::util::have(&[crate::util::Need::Python]) {
+        return;
+    }
     let Some(w) = Watched::start(&[], &["--no-upgrades"]) else {
         return;
     };
@@ -342,9 +345,11 @@ fn an_ack_that_never_came_is_diagnosed_from_the_capture() {
 /// the proxy's requests and names the missing header, at the installed python-engineio.
 #[test]
 fn a_real_proxy_that_drops_the_upgrade_is_diagnosed_live() {
-    let nginx = std::path::Path::new("/usr/sbin/nginx");
-    if !nginx.exists() || !repo().join("tests/node_modules/socket.io-client").exists() {
-        eprintln!("skipped: no nginx or no tests/node_modules (run tests/setup.sh)");
+    if !crate::util::have(&[crate::util::Need::Node]) {
+        return;
+    }
+    if !std::path::Path::new("/usr/sbin/nginx").exists() {
+        crate::util::skip("nginx (nginx-light)");
         return;
     }
     let Some(w) = Watched::start(&[], &[]) else {

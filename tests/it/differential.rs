@@ -719,6 +719,9 @@ fn stories(trace: &crate::util::Trace) -> Vec<String> {
 /// stage sequence is the same.
 #[test]
 fn the_same_client_sessions_replay_to_the_same_stages() {
+    if !crate::util::have(&[crate::util::Need::Python, crate::util::Need::Node]) {
+        return;
+    }
     if !crate::oracle::flask_available() {
         return;
     }

@@ -18,6 +18,9 @@ const WS_CONN: &[&str] = &[
 
 #[test]
 fn python_websocket_two_clients_broadcast_to_both() {
+    if !crate::util::have(&[crate::util::Need::Python]) {
+        return;
+    }
     let server = Server::start(&[]);
     py_client(&server.url, "two-clients", "websocket");
     let trace = server.stop();
@@ -57,6 +60,9 @@ fn python_websocket_two_clients_broadcast_to_both() {
 
 #[test]
 fn python_polling_then_upgrade() {
+    if !crate::util::have(&[crate::util::Need::Python]) {
+        return;
+    }
     let server = Server::start(&[]);
     py_client(&server.url, "bid", "polling,websocket");
     let trace = server.stop();
@@ -105,6 +111,9 @@ fn python_polling_then_upgrade() {
 /// clients' `call` / callback complete.
 #[test]
 fn the_seed_event_is_acknowledged_for_both_clients() {
+    if !crate::util::have(&[crate::util::Need::Python, crate::util::Need::Node]) {
+        return;
+    }
     let server = Server::start(&[]);
     py_client(&server.url, "seed-ack", "websocket");
     py_client(&server.url, "seed-ack", "polling");
@@ -126,6 +135,9 @@ fn the_seed_event_is_acknowledged_for_both_clients() {
 
 #[test]
 fn python_late_joiner_ack_namespace_binary() {
+    if !crate::util::have(&[crate::util::Need::Python]) {
+        return;
+    }
     let server = Server::start(&["--extras"]);
     py_client(&server.url, "late-joiner", "websocket");
     py_client(&server.url, "ack,namespace,binary", "websocket");
@@ -162,6 +174,9 @@ fn python_late_joiner_ack_namespace_binary() {
 
 #[test]
 fn python_abrupt_and_bad_namespace() {
+    if !crate::util::have(&[crate::util::Need::Python]) {
+        return;
+    }
     let server = Server::start(&[]);
     py_client(&server.url, "abrupt", "websocket");
     py_client(&server.url, "bad-namespace", "websocket");
@@ -181,6 +196,9 @@ fn python_abrupt_and_bad_namespace() {
 
 #[test]
 fn node_default_transports() {
+    if !crate::util::have(&[crate::util::Need::Node]) {
+        return;
+    }
     let server = Server::start(&["--extras"]);
     node_client(&server.url, "two-clients", "default");
     node_client(&server.url, "ack,namespace,binary", "default");
@@ -256,6 +274,9 @@ fn ping_timeout_closes_a_silent_client() {
 /// goes about its business; `c` lets it run freely.
 #[test]
 fn step_mode_pauses_one_connection_only() {
+    if !crate::util::have(&[crate::util::Need::Python]) {
+        return;
+    }
     use std::io::Write;
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};

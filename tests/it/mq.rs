@@ -118,6 +118,9 @@ fn without_host_id(payload: &str) -> Value {
 /// dispel publishes is what Flask-SocketIO publishes, byte for byte but the host and data.
 #[test]
 fn dispel_and_flask_socketio_processes_act_as_one_through_redis() {
+    if !crate::util::have(&[crate::util::Need::Python]) {
+        return;
+    }
     let Some(redis) = Redis::start() else { return };
     let url = redis.url();
     let Some(flask) = Flask::start(&["--message-queue", &url]) else {
@@ -220,6 +223,9 @@ fn dispel_and_flask_socketio_processes_act_as_one_through_redis() {
 /// on; the queue comes back).
 #[test]
 fn the_queue_survives_what_goes_wrong() {
+    if !crate::util::have(&[crate::util::Need::Python]) {
+        return;
+    }
     let port = free_port();
     // Nothing listens there: dispel refuses to start, and says how to go on.
     let out = dispel()

@@ -174,6 +174,9 @@ fn bad_files_give_clear_errors_and_keep_what_they_can() {
 /// live trace (the invariant that makes replay trustworthy).
 #[test]
 fn recorded_live_session_replays_to_the_same_events() {
+    if !crate::util::have(&[crate::util::Need::Python]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let cap = dir.path().join("live.pcap");
     let server = Server::start(&["--record", cap.to_str().unwrap(), "--extras"]);

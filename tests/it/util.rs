@@ -164,7 +164,7 @@ impl Watched {
     ) -> Option<Watched> {
         let python = repo().join("tests").join(venv).join("bin/python");
         if !python.exists() {
-            eprintln!("SKIP: tests/{venv} is missing (tests/setup.sh)");
+            skip(&format!("tests/{venv}"));
             return None;
         }
         let dir = tempfile::tempdir().expect("temp dir");
@@ -323,6 +323,53 @@ pub fn assert_in_order(actual: &[String], expected: &[&str]) {
     }
 }
 
+/// What a test needs besides dispel, installed by tests/setup.sh.
+#[derive(Debug, Clone, Copy)]
+pub enum Need {
+    /// tests/.venv: Flask-SocketIO, python-socketio and the Python clients.
+    Python,
+    /// tests/node_modules: socket.io-client, and `node` itself.
+    Node,
+}
+
+/// Whether what a test needs is here. A plain `cargo test` on a machine without it skips the
+/// test with a message; the README's test command (tests/run-all.sh, after tests/setup.sh)
+/// sets DISPEL_REQUIRE_ALL=1, and then a missing one fails the test instead.
+pub fn have(needs: &[Need]) -> bool {
+    for need in needs {
+        let (here, what) = match need {
+            Need::Python => (
+                repo().join("tests/.venv/bin/python").exists(),
+                "tests/.venv (Flask-SocketIO, python-socketio)",
+            ),
+            Need::Node => (
+                repo().join("tests/node_modules/socket.io-client").exists()
+                    && Command::new("node")
+                        .arg("--version")
+                        .output()
+                        .is_ok_and(|o| o.status.success()),
+                "node and tests/node_modules (socket.io-client)",
+            ),
+        };
+        if !here {
+            skip(what);
+            return false;
+        }
+    }
+    true
+}
+
+/// Skips a test for want of `what`, or fails it when every test must run.
+pub fn skip(what: &str) {
+    assert!(
+        std::env::var_os("DISPEL_REQUIRE_ALL").is_none(),
+        "{what} is missing, and DISPEL_REQUIRE_ALL asks for every test: run tests/setup.sh"
+    );
+    eprintln!(
+        "SKIP: {what} is missing (tests/setup.sh installs it; the README's test command runs it)"
+    );
+}
+
 fn venv_python() -> PathBuf {
     let p = repo().join("tests/.venv/bin/python");
     assert!(
@@ -381,18 +428,32 @@ pub fn check_golden(golden: &Path, got: &str) -> Option<String> {
     if want == got {
         return None;
     }
-    let first = want
+    // A unified diff, cut to a screenful, each line cut to 300 characters (JSONL lines are
+    // long).
+    const MAX_LINES: usize = 80;
+    let diff = similar::TextDiff::from_lines(want.as_str(), got);
+    let text = diff
+        .unified_diff()
+        .context_radius(2)
+        .header("golden", "got")
+        .to_string();
+    let mut shown: Vec<String> = text
         .lines()
-        .zip(got.lines())
-        .position(|(a, b)| a != b)
-        .unwrap_or(0);
+        .take(MAX_LINES)
+        .map(|l| match l.char_indices().nth(300) {
+            Some((i, _)) => format!("{}…", &l[..i]),
+            None => l.to_string(),
+        })
+        .collect();
+    let total = text.lines().count();
+    if total > MAX_LINES {
+        shown.push(format!("... {} more diff lines", total - MAX_LINES));
+    }
     Some(format!(
-        "{}: differs at line {} (want {} lines, got {})\n  want: {}\n  got:  {}",
+        "{} (want {} lines, got {}):\n{}",
         golden.display(),
-        first + 1,
         want.lines().count(),
         got.lines().count(),
-        want.lines().nth(first).unwrap_or("<none>"),
-        got.lines().nth(first).unwrap_or("<none>")
+        shown.join("\n")
     ))
 }

@@ -9,6 +9,9 @@ use crate::util::{assert_in_order, dispel, node_client, py_client, repo, Watched
 
 #[test]
 fn the_real_app_narrated_for_real_clients() {
+    if !crate::util::have(&[crate::util::Need::Python, crate::util::Need::Node]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("watched.pcap");
     let report = dir.path().join("report.md");
@@ -263,7 +266,7 @@ fn watch_the_student_app(venv: &str, mode: &str) {
     let python = repo().join("tests").join(venv).join("bin/python");
     let client = repo().join("tests/.venv/bin/python");
     if !python.exists() || !client.exists() {
-        eprintln!("skipped: no tests/{venv} (run tests/setup.sh)");
+        crate::util::skip(&format!("tests/{venv}"));
         return;
     }
     let port = crate::oracle::free_port();
