@@ -50,8 +50,11 @@ pub struct LineWriter {
     linker: Linker,
     /// The `links` array of each (stage, kind), serialized once: most of a line's bytes.
     /// Indexed by stage, then a short list of kinds.
-    links: Vec<Vec<(AsyncMode, Option<Kind>, Box<str>)>>,
+    links: Vec<Vec<LinksJson>>,
 }
+
+/// The serialized links of one (async mode, kind) of a stage.
+type LinksJson = (AsyncMode, Option<Kind>, Box<str>);
 
 impl LineWriter {
     pub fn new(versions: impl Into<Linker>) -> LineWriter {
