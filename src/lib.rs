@@ -14,15 +14,17 @@
 //! - [`report`]: `dispel report`, a document for students from a capture or a JSONL trace.
 //! - [`cli`]: clap types; [`run`] is the only place errors become exit codes.
 
-pub mod bench;
+// Public: what the binary (cli, run), the fuzz targets (wire, flow, replay, trace) and the
+// integration tests use. The rest is the crate's own, so the dead-code lint sees it.
+pub(crate) mod bench;
 pub mod cli;
 pub mod flow;
-pub mod links;
-pub mod live;
-pub mod mq;
+pub(crate) mod links;
+pub(crate) mod live;
+pub(crate) mod mq;
 pub mod replay;
-pub mod report;
-pub mod stage;
+pub(crate) mod report;
+pub(crate) mod stage;
 pub mod trace;
 pub mod wire;
 

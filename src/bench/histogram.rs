@@ -41,6 +41,7 @@ fn upper(i: usize) -> u64 {
 }
 
 impl Histogram {
+    #[cfg(test)]
     pub fn new() -> Histogram {
         Histogram::default()
     }
@@ -75,6 +76,7 @@ impl Histogram {
         self.max = self.max.max(other.max);
     }
 
+    #[cfg(test)]
     pub fn count(&self) -> u64 {
         self.total
     }
@@ -83,6 +85,7 @@ impl Histogram {
         self.max
     }
 
+    #[cfg(test)]
     pub fn min(&self) -> u64 {
         self.min
     }

@@ -2,14 +2,14 @@
 //! direction into trace events by calling the `wire` decoders. Live and replay both feed it, so
 //! they cannot disagree about what the bytes mean.
 
-pub mod diagnose;
-pub mod infer;
+pub(crate) mod diagnose;
+pub(crate) mod infer;
 mod memo;
 mod present;
-pub mod redis;
+pub(crate) mod redis;
 mod session;
 
-pub use diagnose::Diagnoser;
-pub use infer::Inference;
+pub(crate) use diagnose::Diagnoser;
+pub(crate) use infer::Inference;
 pub use memo::{Memo, SharedMemo};
 pub use session::{Limits, Session};

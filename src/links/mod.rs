@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::stage::{Kind, Stage};
 
 pub use render::Format;
-pub use site::{installed_chain, observed_link, Installed, SiteOptions, StepStatus};
+pub use site::{observed_link, Installed, SiteOptions, StepStatus};
 
 /// One step of a chain, ready to print next to a trace event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -582,7 +582,6 @@ impl Linker {
             let installed = site::inspect(&site::SiteOptions {
                 site_packages: site_packages.map(std::path::Path::to_path_buf),
                 python: python.map(std::path::Path::to_path_buf),
-                base: set,
             })?;
             Linker::installed(set, installed)
         };
@@ -845,7 +844,6 @@ pub fn run(q: &Query) -> Result<ExitCode, crate::Error> {
         let opts = SiteOptions {
             site_packages: q.site_packages.clone(),
             python: q.python.clone(),
-            base: q.versions,
         };
         let installed = site::inspect(&opts)?;
         let mode = q

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use super::VersionSet;
 
-use super::{installed_path, sections, Section, SourceHost, Step, StepLink};
+use super::{installed_path, Section, SourceHost, Step, StepLink};
 
 /// What to inspect.
 #[derive(Debug, Clone)]
@@ -20,8 +20,6 @@ pub struct SiteOptions {
     pub site_packages: Option<PathBuf>,
     /// An interpreter to ask for its purelib and stdlib folders and its version.
     pub python: Option<PathBuf>,
-    /// The built-in set whose lines are the starting point of the search.
-    pub base: VersionSet,
 }
 
 /// How a step was found in the installed files.
@@ -107,16 +105,6 @@ pub fn inspect(opts: &SiteOptions) -> Result<Installed, crate::Error> {
         stdlib,
         dists,
     })
-}
-
-/// The whole chain of `opts.base`, relinked to the installed versions (for report generators).
-pub fn installed_chain(opts: &SiteOptions) -> Result<(Installed, Vec<Section>), crate::Error> {
-    let installed = inspect(opts)?;
-    let secs = sections(opts.base, None)?
-        .into_iter()
-        .map(|s| installed.relink_section(s))
-        .collect();
-    Ok((installed, secs))
 }
 
 /// PEP 503 normalisation: lowercase, runs of `-_.` become one `-`.

@@ -20,7 +20,7 @@ pub mod model;
 pub mod pysource;
 pub mod sections;
 
-pub use input::{load, pick_conn, ConnSummary, Ev, Input};
+pub use input::{load, Ev, Input};
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -86,7 +86,6 @@ pub fn write(req: &Request) -> Result<(), crate::Error> {
             &crate::links::site::SiteOptions {
                 site_packages: req.site_packages.map(std::path::Path::to_path_buf),
                 python: req.python.map(std::path::Path::to_path_buf),
-                base: req.versions,
             },
         )?)
     } else {

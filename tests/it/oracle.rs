@@ -951,7 +951,7 @@ pub fn out_dir() -> PathBuf {
 /// of real clients with any server can be replayed.
 pub struct Relay {
     pub addr: String,
-    recorder: Arc<dispel::live::Recorder>,
+    recorder: Arc<dispel::replay::record::Recorder>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -961,7 +961,8 @@ impl Relay {
         use std::sync::atomic::{AtomicBool, Ordering};
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the relay");
         let addr = listener.local_addr().expect("relay address");
-        let recorder = Arc::new(dispel::live::Recorder::create(pcap).expect("create the pcap"));
+        let recorder =
+            Arc::new(dispel::replay::record::Recorder::create(pcap).expect("create the pcap"));
         let stop = Arc::new(AtomicBool::new(false));
         let (rec, stopped, server) = (recorder.clone(), stop.clone(), server.to_string());
         let start = Instant::now();
@@ -983,7 +984,7 @@ impl Relay {
                 let pipe = |mut from: TcpStream,
                             mut to: TcpStream,
                             dir: dispel::trace::Dir,
-                            rec: Arc<dispel::live::Recorder>| {
+                            rec: Arc<dispel::replay::record::Recorder>| {
                     std::thread::spawn(move || {
                         let mut buf = [0u8; 65536];
                         loop {
