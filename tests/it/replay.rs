@@ -404,3 +404,78 @@ fn every_committed_packet_is_linked_by_its_direction() {
     }
     assert!(checked > 100, "only {checked} packets checked");
 }
+
+/// docs/trace-format.md is the schema readers program against: every stage and every field
+/// key that the committed golden traces hold is documented in its stage's row (or among the
+/// keys every event or every replayed session event may carry), and every kind they hold is
+/// one the links tables know.
+#[test]
+fn the_trace_format_documents_every_stage_and_field_emitted() {
+    let doc = std::fs::read_to_string(repo().join("docs/trace-format.md")).unwrap();
+    // The identifiers inside backticks of a piece of the document.
+    let names = |text: &str| -> std::collections::BTreeSet<String> {
+        text.split('`')
+            .skip(1)
+            .step_by(2)
+            .filter_map(|quoted| {
+                let id: String = quoted
+                    .trim_start_matches('"')
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                (!id.is_empty()).then_some(id)
+            })
+            .collect()
+    };
+    let (general, per_stage) = doc.split_once("## Stages and their fields").unwrap();
+    let mut anywhere = names(general);
+    let mut rows = std::collections::BTreeMap::new();
+    for line in per_stage.lines() {
+        if let Some(rest) = line.strip_prefix("| `") {
+            // The stage table comes first; the kinds table repeats the stage names.
+            let stage = rest.split('`').next().unwrap().to_string();
+            rows.entry(stage).or_insert_with(|| names(line));
+        } else if line.starts_with("| (replay)") {
+            anywhere.extend(names(line));
+        }
+    }
+    let mut missing = std::collections::BTreeSet::new();
+    let mut traces = 0;
+    for dir in [
+        "traces/flask",
+        "traces/reference",
+        "traces/diagnoses",
+        "traces/mq",
+    ] {
+        for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.to_string_lossy().ends_with(".trace.jsonl") {
+                continue;
+            }
+            traces += 1;
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                let e: Value = serde_json::from_str(line).unwrap();
+                let stage = e["stage"].as_str().unwrap();
+                let Some(row) = rows.get(stage) else {
+                    missing.insert(format!("stage {stage}"));
+                    continue;
+                };
+                for key in e["fields"].as_object().unwrap().keys() {
+                    if !row.contains(key) && !anywhere.contains(key) {
+                        missing.insert(format!("{stage}: {key}"));
+                    }
+                }
+                if let Some(kind) = e["kind"].as_str() {
+                    if !doc.contains(&format!("`{kind}`")) {
+                        missing.insert(format!("kind {kind}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(traces >= 10, "{traces} golden traces");
+    assert!(
+        missing.is_empty(),
+        "not in docs/trace-format.md: {missing:#?}"
+    );
+}
