@@ -67,12 +67,16 @@ fn a_flood_of_connections_gets_503_beyond_the_limit() {
     let server = Server::start(&["--max-connections", "5"]);
     let a = server.addr.clone();
     let held: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(&a).unwrap()).collect();
-    std::thread::sleep(Duration::from_millis(200));
+    server.wait_for("the five connections accepted", |t| {
+        t.stage("tcp.accept").len() >= 5
+    });
     let mut extra = TcpStream::connect(&a).unwrap();
     let reply = read_all(&mut extra);
     assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
     drop(held);
-    std::thread::sleep(Duration::from_millis(200));
+    server.wait_for("the five connections closed", |t| {
+        t.stage("tcp.close").len() >= 5
+    });
     still_serves(&a);
     let trace = server.stop();
     assert!(trace

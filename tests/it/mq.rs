@@ -292,7 +292,11 @@ fn the_queue_survives_what_goes_wrong() {
         "flask-socketio",
         br#"{"method": "emit", "event": "e", "data": [1], "namespace": "/", "host_id": "other"}"#,
     );
-    std::thread::sleep(Duration::from_millis(300));
+    server.wait_for("the message after Redis came back", |t| {
+        t.stage("mq.message")
+            .iter()
+            .any(|m| m["fields"]["host_id"] == "other")
+    });
     let trace = server.stop();
     let errors = trace.errors();
     let said = |needle: &str| errors.iter().any(|e| e.contains(needle));

@@ -87,6 +87,19 @@ impl Server {
         }
     }
 
+    /// Waits until the trace written so far satisfies `done` (10 s at most): how a test waits
+    /// for the server to have seen something, instead of sleeping.
+    pub fn wait_for(&self, what: &str, done: impl Fn(&Trace) -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !done(&Trace::read_so_far(&self.trace)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never showed {what}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Resident memory of the server process, in KiB (Linux).
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -253,6 +266,17 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// The trace as written so far by a running server (the writer flushes whenever its
+    /// queue runs empty); a last line still being written is left out.
+    pub fn read_so_far(path: &Path) -> Trace {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let events = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        Trace { events }
+    }
+
     pub fn read(path: &Path) -> Trace {
         let text = std::fs::read_to_string(path).expect("read trace");
         let events = text

@@ -327,7 +327,20 @@ fn watch_the_student_app(venv: &str, mode: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // Every connection the client opened has been seen to close before the app is stopped.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = crate::util::Trace::read_so_far(&trace_path);
+        let (opened, closed) = (t.stage("tcp.accept").len(), t.stage("tcp.close").len());
+        if opened > 0 && closed >= opened {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{closed} of {opened} connections closed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
