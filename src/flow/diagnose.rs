@@ -324,10 +324,8 @@ impl Diagnoser {
         if let Some(c) = e.conn {
             let bye = match e.stage {
                 Stage::WsClose => true,
-                Stage::EioPacket => e.fields.get("type").and_then(Value::as_str) == Some("CLOSE"),
-                Stage::SioPacket => {
-                    e.fields.get("type").and_then(Value::as_str) == Some("DISCONNECT")
-                }
+                Stage::EioPacket => e.packet_type() == Some("CLOSE"),
+                Stage::SioPacket => e.packet_type() == Some("DISCONNECT"),
                 _ => false,
             };
             if bye && self.goodbye.len() < MAX_SESSIONS {
@@ -339,12 +337,10 @@ impl Diagnoser {
         }
         match (e.stage, e.dir) {
             (Stage::TcpAccept, _) => {
-                if e.fields.get("redis").and_then(Value::as_bool) == Some(true) {
+                if e.flag("redis") == Some(true) {
                     self.queue_seen = true;
                 }
-                if let (Some(c), Some(server)) =
-                    (e.conn, e.fields.get("server").and_then(Value::as_str))
-                {
+                if let (Some(c), Some(server)) = (e.conn, e.text("server")) {
                     self.server_of.insert(c, server.to_string());
                 }
                 None
@@ -360,14 +356,12 @@ impl Diagnoser {
             (Stage::SioPacket, Some(Dir::C2S)) => {
                 self.asks_for_ack(e);
                 let early = self.event_before_connect(e);
-                if let (Some(c), Some("EVENT" | "BINARY_EVENT")) =
-                    (e.conn, e.fields.get("type").and_then(Value::as_str))
-                {
+                if let (Some(c), Some("EVENT" | "BINARY_EVENT")) = (e.conn, e.packet_type()) {
                     if let Some(server) = self.server_of.get(&c) {
                         self.last_client_event = Some((e.t, server.clone(), Evidence::of(e)));
                     }
                     if self.last_event.len() < MAX_SESSIONS || self.last_event.contains_key(&c) {
-                        let name = e.fields.get("event").and_then(Value::as_str).unwrap_or("?");
+                        let name = e.event_name().unwrap_or("?");
                         self.last_event
                             .insert(c, (name.to_string(), Evidence::of(e)));
                     }
@@ -466,11 +460,11 @@ impl Diagnoser {
         host: Option<String>,
         upgrade_header: bool,
     ) -> Option<Finding<'static>> {
-        let target = e.fields.get("target").and_then(Value::as_str)?;
+        let target = e.text("target")?;
         if !target.contains("EIO=") {
             return None;
         }
-        let method = e.fields.get("method").and_then(Value::as_str).unwrap_or("");
+        let method = e.text("method").unwrap_or("");
         let line = format!("{method} {target}");
         let server = self.server_of.get(&conn).cloned().unwrap_or_default();
         while self.recent.front().is_some_and(|r| e.t - r.t > PROXY_DELAY) {
@@ -507,15 +501,11 @@ impl Diagnoser {
         };
         self.client_legs.insert(leg.conn);
         self.upstream.insert(conn, leg.clone());
-        let websocket = e.fields.get("transport").and_then(Value::as_str) == Some("websocket");
+        let websocket = e.text("transport") == Some("websocket");
         if !(leg.upgrade_header && !upgrade_header && websocket) {
             return None;
         }
-        let version = e
-            .fields
-            .get("version")
-            .and_then(Value::as_str)
-            .unwrap_or("HTTP/1.1");
+        let version = e.text("version").unwrap_or("HTTP/1.1");
         let connection = e
             .fields
             .get("headers")
@@ -571,16 +561,14 @@ impl Diagnoser {
 
     fn response(&mut self, e: &Event) -> Option<Finding<'static>> {
         let conn = e.conn?;
-        let status = e.fields.get("status").and_then(Value::as_u64)?;
+        let status = e.number("status")?;
         // A proxy relaying the app's answer: the app's connection carries the decision.
         if status != 400 || self.client_legs.contains(&conn) {
             return None;
         }
         let req = self.requests.get(&conn)?;
         let body = e
-            .fields
-            .get("body")
-            .and_then(Value::as_str)
+            .text("body")
             .unwrap_or("")
             .trim_matches(|c: char| c == '"' || c.is_whitespace())
             .to_string();
@@ -696,12 +684,8 @@ impl Diagnoser {
     }
 
     fn eio(&mut self, e: &Event, dir: Dir) -> Option<Finding<'static>> {
-        let ty = e.fields.get("type").and_then(Value::as_str)?;
-        let sid = e
-            .fields
-            .get("sid")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let ty = e.packet_type()?;
+        let sid = e.sid().map(str::to_string);
         if let (Some(c), Some(s)) = (e.conn, &sid) {
             self.session_of.entry(c).or_insert_with(|| s.clone());
         }
@@ -723,13 +707,13 @@ impl Diagnoser {
                         ev: Evidence::of(e),
                         ping_interval: seconds("pingInterval", 25.0),
                         ping_timeout: seconds("pingTimeout", 20.0),
-                        max_payload: e.fields.get("maxPayload").and_then(Value::as_u64),
+                        max_payload: e.number("maxPayload"),
                         last_ping: e.t,
                         last_ping_ev: Evidence::of(e),
                         ended: false,
                     },
                 );
-                let transport = e.fields.get("transport").and_then(Value::as_str);
+                let transport = e.text("transport");
                 let upgrades = e.fields.get("upgrades").and_then(Value::as_array);
                 if transport == Some("polling") && upgrades.is_some_and(Vec::is_empty) {
                     return self.once("no-websocket", sid.clone(), Finding {
@@ -817,7 +801,7 @@ impl Diagnoser {
         if dir != Dir::C2S {
             return;
         }
-        let Some(len) = e.fields.get("len").and_then(Value::as_u64) else {
+        let Some(len) = e.number("len") else {
             return;
         };
         let max = self
@@ -913,20 +897,17 @@ impl Diagnoser {
     /// An EVENT to a namespace whose CONNECT the server has not accepted (yet, or at all) on a
     /// session seen from its OPEN: python-socketio drops it with a warning in its log.
     fn event_before_connect(&mut self, e: &Event) -> Option<Finding<'static>> {
-        if !matches!(
-            e.fields.get("type").and_then(Value::as_str),
-            Some("EVENT" | "BINARY_EVENT")
-        ) {
+        if !matches!(e.packet_type(), Some("EVENT" | "BINARY_EVENT")) {
             return None;
         }
-        let sid = e.fields.get("sid").and_then(Value::as_str)?;
+        let sid = e.sid()?;
         // Only a session whose beginning the trace holds can be known not to be connected.
         let opened = self.opened.get(sid)?.ev.clone();
-        let nsp = e.fields.get("nsp").and_then(Value::as_str).unwrap_or("/");
+        let nsp = e.nsp();
         if self.connected.contains(&(sid.to_string(), nsp.to_string())) {
             return None;
         }
-        let event = e.fields.get("event").and_then(Value::as_str).unwrap_or("?");
+        let event = e.event_name().unwrap_or("?");
         self.once("event-before-connect", format!("{sid} {nsp}"), Finding {
             cause: "event-before-connect",
             conn: e.conn,
@@ -941,11 +922,11 @@ impl Diagnoser {
 
     /// Werkzeug's development server wrote an HTTP page onto an upgraded socket.
     fn page_on_websocket(&mut self, e: &Event) -> Option<Finding<'static>> {
-        let reason = e.fields.get("reason").and_then(Value::as_str)?;
+        let reason = e.text("reason")?;
         if !reason.starts_with("HTTP written onto an upgraded socket") {
             return None;
         }
-        let hex = e.fields.get("hex").and_then(Value::as_str).unwrap_or("");
+        let hex = e.text("hex").unwrap_or("");
         let head: String = (0..hex.len().min(24))
             .step_by(2)
             .filter_map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
@@ -971,23 +952,17 @@ impl Diagnoser {
 
     /// A client EVENT with an ack id waits for its ACK (a session's key is its sid).
     fn asks_for_ack(&mut self, e: &Event) {
-        if !matches!(
-            e.fields.get("type").and_then(Value::as_str),
-            Some("EVENT" | "BINARY_EVENT")
-        ) {
+        if !matches!(e.packet_type(), Some("EVENT" | "BINARY_EVENT")) {
             return;
         }
-        let (Some(sid), Some(id)) = (
-            e.fields.get("sid").and_then(Value::as_str),
-            e.fields.get("id").and_then(Value::as_u64),
-        ) else {
+        let (Some(sid), Some(id)) = (e.sid(), e.number("id")) else {
             return;
         };
         if self.awaiting.len() >= MAX_SESSIONS {
             return;
         }
-        let nsp = e.fields.get("nsp").and_then(Value::as_str).unwrap_or("/");
-        let event = e.fields.get("event").and_then(Value::as_str).unwrap_or("?");
+        let nsp = e.nsp();
+        let event = e.event_name().unwrap_or("?");
         self.awaiting.insert(
             (sid.to_string(), nsp.to_string(), id),
             (event.to_string(), Evidence::of(e)),
@@ -995,32 +970,23 @@ impl Diagnoser {
     }
 
     fn sio_sent(&mut self, e: &Event) -> Option<Finding<'static>> {
-        if matches!(
-            e.fields.get("type").and_then(Value::as_str),
-            Some("ACK" | "BINARY_ACK")
-        ) {
-            if let (Some(sid), Some(id)) = (
-                e.fields.get("sid").and_then(Value::as_str),
-                e.fields.get("id").and_then(Value::as_u64),
-            ) {
-                let nsp = e.fields.get("nsp").and_then(Value::as_str).unwrap_or("/");
+        if matches!(e.packet_type(), Some("ACK" | "BINARY_ACK")) {
+            if let (Some(sid), Some(id)) = (e.sid(), e.number("id")) {
+                let nsp = e.nsp();
                 self.awaiting
                     .remove(&(sid.to_string(), nsp.to_string(), id));
             }
             return None;
         }
-        if e.fields.get("type").and_then(Value::as_str) == Some("CONNECT") {
+        if e.packet_type() == Some("CONNECT") {
             // The namespace is connected for this session from now on.
-            if let (Some(sid), Some(nsp)) = (
-                e.fields.get("sid").and_then(Value::as_str),
-                e.fields.get("nsp").and_then(Value::as_str),
-            ) {
+            if let (Some(sid), Some(nsp)) = (e.sid(), e.text("nsp")) {
                 if self.connected.len() < MAX_SESSIONS {
                     self.connected.insert((sid.to_string(), nsp.to_string()));
                 }
             }
             if let (Some(c), Some(server)) = (e.conn, e.conn.and_then(|c| self.server_of.get(&c))) {
-                let nsp = e.fields.get("nsp").and_then(Value::as_str).unwrap_or("/");
+                let nsp = e.nsp();
                 if self.sio_conns.len() < MAX_SESSIONS || self.sio_conns.contains_key(&c) {
                     let server = server.clone();
                     let entry = self
@@ -1032,36 +998,23 @@ impl Diagnoser {
             }
             return None;
         }
-        if matches!(
-            e.fields.get("type").and_then(Value::as_str),
-            Some("EVENT" | "BINARY_EVENT")
-        ) {
+        if matches!(e.packet_type(), Some("EVENT" | "BINARY_EVENT")) {
             self.emitted(e);
             return None;
         }
-        if e.fields.get("type").and_then(Value::as_str) == Some("DISCONNECT") {
+        if e.packet_type() == Some("DISCONNECT") {
             return self.server_disconnected(e);
         }
-        if e.fields.get("type").and_then(Value::as_str) != Some("CONNECT_ERROR") {
+        if e.packet_type() != Some("CONNECT_ERROR") {
             return None;
         }
-        let nsp = e
-            .fields
-            .get("nsp")
-            .and_then(Value::as_str)
-            .unwrap_or("/")
-            .to_string();
+        let nsp = e.nsp().to_string();
         let data = e
             .fields
             .json("data")
             .map(|d| d.to_string())
             .unwrap_or_default();
-        let sid = e
-            .fields
-            .get("sid")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let sid = e.sid().unwrap_or("").to_string();
         let evidence = vec![Evidence::of(e)];
         if data == "\"Unable to connect\"" {
             return self.once("unknown-namespace", format!("{sid} {nsp}"), Finding {
@@ -1089,19 +1042,15 @@ impl Diagnoser {
 
     /// A handler of the app raised (what `dispel watch` observes inside the app).
     fn raised(&mut self, e: &Event) -> Option<Finding<'static>> {
-        let raised = e.fields.get("raised").and_then(Value::as_str)?;
+        let raised = e.text("raised")?;
         if raised == "ConnectionRefusedError" {
             return None;
         }
-        let handler = e
-            .fields
-            .get("handler")
-            .and_then(Value::as_str)
-            .unwrap_or("?");
-        let event = e.fields.get("event").and_then(Value::as_str).unwrap_or("?");
+        let handler = e.text("handler").unwrap_or("?");
+        let event = e.event_name().unwrap_or("?");
         // The ack it will never send is this diagnosis's, not a `no-ack` of its own.
-        if let Some(sid) = e.fields.get("eio_sid").and_then(Value::as_str) {
-            let nsp = e.fields.get("nsp").and_then(Value::as_str).unwrap_or("/");
+        if let Some(sid) = e.text("eio_sid") {
+            let nsp = e.nsp();
             self.awaiting
                 .retain(|(s, n, _), (name, _)| !(s == sid && n == nsp && name == event));
         }
@@ -1119,13 +1068,13 @@ impl Diagnoser {
 
     /// An emit of the app that reached no client (`dispel watch`).
     fn emit_to_nobody(&mut self, e: &Event) -> Option<Finding<'static>> {
-        if e.fields.get("count").and_then(Value::as_u64) != Some(0) {
+        if e.number("count") != Some(0) {
             return None;
         }
-        let reach = e.fields.get("reach").and_then(Value::as_str)?;
-        let event = e.fields.get("event").and_then(Value::as_str).unwrap_or("?");
-        let line = e.fields.get("line").and_then(Value::as_str).unwrap_or("?");
-        let nsp = e.fields.get("nsp").and_then(Value::as_str).unwrap_or("/");
+        let reach = e.text("reach")?;
+        let event = e.event_name().unwrap_or("?");
+        let line = e.text("line").unwrap_or("?");
+        let nsp = e.nsp();
         let to = e.fields.get("to").map(Value::to_string).unwrap_or_default();
         let skipped_self = e.fields.get("include_self") == Some(&Value::Bool(false));
         let why = match reach {
@@ -1155,11 +1104,7 @@ impl Diagnoser {
         {
             return None;
         }
-        let how = e
-            .fields
-            .get("how")
-            .and_then(Value::as_str)
-            .unwrap_or("closed");
+        let how = e.text("how").unwrap_or("closed");
         let mut evidence: Vec<Evidence> = self.last_on.get(&conn).cloned().into_iter().collect();
         evidence.push(Evidence::of(e));
         self.once("transport-closed", format!("{conn} transport"), Finding {
@@ -1178,18 +1123,8 @@ impl Diagnoser {
     /// does not come back by itself.
     fn server_disconnected(&mut self, e: &Event) -> Option<Finding<'static>> {
         let conn = e.conn?;
-        let nsp = e
-            .fields
-            .get("nsp")
-            .and_then(Value::as_str)
-            .unwrap_or("/")
-            .to_string();
-        let sid = e
-            .fields
-            .get("sid")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let nsp = e.nsp().to_string();
+        let sid = e.sid().unwrap_or("").to_string();
         let mut evidence = Vec::new();
         let mut after = ", which python-socketio sends when the app calls disconnect()".to_string();
         if let Some((name, ev)) = self.last_event.get(&conn) {
@@ -1217,7 +1152,7 @@ impl Diagnoser {
         let Some(server) = e.conn.and_then(|c| self.server_of.get(&c)).cloned() else {
             return;
         };
-        let event = e.fields.get("event").and_then(Value::as_str).unwrap_or("");
+        let event = e.event_name().unwrap_or("");
         if let Some(l) = &self.lone {
             if l.event == event && l.server != server {
                 self.lone = None;
@@ -1233,7 +1168,7 @@ impl Diagnoser {
         if e.t - t > LONE_WINDOW || *from != server {
             return;
         }
-        let nsp = e.fields.get("nsp").and_then(Value::as_str).unwrap_or("/");
+        let nsp = e.nsp();
         // Clients of another process in the same namespace; a proxy's legs are one client.
         let proxied = |c: &u64| self.client_legs.contains(c) || self.upstream.contains_key(c);
         let mut others: Vec<(u64, String, Evidence)> = self

@@ -96,7 +96,7 @@ impl Inference {
     /// WebSocket). A capture cannot say so; the shared `sid` can: events on a later
     /// connection get `session_conn` (where the session began) and `inferred: true`.
     fn link_session(&mut self, e: &mut Event) {
-        let (Some(conn), Some(sid)) = (e.conn, e.fields.get("sid").and_then(Value::as_str)) else {
+        let (Some(conn), Some(sid)) = (e.conn, e.sid()) else {
             return;
         };
         if self.sessions_by_sid.len() > MAX_SESSIONS {
@@ -123,28 +123,23 @@ impl Inference {
         // A page request (an HTTP route of the app, not Engine.IO) may be what emits next:
         // `socketio.emit(...)` in a Flask view.
         if e.stage == Stage::HttpRequest && e.kind == Some(Kind::Page) {
-            if let (Some(conn), Some(method), Some(target)) = (
-                e.conn,
-                e.fields.get("method").and_then(Value::as_str),
-                e.fields.get("target").and_then(Value::as_str),
-            ) {
+            if let (Some(conn), Some(method), Some(target)) =
+                (e.conn, e.text("method"), e.text("target"))
+            {
                 self.last_incoming = Some((e.t, conn, format!("{method} {target}")));
             }
             return;
         }
         if e.stage == Stage::MqMessage && e.dir == Some(Dir::S2C) && e.kind == Some(Kind::Emit) {
-            if let Some(event) = e.fields.get("event").and_then(Value::as_str) {
+            if let Some(event) = e.event_name() {
                 self.last_queued = Some((e.t, event.to_string()));
             }
             return;
         }
-        if e.stage != Stage::SioPacket
-            || e.fields.get("type").and_then(Value::as_str) != Some("EVENT")
-        {
+        if e.stage != Stage::SioPacket || e.packet_type() != Some("EVENT") {
             return;
         }
-        let (Some(conn), Some(event)) = (e.conn, e.fields.get("event").and_then(Value::as_str))
-        else {
+        let (Some(conn), Some(event)) = (e.conn, e.event_name()) else {
             return;
         };
         if e.dir == Some(Dir::C2S) {
@@ -152,8 +147,8 @@ impl Inference {
             self.last_incoming = Some((e.t, conn, event.to_string()));
             return;
         }
-        let nsp = e.fields.get("nsp").and_then(Value::as_str).unwrap_or("/");
-        let sid = e.fields.get("sid").and_then(Value::as_str);
+        let nsp = e.nsp();
+        let sid = e.sid();
         // As the JSON text that was sent: no copy, no parsing.
         let data = e.fields.json_text("data").unwrap_or_default();
         if let Some(g) = self.group.as_mut() {

@@ -472,17 +472,11 @@ impl Joiner {
     /// A Socket.IO EVENT the server sent: tied to the emit that made it if that emit's
     /// report came first (`emitted_by`), else kept a while for the report to claim.
     fn packet_sent(&mut self, e: &mut Event) {
-        let (Some(conn), Some(event)) = (e.conn, e.fields.get("event").and_then(Value::as_str))
-        else {
+        let (Some(conn), Some(event)) = (e.conn, e.event_name()) else {
             return;
         };
         let event = event.to_string();
-        let nsp = e
-            .fields
-            .get("nsp")
-            .and_then(Value::as_str)
-            .unwrap_or("/")
-            .to_string();
+        let nsp = e.nsp().to_string();
         let t = e.t;
         self.waiting
             .retain(|w| t - w.t <= LINK_WINDOW && !w.conns.is_empty());
@@ -514,18 +508,8 @@ impl Joiner {
     /// The packets an emit put on the wire, claimed from those already seen: `wire` on the
     /// emit; the others are tied to it as they come.
     fn claim(&mut self, e: &mut Event, conns: &[u64]) {
-        let event = e
-            .fields
-            .get("event")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let nsp = e
-            .fields
-            .get("nsp")
-            .and_then(Value::as_str)
-            .unwrap_or("/")
-            .to_string();
+        let event = e.event_name().unwrap_or("").to_string();
+        let nsp = e.nsp().to_string();
         let mut wire = Vec::new();
         let mut missing = Vec::new();
         for &conn in conns {
@@ -604,7 +588,7 @@ impl Processor for Joiner {
     fn push(&mut self, mut e: Event, out: &mut Vec<Event>) {
         if e.stage == Stage::SioPacket
             && e.dir == Some(Dir::S2C)
-            && e.fields.get("type").and_then(Value::as_str) == Some("EVENT")
+            && e.packet_type() == Some("EVENT")
         {
             self.packet_sent(&mut e);
             self.place(e, out);
@@ -646,7 +630,7 @@ impl Processor for Joiner {
             return;
         }
         if e.conn.is_none() {
-            if let Some(sid) = e.fields.get("eio_sid").and_then(Value::as_str) {
+            if let Some(sid) = e.text("eio_sid") {
                 e.conn = self.inference.conn_of(sid);
             }
         }
@@ -677,7 +661,7 @@ impl Processor for Joiner {
             summary.push_str(whom.trim_end());
             // An emit to a room or to everyone is a broadcast, as serve and replay show one:
             // a `sio.broadcast` right after the call that made it.
-            let fan_out = match e.fields.get("reach").and_then(Value::as_str) {
+            let fan_out = match e.text("reach") {
                 Some(reach @ ("room" | "everyone")) => Some(Self::fan_out(&e, reach, &conns)),
                 _ => None,
             };

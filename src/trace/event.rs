@@ -53,6 +53,41 @@ impl Event {
         self.kind = Some(kind);
         self
     }
+
+    /// A text field; `None` when absent or not text.
+    pub fn text(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).and_then(Value::as_str)
+    }
+
+    /// A whole-number field.
+    pub fn number(&self, key: &str) -> Option<u64> {
+        self.fields.get(key).and_then(Value::as_u64)
+    }
+
+    /// A true/false field.
+    pub fn flag(&self, key: &str) -> Option<bool> {
+        self.fields.get(key).and_then(Value::as_bool)
+    }
+
+    /// An Engine.IO or Socket.IO packet's type as the trace names it (`EVENT`, `PING`...).
+    pub fn packet_type(&self) -> Option<&str> {
+        self.text("type")
+    }
+
+    /// A Socket.IO event's name.
+    pub fn event_name(&self) -> Option<&str> {
+        self.text("event")
+    }
+
+    /// The Socket.IO namespace, `/` when the event names none.
+    pub fn nsp(&self) -> &str {
+        self.text("nsp").unwrap_or("/")
+    }
+
+    /// The Engine.IO session id, once known.
+    pub fn sid(&self) -> Option<&str> {
+        self.text("sid")
+    }
 }
 
 /// An event's one-line summary, read as a `str`. The copies of one broadcast share theirs
