@@ -234,7 +234,14 @@ impl StreamSink for TraceSink {
                     .is_some_and(|s| s.half_close(d));
                 if both {
                     if let Some(mut s) = self.sessions.remove(&conn) {
-                        s.close(t, "FIN from both sides", &mut self.out);
+                        // Who closed first matters: RFC 6455 asks the server to, and
+                        // Werkzeug's development server leaves it to the client.
+                        let how = match s.first_fin() {
+                            Some(Dir::C2S) => "FIN from both sides, the client's first",
+                            Some(Dir::S2C) => "FIN from both sides, the server's first",
+                            None => "FIN from both sides",
+                        };
+                        s.close(t, how, &mut self.out);
                     }
                 }
             }

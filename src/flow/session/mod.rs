@@ -168,6 +168,8 @@ pub struct Session {
     held: Option<Event>,
     /// The caller's memo of frames decoded before (the copies of a broadcast), if it keeps one.
     memo: Option<memo::SharedMemo>,
+    /// Which side closed its direction first (replay: the first FIN).
+    first_fin: Option<Dir>,
 }
 
 mod http_exchange;
@@ -189,6 +191,7 @@ impl Session {
             interest: u32::MAX,
             held: None,
             memo: None,
+            first_fin: None,
         }
     }
 
@@ -294,8 +297,16 @@ impl Session {
 
     /// One side sent its FIN. Returns true when both sides have.
     pub fn half_close(&mut self, dir: Dir) -> bool {
+        if self.sides.iter().all(|s| !s.fin) {
+            self.first_fin = Some(dir);
+        }
         self.sides[dir.index()].fin = true;
         self.sides.iter().all(|s| s.fin)
+    }
+
+    /// Which side sent the first FIN, once one has.
+    pub fn first_fin(&self) -> Option<Dir> {
+        self.first_fin
     }
 
     /// A held error response goes out as it is (its body did not come whole).

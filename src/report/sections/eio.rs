@@ -115,6 +115,34 @@ pub(super) fn eio_packets<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
             pong.map(|q| format!(", answered by the client's PONG {:.1} ms later", (q.t - p.t) * 1000.0)).unwrap_or_default()
         )));
     }
+    if let Some(noop) = packets.iter().find(|p| p.str("type") == Some("NOOP")) {
+        let after = |ty: &str, data: Option<&str>| {
+            ctx.all
+                .iter()
+                .find(|p| {
+                    p.stage == Stage::EioPacket
+                        && p.str("type") == Some(ty)
+                        && (data.is_none() || p.str("data") == data)
+                        && p.str("sid") == noop.str("sid")
+                        && (p.t - noop.t).abs() <= 1.0
+                })
+                .map(|p| fmt_t(p.t))
+        };
+        let probe = after("PONG", Some("probe"));
+        let upgrade = after("UPGRADE", None);
+        blocks.push(text_para(format!(
+            "NOOP (6) at {}: the server's answer to a long-polling GET it was still holding. {}python-engineio queues a NOOP so that the waiting GET ends and the client can stop polling{}. A NOOP carries nothing.",
+            fmt_t(noop.t),
+            match probe {
+                Some(p) => format!("Once the WebSocket had answered the probe (PONG \"probe\" at {p}), "),
+                None => "When a WebSocket has answered the probe, ".to_string(),
+            },
+            match upgrade {
+                Some(u) => format!("; the client then sent UPGRADE (5) on the WebSocket at {u}"),
+                None => String::new(),
+            }
+        )));
+    }
     let rep = open
         .filter(|o| o.conn == Some(ctx.conn))
         .or_else(|| {

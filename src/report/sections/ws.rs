@@ -481,7 +481,9 @@ pub fn frame_worked(f: &Ev) -> Vec<Block> {
             &["i", "on the wire", "key[i mod 4]", "XOR = unmasked", "char"],
             rows,
         ));
-        if let Ok(text) = std::str::from_utf8(&plain) {
+        if h.rsv1 {
+            blocks.push(text_para("These unmasked bytes are not the message yet: RSV1 says they are compressed (permessage-deflate), and the message is what inflating them gives (with the messages below)."));
+        } else if let Ok(text) = std::str::from_utf8(&plain) {
             blocks.push(para(vec![
                 t("The whole payload unmasked: "),
                 c(shorten(text, 200)),
@@ -561,14 +563,64 @@ pub(super) fn ws_close<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
         .collect();
     let mut blocks = Vec::new();
     if let Some(first) = closes.first() {
-        blocks.push(text_para(format!(
-            "The {} sent the first Close frame; the other side answered with its own.",
-            if first.dir == Some(Dir::C2S) {
+        let who = |d: Option<Dir>| {
+            if d == Some(Dir::C2S) {
                 "client"
             } else {
                 "server"
             }
+        };
+        let answered = closes.iter().any(|c| c.dir != first.dir);
+        blocks.push(text_para(format!(
+            "The {} sent the first Close frame; {}",
+            who(first.dir),
+            if answered {
+                "the other side answered with its own."
+            } else {
+                "no answer to it is in this trace."
+            }
         )));
+        // What each layer said before it, on this connection, as the trace shows it.
+        let before: Vec<String> = ctx
+            .evs
+            .iter()
+            .filter(|e| e.conn == first.conn && e.seq < first.seq && first.t - e.t <= 1.0)
+            .filter_map(|e| match (e.stage, e.str("type")) {
+                (Stage::SioPacket, Some("DISCONNECT")) => {
+                    Some(format!("a Socket.IO DISCONNECT from the {}", who(e.dir)))
+                }
+                (Stage::EioPacket, Some("CLOSE")) => {
+                    Some(format!("an Engine.IO CLOSE from the {}", who(e.dir)))
+                }
+                _ => None,
+            })
+            .collect();
+        blocks.push(text_para(if before.is_empty() {
+            "Nothing of Socket.IO or Engine.IO said goodbye before it on this connection: the WebSocket closed under them.".to_string()
+        } else {
+            let eio = before.iter().any(|b| b.contains("Engine.IO"));
+            format!(
+                "Before it: {}.{}",
+                before.join(", then "),
+                if eio {
+                    ""
+                } else {
+                    " No Engine.IO CLOSE came first: socket.io-client's WebSocket transport sends none, it closes the WebSocket (python-socketio's client sends one)."
+                }
+            )
+        }));
+        if let Some(end) = ctx.of(Stage::TcpClose).find(|e| e.conn == first.conn) {
+            if let Some(how) = end.str("how") {
+                let note = if how.ends_with("the client's first") {
+                    " RFC 6455 §7.1.1 asks the server to close the TCP connection first; this one left it to the client, as Werkzeug's development server (threading mode) does."
+                } else if how.ends_with("the server's first") {
+                    " The server closed first, as RFC 6455 §7.1.1 asks."
+                } else {
+                    ""
+                };
+                blocks.push(text_para(format!("Then TCP: {how}.{note}")));
+            }
+        }
     }
     blocks.push(table(
         &["time", "direction", "code", "meaning", "reason"],
