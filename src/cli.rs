@@ -538,6 +538,12 @@ pub struct ReportArgs {
     /// python-engineio would pick among the packages installed (--python), else threading.
     #[arg(long, value_enum, value_name = "MODE")]
     pub async_mode: Option<AsyncMode>,
+    /// The report a student hands in: one path from the socket to the app's handler and
+    /// back out to the bytes, which thread runs each step, each source line listed once,
+    /// the app's handlers, what went wrong, and the licenses; no connection numbers and no
+    /// tool commands.
+    #[arg(long)]
+    pub hand_in: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -390,6 +390,7 @@ impl LiveTrace {
                 python: python.as_deref(),
                 site_packages: None,
                 title: title.as_deref(),
+                hand_in: false,
             });
             let _ = std::fs::remove_file(raw);
             made?;

@@ -46,6 +46,8 @@ pub struct Request<'a> {
     pub python: Option<&'a std::path::Path>,
     pub site_packages: Option<&'a std::path::Path>,
     pub title: Option<&'a str>,
+    /// The document a student hands in (`--hand-in`).
+    pub hand_in: bool,
 }
 
 /// `dispel report INPUT [-o FILE] [--format md|html]`.
@@ -62,6 +64,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode, crate::Error> {
         python: args.python.as_deref(),
         site_packages: args.site_packages.as_deref(),
         title: args.title.as_deref(),
+        hand_in: args.hand_in,
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -105,6 +108,7 @@ pub fn write(req: &Request) -> Result<(), crate::Error> {
             title: req.title,
             app: req.app,
             installed: installed.as_ref(),
+            hand_in: req.hand_in,
         },
     );
     let text = if req.html {

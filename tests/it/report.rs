@@ -352,3 +352,71 @@ fn a_reports_claims_hold_for_its_trace() {
     }
     assert!(checked >= 10, "{checked} reports");
 }
+
+/// The report a student hands in: the path from the socket to their handler and back, each
+/// step with who runs it, each source line once, their handlers from the source, the
+/// licenses; and nothing of the tool (connection numbers, commands, options, this
+/// repository's paths). In eventlet mode the runners are green threads and the server is
+/// eventlet's.
+#[test]
+fn the_hand_in_report_follows_the_template_without_tool_leftovers() {
+    let capture = repo().join("traces/student/chat.pcap");
+    let app = repo().join("tests/student_app/chat.py");
+    for (mode, unit, server) in [
+        ("threading", "thread", "werkzeug/serving.py"),
+        ("eventlet", "green thread", "eventlet/wsgi.py"),
+    ] {
+        let text = report(
+            &capture,
+            &[
+                "--hand-in",
+                "--app",
+                app.to_str().unwrap(),
+                "--async-mode",
+                mode,
+            ],
+        );
+        for title in [
+            "# How Flask-SocketIO carries the live features of chat.py",
+            "1. The TCP connection",
+            "A frame comes in",
+            "Your handler",
+            "What goes back",
+            "The bytes go out",
+            "## Your handlers and calls",
+            "## Sources and licenses",
+        ] {
+            assert!(text.contains(title), "{mode}: no {title:?}");
+        }
+        assert!(text.contains("on_join (chat.py, line 103)"), "{mode}");
+        assert!(
+            text.contains(&format!("Who runs it:** The event's own {unit}")),
+            "{mode}"
+        );
+        assert!(text.contains(server), "{mode}: {server}");
+        // No tool leftovers.
+        for leftover in [
+            "dispel",
+            "connection #",
+            " --",
+            "tests/",
+            "traces/",
+            "Event #",
+        ] {
+            assert!(
+                !text.contains(leftover),
+                "{mode}: {leftover:?} in the hand-in"
+            );
+        }
+        // Each source line once.
+        let mut seen = std::collections::HashSet::new();
+        for url in text.split("](").skip(1).filter_map(|r| r.split(')').next()) {
+            if url.contains("#L") {
+                assert!(seen.insert(url.to_string()), "{mode}: {url} listed twice");
+            }
+        }
+        assert!(seen.len() > 40, "{mode}: {} links", seen.len());
+        let words = text.split_whitespace().count();
+        assert!(words < 8000, "{mode}: {words} words");
+    }
+}

@@ -1,0 +1,537 @@
+//! The report a student hands in (`dispel report --hand-in`): the course's template, about
+//! their app. One unbroken path from the socket to their handler and back out to the bytes,
+//! each step with what this trace shows, which thread (or green thread) runs it, and the
+//! Python lines that do it, no line listed twice; then their own handlers and calls, what
+//! went wrong, and the licenses of the code quoted. Written for a grader: no connection
+//! numbers, no tool commands or options, no paths of this repository.
+
+use super::*;
+use crate::stage::Kind;
+
+/// One step of the path: the event that shows it, and what to say of it.
+struct Step<'a> {
+    title: &'static str,
+    stage: Stage,
+    ev: &'a Ev,
+    /// What this trace shows, in a sentence or two.
+    shows: String,
+    runner: String,
+    /// An event whose code runs first in the same step (the Engine.IO packet a frame
+    /// carries out).
+    also: Option<(Stage, &'a Ev)>,
+}
+
+/// Who runs what, in the server's async mode: the words for a thread of that mode.
+struct Runners {
+    unit: &'static str,
+    accept: &'static str,
+    reader: &'static str,
+}
+
+fn runners(mode: links::AsyncMode) -> Runners {
+    match mode {
+        links::AsyncMode::Threading => Runners {
+            unit: "thread",
+            accept: "Werkzeug's server loop accepts the connection and starts a thread for it: one thread per connection (socketserver's ThreadingMixIn)",
+            reader: "simple-websocket's reader thread for this WebSocket reads the bytes from the socket and parses the frames (with wsproto), and hands each message over",
+        },
+        links::AsyncMode::Eventlet => Runners {
+            unit: "green thread",
+            accept: "eventlet's WSGI server loop accepts the connection and spawns a green thread for it from its pool: one green thread per connection, all in one OS thread, switching whenever one waits for the network",
+            reader: "the connection's own green thread reads the frames (eventlet.websocket) when python-engineio asks for the next message",
+        },
+        links::AsyncMode::Gevent => Runners {
+            unit: "greenlet",
+            accept: "gevent's pywsgi server accepts the connection and spawns a greenlet for it: one greenlet per connection, all in one OS thread",
+            reader: "the WebSocket's reader, a greenlet, reads the bytes and parses the frames, and hands each message over",
+        },
+    }
+}
+
+/// The "how it works" text of a stage, without what only the tool's own users need.
+fn how(stage: Stage) -> Vec<Block> {
+    let Some(text) = explain::snippet(stage) else {
+        return Vec::new();
+    };
+    let kept: Vec<&str> = text
+        .split_inclusive(". ")
+        .filter(|sentence| !sentence.contains("dispel"))
+        .collect();
+    parse_markdown(&kept.concat())
+}
+
+/// The links of an event not listed in an earlier step; `shown` collects them.
+fn new_links(ctx: &Ctx, stage: Stage, e: &Ev, shown: &mut HashSet<String>) -> Vec<StepLink> {
+    links::for_event(ctx.stack, stage, e.kind)
+        .iter()
+        .filter(|l| shown.insert(l.step.step_id.clone()))
+        .map(|l| match ctx.installed {
+            Some(inst) => inst.relink(l.clone()),
+            None => l.clone(),
+        })
+        .collect()
+}
+
+/// The first event of `stage` in the session after `after` (by trace order), matching `pick`.
+fn next<'a>(ctx: &Ctx<'a>, stage: Stage, after: u64, pick: impl Fn(&Ev) -> bool) -> Option<&'a Ev> {
+    ctx.evs
+        .iter()
+        .copied()
+        .find(|e| e.stage == stage && e.seq > after && pick(e))
+}
+
+/// The last event of `stage` before `before` on the same connection, matching `pick`.
+fn before<'a>(ctx: &Ctx<'a>, stage: Stage, at: &Ev, pick: impl Fn(&Ev) -> bool) -> Option<&'a Ev> {
+    ctx.evs
+        .iter()
+        .copied()
+        .filter(|e| e.stage == stage && e.seq < at.seq && e.conn == at.conn && pick(e))
+        .last()
+}
+
+fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
+    let r = runners(ctx.stack.mode);
+    let unit = r.unit;
+    let mut steps = Vec::new();
+    let websocket = ctx.of(Stage::WsHandshake).next().is_some();
+    if let Some(e) = ctx.of(Stage::TcpAccept).next() {
+        steps.push(Step {
+            title: "The TCP connection",
+            stage: Stage::TcpAccept,
+            ev: e,
+            shows: format!(
+                "The client ({}) connected to the server ({}).",
+                e.str("client").unwrap_or("?"),
+                e.str("server").unwrap_or("?")
+            ),
+            runner: format!("{}.", r.accept),
+            also: None,
+        });
+    }
+    let request = ctx
+        .of(Stage::HttpRequest)
+        .find(|e| matches!(e.kind, Some(Kind::Websocket | Kind::WebsocketNew)))
+        .or_else(|| ctx.of(Stage::HttpRequest).next());
+    if let Some(e) = request {
+        steps.push(Step {
+            title: "The HTTP request",
+            stage: Stage::HttpRequest,
+            ev: e,
+            shows: format!(
+                "The client asked for {} {} ({}).",
+                e.str("method").unwrap_or("GET"),
+                e.str("target").map(|t| shorten(t, 80)).unwrap_or_default(),
+                match e.kind {
+                    Some(Kind::WebsocketNew) => "a WebSocket that opens its own Engine.IO session",
+                    Some(Kind::Websocket) => "the upgrade of a long-polling session to a WebSocket",
+                    _ => "an Engine.IO long-polling request",
+                }
+            ),
+            runner: format!("The connection's {unit} reads the request line and the headers and calls the Flask app, whose Flask-SocketIO middleware hands /socket.io/ to python-engineio."),
+            also: None,
+        });
+    }
+    if let Some(e) = ctx.of(Stage::WsHandshake).next() {
+        steps.push(Step {
+            title: "The WebSocket handshake",
+            stage: Stage::WsHandshake,
+            ev: e,
+            shows: format!(
+                "The server answered 101 Switching Protocols with Sec-WebSocket-Accept {} (SHA-1 of the client's key and the RFC 6455 GUID, in base64){}.",
+                e.str("accept").unwrap_or("?"),
+                if e.flag("accept_ok") { ", which the client checks" } else { "" }
+            ),
+            runner: format!("The same {unit} writes the 101 answer; from here the connection carries WebSocket frames."),
+            also: None,
+        });
+    }
+    // One event of the client's: the first that is not the namespace CONNECT.
+    let Some(event) = ctx.of(Stage::SioPacket).find(|e| {
+        e.dir == Some(Dir::C2S) && matches!(e.str("type"), Some("EVENT" | "BINARY_EVENT"))
+    }) else {
+        return steps;
+    };
+    let name = event.str("event").unwrap_or("?").to_string();
+    if websocket {
+        if let Some(f) = before(ctx, Stage::WsFrame, event, |f| f.dir == Some(Dir::C2S)) {
+            steps.push(Step {
+                title: "A frame comes in",
+                stage: Stage::WsFrame,
+                ev: f,
+                shows: format!(
+                    "The client's event \"{name}\" arrived as one masked text frame of {} bytes: the client XORs every payload byte with a 4-byte key it chose, and the server undoes it.",
+                    f.u64("payload_len").unwrap_or(0)
+                ),
+                runner: format!("{}.", r.reader),
+                also: None,
+            });
+        }
+    }
+    if let Some(p) = before(ctx, Stage::EioPacket, event, |p| p.dir == Some(Dir::C2S)) {
+        steps.push(Step {
+            title: "The Engine.IO packet",
+            stage: Stage::EioPacket,
+            ev: p,
+            shows: format!(
+                "The message is the Engine.IO packet {}: type 4 (MESSAGE), whose data is a Socket.IO packet.",
+                p.str("data").map(|d| format!("4{}", shorten(d, 60))).unwrap_or_else(|| "4…".into())
+            ),
+            runner: if websocket {
+                format!("The connection's {unit} runs python-engineio's WebSocket loop: it waits for the next message and decodes it.")
+            } else {
+                format!("The {unit} of the POST that carried it decodes the payload, packet by packet.")
+            },
+            also: None,
+        });
+    }
+    steps.push(Step {
+        title: "The Socket.IO event",
+        stage: Stage::SioPacket,
+        ev: event,
+        shows: format!(
+            "The Socket.IO packet is {} named \"{name}\" on the namespace {}{}.",
+            match event.str("type") {
+                Some("BINARY_EVENT") => "a BINARY_EVENT (an event with binary attachments)",
+                _ => "an EVENT",
+            },
+            event.str("nsp").unwrap_or("/"),
+            match event.u64("id") {
+                Some(id) => format!(", asking for an acknowledgement (id {id})"),
+                None => String::new(),
+            }
+        ),
+        runner: format!("The same {unit} decodes it, and python-socketio starts a new {unit} for the event (async_handlers=True, the default), so a slow handler does not hold up the connection."),
+        also: None,
+    });
+    if let Some(d) = next(ctx, Stage::SioDispatch, event.seq, |d| {
+        d.str("event") == Some(&name)
+    }) {
+        steps.push(Step {
+            title: "Your handler",
+            stage: Stage::SioDispatch,
+            ev: d,
+            shows: match handler {
+                Some(h) => format!("Flask-SocketIO finds your handler for \"{name}\" and calls it: {h}."),
+                None => format!("Flask-SocketIO finds the handler registered for \"{name}\" and calls it."),
+            },
+            runner: format!("The event's own {unit}, inside a Flask request context made for it (so request.sid and emit() know the client)."),
+            also: None,
+        });
+    } else if let Some(h) = handler {
+        steps.push(Step {
+            title: "Your handler",
+            stage: Stage::SioDispatch,
+            ev: event,
+            shows: format!("Flask-SocketIO finds your handler for \"{name}\" and calls it: {h}."),
+            runner: format!("The event's own {unit}, inside a Flask request context made for it (so request.sid and emit() know the client)."),
+            also: None,
+        });
+    }
+    // What went back to this client next.
+    let answer = next(ctx, Stage::SioPacket, event.seq, |p| {
+        p.dir == Some(Dir::S2C) && p.conn == event.conn && p.str("type") != Some("CONNECT")
+    });
+    if let Some(a) = answer {
+        let what = match a.str("type") {
+            Some("ACK") => format!(
+                "an ACK (id {}) carrying the handler's return value {}",
+                a.u64("id").unwrap_or(0),
+                shorten(
+                    &a.fields
+                        .get("data")
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
+                    60
+                )
+            ),
+            _ => format!("the EVENT \"{}\"", a.str("event").unwrap_or("?")),
+        };
+        steps.push(Step {
+            title: "What goes back",
+            stage: Stage::SioPacket,
+            ev: a,
+            shows: format!("The server sent back {what}."),
+            runner: format!("The handler's {unit} encodes the packet and puts it, as an Engine.IO MESSAGE, on the session's queue; it does not write to the socket itself."),
+            also: None,
+        });
+        if websocket {
+            if let Some(f) = next(ctx, Stage::WsFrame, a.seq.saturating_sub(8), |f| {
+                f.dir == Some(Dir::S2C) && f.conn == a.conn && f.seq < a.seq + 8
+            }) {
+                steps.push(Step {
+                    title: "The bytes go out",
+                    stage: Stage::WsFrame,
+                    ev: f,
+                    shows: format!(
+                        "It left as one unmasked text frame of {} bytes (servers never mask).",
+                        f.u64("payload_len").unwrap_or(0)
+                    ),
+                    runner: format!("python-engineio's writer, a {unit} of its own per WebSocket session, takes the packet from the queue and sends it."),
+                    also: before(ctx, Stage::EioPacket, a, |p| p.dir == Some(Dir::S2C))
+                        .or_else(|| next(ctx, Stage::EioPacket, a.seq, |p| p.dir == Some(Dir::S2C) && p.conn == a.conn))
+                        .map(|p| (Stage::EioPacket, p)),
+                });
+            }
+        }
+    }
+    if let Some(p) = ctx
+        .of(Stage::EioPacket)
+        .find(|p| p.dir == Some(Dir::S2C) && p.str("type") == Some("PING"))
+    {
+        steps.push(Step {
+            title: "The heartbeat",
+            stage: Stage::EioPacket,
+            ev: p,
+            shows: "The server sent PING (2); the client must answer PONG (3) within pingTimeout, or the session is closed.".into(),
+            runner: format!("A background {unit} per session sleeps pingInterval, then queues the PING; the writer sends it."),
+            also: None,
+        });
+    }
+    steps
+}
+
+/// Which versions the links point at, and how that is known, in the report's own words.
+fn versions(ctx: &Ctx) -> String {
+    let mut packages: Vec<(String, String)> = Vec::new();
+    for step in links::chain(ctx.stack)
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c.steps.iter())
+    {
+        if !packages.iter().any(|(p, _)| p == &step.package) {
+            packages.push((step.package.clone(), step.version.clone()));
+        }
+    }
+    let list: Vec<String> = match ctx.installed {
+        Some(inst) => packages
+            .iter()
+            .filter_map(|(p, _)| {
+                if p == "cpython" {
+                    return inst.python_version.as_ref().map(|v| format!("Python {v}"));
+                }
+                let d = inst.dists.get(&links::site::normalize(p))?;
+                Some(format!("{} {}", d.name, d.version))
+            })
+            .collect(),
+        None => packages.iter().map(|(p, v)| format!("{p} {v}")).collect(),
+    };
+    format!(
+        "{} ({}), {}",
+        if ctx.installed.is_some() {
+            "the versions installed with the app"
+        } else {
+            "a set of released versions that may differ from the app's"
+        },
+        list.join(", "),
+        mode_text(ctx)
+    )
+}
+
+/// The app's own handlers and the Socket.IO calls in them, from its source: each with its
+/// line, what the traffic showed of it, and, once, the chain every emit goes down.
+fn your_code(
+    ctx: &Ctx,
+    app: Option<&std::path::Path>,
+    shown: &mut HashSet<String>,
+) -> Option<Section> {
+    let scan = crate::report::pysource::scan(app?).ok()?;
+    if scan.functions.is_empty() {
+        return None;
+    }
+    // Only the followed client's events are all in the report's input.
+    let received = |event: &str, nsp: &str| {
+        ctx.evs
+            .iter()
+            .filter(|e| {
+                e.stage == Stage::SioPacket
+                    && e.dir == Some(Dir::C2S)
+                    && e.str("event") == Some(event)
+                    && (nsp == "?" || e.str("nsp").unwrap_or("/") == nsp)
+            })
+            .count()
+    };
+    let mut items = Vec::new();
+    for f in &scan.functions {
+        let what = match &f.kind {
+            crate::report::pysource::Kind::Handler => {
+                let n = match f.event.as_str() {
+                    "connect" | "disconnect" => String::new(),
+                    ev => match received(ev, &f.nsp) {
+                        0 => "; the client followed here did not send it".to_string(),
+                        1 => "; the client followed here sent it once".to_string(),
+                        n => format!("; the client followed here sent it {n} times"),
+                    },
+                };
+                format!("handles \"{}\" on {}{n}", f.event, f.nsp)
+            }
+            crate::report::pysource::Kind::Route(route) => format!("the HTTP route {route}"),
+        };
+        let mut item = vec![
+            c(f.name.clone()),
+            t(format!(" ({}, line {}): {what}.", f.file, f.def_line)),
+        ];
+        let calls: Vec<String> = f
+            .calls
+            .iter()
+            .filter(|call| !call.text.starts_with("raise ") && !call.text.starts_with("return"))
+            .map(|call| {
+                format!(
+                    "{} at line {}",
+                    call.text.lines().next().unwrap_or(""),
+                    call.line
+                )
+            })
+            .collect();
+        if !calls.is_empty() {
+            item.push(t(" Its Socket.IO calls: "));
+            item.push(c(calls.join("; ")));
+            item.push(t("."));
+        }
+        items.push(item);
+    }
+    let mut blocks = vec![
+        text_para("The functions of the app that Flask-SocketIO calls, found in its source, and the Socket.IO calls each makes:"),
+        Block::List { ordered: false, items },
+    ];
+    // Every emit of the app's goes down one chain: shown once, without what the path above
+    // already listed.
+    if let Ok(Some(emit)) = links::entry_point(ctx.stack, "entry:emit") {
+        let fresh: Vec<StepLink> = emit
+            .links
+            .iter()
+            .filter(|l| shown.insert(l.step.step_id.clone()))
+            .map(|l| match ctx.installed {
+                Some(inst) => inst.relink(l.clone()),
+                None => l.clone(),
+            })
+            .collect();
+        if !fresh.is_empty() {
+            blocks.push(text_para("What every emit(...) of these functions goes through, from the call to the session queues of its recipients, shown for broadcast=True (with to=room the manager looks up that room's members instead; one client is alone in a room named by its sid), without the lines listed above:"));
+            blocks.push(link_list(&fresh));
+        }
+    }
+    Some(Section {
+        title: "Your handlers and calls".into(),
+        blocks,
+    })
+}
+
+/// The student's handler for the event, from the app's source: its `def` and where it is.
+fn handler_of(app: Option<&std::path::Path>, event: &str, nsp: &str) -> Option<String> {
+    let scan = crate::report::pysource::scan(app?).ok()?;
+    let f = scan.functions.iter().find(|f| {
+        f.kind == crate::report::pysource::Kind::Handler
+            && f.event == event
+            && (f.nsp == nsp || f.nsp == "?")
+    })?;
+    Some(format!("{} ({}, line {})", f.name, f.file, f.def_line))
+}
+
+pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
+    let session: &[u64] = if input.session.contains(&conn) {
+        &input.session
+    } else {
+        std::slice::from_ref(&input.conn)
+    };
+    let evs: Vec<&Ev> = input
+        .events
+        .iter()
+        .filter(|e| session.iter().any(|&c| e.touches(c)))
+        .collect();
+    let ctx = Ctx {
+        all: &input.events,
+        installed: opts.installed,
+        evs,
+        sent: HashMap::new(),
+        conn,
+        session,
+        stack: opts.stack,
+        mode_known: opts.mode_known,
+    };
+    // The app by its file when its source is given, else what the report is made from.
+    let app = opts
+        .app
+        .and_then(|a| a.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .or_else(|| opts.title.map(str::to_string))
+        .unwrap_or_else(|| opts.name.to_string());
+    let first_event = ctx.of(Stage::SioPacket).find(|e| {
+        e.dir == Some(Dir::C2S) && matches!(e.str("type"), Some("EVENT" | "BINARY_EVENT"))
+    });
+    let handler = first_event.and_then(|e| {
+        handler_of(
+            opts.app,
+            e.str("event").unwrap_or(""),
+            e.str("nsp").unwrap_or("/"),
+        )
+    });
+    let steps = path(&ctx, handler.as_deref());
+    let mut doc = Doc {
+        title: format!("How Flask-SocketIO carries the live features of {app}"),
+        intro: vec![text_para(format!(
+            "This report follows one client of {app} through the stack that serves it, from the moment its TCP connection is accepted to the bytes that carry the answer back. Each step says what the traffic showed, which {} of the server runs it, and the Python source lines that do it, outermost call first; a line listed in one step is not listed again. The links point at {}.",
+            runners(ctx.stack.mode).unit,
+            versions(&ctx)
+        ))],
+        sections: Vec::new(),
+    };
+    let mut shown = HashSet::new();
+    let mut explained = HashSet::new();
+    for (i, s) in steps.iter().enumerate() {
+        let mut blocks = Vec::new();
+        // The stage's explanation once, where it first matters.
+        if explained.insert(s.stage) {
+            blocks.extend(how(s.stage));
+        }
+        blocks.push(para(vec![b("In this trace:"), t(format!(" {}", s.shows))]));
+        blocks.push(para(vec![b("Who runs it:"), t(format!(" {}", s.runner))]));
+        let mut links = Vec::new();
+        if let Some((stage, ev)) = s.also {
+            links.extend(new_links(&ctx, stage, ev, &mut shown));
+        }
+        links.extend(new_links(&ctx, s.stage, s.ev, &mut shown));
+        if links.is_empty() {
+            blocks.push(text_para("The code is the same as in the steps above."));
+        } else {
+            blocks.push(text_para("The code that does it:"));
+            blocks.push(link_list(&links));
+        }
+        doc.sections.push(Section {
+            title: format!("{}. {}", i + 1, s.title),
+            blocks,
+        });
+    }
+    if let Some(section) = your_code(&ctx, opts.app, &mut shown) {
+        doc.sections.push(section);
+    }
+    if !input.diagnoses.is_empty() {
+        let items: Vec<Vec<Inline>> = input
+            .diagnoses
+            .iter()
+            .map(|d| {
+                let what = d.summary.clone();
+                let fix: String = d
+                    .str("fix")
+                    .unwrap_or("")
+                    .split_inclusive(". ")
+                    .filter(|s| !s.contains("dispel"))
+                    .collect();
+                vec![t(what), t(" "), b("Fix:"), t(format!(" {fix}"))]
+            })
+            .collect();
+        doc.sections.push(Section {
+            title: "What went wrong".into(),
+            blocks: vec![Block::List {
+                ordered: false,
+                items,
+            }],
+        });
+    }
+    doc.sections.push(Section {
+        title: "Sources and licenses".into(),
+        blocks: vec![text_para(
+            "The code linked above belongs to its projects and is quoted here by reference, each link at the tag of the release: Flask-SocketIO, python-socketio and python-engineio (MIT License), Flask and Werkzeug (BSD-3-Clause), simple-websocket, wsproto and h11 (MIT), eventlet and gevent (MIT), and the Python standard library (PSF License). The protocols are RFC 9293 (TCP), RFC 9112 (HTTP/1.1), RFC 6455 (WebSocket), RFC 7692 (permessage-deflate), and the Engine.IO v4 and Socket.IO v5 protocol documents.",
+        )],
+    });
+    doc
+}
