@@ -59,6 +59,8 @@ pub struct Scan {
     pub functions: Vec<Function>,
     /// Where `SocketIO(...)` is made: file, line, statement.
     pub socketio: Option<(String, usize, String)>,
+    /// Where the server is started (`socketio.run(app)`): file, line, statement.
+    pub run: Option<(String, usize, String)>,
     pub files: Vec<String>,
     /// The names the app gives its `SocketIO` objects (`socketio = SocketIO(app)`): only their
     /// decorators are handlers (a python-socketio client's `@sio.on` in the same folder is
@@ -292,6 +294,16 @@ pub fn scan_text(file: &str, text: &str, scan: &mut Scan) {
         }
         if scan.socketio.is_none() && l.contains("SocketIO(") && !l.trim_start().starts_with('#') {
             scan.socketio = Some((file.to_string(), i + 1, statement(&lines, i)));
+        }
+        let code = l.trim_start();
+        let runs = |name: &str| code.starts_with(&format!("{name}.run("));
+        let started = if scan.names.is_empty() {
+            runs("socketio")
+        } else {
+            scan.names.iter().any(|n| runs(n))
+        };
+        if scan.run.is_none() && started {
+            scan.run = Some((file.to_string(), i + 1, statement(&lines, i)));
         }
     }
     // (class name, its indent, its namespace) while inside a Namespace class.

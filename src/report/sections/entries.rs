@@ -1,8 +1,9 @@
-//! The entry points of the student's own code: the four of the course's sample app.
+//! The entry points of the student's own code: the four of the course's sample app, and
+//! `socketio.run(app)`, where the chain to the server starts.
 
 use super::*;
 
-pub(super) const ENTRIES: [(&str, &str, &str); 4] = [
+pub(super) const ENTRIES: [(&str, &str, &str); 5] = [
     (
         "entry:socketio",
         "socketio = SocketIO(app)",
@@ -22,6 +23,11 @@ pub(super) const ENTRIES: [(&str, &str, &str); 4] = [
         "entry:emit",
         "emit('replaced values', message, broadcast=True)",
         "Your code: emit(..., broadcast=True)",
+    ),
+    (
+        "entry:run",
+        "socketio.run(app)",
+        "Your code: socketio.run(app)",
     ),
 ];
 

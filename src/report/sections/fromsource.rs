@@ -270,6 +270,25 @@ pub fn sections(scan: &Scan, evs: &[Ev], conn: u64, set: links::Stack) -> Vec<Se
             blocks,
         });
     }
+    if let Some((file, line, text)) = &scan.run {
+        let mut blocks = vec![code("python", format!("{text}\n"))];
+        if let Ok(Some(sec)) = links::entry_point(set, "entry:run") {
+            blocks.push(text_para(format!(
+                "It starts the server of the {} async mode. {}",
+                set.mode, sec.summary
+            )));
+            if !sec.links.is_empty() {
+                blocks.push(super::chain::link_list(&sec.links));
+            }
+        }
+        out.push(Section {
+            title: format!(
+                "Your code: {} ({file}:{line})",
+                text.lines().next().unwrap_or("run")
+            ),
+            blocks,
+        });
+    }
     for f in &scan.functions {
         out.push(function_section(f, &incs, evs, conn));
     }
