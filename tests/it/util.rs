@@ -1,4 +1,5 @@
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -195,6 +196,8 @@ impl Watched {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
+            // A process group of its own: dropping it ends dispel and the app it started.
+            .process_group(0)
             .spawn()
             .expect("start dispel watch");
         let stderr = child.stderr.take().expect("stderr");
@@ -254,7 +257,12 @@ impl Watched {
 }
 
 impl Drop for Watched {
+    /// Kills the whole process group: dispel watch and the app it started (killing dispel
+    /// alone would leave the app running, orphaned).
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
