@@ -252,6 +252,17 @@ pub fn tag_for(step: &Step, version: &str) -> String {
     }
 }
 
+/// eventlet's tag of a release: `v0.35.2` and before, the bare version from 0.36.0 on.
+pub fn eventlet_tag(version: &str) -> String {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if major == 0 && minor < 36 {
+        format!("v{version}")
+    } else {
+        version.to_string()
+    }
+}
+
 fn is_def(stripped: &str) -> Option<&str> {
     let rest = stripped
         .strip_prefix("async def ")
@@ -265,6 +276,59 @@ fn is_def(stripped: &str) -> Option<&str> {
 
 fn indent(line: &str) -> usize {
     line.len() - line.trim_start().len()
+}
+
+/// `text` with every line that starts inside a triple-quoted string emptied (line numbers
+/// kept): such a line's indentation says nothing about blocks (a message at column 0 inside
+/// a function is not the function's end).
+fn blank_strings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut open: Option<&str> = None;
+    for line in text.lines() {
+        let starts_inside = open.is_some();
+        let b = line.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            match open {
+                Some(delim) => {
+                    if b[i] == b'\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if line[i..].starts_with(delim) {
+                        open = None;
+                        i += 3;
+                        continue;
+                    }
+                    i += 1;
+                }
+                None => match b[i] {
+                    b'#' => break,
+                    b'"' | b'\'' => {
+                        let triple = if b[i] == b'"' { "\"\"\"" } else { "\'\'\'" };
+                        if line[i..].starts_with(triple) {
+                            open = Some(triple);
+                            i += 3;
+                        } else {
+                            // A one-line string: skip to its end.
+                            let q = b[i];
+                            i += 1;
+                            while i < b.len() && b[i] != q {
+                                i += if b[i] == b'\\' { 2 } else { 1 };
+                            }
+                            i += 1;
+                        }
+                    }
+                    _ => i += 1,
+                },
+            }
+        }
+        if !starts_inside {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// The name of the innermost `def`/`class` that contains line `idx` (the line itself when it
@@ -313,6 +377,7 @@ fn enclosing_def<'a>(lines: &[&'a str], idx: usize) -> Option<&'a str> {
 /// `text`: its `def`/`class` line, inside the definitions its qualified name names, to its last
 /// indented line.
 pub fn locate_function(text: &str, symbol: &str) -> Option<(u32, u32)> {
+    let text = blank_strings(text);
     let lines: Vec<&str> = text.lines().collect();
     let mut path: Vec<&str> = symbol.split('.').collect();
     let name = path.pop()?;
@@ -352,6 +417,7 @@ pub fn locate_function(text: &str, symbol: &str) -> Option<(u32, u32)> {
 /// The 1-based line where `step` now starts in `text`: a line whose stripped text is the
 /// anchor, inside a definition with the step's (innermost) name, nearest to the old line.
 pub fn locate(text: &str, step: &Step) -> Option<u32> {
+    let text = blank_strings(text);
     let lines: Vec<&str> = text.lines().collect();
     let want = if step.symbol == "<module>" {
         None
@@ -415,7 +481,11 @@ impl Installed {
             let reason = format!("{} is not installed", step.package);
             return not_found(link, reason);
         };
-        let tag = tag_for(step, &dist.version);
+        let tag = if normalize(&step.package) == "eventlet" {
+            eventlet_tag(&dist.version)
+        } else {
+            tag_for(step, &dist.version)
+        };
         let (host, repo) = source_host(dist, &step.repo);
         let file = self.site_packages.join(installed_path(&step.path));
         self.found(&link, &file, &dist.version, &tag, &host, &repo)
@@ -539,12 +609,19 @@ pub fn observed_link(
     }
     // A step of the built-in data for the same package: its repository, how its files sit
     // in it, and how its tags are named.
-    let tables = super::set_tables(VersionSet::Current).ok()?;
-    let step = tables
-        .chain
-        .iter()
-        .flat_map(|c| c.steps.iter())
-        .find(|s| normalize(&s.package) == name);
+    // Any async mode's: eventlet's and gevent's steps are not in threading's tables.
+    let step = super::AsyncMode::ALL.iter().find_map(|&mode| {
+        let tables = super::set_tables(super::Stack {
+            set: VersionSet::Current,
+            mode,
+        })
+        .ok()?;
+        tables
+            .chain
+            .iter()
+            .flat_map(|c| c.steps.iter())
+            .find(|s| normalize(&s.package) == name)
+    });
     let (repo, prefix, tag) = match step {
         Some(s) => {
             let prefix = s
@@ -552,13 +629,18 @@ pub fn observed_link(
                 .strip_suffix(installed_path(&s.path))
                 .unwrap_or("")
                 .to_string();
-            (s.repo.clone(), prefix, tag_for(s, version))
+            let tag = if name == "eventlet" {
+                eventlet_tag(version)
+            } else {
+                tag_for(s, version)
+            };
+            (s.repo.clone(), prefix, tag)
         }
         None => match name.as_str() {
             "eventlet" => (
                 "eventlet/eventlet".into(),
                 String::new(),
-                format!("v{version}"),
+                eventlet_tag(version),
             ),
             "gevent" => ("gevent/gevent".into(), "src/".into(), version.to_string()),
             // Tagged by bare version (23.0.0), the package at the repository's top.

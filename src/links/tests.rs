@@ -518,3 +518,25 @@ fn a_mode_step_stands_for_threading_steps_of_its_stage() {
         }
     }
 }
+
+#[test]
+fn a_string_at_column_zero_does_not_end_a_function() {
+    // eventlet 0.41.3's wsgi.server has such a message before its accept loop.
+    let src = "def server(sock):\n    if x:\n        raise AttributeError('''\\\nno such thing\n''')\n    while True:\n        client, addr = sock.accept()\n    return 1\n\ndef other():\n    pass\n";
+    assert_eq!(locate_function(src, "server"), Some((1, 8)));
+    assert_eq!(
+        locate(src, &step("server", "client, addr = sock.accept()", 7)),
+        Some(7)
+    );
+    let doc = "class A:\n    def f(self):\n        \"\"\"Doc\n\nat column zero\n\"\"\"\n        return 2\n";
+    assert_eq!(locate_function(doc, "A.f"), Some((2, 7)));
+}
+
+#[test]
+fn eventlet_tags_lost_their_v_at_0_36() {
+    use super::site::eventlet_tag;
+    assert_eq!(eventlet_tag("0.33.3"), "v0.33.3");
+    assert_eq!(eventlet_tag("0.35.2"), "v0.35.2");
+    assert_eq!(eventlet_tag("0.36.0"), "0.36.0");
+    assert_eq!(eventlet_tag("0.41.3"), "0.41.3");
+}
