@@ -506,19 +506,29 @@ impl Diagnoser {
             return None;
         }
         let version = e.text("version").unwrap_or("HTTP/1.1");
-        let connection = e
-            .fields
-            .get("headers")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_array)
-            .find(|h| {
-                h.first()
-                    .and_then(Value::as_str)
-                    .is_some_and(|n| n.eq_ignore_ascii_case("connection"))
-            })
-            .and_then(|h| h.get(1)?.as_str().map(str::to_string));
+        let header = |name: &str| {
+            e.fields
+                .get("headers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_array)
+                .find(|h| {
+                    h.first()
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                })
+                .and_then(|h| h.get(1)?.as_str().map(str::to_string))
+        };
+        let connection = header("connection");
+        // python-engineio checks the Origin before the transport: when the page's origin is
+        // not the Host the app was given, the upgrade check is never reached.
+        let origin_first = match (header("origin"), header("host")) {
+            (Some(origin), Some(host)) => {
+                origin.split_once("://").map(|(_, h)| h) != Some(host.as_str())
+            }
+            _ => false,
+        };
         let how = match connection {
             Some(c) => format!("{version} with Connection: {c}"),
             None => version.to_string(),
@@ -529,10 +539,15 @@ impl Diagnoser {
             cause: "proxy-dropped-upgrade",
             conn: Some(conn),
             t: e.t,
-            what: format!("A reverse proxy dropped the WebSocket upgrade: the client asked {} for Upgrade: websocket (connection #{}), and the proxy passed the same request on to the app at {app} (connection #{conn}) as {how} and no Upgrade header, so the app cannot switch protocols and the client stays on long-polling.", leg.server, leg.conn),
+            what: format!("A reverse proxy dropped the WebSocket upgrade: the client asked {} for Upgrade: websocket (connection #{}), and the proxy passed the same request on to the app at {app} (connection #{conn}) as {how} and no Upgrade header, so the app cannot switch protocols and the client stays on long-polling.{}", leg.server, leg.conn, if origin_first { " Here the app refuses the page's Origin first (see the next diagnosis), so its upgrade check is not even reached; with the Origin fixed, this is what would fail." } else { "" }),
             evidence,
             fix: "Have the proxy pass the upgrade on: in nginx, proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\"; in the location of /socket.io/ (Apache: mod_proxy_wstunnel; a load balancer: its WebSocket support).",
-            step: Some(if target.contains("sid=") { "diagnoses.14" } else { "diagnoses.2" }),
+            // The deciding line only when it is the one that ran.
+            step: match (origin_first, target.contains("sid=")) {
+                (true, _) => None,
+                (false, true) => Some("diagnoses.14"),
+                (false, false) => Some("diagnoses.2"),
+            },
             guess: false,
         })
     }

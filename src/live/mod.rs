@@ -383,7 +383,8 @@ impl LiveTrace {
                     .extension()
                     .is_some_and(|e| e.eq_ignore_ascii_case("html")),
                 versions: self.linker.set(),
-                async_mode: Some(self.linker.async_mode()),
+                async_mode: (what == "watch").then(|| self.linker.async_mode()),
+                async_mode_known: Some("reported by the app when it started"),
                 server_port: None,
                 conn: None,
                 app: app.as_deref(),

@@ -36,8 +36,10 @@ pub struct Request<'a> {
     pub out: Option<&'a std::path::Path>,
     pub html: bool,
     pub versions: crate::cli::VersionSet,
-    /// The server's async mode, when known (asked for, or reported by a watched app).
+    /// The server's async mode, when known (asked for, or reported by a watched app), and
+    /// how it is known ("given" when `None`).
     pub async_mode: Option<crate::links::AsyncMode>,
+    pub async_mode_known: Option<&'static str>,
     pub server_port: Option<u16>,
     pub conn: Option<u64>,
     /// The app's source (a file or its folder).
@@ -58,6 +60,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode, crate::Error> {
         html: args.format == ReportFormat::Html,
         versions: args.versions,
         async_mode: args.async_mode,
+        async_mode_known: None,
         server_port: args.server_port,
         conn: args.conn,
         app: args.app.as_deref(),
@@ -138,7 +141,7 @@ fn async_mode(
 ) -> (crate::links::AsyncMode, &'static str) {
     use crate::links::AsyncMode;
     if let Some(m) = req.async_mode {
-        return (m, "given");
+        return (m, req.async_mode_known.unwrap_or("given"));
     }
     let from_source = req
         .app

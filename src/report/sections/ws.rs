@@ -595,8 +595,25 @@ pub(super) fn ws_close<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
                 _ => None,
             })
             .collect();
+        let after: Vec<String> = ctx
+            .evs
+            .iter()
+            .filter(|e| e.conn == first.conn && e.seq > first.seq && e.t - first.t <= 0.05)
+            .filter(|e| e.dir == first.dir)
+            .filter_map(|e| match (e.stage, e.str("type")) {
+                (Stage::SioPacket, Some("DISCONNECT")) => {
+                    Some("a Socket.IO DISCONNECT".to_string())
+                }
+                (Stage::EioPacket, Some("CLOSE")) => Some("an Engine.IO CLOSE".to_string()),
+                _ => None,
+            })
+            .collect();
         blocks.push(text_para(if before.is_empty() {
-            "Nothing of Socket.IO or Engine.IO said goodbye before it on this connection: the WebSocket closed under them.".to_string()
+            if after.is_empty() {
+                "Nothing of Socket.IO or Engine.IO said goodbye before it on this connection: the WebSocket closed under them.".to_string()
+            } else {
+                "No Socket.IO DISCONNECT or Engine.IO CLOSE came before it on this connection.".to_string()
+            }
         } else {
             let eio = before.iter().any(|b| b.contains("Engine.IO"));
             format!(
@@ -609,6 +626,12 @@ pub(super) fn ws_close<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
                 }
             )
         }));
+        if !after.is_empty() {
+            blocks.push(text_para(format!(
+                "Right after the Close frame, from the same side: {}. python-socketio's client queues them and closes the WebSocket from the thread that called disconnect(), so they can cross its Close frame on the wire; sent after a Close, they are not read (the trace marks them as a broken rule).",
+                after.join(", then ")
+            )));
+        }
         if let Some(end) = ctx.of(Stage::TcpClose).find(|e| e.conn == first.conn) {
             if let Some(how) = end.str("how") {
                 let note = if how.ends_with("the client's first") {
