@@ -295,7 +295,7 @@ fn blank_strings(text: &str) -> String {
                         i += 2;
                         continue;
                     }
-                    if line[i..].starts_with(delim) {
+                    if b[i..].starts_with(delim.as_bytes()) {
                         open = None;
                         i += 3;
                         continue;
@@ -306,7 +306,7 @@ fn blank_strings(text: &str) -> String {
                     b'#' => break,
                     b'"' | b'\'' => {
                         let triple = if b[i] == b'"' { "\"\"\"" } else { "\'\'\'" };
-                        if line[i..].starts_with(triple) {
+                        if b[i..].starts_with(triple.as_bytes()) {
                             open = Some(triple);
                             i += 3;
                         } else {

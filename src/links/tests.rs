@@ -530,6 +530,9 @@ fn a_string_at_column_zero_does_not_end_a_function() {
     );
     let doc = "class A:\n    def f(self):\n        \"\"\"Doc\n\nat column zero\n\"\"\"\n        return 2\n";
     assert_eq!(locate_function(doc, "A.f"), Some((2, 7)));
+    // Non-ASCII inside and outside strings (python-socketio's docstrings have \u{2019}).
+    let text = "def g():\n    \"\"\"If the callback isn\u{2019}t\n\u{e9}t\u{e9} \"\"\"\n    x = '\u{2019}'  # \u{2019}\n    return 1\n";
+    assert_eq!(locate_function(text, "g"), Some((1, 5)));
 }
 
 #[test]
