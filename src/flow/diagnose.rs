@@ -1104,7 +1104,7 @@ impl Diagnoser {
             what: format!("The emit of {event:?} at {line} reached no client: {why}. Nothing was sent."),
             evidence: vec![Evidence::of(e)],
             fix: "Check the room name against the join_room calls (and the namespace: rooms belong to one namespace), and that clients have connected to that namespace before the emit.",
-            step: None,
+            step: Some("diagnoses.18"),
             guess: false,
         })
     }
@@ -1129,7 +1129,7 @@ impl Diagnoser {
             what: format!("The WebSocket connection ended without a goodbye: no Close frame, no Engine.IO CLOSE and no Socket.IO DISCONNECT from either side, the TCP connection just ended ({how}). python-socketio runs the disconnect handler with the reason \"transport close\", and the client, if it is still there, reconnects with a new session. Something ended the connection from outside Socket.IO: the client's process or tab went away at once, the network dropped, or a proxy or load balancer closed it (an idle timeout)."),
             evidence,
             fix: "If clients drop while still open, look between them and the server: a proxy's idle timeout shorter than pingInterval (nginx proxy_read_timeout is 60 s), a load balancer, a sleeping laptop. A handler that must know why reads the reason in @socketio.on(\"disconnect\") (python-socketio 5.12 and later pass it).",
-            step: None,
+            step: Some("diagnoses.17"),
             guess: true,
         })
     }
