@@ -203,26 +203,20 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
         runner: format!("The same {unit} decodes it, and python-socketio starts a new {unit} for the event (async_handlers=True, the default), so a slow handler does not hold up the connection."),
         also: None,
     });
-    if let Some(d) = next(ctx, Stage::SioDispatch, event.seq, |d| {
+    // The handler: the dispatch a watched app showed, else the event itself, when the app's
+    // source names a handler for it.
+    let dispatch = next(ctx, Stage::SioDispatch, event.seq, |d| {
         d.str("event") == Some(&name)
-    }) {
+    });
+    if dispatch.is_some() || handler.is_some() {
         steps.push(Step {
             title: "Your handler",
             stage: Stage::SioDispatch,
-            ev: d,
+            ev: dispatch.unwrap_or(event),
             shows: match handler {
                 Some(h) => format!("Flask-SocketIO finds your handler for \"{name}\" and calls it: {h}."),
                 None => format!("Flask-SocketIO finds the handler registered for \"{name}\" and calls it."),
             },
-            runner: format!("The event's own {unit}, inside a Flask request context made for it (so request.sid and emit() know the client)."),
-            also: None,
-        });
-    } else if let Some(h) = handler {
-        steps.push(Step {
-            title: "Your handler",
-            stage: Stage::SioDispatch,
-            ev: event,
-            shows: format!("Flask-SocketIO finds your handler for \"{name}\" and calls it: {h}."),
             runner: format!("The event's own {unit}, inside a Flask request context made for it (so request.sid and emit() know the client)."),
             also: None,
         });
@@ -428,26 +422,7 @@ fn handler_of(app: Option<&std::path::Path>, event: &str, nsp: &str) -> Option<S
 }
 
 pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
-    let session: &[u64] = if input.session.contains(&conn) {
-        &input.session
-    } else {
-        std::slice::from_ref(&input.conn)
-    };
-    let evs: Vec<&Ev> = input
-        .events
-        .iter()
-        .filter(|e| session.iter().any(|&c| e.touches(c)))
-        .collect();
-    let ctx = Ctx {
-        all: &input.events,
-        installed: opts.installed,
-        evs,
-        sent: HashMap::new(),
-        conn,
-        session,
-        stack: opts.stack,
-        mode_known: opts.mode_known,
-    };
+    let ctx = context(input, conn, opts);
     // The app by its file when its source is given, else what the report is made from.
     let app = opts
         .app

@@ -86,11 +86,9 @@ pub struct Options<'a> {
     pub hand_in: bool,
 }
 
-pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
-    if opts.hand_in {
-        return handin::build(input, conn, opts);
-    }
-    let (set, name, app) = (opts.stack, opts.name, opts.app);
+/// What the sections are built from: the chosen connection's session and its events, and
+/// every EVENT the server sent (where a broadcast's deliveries are looked up).
+fn context<'a>(input: &'a Input, conn: u64, opts: &Options<'a>) -> Ctx<'a> {
     let session: &[u64] = if input.session.contains(&conn) {
         &input.session
     } else {
@@ -114,7 +112,7 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
         // Stable: events at the same time stay in trace order.
         list.sort_by(|a, b| a.t.total_cmp(&b.t));
     }
-    let ctx = Ctx {
+    Ctx {
         all: &input.events,
         installed: opts.installed,
         evs,
@@ -123,7 +121,15 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
         session,
         stack: opts.stack,
         mode_known: opts.mode_known,
-    };
+    }
+}
+
+pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
+    if opts.hand_in {
+        return handin::build(input, conn, opts);
+    }
+    let (set, name, app) = (opts.stack, opts.name, opts.app);
+    let ctx = context(input, conn, opts);
     let mut sections = Vec::new();
     if !input.diagnoses.is_empty() {
         sections.push(Section {
