@@ -286,29 +286,7 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
 
 /// Which versions the links point at, and how that is known, in the report's own words.
 fn versions(ctx: &Ctx) -> String {
-    let mut packages: Vec<(String, String)> = Vec::new();
-    for step in links::chain(ctx.stack)
-        .into_iter()
-        .flatten()
-        .flat_map(|c| c.steps.iter())
-    {
-        if !packages.iter().any(|(p, _)| p == &step.package) {
-            packages.push((step.package.clone(), step.version.clone()));
-        }
-    }
-    let list: Vec<String> = match ctx.installed {
-        Some(inst) => packages
-            .iter()
-            .filter_map(|(p, _)| {
-                if p == "cpython" {
-                    return inst.python_version.as_ref().map(|v| format!("Python {v}"));
-                }
-                let d = inst.dists.get(&links::site::normalize(p))?;
-                Some(format!("{} {}", d.name, d.version))
-            })
-            .collect(),
-        None => packages.iter().map(|(p, v)| format!("{p} {v}")).collect(),
-    };
+    let list = linked_versions(ctx);
     format!(
         "{} ({}), {}",
         if ctx.installed.is_some() {

@@ -283,7 +283,26 @@ fn stage_title(stage: Stage) -> &'static str {
 
 /// Which versions the links point at, and how the report knows them.
 fn versions_text(ctx: &Ctx) -> String {
-    // The packages of the chain, in the order the chain first meets them.
+    let list = linked_versions(ctx).join(", ");
+    match ctx.installed {
+        Some(_) => format!(
+            "the versions installed with your app ({list}), each line found again in the installed files, {}",
+            mode_text(ctx)
+        ),
+        None => format!(
+            "dispel's built-in {} versions ({list}), not necessarily the ones your app runs, {}",
+            match ctx.stack.set {
+                VersionSet::Current => "current",
+                VersionSet::Seed => "course-seed",
+            },
+            mode_text(ctx)
+        ),
+    }
+}
+
+/// The packages the links point at, with their versions (installed ones when relinked), in
+/// the order the chain first meets them.
+fn linked_versions(ctx: &Ctx) -> Vec<String> {
     let mut packages: Vec<(String, String)> = Vec::new();
     for step in links::chain(ctx.stack)
         .into_iter()
@@ -295,35 +314,17 @@ fn versions_text(ctx: &Ctx) -> String {
         }
     }
     match ctx.installed {
-        Some(inst) => {
-            let list: Vec<String> = packages
-                .iter()
-                .filter_map(|(p, _)| {
-                    if p == "cpython" {
-                        return inst.python_version.as_ref().map(|v| format!("Python {v}"));
-                    }
-                    let d = inst.dists.get(&links::site::normalize(p))?;
-                    Some(format!("{} {}", d.name, d.version))
-                })
-                .collect();
-            format!(
-                "the versions installed with your app ({}), each line found again in the installed files, {}",
-                list.join(", "),
-                mode_text(ctx)
-            )
-        }
-        None => {
-            let list: Vec<String> = packages.iter().map(|(p, v)| format!("{p} {v}")).collect();
-            format!(
-                "dispel's built-in {} versions ({}), not necessarily the ones your app runs, {}",
-                match ctx.stack.set {
-                    VersionSet::Current => "current",
-                    VersionSet::Seed => "course-seed",
-                },
-                list.join(", "),
-                mode_text(ctx)
-            )
-        }
+        Some(inst) => packages
+            .iter()
+            .filter_map(|(p, _)| {
+                if p == "cpython" {
+                    return inst.python_version.as_ref().map(|v| format!("Python {v}"));
+                }
+                let d = inst.dists.get(&links::site::normalize(p))?;
+                Some(format!("{} {}", d.name, d.version))
+            })
+            .collect(),
+        None => packages.iter().map(|(p, v)| format!("{p} {v}")).collect(),
     }
 }
 
