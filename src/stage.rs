@@ -212,8 +212,14 @@ kinds! {
     Broadcast = "broadcast",
     /// An emit to one client (and, on the message queue, an emit's message).
     Emit = "emit",
-    /// A room joined, left or closed by the app.
+    /// An emit to a room (`to=room`), as the app called it; also a room event of old traces.
     Room = "room",
+    /// The app's `join_room`, `leave_room`, `close_room`.
+    Join = "join",
+    Leave = "leave",
+    CloseRoom = "close_room",
+    /// A handler of a Flask-SocketIO `Namespace` class, reached through the class.
+    Namespace = "namespace",
     /// Inferred from a capture: one packet out to several clients, a broadcast or a room emit.
     Fanout = "fanout",
     // The message queue.
@@ -274,7 +280,10 @@ impl Stage {
                 &[Text, Binary, Close, Ping, Pong, Continuation, Send]
             }
             Stage::HttpRequest => &[Polling, Websocket, WebsocketNew, Page],
-            Stage::SioBroadcast => &[Broadcast, Emit, Fanout],
+            Stage::SioBroadcast => &[Broadcast, Emit, Fanout, Room],
+            Stage::SioEmit => &[Room, ConnectSent, AckSent, ConnectError, Disconnect],
+            Stage::SioRoom => &[Join, Leave, CloseRoom],
+            Stage::SioDispatch => &[Namespace, Connect],
             Stage::HttpResponse => &[Polling, Websocket, Page],
             Stage::MqMessage => &[Own, Subscribe],
             Stage::MqPublish => &[Callback],

@@ -204,7 +204,15 @@ fn handler(msg: &Value, t: f64, chains: &Chains) -> Event {
         .with("sio_sid", msg["sid"].clone())
         .with("eio_sid", msg["eio_sid"].clone())
         .with("observed", Value::Array(frames))
-        .kind(Kind::Event);
+        .kind(if message == "connect" {
+            // Called inline from the CONNECT, not in a task of its own.
+            Kind::Connect
+        } else if name.contains('.') {
+            // `Lobby.on_ping`: a method of a Namespace class.
+            Kind::Namespace
+        } else {
+            Kind::Event
+        });
     e.fields.insert("thread", msg["thread"].clone());
     e
 }
@@ -377,8 +385,15 @@ fn call(msg: &Value, t: f64, chains: &Chains) -> Event {
     fields.push(("recipient_sids", msg["recipients"].clone()));
     fields.push(("thread", msg["thread"].clone()));
     fields.push(("observed", Value::Array(frames)));
-    let mut e = Event::new(stage, t, None, None, summary).kind(match stage {
-        Stage::SioRoom => Kind::Room,
+    let reach_room = fields
+        .iter()
+        .any(|(k, v)| *k == "reach" && v.as_str() == Some("room"));
+    let mut e = Event::new(stage, t, None, None, summary).kind(match (stage, kind) {
+        (Stage::SioRoom, "join_room") => Kind::Join,
+        (Stage::SioRoom, "leave_room") => Kind::Leave,
+        (Stage::SioRoom, _) => Kind::CloseRoom,
+        (_, "disconnect") => Kind::Disconnect,
+        _ if reach_room => Kind::Room,
         _ => Kind::Emit,
     });
     for (k, v) in fields {
@@ -414,7 +429,12 @@ fn answer(msg: &Value, t: f64, chains: &Chains) -> Event {
         .with("eio_sid", msg["eio_sid"].clone())
         .with("thread", msg["thread"].clone())
         .with("observed", Value::Array(frames))
-        .kind(Kind::Emit)
+        .kind(match kind {
+            "ack" => Kind::AckSent,
+            "connect" => Kind::ConnectSent,
+            "connect_error" => Kind::ConnectError,
+            _ => Kind::Emit,
+        })
 }
 
 /// In the trace writer: places the tracer's events on the connection of their Engine.IO
@@ -575,7 +595,11 @@ impl Joiner {
             .with("count", conns.len())
             .with("line", field("line"))
             .with("observed", true)
-            .kind(Kind::Broadcast)
+            .kind(if reach == "room" {
+                Kind::Room
+            } else {
+                Kind::Broadcast
+            })
     }
 }
 

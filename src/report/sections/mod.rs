@@ -483,13 +483,10 @@ fn stage_section(ctx: &Ctx, stage: Stage) -> Vec<Block> {
         Stage::SioBroadcast => sio_broadcast(ctx),
         Stage::WsClose => ws_close(ctx),
         Stage::TcpClose => tcp_close(ctx),
-        Stage::SioEmit
-        | Stage::SioRoom
-        | Stage::MqPublish
-        | Stage::MqMessage
-        | Stage::TcpData
-        | Stage::Error
-        | Stage::Diagnosis => (Vec::new(), None),
+        Stage::SioEmit | Stage::SioRoom => sio_calls(ctx, stage),
+        Stage::MqPublish | Stage::MqMessage | Stage::TcpData | Stage::Error | Stage::Diagnosis => {
+            (Vec::new(), None)
+        }
     };
     blocks.extend(shown);
     if let Some(rep) = rep.or_else(|| ctx.of(stage).next()) {

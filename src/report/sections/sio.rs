@@ -164,22 +164,55 @@ pub fn take_apart(p: &Ev, eio_data: &str) -> Vec<Block> {
 
 pub(super) fn sio_dispatch<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
     let d: Vec<&Ev> = ctx.of(Stage::SioDispatch).collect();
+    // A watched app's dispatches carry no arguments (its handler has them): no empty column.
+    let with_args = d.iter().any(|e| e.fields.contains_key("args"));
     let rows = d
+        .iter()
+        .take(MAX_ROWS)
+        .map(|e| {
+            let mut row = vec![
+                vec![t(fmt_t(e.t))],
+                vec![c(e.str("event").unwrap_or("?"))],
+                vec![c(e.str("handler").unwrap_or("(no handler: ignored)"))],
+            ];
+            if with_args {
+                row.push(vec![c(json_short(e.fields.get("args"), 60))]);
+            }
+            row
+        })
+        .collect();
+    let head: &[&str] = if with_args {
+        &["time", "event", "handler", "arguments"]
+    } else {
+        &["time", "event", "handler"]
+    };
+    (vec![table(head, rows)], d.first().copied())
+}
+
+/// The Socket.IO calls a watched app made (`sio.emit`) or its room changes (`sio.room`):
+/// when, which call, at which line of the app, and what it did.
+pub(super) fn sio_calls<'a>(ctx: &Ctx<'a>, stage: Stage) -> Shown<'a> {
+    let calls: Vec<&Ev> = ctx.of(stage).collect();
+    let rows = calls
         .iter()
         .take(MAX_ROWS)
         .map(|e| {
             vec![
                 vec![t(fmt_t(e.t))],
-                vec![c(e.str("event").unwrap_or("?"))],
-                vec![c(e.str("handler").unwrap_or("(no handler: ignored)"))],
-                vec![c(json_short(e.fields.get("args"), 60))],
+                vec![c(e.str("call").unwrap_or("?"))],
+                vec![c(e.str("line").unwrap_or("(python-socketio)"))],
+                vec![t(shorten(&e.summary, 100))],
             ]
         })
         .collect();
-    (
-        vec![table(&["time", "event", "handler", "arguments"], rows)],
-        d.first().copied(),
-    )
+    let mut blocks = vec![table(&["time", "call", "line", "what it did"], rows)];
+    if calls.len() > MAX_ROWS {
+        blocks.push(text_para(format!(
+            "... and {} more calls.",
+            calls.len() - MAX_ROWS
+        )));
+    }
+    (blocks, calls.first().copied())
 }
 
 pub(super) fn sio_broadcast<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
