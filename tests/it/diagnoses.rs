@@ -152,7 +152,9 @@ fn a_server_without_websocket_is_diagnosed_from_its_open_packet() {
     if !crate::util::have(&[crate::util::Need::Python]) {
         return;
     }
-    let Some(w) = Watched::start(&[], &["--no-upgrades"]) else {
+    // A short heartbeat: the client's disconnect waits for its held long-poll, which the
+    // server may otherwise keep for the whole default pingInterval (25 s) on a busy machine.
+    let Some(w) = Watched::start(&[], &["--no-upgrades", "--ping-interval", "2"]) else {
         return;
     };
     crate::util::py_client(&w.url, "bid", "polling");
