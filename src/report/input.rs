@@ -224,6 +224,8 @@ pub struct ConnSummary {
     pub id: u64,
     /// The client's address:port (from tcp.accept).
     pub client: Option<String>,
+    /// The server's address:port (from tcp.accept).
+    pub server: Option<String>,
     /// The first HTTP request: method and target.
     pub request: Option<(String, String)>,
     pub events: usize,
@@ -263,6 +265,7 @@ impl Conns {
         c.events += 1;
         if stage == Stage::TcpAccept && c.client.is_none() {
             c.client = field("client");
+            c.server = field("server");
         }
         if stage == Stage::HttpRequest && c.request.is_none() {
             c.request = Some((
@@ -345,15 +348,26 @@ pub fn load<R: std::io::BufRead>(
             .unwrap_or_default();
         return Err(format!("no TCP connection in it{why}").into());
     };
-    // One client is one Engine.IO session, whatever connections it took.
+    // One client is one Engine.IO session, whatever connections it took, to one server: a
+    // reverse proxy's connections to the app carry the same sid, and are not the client's.
     let session: Vec<u64> = match (&survey, pick_conn_sid(survey.as_ref(), conn)) {
-        (Some(s), Some(sid)) => s
-            .conns
-            .list
-            .iter()
-            .filter(|c| c.sid.as_deref() == Some(sid.as_str()))
-            .map(|c| c.id)
-            .collect(),
+        (Some(s), Some(sid)) => {
+            let server = |id: u64| {
+                s.conns
+                    .index
+                    .get(&id)
+                    .and_then(|&i| s.conns.list.get(i))
+                    .and_then(|c| c.server.clone())
+            };
+            let own = server(conn);
+            s.conns
+                .list
+                .iter()
+                .filter(|c| c.sid.as_deref() == Some(sid.as_str()))
+                .filter(|c| own.is_none() || c.server == own)
+                .map(|c| c.id)
+                .collect()
+        }
         _ => vec![conn],
     };
     let focus = read(reopen()?, Keep::Focus(session.clone().into()))?;

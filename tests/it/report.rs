@@ -297,6 +297,24 @@ fn a_reports_claims_hold_for_its_trace() {
                     .collect()
             };
             assert!(!report.contains("normally by the server first"), "{name}");
+            // The connections of the followed session, and whether it moved to a WebSocket.
+            if let Some((_, rest)) = report.split_once(" connections ") {
+                let conns: Vec<u64> = rest
+                    .split(", ")
+                    .map_while(|p| p.strip_prefix('#')?.parse().ok())
+                    .collect();
+                let websocket = trace
+                    .stage("ws.handshake")
+                    .iter()
+                    .any(|h| conns.iter().any(|c| h["conn"] == *c));
+                if !conns.is_empty() {
+                    assert_eq!(
+                        report.contains("the session never moved to a WebSocket"),
+                        !websocket,
+                        "{name}: {conns:?}"
+                    );
+                }
+            }
             let closes = on("ws.close");
             if let Some(first) = closes.first() {
                 let who = if first["dir"] == "c2s" {

@@ -352,11 +352,17 @@ fn intro(ctx: &Ctx, input: &Input, name: &str, title: Option<&str>) -> Vec<Block
     }
     let which = if ctx.session.len() > 1 {
         let list: Vec<String> = ctx.session.iter().map(|c| format!("#{c}")).collect();
+        let websocket = ctx.of(Stage::WsHandshake).next().is_some();
         format!(
-            " (connection #{}, and with it the rest of the client's Engine.IO session: its {} connections {}, long-polling requests and the WebSocket)",
+            " (connection #{}, and with it the rest of the client's Engine.IO session: its {} connections {}, {})",
             ctx.conn,
             ctx.session.len(),
-            list.join(", ")
+            list.join(", "),
+            if websocket {
+                "long-polling requests and the WebSocket"
+            } else {
+                "all long-polling requests: the session never moved to a WebSocket"
+            }
         )
     } else {
         format!(" (connection #{})", ctx.conn)
