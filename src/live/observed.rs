@@ -533,7 +533,10 @@ impl Joiner {
         let mut wire = Vec::new();
         let mut missing = Vec::new();
         for &conn in conns {
-            let found = self.sent.iter().rposition(|s| {
+            // The oldest unclaimed packet: the app's emits are reported in the order it made
+            // them, and their packets go out in that order too (the newest could be the next
+            // emit's, whose report has not come yet).
+            let found = self.sent.iter().position(|s| {
                 s.conn == conn && s.event == event && s.nsp == nsp && e.t - s.t <= LINK_WINDOW
             });
             match found.and_then(|i| self.sent.remove(i)) {
@@ -712,5 +715,42 @@ impl Processor for Joiner {
             self.diagnoser.push(e, out);
         }
         self.diagnoser.finish(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(t: f64, conn: u64, event: &str) -> Event {
+        Event::new(
+            Stage::SioPacket,
+            t,
+            Some(conn),
+            Some(Dir::S2C),
+            String::new(),
+        )
+        .with("type", "EVENT")
+        .with("nsp", "/")
+        .with("event", event)
+    }
+
+    /// Two emits of the same event to the same client, the second's packet already out when
+    /// the first's report comes: the first report claims the first packet.
+    #[test]
+    fn an_emit_claims_the_oldest_packet_it_can_have_made() {
+        let mut j = Joiner::new(false, crate::links::VersionSet::Current);
+        j.packet_sent(&mut sent(1.000, 2, "status"));
+        j.packet_sent(&mut sent(1.043, 2, "status"));
+        let mut emit = Event::new(Stage::SioEmit, 1.001, None, None, String::new())
+            .with("event", "status")
+            .with("nsp", "/");
+        j.claim(&mut emit, &[2]);
+        assert_eq!(emit.fields.get("wire").unwrap()[0]["t"], 1.0);
+        let mut next = Event::new(Stage::SioEmit, 1.044, None, None, String::new())
+            .with("event", "status")
+            .with("nsp", "/");
+        j.claim(&mut next, &[2]);
+        assert_eq!(next.fields.get("wire").unwrap()[0]["t"], 1.043);
     }
 }
