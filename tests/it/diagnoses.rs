@@ -172,44 +172,33 @@ fn a_server_without_websocket_is_diagnosed_from_its_open_packet() {
 /// hold real failures give exactly those.
 #[test]
 fn healthy_captures_stay_quiet() {
-    for dir in [
-        "traces/flask",
-        "traces/reference",
-        "traces/diagnoses",
-        "traces/mq",
-    ] {
-        for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().to_string();
-            if !name.ends_with(".pcap") && !name.ends_with(".pcapng") {
-                continue;
-            }
-            let trace = crate::replay::replay_jsonl(&path, &[]);
-            let expected: &[&str] = match name.as_str() {
-                // The client asks for /nope on purpose.
-                "node_namespaces.pcap" => &["unknown-namespace"],
-                // The client is killed mid-session; the server times it out.
-                "node_client_polling_upgrade.pcap" => &["ping-timeout"],
-                // The client drops its WebSocket without a Close (its scenario's point).
-                "py_ping_abrupt.pcap" => &["transport-closed"],
-                // Made to show them (traces/diagnoses/README.md).
-                "failures.pcap" => &[
-                    "origin-refused",
-                    "unsupported-version",
-                    "invalid-session",
-                    "upgrade-headers-missing",
-                    "unknown-namespace",
-                    "ping-timeout",
-                ],
-                "oversized.pcap" => &["payload-too-large", "http-page-on-websocket"],
-                "proxy_no_upgrade.pcap" => &["proxy-dropped-upgrade", "proxy-changed-host"],
-                "two_workers.pcap" => &["no-message-queue"],
-                "blocked.pcap" => &["server-stopped-pinging"],
-                _ => &[],
-            };
-            let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
-            assert_eq!(causes(&trace), expected, "{name}");
-        }
+    for path in crate::util::committed(&[".pcap", ".pcapng"]) {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let trace = crate::replay::replay_jsonl(&path, &[]);
+        let expected: &[&str] = match name.as_str() {
+            // The client asks for /nope on purpose.
+            "node_namespaces.pcap" => &["unknown-namespace"],
+            // The client is killed mid-session; the server times it out.
+            "node_client_polling_upgrade.pcap" => &["ping-timeout"],
+            // The client drops its WebSocket without a Close (its scenario's point).
+            "py_ping_abrupt.pcap" => &["transport-closed"],
+            // Made to show them (traces/diagnoses/README.md).
+            "failures.pcap" => &[
+                "origin-refused",
+                "unsupported-version",
+                "invalid-session",
+                "upgrade-headers-missing",
+                "unknown-namespace",
+                "ping-timeout",
+            ],
+            "oversized.pcap" => &["payload-too-large", "http-page-on-websocket"],
+            "proxy_no_upgrade.pcap" => &["proxy-dropped-upgrade", "proxy-changed-host"],
+            "two_workers.pcap" => &["no-message-queue"],
+            "blocked.pcap" => &["server-stopped-pinging"],
+            _ => &[],
+        };
+        let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+        assert_eq!(causes(&trace), expected, "{name}");
     }
 }
 

@@ -24,25 +24,7 @@ pub fn replay_jsonl(file: &Path, extra: &[&str]) -> Trace {
 }
 
 fn captures() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for dir in [
-        "traces/reference",
-        "traces/flask",
-        "traces/diagnoses",
-        "traces/mq",
-    ] {
-        let Ok(rd) = std::fs::read_dir(repo().join(dir)) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
+    crate::util::committed(&[".pcap", ".pcapng"])
 }
 
 /// A frame's fields as one comparable line; tshark's truth and dispel's trace name the length
@@ -369,37 +351,26 @@ fn replay_links_the_versions_installed_for_an_interpreter() {
 #[test]
 fn every_committed_packet_is_linked_by_its_direction() {
     let mut checked = 0;
-    for dir in [
-        "traces/reference",
-        "traces/flask",
-        "traces/diagnoses",
-        "traces/mq",
-    ] {
-        for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
-            let path = entry.unwrap().path();
-            if !path.to_string_lossy().ends_with(".trace.jsonl") {
-                continue;
-            }
-            for e in Trace::read(&path).events {
-                let (stage, d, ty) = (
-                    e["stage"].as_str().unwrap_or(""),
-                    e["dir"].as_str().unwrap_or(""),
-                    e["fields"]["type"].as_str().unwrap_or(""),
-                );
-                let kind = e["kind"].as_str().unwrap_or("");
-                let want = match (stage, d, ty) {
-                    ("sio.packet", "s2c", "EVENT") => "event_sent",
-                    ("sio.packet", "s2c", "ACK") => "ack_sent",
-                    ("sio.packet", "s2c", "CONNECT") => "connect_sent",
-                    ("sio.packet", "c2s", "EVENT") => "event",
-                    ("sio.packet", "c2s", "ACK") => "ack",
-                    ("eio.packet", "s2c", "MESSAGE") => "message_sent",
-                    ("eio.packet", "c2s", "MESSAGE") => "message",
-                    _ => continue,
-                };
-                assert_eq!(kind, want, "{}: {e}", path.display());
-                checked += 1;
-            }
+    for path in crate::util::committed(&[".trace.jsonl"]) {
+        for e in Trace::read(&path).events {
+            let (stage, d, ty) = (
+                e["stage"].as_str().unwrap_or(""),
+                e["dir"].as_str().unwrap_or(""),
+                e["fields"]["type"].as_str().unwrap_or(""),
+            );
+            let kind = e["kind"].as_str().unwrap_or("");
+            let want = match (stage, d, ty) {
+                ("sio.packet", "s2c", "EVENT") => "event_sent",
+                ("sio.packet", "s2c", "ACK") => "ack_sent",
+                ("sio.packet", "s2c", "CONNECT") => "connect_sent",
+                ("sio.packet", "c2s", "EVENT") => "event",
+                ("sio.packet", "c2s", "ACK") => "ack",
+                ("eio.packet", "s2c", "MESSAGE") => "message_sent",
+                ("eio.packet", "c2s", "MESSAGE") => "message",
+                _ => continue,
+            };
+            assert_eq!(kind, want, "{}: {e}", path.display());
+            checked += 1;
         }
     }
     assert!(checked > 100, "only {checked} packets checked");
@@ -441,34 +412,23 @@ fn the_trace_format_documents_every_stage_and_field_emitted() {
     }
     let mut missing = std::collections::BTreeSet::new();
     let mut traces = 0;
-    for dir in [
-        "traces/flask",
-        "traces/reference",
-        "traces/diagnoses",
-        "traces/mq",
-    ] {
-        for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
-            let path = entry.unwrap().path();
-            if !path.to_string_lossy().ends_with(".trace.jsonl") {
+    for path in crate::util::committed(&[".trace.jsonl"]) {
+        traces += 1;
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let e: Value = serde_json::from_str(line).unwrap();
+            let stage = e["stage"].as_str().unwrap();
+            let Some(row) = rows.get(stage) else {
+                missing.insert(format!("stage {stage}"));
                 continue;
-            }
-            traces += 1;
-            for line in std::fs::read_to_string(&path).unwrap().lines() {
-                let e: Value = serde_json::from_str(line).unwrap();
-                let stage = e["stage"].as_str().unwrap();
-                let Some(row) = rows.get(stage) else {
-                    missing.insert(format!("stage {stage}"));
-                    continue;
-                };
-                for key in e["fields"].as_object().unwrap().keys() {
-                    if !row.contains(key) && !anywhere.contains(key) {
-                        missing.insert(format!("{stage}: {key}"));
-                    }
+            };
+            for key in e["fields"].as_object().unwrap().keys() {
+                if !row.contains(key) && !anywhere.contains(key) {
+                    missing.insert(format!("{stage}: {key}"));
                 }
-                if let Some(kind) = e["kind"].as_str() {
-                    if !doc.contains(&format!("`{kind}`")) {
-                        missing.insert(format!("kind {kind}"));
-                    }
+            }
+            if let Some(kind) = e["kind"].as_str() {
+                if !doc.contains(&format!("`{kind}`")) {
+                    missing.insert(format!("kind {kind}"));
                 }
             }
         }

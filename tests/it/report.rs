@@ -28,20 +28,7 @@ fn report(input: &Path, extra: &[&str]) -> String {
 #[test]
 fn golden_reports() {
     let mut failures = Vec::new();
-    let mut pcaps = Vec::new();
-    for dir in [
-        "traces/reference",
-        "traces/flask",
-        "traces/diagnoses",
-        "traces/mq",
-    ] {
-        for e in std::fs::read_dir(repo().join(dir)).unwrap().flatten() {
-            if e.path().extension().is_some_and(|x| x == "pcap") {
-                pcaps.push(e.path());
-            }
-        }
-    }
-    pcaps.sort();
+    let pcaps = crate::util::committed(&[".pcap"]);
     assert!(pcaps.len() >= 9, "captures missing: {pcaps:?}");
     for pcap in pcaps {
         let name = pcap.file_stem().unwrap().to_string_lossy().to_string();
@@ -270,103 +257,95 @@ fn a_capture_and_the_apps_source_give_its_own_code() {
 #[test]
 fn a_reports_claims_hold_for_its_trace() {
     let mut checked = 0;
-    for dir in [
-        "traces/reference",
-        "traces/flask",
-        "traces/diagnoses",
-        "traces/mq",
-    ] {
-        for e in std::fs::read_dir(repo().join(dir)).unwrap().flatten() {
-            let path = e.path();
-            let name = path.to_string_lossy().to_string();
-            let Some(stem) = name.strip_suffix(".report.md") else {
-                continue;
-            };
-            let report = std::fs::read_to_string(&path).unwrap();
-            let trace = crate::util::Trace::read(Path::new(&format!("{stem}.trace.jsonl")));
-            let conn: u64 = report
-                .split_once("(connection #")
-                .and_then(|(_, r)| r.split(|c: char| !c.is_ascii_digit()).next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("{name}: which connection?"));
-            let on = |stage: &str| -> Vec<&serde_json::Value> {
-                trace
-                    .stage(stage)
-                    .into_iter()
-                    .filter(|e| e["conn"] == conn)
-                    .collect()
-            };
-            assert!(!report.contains("normally by the server first"), "{name}");
-            // The connections of the followed session, and whether it moved to a WebSocket.
-            if let Some((_, rest)) = report.split_once(" connections ") {
-                let conns: Vec<u64> = rest
-                    .split(", ")
-                    .map_while(|p| p.strip_prefix('#')?.parse().ok())
-                    .collect();
-                let websocket = trace
-                    .stage("ws.handshake")
-                    .iter()
-                    .any(|h| conns.iter().any(|c| h["conn"] == *c));
-                if !conns.is_empty() {
-                    assert_eq!(
-                        report.contains("the session never moved to a WebSocket"),
-                        !websocket,
-                        "{name}: {conns:?}"
-                    );
-                }
-            }
-            let closes = on("ws.close");
-            if let Some(first) = closes.first() {
-                let who = if first["dir"] == "c2s" {
-                    "client"
-                } else {
-                    "server"
-                };
-                assert!(
-                    report.contains(&format!("The {who} sent the first Close frame")),
-                    "{name}"
-                );
-                let eio_close_before = on("eio.packet").iter().any(|p| {
-                    p["fields"]["type"] == "CLOSE"
-                        && p["seq"].as_u64() < first["seq"].as_u64()
-                        && first["t"].as_f64().unwrap() - p["t"].as_f64().unwrap() <= 1.0
-                });
-                assert_eq!(
-                    report.contains("No Engine.IO CLOSE came first"),
-                    !eio_close_before && report.contains("Before it: a Socket.IO DISCONNECT"),
-                    "{name}"
-                );
-                if eio_close_before {
-                    assert!(report.contains("an Engine.IO CLOSE from the"), "{name}");
-                }
-            }
-            if let Some(end) = report.split_once("Then TCP: ").map(|(_, r)| r) {
-                let sentence = end.lines().next().unwrap();
-                let how = sentence.split(". ").next().unwrap().trim_end_matches('.');
-                assert!(
-                    on("tcp.close").iter().any(|c| c["fields"]["how"] == how),
-                    "{name}: {how:?}"
-                );
-            }
-            let noop = trace
-                .stage("eio.packet")
+    for path in crate::util::committed(&[".report.md"]) {
+        let name = path.to_string_lossy().to_string();
+        let Some(stem) = name.strip_suffix(".report.md") else {
+            continue;
+        };
+        let report = std::fs::read_to_string(&path).unwrap();
+        let trace = crate::util::Trace::read(Path::new(&format!("{stem}.trace.jsonl")));
+        let conn: u64 = report
+            .split_once("(connection #")
+            .and_then(|(_, r)| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: which connection?"));
+        let on = |stage: &str| -> Vec<&serde_json::Value> {
+            trace
+                .stage(stage)
                 .into_iter()
-                .any(|p| p["fields"]["type"] == "NOOP");
-            if report.contains("NOOP (6) at") {
-                assert!(noop, "{name}");
-            }
-            // A compressed frame's unmasked bytes are never called the message.
-            let compressed_masked = on("ws.frame")
+                .filter(|e| e["conn"] == conn)
+                .collect()
+        };
+        assert!(!report.contains("normally by the server first"), "{name}");
+        // The connections of the followed session, and whether it moved to a WebSocket.
+        if let Some((_, rest)) = report.split_once(" connections ") {
+            let conns: Vec<u64> = rest
+                .split(", ")
+                .map_while(|p| p.strip_prefix('#')?.parse().ok())
+                .collect();
+            let websocket = trace
+                .stage("ws.handshake")
                 .iter()
-                .any(|f| f["fields"]["rsv1"] == true && f["fields"]["masked"] == true);
-            if compressed_masked && report.contains("These unmasked bytes are not the message") {
-                assert!(
-                    !report.contains("The whole payload unmasked: \u{60}x"),
-                    "{name}"
+                .any(|h| conns.iter().any(|c| h["conn"] == *c));
+            if !conns.is_empty() {
+                assert_eq!(
+                    report.contains("the session never moved to a WebSocket"),
+                    !websocket,
+                    "{name}: {conns:?}"
                 );
             }
-            checked += 1;
         }
+        let closes = on("ws.close");
+        if let Some(first) = closes.first() {
+            let who = if first["dir"] == "c2s" {
+                "client"
+            } else {
+                "server"
+            };
+            assert!(
+                report.contains(&format!("The {who} sent the first Close frame")),
+                "{name}"
+            );
+            let eio_close_before = on("eio.packet").iter().any(|p| {
+                p["fields"]["type"] == "CLOSE"
+                    && p["seq"].as_u64() < first["seq"].as_u64()
+                    && first["t"].as_f64().unwrap() - p["t"].as_f64().unwrap() <= 1.0
+            });
+            assert_eq!(
+                report.contains("No Engine.IO CLOSE came first"),
+                !eio_close_before && report.contains("Before it: a Socket.IO DISCONNECT"),
+                "{name}"
+            );
+            if eio_close_before {
+                assert!(report.contains("an Engine.IO CLOSE from the"), "{name}");
+            }
+        }
+        if let Some(end) = report.split_once("Then TCP: ").map(|(_, r)| r) {
+            let sentence = end.lines().next().unwrap();
+            let how = sentence.split(". ").next().unwrap().trim_end_matches('.');
+            assert!(
+                on("tcp.close").iter().any(|c| c["fields"]["how"] == how),
+                "{name}: {how:?}"
+            );
+        }
+        let noop = trace
+            .stage("eio.packet")
+            .into_iter()
+            .any(|p| p["fields"]["type"] == "NOOP");
+        if report.contains("NOOP (6) at") {
+            assert!(noop, "{name}");
+        }
+        // A compressed frame's unmasked bytes are never called the message.
+        let compressed_masked = on("ws.frame")
+            .iter()
+            .any(|f| f["fields"]["rsv1"] == true && f["fields"]["masked"] == true);
+        if compressed_masked && report.contains("These unmasked bytes are not the message") {
+            assert!(
+                !report.contains("The whole payload unmasked: \u{60}x"),
+                "{name}"
+            );
+        }
+        checked += 1;
     }
     assert!(checked >= 10, "{checked} reports");
 }

@@ -269,6 +269,25 @@ impl Drop for Watched {
     }
 }
 
+/// The committed files under traces/ whose names end with one of `suffixes` (a capture,
+/// its golden trace or report), sorted.
+pub fn committed(suffixes: &[&str]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in ["reference", "flask", "diagnoses", "mq"] {
+        let Ok(rd) = std::fs::read_dir(repo().join("traces").join(dir)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if suffixes.iter().any(|s| p.to_string_lossy().ends_with(s)) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// A JSONL trace.
 pub struct Trace {
     pub events: Vec<Value>,
