@@ -30,9 +30,8 @@ command -v tcpdump >/dev/null || { echo "proxy: tcpdump missing (tests/setup.sh)
 [ -x /usr/sbin/nginx ] || { echo "proxy: nginx missing (tests/setup.sh installs nginx-light)" >&2; exit 2; }
 mkdir -p "$OUT"
 
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+# shellcheck source=common.sh
+. "$HERE/common.sh"
 
 APP_PID= NGINX_PID= TD_PID=
 cleanup() {
@@ -96,14 +95,7 @@ record_one() {  # record_one no_upgrade|upgrade
     return "$rc"
   fi
   rm -f "$applog" "$tdlog"
-  if command -v tshark >/dev/null; then
-    local lost
-    lost=$(tshark -r "$pcap" -Y 'tcp.analysis.lost_segment || tcp.analysis.ack_lost_segment' 2>/dev/null | wc -l)
-    if [ "$lost" -ne 0 ]; then
-      echo "proxy: $name: $lost frames show segments missing from the capture; record it again" >&2
-      return 1
-    fi
-  fi
+  check_capture "proxy: $name" "$pcap" || return 1
   echo "proxy: wrote $pcap ($(stat -c %s "$pcap") bytes)" >&2
 }
 

@@ -59,9 +59,8 @@ preset() {
   esac
 }
 
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+# shellcheck source=common.sh
+. "$HERE/common.sh"
 
 APP_PID=
 TD_PID=
@@ -110,13 +109,8 @@ record_one() {
     return "$rc"
   fi
   rm -f "$applog" "$tdlog"
+  check_capture "record: $name" "$pcap" || return 1
   if command -v tshark >/dev/null; then
-    local lost
-    lost=$(tshark -r "$pcap" -Y 'tcp.analysis.lost_segment || tcp.analysis.ack_lost_segment' 2>/dev/null | wc -l)
-    if [ "$lost" -ne 0 ]; then
-      echo "record: $name: $lost frames show segments missing from the capture; record it again" >&2
-      return 1
-    fi
     tshark -r "$pcap" -Y websocket -T fields -e frame.number -e tcp.stream -e websocket.fin \
       -e websocket.opcode -e websocket.mask -e websocket.payload_length >"$OUT/$name.tshark.tsv" 2>/dev/null
   else

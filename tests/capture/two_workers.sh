@@ -27,9 +27,8 @@ if [ "${1:-}" = "--out" ]; then OUT=$2; shift 2; fi
 command -v tcpdump >/dev/null || { echo "two_workers: tcpdump missing (tests/setup.sh)" >&2; exit 2; }
 mkdir -p "$OUT"
 
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+# shellcheck source=common.sh
+. "$HERE/common.sh"
 
 A_PID= B_PID= TD_PID=
 cleanup() {
@@ -114,11 +113,5 @@ if [ "$rc" -ne 0 ]; then
   exit "$rc"
 fi
 rm -f "$alog" "$blog" "$tdlog"
-if command -v tshark >/dev/null; then
-  lost=$(tshark -r "$pcap" -Y 'tcp.analysis.lost_segment || tcp.analysis.ack_lost_segment' 2>/dev/null | wc -l)
-  if [ "$lost" -ne 0 ]; then
-    echo "two_workers: $lost frames show segments missing from the capture; record it again" >&2
-    exit 1
-  fi
-fi
+check_capture two_workers "$pcap" || exit 1
 echo "two_workers: wrote $pcap ($(stat -c %s "$pcap") bytes)" >&2
