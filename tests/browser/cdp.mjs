@@ -66,7 +66,8 @@ export async function launch() {
       return r.result.value;
     };
     const type = (text) => s('Input.insertText', { text });
-    const waitFor = async (expression, what, ms = 10000) => {
+    // 20 s: a loaded two-core machine running the other tests beside Chromium is slow.
+    const waitFor = async (expression, what, ms = 20000) => {
       for (let waited = 0; waited < ms; waited += 100) {
         const v = await evaluate(expression).catch(() => null);
         if (v) return v;

@@ -28,6 +28,8 @@ try {
   out('joined', { tabs: 2 });
   await a.evaluate("document.getElementById('text').focus()");
   await a.type('hello room');
+  // The typed text is in the field before the click sends it.
+  await a.waitFor("document.getElementById('text').value === 'hello room'", 'the text in tab a');
   await a.evaluate("document.getElementById('send').click(); true");
   for (const [name, p] of [['a', a], ['b', b]]) {
     const line = await p.waitFor(`(() => { const l = [...document.querySelectorAll('#log li')].map((li) => li.textContent);
