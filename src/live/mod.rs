@@ -19,6 +19,7 @@ mod reply;
 mod socketio;
 mod step;
 mod tap;
+mod timeline;
 mod view;
 pub mod watch;
 

@@ -33,6 +33,7 @@ use crate::wire::http;
 
 use super::observed::{self, AppInfo, Joiner};
 use super::tap::{Tap, TapConfig};
+use super::timeline::{InOrder, Timeline};
 use super::{step, view, LiveTrace, Recorder};
 
 const HOOK: &str = include_str!("../watch/sitecustomize.py");
@@ -81,13 +82,20 @@ pub fn run(args: WatchArgs) -> Result<ExitCode, crate::Error> {
         args.trace.linker()?
     };
     let joiner = Joiner::new(args.no_tracer, linker.clone());
+    let timeline = Timeline::start();
+    // The tracer's reports come after the bytes they caused: held a moment, put in order.
+    let processor: Box<dyn crate::trace::Processor> = if args.no_tracer {
+        Box::new(joiner)
+    } else {
+        Box::new(InOrder::new(joiner, timeline))
+    };
     let live = LiveTrace::start(
         &args.trace,
         false,
         args.report.as_ref(),
         "watch",
         linker,
-        Some(Box::new(joiner)),
+        Some(processor),
     )?;
     let recorder = match &args.record {
         Some(path) => Some(Arc::new(Recorder::create(path)?)),
@@ -96,7 +104,14 @@ pub fn run(args: WatchArgs) -> Result<ExitCode, crate::Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let status = runtime.block_on(watch(&args, program, &live, recorder.clone(), info.clone()));
+    let status = runtime.block_on(watch(
+        &args,
+        program,
+        &live,
+        recorder.clone(),
+        info.clone(),
+        timeline,
+    ));
     runtime.shutdown_timeout(Duration::from_secs(1));
     let traced = info.lock().map(|i| i.python.is_some()).unwrap_or(true);
     if !args.no_tracer && !traced && status.is_ok() {
@@ -156,8 +171,9 @@ async fn watch(
     live: &LiveTrace,
     recorder: Option<Arc<Recorder>>,
     info: Arc<Mutex<AppInfo>>,
+    timeline: Timeline,
 ) -> Result<ExitCode, crate::Error> {
-    let start = Instant::now();
+    let start = timeline.instant();
     // Where the hook reports the app's bind, and the tracer what the app does.
     let control = TcpListener::bind(("127.0.0.1", 0)).await?;
     let control_addr = control.local_addr()?;
@@ -168,7 +184,7 @@ async fn watch(
         live.tracer.clone(),
         info,
         live.linker().clone(),
-        start,
+        timeline,
     ));
     let app_port = match args.app_port {
         Some(p) => p,
@@ -319,7 +335,7 @@ async fn control_loop(
     tracer: Tracer,
     info: Arc<Mutex<AppInfo>>,
     linker: crate::links::Linker,
-    start: Instant,
+    timeline: Timeline,
 ) {
     loop {
         let Ok((stream, _)) = control.accept().await else {
@@ -373,7 +389,7 @@ async fn control_loop(
                     }
                     _ => {
                         if let Some(e) =
-                            observed::event(&msg, start.elapsed().as_secs_f64(), &chains)
+                            observed::event(&msg, timeline.place(msg["t"].as_f64()), &chains)
                         {
                             tracer.emit(e);
                         }

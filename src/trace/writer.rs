@@ -24,6 +24,9 @@ enum Msg {
     /// Several events in order: one channel operation instead of one per event.
     Batch(Vec<Event>),
     Stop,
+    /// Not sent: the writer's own, when time passed with no event while the processor holds
+    /// some back.
+    Tick,
 }
 
 /// A handle for producers. Cloning is cheap; a disabled tracer does nothing.
@@ -69,7 +72,16 @@ pub trait Processor: Send {
     fn push(&mut self, e: Event, out: &mut Vec<Event>);
     /// The end of the trace.
     fn finish(&mut self, _out: &mut Vec<Event>) {}
+    /// Whether it holds events back that time alone may release ([`Processor::tick`]).
+    fn holding(&self) -> bool {
+        false
+    }
+    /// Time passed with no event: what has been held long enough goes to `out`.
+    fn tick(&mut self, _out: &mut Vec<Event>) {}
 }
+
+/// How often a processor that holds events back is ticked while no event comes.
+const TICK: Duration = Duration::from_millis(50);
 
 /// Owns the writer thread; `finish` flushes and reports a write error, if any.
 pub struct TraceWriter {
@@ -236,8 +248,14 @@ fn write_loop(
                 Err(mpsc::TryRecvError::Disconnected) => break,
             }
         } else {
-            match rx.recv_timeout(Duration::from_secs(1)) {
+            let holding = processor.as_ref().is_some_and(|p| p.holding());
+            match rx.recv_timeout(if holding {
+                TICK
+            } else {
+                Duration::from_secs(1)
+            }) {
                 Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) if holding => Msg::Tick,
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -280,7 +298,13 @@ fn write_loop(
                     write(&e, &mut alive);
                 }
             }
-            (Msg::Stop, None) => {}
+            (Msg::Tick, Some(p)) => {
+                p.tick(&mut processed);
+                for e in processed.drain(..) {
+                    write(&e, &mut alive);
+                }
+            }
+            (Msg::Stop | Msg::Tick, None) => {}
         }
         if stop {
             break;

@@ -154,6 +154,9 @@ _STACK = {
     "flask_socketio", "socketio", "engineio", "simple_websocket", "wsproto", "h11",
     "werkzeug", "flask", "eventlet", "gevent", "gunicorn",
 }
+# A queue's put: where the way down from a send stops (queue.py of the standard library,
+# eventlet or gevent).
+_PUTS = {"put", "put_nowait"}
 # Standard-library modules that carry a connection to the app (the threading server).
 _STDLIB = {"socketserver.py", "threading.py", "queue.py", "http/server.py"}
 
@@ -326,10 +329,19 @@ class _Tracer:
             # A profiler written in C (cProfile) is running: it is left alone.
             return fn(*args, **kwargs), (known[1] if known is not None else self.intern([]))
 
+        # The way down ends at the queue a packet is put on: what takes it off is another
+        # thread's (or green thread's) work, and a green switch inside put() would otherwise
+        # show the hub and whatever else it runs meanwhile as this call's.
+        queued = [None]
+
         def profile(frame, event, arg):
             # An app's own profiler (sys.setprofile) still sees every call.
             if previous is not None:
                 previous(frame, event, arg)
+            if queued[0] is not None:
+                if event == "return" and frame is queued[0]:
+                    queued[0] = None
+                return
             if event != "call":
                 return
             calls[0] += 1
@@ -344,6 +356,8 @@ class _Tracer:
                 fr = tracer.frame(code, tracer.places.def_line(code))
                 if fr is not None and fr[0] is not None:
                     seen.append(fr)
+            if code.co_name in _PUTS and code.co_filename.endswith("queue.py"):
+                queued[0] = frame
 
         sys.setprofile(profile)
         try:
@@ -380,8 +394,10 @@ class _Tracer:
                     "urls": urls, "app_dir": self.places.app_dir,
                     "executable": sys.executable, "t": time.time()})
 
-    def send(self, message):
-        message["t"] = time.time()
+    def send(self, message, t=None):
+        """`t`: when it happened, if not now (a call is reported once it returns, with the
+        time it began: its bytes were written in between)."""
+        message["t"] = time.time() if t is None else t
         message["pid"] = os.getpid()
         message["thread"] = threading.current_thread().name
         _link.send(message)
@@ -431,6 +447,7 @@ class _Tracer:
                 return original(*args, **kwargs)
             tracer.local.busy = True
             tracer.local.recipients = []
+            began = time.time()
             try:
                 caller = sys._getframe(1)
                 where = (kind, caller.f_code, caller.f_lineno)
@@ -454,7 +471,7 @@ class _Tracer:
                         "chain": chain, "below": below,
                         "recipients": list(tracer.local.recipients)}
                 note.update(context)
-                tracer.send(note)
+                tracer.send(note, began)
                 return result
             finally:
                 tracer.local.busy = False
@@ -481,6 +498,7 @@ class _Tracer:
                 getattr(pkt, "packet_type", None))
             if kind is None or tracer.busy():
                 return original(self, eio_sid, pkt)
+            began = time.time()
             caller = sys._getframe(1)
             chain = tracer.intern(tracer.callers(2))
             where = (kind, caller.f_code, caller.f_lineno)
@@ -488,7 +506,7 @@ class _Tracer:
             tracer.send({"event": "answer", "answer": kind, "eio_sid": eio_sid,
                          "namespace": getattr(pkt, "namespace", None) or "/",
                          "id": getattr(pkt, "id", None), "data": _brief(getattr(pkt, "data", None)),
-                         "chain": chain, "below": below})
+                         "chain": chain, "below": below}, began)
             return result
 
         return _send_packet
@@ -523,6 +541,7 @@ class _Tracer:
                 return original(self, message, *args, **kwargs)
             tracer.local.busy = True
             tracer.local.recipients = []
+            began = time.time()
             try:
                 return original(self, message, *args, **kwargs)
             finally:
@@ -532,7 +551,7 @@ class _Tracer:
                                  "channel": getattr(self, "channel", None),
                                  "host_id": getattr(self, "host_id", None),
                                  "message": _brief(message),
-                                 "recipients": list(tracer.local.recipients)})
+                                 "recipients": list(tracer.local.recipients)}, began)
                 except Exception:
                     pass
 

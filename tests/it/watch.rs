@@ -520,6 +520,71 @@ fn watch_the_student_app(venv: &str, mode: &str) {
             );
         }
     }
+    // The trace is in the order things happened, though the tracer reports a call after its
+    // bytes went out: each handler before the acknowledgement it returned, each emit before
+    // the packets it made.
+    let position = |e: &serde_json::Value| trace.events.iter().position(|x| x == e).unwrap();
+    let mut acks = 0;
+    for answer in trace.stage("sio.emit") {
+        let f = &answer["fields"];
+        if f["call"] != "ack" {
+            continue;
+        }
+        let packet = trace.stage("sio.packet").into_iter().find(|p| {
+            p["dir"] == "s2c"
+                && p["conn"] == answer["conn"]
+                && p["fields"]["type"] == "ACK"
+                && p["fields"]["id"] == f["id"]
+                && p["fields"]["nsp"] == f["nsp"]
+        });
+        let packet = packet.unwrap_or_else(|| panic!("no ACK packet for {answer}"));
+        assert!(
+            position(answer) < position(packet),
+            "{mode}: the ACK packet is written before the answer that made it: {answer}"
+        );
+        acks += 1;
+    }
+    assert!(acks >= 4, "{mode}: {acks} acknowledgements");
+    for packet in trace.stage("sio.packet") {
+        let Some(line) = packet["fields"]["emitted_by"]["line"].as_str() else {
+            continue;
+        };
+        let emit = trace.stage("sio.emit").into_iter().find(|e| {
+            e["fields"]["line"] == line && e["fields"]["event"] == packet["fields"]["event"]
+        });
+        let emit = emit.unwrap_or_else(|| panic!("no emit at {line}"));
+        assert!(position(emit) < position(packet), "{mode}: {packet}");
+    }
+    // The way down from a send ends where the packet is queued for the writer: what takes it
+    // off the queue runs elsewhere (another thread, or a green thread after a switch).
+    // gevent's queue is compiled, so its put is no Python frame.
+    for answer in trace.stage("sio.emit") {
+        if answer["fields"]["by"] != "python-socketio" {
+            continue;
+        }
+        let observed = answer["fields"]["observed"].as_array().unwrap();
+        let send = observed
+            .iter()
+            .position(|f| f["function"] == "Socket.send")
+            .unwrap_or_else(|| panic!("{mode}: no Socket.send in {answer}"));
+        let last = observed.last().unwrap();
+        let path = |f: &serde_json::Value| f["path"].as_str().unwrap().to_string();
+        assert!(
+            observed[send..]
+                .iter()
+                .all(|f| path(f).starts_with("engineio/") || path(f).ends_with("queue.py")),
+            "{mode}: past the queue in {}: {observed:?}",
+            answer["summary"]
+        );
+        if mode != "gevent" {
+            assert!(
+                last["function"].as_str().unwrap().ends_with(".put")
+                    && path(last).ends_with("queue.py"),
+                "{mode}: the chain of {} ends at {last}",
+                answer["summary"]
+            );
+        }
+    }
     // Each emit to a room or everyone is also a broadcast, as serve and replay show one.
     let broadcasts = trace.stage("sio.broadcast");
     let to_room = broadcasts
