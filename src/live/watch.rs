@@ -14,7 +14,8 @@
 //! way (gunicorn with a config file, a container), `--port` and `--app-port` say where.
 //!
 //! The app's output passes through; when it exits, dispel exits with its status; Ctrl-C
-//! reaches both (they share the terminal's process group), and dispel waits for the app.
+//! reaches both (they share the terminal's process group), and dispel waits for the app. If
+//! dispel itself is killed, the app gets SIGTERM (on Linux, a parent-death signal).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -215,6 +216,7 @@ async fn watch(
                 app_port.to_string()
             },
         );
+    die_with_dispel(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => format!("{program}: command not found"),
         _ => format!("cannot start {program}: {e}"),
@@ -522,6 +524,30 @@ async fn connect_app(relay: &Relay, conn: u64) -> Option<TcpStream> {
         }
     }
 }
+
+/// The app is told to stop (SIGTERM) if dispel dies without stopping it, killed with SIGKILL
+/// say: it would otherwise go on holding its port, with nobody to relay to it.
+#[cfg(target_os = "linux")]
+fn die_with_dispel(cmd: &mut tokio::process::Command) {
+    let parent = i32::try_from(std::process::id()).unwrap_or(0);
+    // SAFETY: between fork and exec the closure calls only async-signal-safe functions
+    // (prctl, getppid, raise) and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // dispel died before the prctl: nobody will send the signal.
+            if libc::getppid() != parent {
+                libc::raise(libc::SIGTERM);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_dispel(_cmd: &mut tokio::process::Command) {}
 
 fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?

@@ -179,6 +179,49 @@ fn bad_commands_and_apps_are_clear_and_do_not_hang() {
     drop(taken);
 }
 
+/// dispel killed outright (SIGKILL: no chance to stop the app) still takes the app with it,
+/// instead of leaving it holding its port.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_app_stops_when_dispel_is_killed() {
+    use std::io::BufRead;
+    let python = repo().join("tests/.venv/bin/python");
+    if !crate::util::have(&[crate::util::Need::Python]) {
+        return;
+    }
+    let mut child = dispel()
+        .args(["watch", "--no-tracer", "--"])
+        .arg(&python)
+        .args([
+            "-c",
+            "import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(60)",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let app: u32 = line.trim().parse().expect("the app's pid");
+    child.kill().unwrap();
+    let _ = child.wait();
+    // Gone, or a zombie nobody has reaped yet: either way no longer running.
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{app}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().to_string()))
+            .is_some_and(|r| !r.starts_with('Z'))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running() {
+        assert!(Instant::now() < deadline, "the app {app} outlived dispel");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// With --port and --app-port the app is started on its own port; a client that connects
 /// before the app listens is held until it does, not refused. The app is not a Flask-SocketIO
 /// one, which dispel says.
