@@ -250,6 +250,55 @@ fn a_capture_and_the_apps_source_give_its_own_code() {
     );
 }
 
+/// With the app's interpreter given, every link of a report is at a version installed there:
+/// the entry points and the source's sections too, not only the stages, in the full report
+/// and the hand-in, for the auction's capture and for the student app's.
+#[test]
+fn with_the_apps_python_every_link_is_at_its_installed_version() {
+    let python = repo().join("tests/.venv/bin/python");
+    if !crate::util::have(&[crate::util::Need::Python]) {
+        return;
+    }
+    let python = python.to_str().unwrap();
+    let installed = [
+        ("Flask-SocketIO", "5.7.0"),
+        ("python-socketio", "5.18.1"),
+        ("python-engineio", "4.15.1"),
+    ];
+    let chat = repo().join("tests/student_app/chat.py");
+    let cases: [(&str, Vec<&str>); 4] = [
+        ("traces/flask/chromium_page.pcap", vec![]),
+        ("traces/flask/chromium_page.pcap", vec!["--hand-in"]),
+        (
+            "traces/student/chat.pcap",
+            vec!["--app", chat.to_str().unwrap()],
+        ),
+        (
+            "traces/student/chat.pcap",
+            vec!["--app", chat.to_str().unwrap(), "--hand-in"],
+        ),
+    ];
+    for (capture, extra) in cases {
+        let mut args = vec!["--python", python];
+        args.extend(extra.iter().copied());
+        let md = report(&repo().join(capture), &args);
+        let mut linked = 0;
+        for line in md.lines() {
+            for (package, version) in installed {
+                let Some(rest) = line.split(&format!("**{package} ")).nth(1) else {
+                    continue;
+                };
+                linked += 1;
+                assert!(
+                    rest.starts_with(&format!("{version}**")),
+                    "{capture} {extra:?}: not at the installed {package} {version}: {line}"
+                );
+            }
+        }
+        assert!(linked > 20, "{capture} {extra:?}: {linked} links");
+    }
+}
+
 /// What a report says about what happened is true of the trace it was made from, for every
 /// committed capture: who closed first, what said goodbye before the Close frame, how TCP
 /// ended, the NOOP that ended a held poll, and that compressed bytes are never shown as the

@@ -5,7 +5,7 @@ use super::*;
 /// The Python chain behind one event of the stage, numbered, shallow to deep.
 pub(super) fn chain_blocks(ctx: &Ctx, stage: Stage, rep: &Ev) -> Vec<Block> {
     let kind = rep.kind;
-    let links = links::for_event(ctx.stack, stage, kind);
+    let links = ctx.links(stage, kind);
     // `dispel links` accepts a kind only where the table distinguishes kinds.
     let listed = kind.filter(|k| stage.kinds().contains(k));
     let name = match listed {
@@ -21,13 +21,7 @@ pub(super) fn chain_blocks(ctx: &Ctx, stage: Stage, rep: &Ev) -> Vec<Block> {
         "For {}, outermost call first:",
         rep.summary.chars().take(60).collect::<String>()
     ))]));
-    match ctx.installed {
-        Some(inst) => {
-            let relinked: Vec<StepLink> = links.iter().map(|l| inst.relink(l.clone())).collect();
-            blocks.push(link_list(&relinked));
-        }
-        None => blocks.push(link_list(links)),
-    }
+    blocks.push(link_list(&links));
     blocks
 }
 

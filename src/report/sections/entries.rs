@@ -31,10 +31,10 @@ pub(super) const ENTRIES: [(&str, &str, &str); 5] = [
     ),
 ];
 
-pub(super) fn entry_sections(set: links::Stack) -> Vec<Section> {
+pub(super) fn entry_sections(ctx: &Ctx) -> Vec<Section> {
     let mut out = Vec::new();
     for (name, line, title) in ENTRIES {
-        let Ok(Some(sec)) = links::entry_point(set, name) else {
+        let Some(sec) = ctx.entry(name) else {
             continue;
         };
         let mut blocks = vec![

@@ -3,7 +3,6 @@
 //! capture shows for the reported client. What the capture cannot say (which function really
 //! ran) is inferred from names and timing, and said to be.
 
-use crate::links;
 use crate::report::model::*;
 use crate::report::pysource::{Function, Kind, Scan};
 use crate::report::Ev;
@@ -239,7 +238,8 @@ fn function_section(f: &Function, incs: &[Incoming], evs: &[Ev], conn: u64) -> S
 }
 
 /// The "Your code" sections for a capture read with the app's source.
-pub fn sections(scan: &Scan, evs: &[Ev], conn: u64, set: links::Stack) -> Vec<Section> {
+pub(super) fn sections(scan: &Scan, evs: &[Ev], ctx: &super::Ctx) -> Vec<Section> {
+    let conn = ctx.conn;
     let incs = incoming(evs);
     let mut out = Vec::new();
     if let Some((file, line, text)) = &scan.socketio {
@@ -259,7 +259,7 @@ pub fn sections(scan: &Scan, evs: &[Ev], conn: u64, set: links::Stack) -> Vec<Se
             said.push("cors_allowed_origins: the pages of those origins may connect; by default only the server's own.".into());
         }
         blocks.push(text_para(said.join(" ")));
-        if let Ok(Some(sec)) = links::entry_point(set, "entry:socketio") {
+        if let Some(sec) = ctx.entry("entry:socketio") {
             if !sec.links.is_empty() {
                 blocks.push(text_para("The library code it runs:"));
                 blocks.push(super::chain::link_list(&sec.links));
@@ -272,10 +272,10 @@ pub fn sections(scan: &Scan, evs: &[Ev], conn: u64, set: links::Stack) -> Vec<Se
     }
     if let Some((file, line, text)) = &scan.run {
         let mut blocks = vec![code("python", format!("{text}\n"))];
-        if let Ok(Some(sec)) = links::entry_point(set, "entry:run") {
+        if let Some(sec) = ctx.entry("entry:run") {
             blocks.push(text_para(format!(
                 "It starts the server of the {} async mode. {}",
-                set.mode, sec.summary
+                ctx.stack.mode, sec.summary
             )));
             if !sec.links.is_empty() {
                 blocks.push(super::chain::link_list(&sec.links));
@@ -296,7 +296,7 @@ pub fn sections(scan: &Scan, evs: &[Ev], conn: u64, set: links::Stack) -> Vec<Se
         .iter_mut()
         .find(|s| s.title.contains("@") || s.title.contains('.'))
     {
-        if let Ok(Some(sec)) = links::entry_point(set, "entry:on") {
+        if let Some(sec) = ctx.entry("entry:on") {
             first.blocks.push(text_para(format!(
                 "From the packet to a handler (every handler of your app goes this way): {}",
                 sec.summary

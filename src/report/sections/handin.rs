@@ -62,13 +62,9 @@ fn how(stage: Stage) -> Vec<Block> {
 
 /// The links of an event not listed in an earlier step; `shown` collects them.
 fn new_links(ctx: &Ctx, stage: Stage, e: &Ev, shown: &mut HashSet<String>) -> Vec<StepLink> {
-    links::for_event(ctx.stack, stage, e.kind)
-        .iter()
+    ctx.links(stage, e.kind)
+        .into_iter()
         .filter(|l| shown.insert(l.step.step_id.clone()))
-        .map(|l| match ctx.installed {
-            Some(inst) => inst.relink(l.clone()),
-            None => l.clone(),
-        })
         .collect()
 }
 
@@ -367,15 +363,11 @@ fn your_code(
     ];
     // Every emit of the app's goes down one chain: shown once, without what the path above
     // already listed.
-    if let Ok(Some(emit)) = links::entry_point(ctx.stack, "entry:emit") {
+    if let Some(emit) = ctx.entry("entry:emit") {
         let fresh: Vec<StepLink> = emit
             .links
-            .iter()
+            .into_iter()
             .filter(|l| shown.insert(l.step.step_id.clone()))
-            .map(|l| match ctx.installed {
-                Some(inst) => inst.relink(l.clone()),
-                None => l.clone(),
-            })
             .collect();
         if !fresh.is_empty() {
             blocks.push(text_para("What every emit(...) of these functions goes through, from the call to the session queues of its recipients, shown for broadcast=True (with to=room the manager looks up that room's members instead; one client is alone in a room named by its sid), without the lines listed above:"));

@@ -66,6 +66,31 @@ impl<'a> Ctx<'a> {
     fn mine(&self, conn: Option<u64>) -> bool {
         conn.is_some_and(|c| self.session.contains(&c))
     }
+
+    /// A built-in step, found again in the installed files when the report links those.
+    fn relink(&self, l: StepLink) -> StepLink {
+        match self.installed {
+            Some(inst) => inst.relink(l),
+            None => l,
+        }
+    }
+
+    /// The links of an event of `stage`, at the report's versions.
+    fn links(&self, stage: Stage, kind: Option<crate::stage::Kind>) -> Vec<StepLink> {
+        links::for_event(self.stack, stage, kind)
+            .iter()
+            .map(|l| self.relink(l.clone()))
+            .collect()
+    }
+
+    /// An entry point of the app's code (`entry:on`...), at the report's versions.
+    fn entry(&self, name: &str) -> Option<links::Section> {
+        let sec = links::entry_point(self.stack, name).ok().flatten()?.clone();
+        Some(match self.installed {
+            Some(inst) => inst.relink_section(sec),
+            None => sec,
+        })
+    }
 }
 
 /// What a report is made with, besides its input.
@@ -128,7 +153,7 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
     if opts.hand_in {
         return handin::build(input, conn, opts);
     }
-    let (set, name, app) = (opts.stack, opts.name, opts.app);
+    let (name, app) = (opts.name, opts.app);
     let ctx = context(input, conn, opts);
     let mut sections = Vec::new();
     if !input.diagnoses.is_empty() {
@@ -170,7 +195,7 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
         match crate::report::pysource::scan(app) {
             Ok(scan) if !scan.functions.is_empty() || scan.socketio.is_some() => doc
                 .sections
-                .extend(fromsource::sections(&scan, &input.events, conn, set)),
+                .extend(fromsource::sections(&scan, &input.events, &ctx)),
             Ok(scan) => doc.sections.push(Section {
                 title: "Your code".into(),
                 blocks: vec![text_para(format!(
@@ -184,7 +209,7 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
             }),
         }
     } else if input.auction {
-        doc.sections.extend(entry_sections(set));
+        doc.sections.extend(entry_sections(&ctx));
     } else {
         doc.sections.push(Section {
             title: "Your code".into(),
@@ -246,10 +271,7 @@ fn diagnoses(ctx: &Ctx, list: &[Ev]) -> Vec<Block> {
             .and_then(|s| s.get("step"))
             .and_then(Value::as_str);
         if let Some(l) = step.and_then(|s| links::deciding_line(ctx.stack, s)) {
-            let l = match ctx.installed {
-                Some(inst) => inst.relink(l),
-                None => l,
-            };
+            let l = ctx.relink(l);
             let mut line = vec![t("The line that decides it: ")];
             line.extend(link_item(&l));
             blocks.push(para(line));
