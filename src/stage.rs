@@ -164,8 +164,12 @@ macro_rules! kinds {
 
 kinds! {
     // HTTP requests and responses.
-    /// An Engine.IO long-polling request (`transport=polling`).
+    /// An Engine.IO long-polling GET of an open session (`transport=polling&sid=`): a poll.
     Polling = "polling",
+    /// The long-polling GET that opens an Engine.IO session (no `sid`).
+    PollingOpen = "polling_open",
+    /// A long-polling POST: the client's packets for the server.
+    PollingPost = "polling_post",
     /// An Engine.IO WebSocket upgrade of an existing session (`transport=websocket&sid=`).
     Websocket = "websocket",
     /// A WebSocket that opens its own Engine.IO session (no `sid`).
@@ -236,6 +240,19 @@ impl Kind {
     pub fn parse(s: &str) -> Option<Kind> {
         Kind::ALL.iter().copied().find(|k| k.as_str() == s)
     }
+
+    /// An HTTP kind as the transport it belongs to: each long-polling request is "polling".
+    pub fn transport(self) -> &'static str {
+        match self {
+            Kind::PollingOpen | Kind::PollingPost => "polling",
+            k => k.as_str(),
+        }
+    }
+
+    /// Is it one of the long-polling requests (open, poll, post)?
+    pub fn is_polling(self) -> bool {
+        matches!(self, Kind::Polling | Kind::PollingOpen | Kind::PollingPost)
+    }
 }
 
 impl fmt::Display for Kind {
@@ -279,13 +296,21 @@ impl Stage {
             Stage::WsFrame | Stage::WsMessage => {
                 &[Text, Binary, Close, Ping, Pong, Continuation, Send]
             }
-            Stage::HttpRequest => &[Polling, Websocket, WebsocketNew, Page],
+            Stage::HttpRequest => &[
+                Polling,
+                PollingOpen,
+                PollingPost,
+                Websocket,
+                WebsocketNew,
+                Page,
+            ],
             Stage::SioBroadcast => &[Broadcast, Emit, Fanout, Room],
             Stage::SioEmit => &[Room, ConnectSent, AckSent, ConnectError, Disconnect],
             Stage::SioRoom => &[Join, Leave, CloseRoom],
             Stage::SioDispatch => &[Namespace, Connect],
-            Stage::HttpResponse => &[Polling, Websocket, Page],
+            Stage::HttpResponse => &[Polling, PollingOpen, PollingPost, Websocket, Page],
             Stage::MqMessage => &[Own, Subscribe],
+            Stage::TcpClose => &[Websocket],
             Stage::MqPublish => &[Callback],
             _ => &[],
         }

@@ -65,9 +65,45 @@ pub struct Step {
     /// listed one the selection includes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stands_for: Option<Vec<u32>>,
+    /// A step that holds only for some releases of a package: where a file of it has (or
+    /// lacks) a text. Installed versions are asked; the built-in set's answer is `builtin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_if: Option<Condition>,
+}
+
+/// When a step holds: a file of an installed package has, or lacks, a text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Condition {
+    /// The distribution whose file decides (`python-engineio`).
+    pub package: String,
+    /// The file, relative to site-packages (`engineio/async_drivers/_websocket_wsgi.py`).
+    pub path: String,
+    /// The step holds where the file has this text...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has: Option<String>,
+    /// ...or where it lacks this one (a missing file lacks every text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lacks: Option<String>,
+    /// Whether it holds in the version set's own release of `package` (the anchor check
+    /// verifies it against the wheel).
+    pub builtin: bool,
+}
+
+impl Condition {
+    /// Whether the step holds for a file of this text (`None`: no such file).
+    pub fn holds(&self, text: Option<&str>) -> bool {
+        let text = text.unwrap_or("");
+        self.has.as_deref().is_none_or(|h| text.contains(h))
+            && self.lacks.as_deref().is_none_or(|l| !text.contains(l))
+    }
 }
 
 impl Step {
+    /// Whether the step holds in its own version set (see [`Condition`]).
+    pub fn builtin_holds(&self) -> bool {
+        self.only_if.as_ref().is_none_or(|c| c.builtin)
+    }
+
     /// Whether the step holds for the server's async mode.
     pub fn holds_for(&self, mode: AsyncMode) -> bool {
         self.modes
@@ -198,6 +234,12 @@ pub fn installed_path(path: &str) -> &str {
 }
 
 impl StepLink {
+    /// Whether the step holds where it is linked: not one that relinking found does not
+    /// apply to the installed release.
+    pub fn applies(&self) -> bool {
+        !matches!(self.status, Some(StepStatus::NotHere { .. }))
+    }
+
     pub fn new(step: Step, host: &SourceHost, phase: Option<&'static str>) -> StepLink {
         StepLink {
             url: permalink(
@@ -271,7 +313,10 @@ struct StageLinks {
 #[derive(Debug)]
 pub(crate) struct SetTables {
     pub(crate) chain: Vec<ChainStage>,
+    /// The links of each stage in the built-in releases.
     by_stage: HashMap<Stage, StageLinks>,
+    /// With the steps that hold only in other releases too, for relinking.
+    by_stage_all: HashMap<Stage, StageLinks>,
     entries: Vec<Section>,
 }
 
@@ -417,6 +462,7 @@ fn resolve_parts(chain: &[ChainStage], parts: &[Part], mode: AsyncMode) -> Vec<S
 
 fn build_set(chain: Vec<ChainStage>, map: &StageMap, mode: AsyncMode) -> Result<SetTables, String> {
     let mut by_stage: HashMap<Stage, StageLinks> = HashMap::new();
+    let mut by_stage_all: HashMap<Stage, StageLinks> = HashMap::new();
     for rule in &map.trace {
         let stage = Stage::parse(&rule.stage).ok_or_else(|| {
             format!(
@@ -432,20 +478,32 @@ fn build_set(chain: Vec<ChainStage>, map: &StageMap, mode: AsyncMode) -> Result<
                 ));
             }
         }
-        let links = resolve_parts(&chain, &rule.parts, mode);
-        let entry = by_stage.entry(stage).or_default();
-        match &rule.kind {
-            None => entry.default = links,
-            Some(name) => {
-                let kind = Kind::parse(name)
+        let all = resolve_parts(&chain, &rule.parts, mode);
+        let links: Vec<StepLink> = all
+            .iter()
+            .filter(|l| l.step.builtin_holds())
+            .cloned()
+            .collect();
+        let kind = match &rule.kind {
+            None => None,
+            Some(name) => Some(
+                Kind::parse(name)
                     .filter(|k| stage.kinds().contains(k))
                     .ok_or_else(|| {
                         format!(
                             "links: stage-map.json: {stage} has no kind {name:?} (it has: {})",
                             kind_names(stage)
                         )
-                    })?;
-                entry.kinds.insert(kind, links);
+                    })?,
+            ),
+        };
+        for (table, links) in [(&mut by_stage, links), (&mut by_stage_all, all)] {
+            let entry = table.entry(stage).or_default();
+            match kind {
+                None => entry.default = links,
+                Some(k) => {
+                    entry.kinds.insert(k, links);
+                }
             }
         }
     }
@@ -456,12 +514,16 @@ fn build_set(chain: Vec<ChainStage>, map: &StageMap, mode: AsyncMode) -> Result<
             name: e.name.clone(),
             title: e.title.clone(),
             summary: e.summary.to_string(),
-            links: resolve_parts(&chain, &e.parts, mode),
+            links: resolve_parts(&chain, &e.parts, mode)
+                .into_iter()
+                .filter(|l| l.step.builtin_holds())
+                .collect(),
         })
         .collect();
     Ok(SetTables {
         chain,
         by_stage,
+        by_stage_all,
         entries,
     })
 }
@@ -646,11 +708,9 @@ impl Linker {
         if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return Links::Installed(hit);
         }
-        let links: std::sync::Arc<[StepLink]> = for_event(stack, stage, kind)
-            .iter()
-            .cloned()
-            .map(|l| installed.relink(l))
-            .collect();
+        let links: std::sync::Arc<[StepLink]> = installed
+            .relink_all(for_event_all(stack, stage, kind))
+            .into();
         if let Ok(mut c) = self.cache.lock() {
             c.insert(key, links.clone());
         }
@@ -686,7 +746,24 @@ pub fn for_event(stack: impl Into<Stack>, stage: Stage, kind: Option<Kind>) -> &
     let Ok(t) = set_tables(stack) else {
         return &[];
     };
-    let Some(links) = t.by_stage.get(&stage) else {
+    pick(&t.by_stage, stage, kind)
+}
+
+/// [`for_event`] with the steps that hold only in other releases than the built-in ones:
+/// what [`site::Installed::relink_all`] sorts out for the installed ones.
+pub fn for_event_all(
+    stack: impl Into<Stack>,
+    stage: Stage,
+    kind: Option<Kind>,
+) -> &'static [StepLink] {
+    let Ok(t) = set_tables(stack) else {
+        return &[];
+    };
+    pick(&t.by_stage_all, stage, kind)
+}
+
+fn pick(table: &HashMap<Stage, StageLinks>, stage: Stage, kind: Option<Kind>) -> &[StepLink] {
+    let Some(links) = table.get(&stage) else {
         return &[];
     };
     if let Some(k) = kind {
@@ -754,7 +831,7 @@ pub(crate) fn sections(
         let kind = kind.map(|k| Kind::parse(k).filter(|k| st.kinds().contains(k)));
         if kind != Some(None) {
             let kind = kind.flatten();
-            let links = for_event(stack, st, kind).to_vec();
+            let links = for_event_all(stack, st, kind).to_vec();
             let mut chains: Vec<&str> = Vec::new();
             for l in &links {
                 let c = chain_of(&l.step.step_id);
@@ -856,23 +933,29 @@ pub fn run(q: &Query) -> Result<ExitCode, crate::Error> {
             },
             stage,
         )?;
-        let secs = secs
+        let secs: Vec<Section> = secs
             .into_iter()
             .map(|s| installed.relink_section(s))
             .collect();
         (secs, Some(installed))
     } else {
         let mode = q.async_mode.unwrap_or_default();
-        (
-            sections(
-                Stack {
-                    set: q.versions,
-                    mode,
-                },
-                stage,
-            )?,
-            None,
-        )
+        let secs = sections(
+            Stack {
+                set: q.versions,
+                mode,
+            },
+            stage,
+        )?;
+        // The built-in releases: without the steps of other releases.
+        let secs: Vec<Section> = secs
+            .into_iter()
+            .map(|mut s| {
+                s.links.retain(|l| l.step.builtin_holds());
+                s
+            })
+            .collect();
+        (secs, None)
     };
     render::print(&sections, installed.as_ref(), q.format, q.color)?;
     Ok(ExitCode::SUCCESS)

@@ -101,6 +101,10 @@ fn step_json(l: &StepLink) -> Value {
             m.insert("status".into(), "not_found".into());
             m.insert("reason".into(), reason.clone().into());
         }
+        Some(StepStatus::NotHere { reason }) => {
+            m.insert("status".into(), "not_here".into());
+            m.insert("reason".into(), reason.clone().into());
+        }
     }
     Value::Object(m)
 }

@@ -36,6 +36,9 @@ pub enum StepStatus {
     NotFound { reason: String },
     /// Kept as built in (CPython without `--python`).
     Builtin,
+    /// The step does not hold for the installed release (its [`super::Condition`] says
+    /// so): left out of what is shown.
+    NotHere { reason: String },
 }
 
 /// One installed distribution.
@@ -448,15 +451,51 @@ impl Installed {
         }
     }
 
-    /// Every link of a section rewritten for the installed versions.
+    /// Every link of a section rewritten for the installed versions, without the steps that
+    /// do not hold for them.
     pub fn relink_section(&self, mut s: Section) -> Section {
-        s.links = s.links.into_iter().map(|l| self.relink(l)).collect();
+        s.links = self.relink_all(&s.links);
         s
+    }
+
+    /// Links rewritten for the installed versions, without the steps that do not hold there.
+    pub fn relink_all(&self, links: &[StepLink]) -> Vec<StepLink> {
+        links
+            .iter()
+            .map(|l| self.relink(l.clone()))
+            .filter(StepLink::applies)
+            .collect()
+    }
+
+    /// Whether a step's condition holds in the installed release of its package (its own
+    /// answer for the built-in release when that package is not installed).
+    pub fn holds(&self, c: &super::Condition) -> bool {
+        if !self.dists.contains_key(&normalize(&c.package)) {
+            return c.builtin;
+        }
+        let text = fs::read(self.site_packages.join(&c.path))
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        c.holds(text.as_deref())
     }
 
     /// One step, found again in the installed file.
     pub fn relink(&self, link: StepLink) -> StepLink {
         let step = &link.step;
+        if let Some(c) = &step.only_if {
+            if !self.holds(c) {
+                let version = self
+                    .dists
+                    .get(&normalize(&c.package))
+                    .map(|d| d.version.as_str())
+                    .unwrap_or("?");
+                let reason = format!("it does not hold for {} {version}", c.package);
+                return StepLink {
+                    status: Some(StepStatus::NotHere { reason }),
+                    ..link
+                };
+            }
+        }
         if step.package == "cpython" {
             return match (&self.python_version, &self.stdlib) {
                 (Some(ver), Some(dir)) => {

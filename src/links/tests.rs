@@ -262,6 +262,7 @@ fn step(symbol: &str, anchor: &str, line: u32) -> Step {
         what: String::new(),
         modes: None,
         stands_for: None,
+        only_if: None,
     }
 }
 
@@ -328,6 +329,46 @@ fn links_find_a_function_whose_line_changed() {
     );
     assert_eq!((link.step.line_start, link.step.line_end), (7, 9));
     assert!(link.url.ends_with("#L7-L9"), "{}", link.url);
+
+    // A step of some releases only: asked of the installed file, left out where it does
+    // not hold, and the built-in answer where the package is not installed at all.
+    let only_if = |has: &str, package: &str, builtin: bool| Condition {
+        package: package.into(),
+        path: "socketio/base_manager.py".into(),
+        has: Some(has.into()),
+        lacks: None,
+        builtin,
+    };
+    let conditional = |c: Condition| Step {
+        path: "src/socketio/base_manager.py".into(),
+        symbol: "BaseManager.connect".into(),
+        anchor: "def connect(self, eio_sid, namespace, sid=None):".into(),
+        line_start: 7,
+        line_end: 7,
+        only_if: Some(c),
+        ..step("x", "y", 1)
+    };
+    let links: Vec<StepLink> = [
+        only_if("def connect", "python-socketio", false),
+        only_if("def disconnect", "python-socketio", true),
+        only_if("anything", "python-engineio", true),
+        only_if("anything", "python-engineio", false),
+    ]
+    .into_iter()
+    .map(|c| StepLink::new(conditional(c), &SourceHost::GitHub, None))
+    .collect();
+    let kept: Vec<bool> = links
+        .iter()
+        .map(|l| installed.relink(l.clone()).applies())
+        .collect();
+    assert_eq!(kept, [true, false, true, false]);
+    assert_eq!(installed.relink_all(&links).len(), 2);
+    let missing = Condition {
+        lacks: Some("x".into()),
+        has: None,
+        ..only_if("", "python-socketio", false)
+    };
+    assert!(missing.holds(None), "a missing file lacks every text");
 }
 
 #[test]

@@ -347,12 +347,90 @@ fn replay_links_the_versions_installed_for_an_interpreter() {
 /// Over every committed trace: a packet the server sent is linked by a send-side kind (its
 /// chain encodes and queues), one the client sent by a receive-side kind (its chain decodes
 /// and dispatches). `links::tests` checks that those kinds' chains hold no step of the other
-/// direction.
+/// direction. And each long-polling request is linked to its own path (open, poll, post),
+/// and a connection's close to the WebSocket's code only when it carried one.
 #[test]
-fn every_committed_packet_is_linked_by_its_direction() {
+fn every_committed_event_is_linked_by_its_direction_and_transport() {
     let mut checked = 0;
+    // The URLs of a kind's steps, as `dispel links` lists them.
+    let urls = |name: &str| -> std::collections::BTreeSet<String> {
+        let out = dispel()
+            .args(["links", name, "--format", "json"])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v[0]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["url"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (open, poll, post) = (
+        urls("http.request:polling_open"),
+        urls("http.request:polling"),
+        urls("http.request:polling_post"),
+    );
+    let only = |a: &std::collections::BTreeSet<String>,
+                others: [&std::collections::BTreeSet<String>; 2]| {
+        let set: Vec<String> = a
+            .iter()
+            .filter(|u| !others.iter().any(|o| o.contains(*u)))
+            .cloned()
+            .collect();
+        assert!(!set.is_empty());
+        set
+    };
+    let (open_only, poll_only, post_only) = (
+        only(&open, [&poll, &post]),
+        only(&poll, [&open, &post]),
+        only(&post, [&open, &poll]),
+    );
+    let has = |e: &Value, urls: &[String]| {
+        let links = e["links"].to_string();
+        urls.iter().any(|u| links.contains(u.as_str()))
+    };
+    let websocket_code = |e: &Value| e["links"].to_string().contains("simple_websocket");
     for path in crate::util::committed(&[".trace.jsonl"]) {
-        for e in Trace::read(&path).events {
+        let trace = Trace::read(&path);
+        // Each long-polling request is linked to its own path: the GET that opens a session
+        // never to the POST's, a poll never to the opening's; a connection that carried no
+        // WebSocket never closes through WebSocket code.
+        let websockets: Vec<&Value> = trace
+            .stage("ws.handshake")
+            .into_iter()
+            .map(|h| &h["conn"])
+            .collect();
+        for e in &trace.events {
+            let (stage, kind) = (e["stage"].as_str().unwrap_or(""), e["kind"].as_str());
+            let target = e["fields"]["target"].as_str().unwrap_or("");
+            let method = e["fields"]["method"].as_str().unwrap_or("");
+            match (stage, kind) {
+                ("http.request", Some("polling_open")) => {
+                    assert!(method == "GET" && !target.contains("sid="), "{e}");
+                    assert!(has(e, &open_only), "{e}");
+                    assert!(!has(e, &poll_only) && !has(e, &post_only), "{e}");
+                }
+                ("http.request", Some("polling")) => {
+                    assert!(method == "GET" && target.contains("sid="), "{e}");
+                    assert!(has(e, &poll_only), "{e}");
+                    assert!(!has(e, &open_only) && !has(e, &post_only), "{e}");
+                }
+                ("http.request", Some("polling_post")) => {
+                    assert!(method == "POST" && target.contains("sid="), "{e}");
+                    assert!(has(e, &post_only), "{e}");
+                    assert!(!has(e, &open_only) && !has(e, &poll_only), "{e}");
+                }
+                ("tcp.close", kind) => {
+                    let carried = websockets.contains(&&e["conn"]);
+                    assert_eq!(kind == Some("websocket"), carried, "{e}");
+                    assert_eq!(websocket_code(e), carried, "{e}");
+                }
+                _ => continue,
+            }
+            checked += 1;
+        }
+        for e in trace.events {
             let (stage, d, ty) = (
                 e["stage"].as_str().unwrap_or(""),
                 e["dir"].as_str().unwrap_or(""),

@@ -381,7 +381,7 @@ fn a_reports_claims_hold_for_its_trace() {
             .stage("eio.packet")
             .into_iter()
             .any(|p| p["fields"]["type"] == "NOOP");
-        if report.contains("NOOP (6) at") {
+        if report.contains("NOOP (6) packets") {
             assert!(noop, "{name}");
         }
         // A compressed frame's unmasked bytes are never called the message.

@@ -53,6 +53,45 @@ def find_wheel(name, version, dest):
     return None
 
 
+def set_versions(stages):
+    """Each package's version in a set: the one most of its steps name."""
+    counts = {}
+    for stage in stages:
+        for step in stage["steps"]:
+            key = (step["package"], step["version"])
+            counts[key] = counts.get(key, 0) + 1
+    best = {}
+    for (package, version), n in counts.items():
+        if n > best.get(package, (None, 0))[1]:
+            best[package] = (version, n)
+    return {p: v for p, (v, _) in best.items()}
+
+
+def check_condition(cond, versions, wheels, cache):
+    """None when the condition's `builtin` answer is what the set's own release of its
+    package says (a file it has, or lacks, a text); else what is wrong."""
+    version = versions.get(cond["package"])
+    if version is None:
+        return f"the set has no {cond['package']}"
+    key = (cond["package"], version)
+    if key not in wheels:
+        try:
+            wheels[key] = zipfile.ZipFile(download(*key, cache / f"{key[0]}-{key[1]}"))
+        except (RuntimeError, OSError, zipfile.BadZipFile) as err:
+            wheels[key] = err
+    whl = wheels[key]
+    if not isinstance(whl, zipfile.ZipFile):
+        return f"no wheel ({whl})"
+    try:
+        text = whl.read(cond["path"]).decode("utf-8")
+    except KeyError:
+        text = ""
+    holds = ("has" not in cond or cond["has"] in text) and ("lacks" not in cond or cond["lacks"] not in text)
+    if holds != cond["builtin"]:
+        return f"builtin is {cond['builtin']}, but {cond['package']} {version} says {holds}"
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cache", type=Path, help="keep downloaded wheels here (default: a temporary folder)")
@@ -98,6 +137,12 @@ def main():
                     passed += 1
                 else:
                     failures.append(f"{where}: expected {step['anchor']!r}, wheel has {got!r}")
+                if "only_if" in step:
+                    problem = check_condition(step["only_if"], set_versions(stages), wheels, cache)
+                    if problem:
+                        failures.append(f"{where}: only_if: {problem}")
+                    else:
+                        passed += 1
         for whl in wheels.values():
             if isinstance(whl, zipfile.ZipFile):
                 whl.close()

@@ -33,12 +33,18 @@ impl Session {
             };
         let is_eio = head.query("EIO").is_some();
         let upgrade = handshake::is_upgrade_request(&head.headers);
+        // Each long-polling request takes its own path in python-engineio: the GET that
+        // opens a session, a GET that polls one, the POST that delivers packets.
         let kind = if upgrade {
             Kind::Websocket
-        } else if is_eio {
-            Kind::Polling
-        } else {
+        } else if !is_eio {
             Kind::Page
+        } else if head.method == "POST" {
+            Kind::PollingPost
+        } else if head.query("sid").is_none() {
+            Kind::PollingOpen
+        } else {
+            Kind::Polling
         };
         if let Some(sid) = head.query("sid") {
             if self.sid.is_none() {
@@ -160,7 +166,7 @@ impl Session {
                 Stage::HttpResponse,
                 t,
                 Some(Dir::S2C),
-                format!("{} {} ({kind})", head.status, head.reason),
+                format!("{} {} ({})", head.status, head.reason, kind.transport()),
             )
             .with("status", head.status)
             .with("reason", head.reason.as_str())
@@ -188,6 +194,7 @@ impl Session {
         let consumed = head.head_len;
         let was_upgrade = matches!(self.sides[0].mode, Mode::AwaitUpgrade);
         if head.status == 101 {
+            self.websocket = true;
             self.websocket_opened(t, &head, request.as_ref(), out);
             self.sides[1].mode = Mode::WebSocket;
             if was_upgrade || matches!(self.sides[0].mode, Mode::Head) {
@@ -201,7 +208,10 @@ impl Session {
             self.sides[0].mode = Mode::Head;
             self.process(Dir::C2S, t, out);
         }
-        let meaning = if kind == Kind::Polling && method == Some("GET") && head.status == 200 {
+        let meaning = if matches!(kind, Kind::Polling | Kind::PollingOpen)
+            && method == Some("GET")
+            && head.status == 200
+        {
             BodyMeaning::EioPayload
         } else if error_text {
             BodyMeaning::ErrorText

@@ -170,6 +170,8 @@ pub struct Session {
     memo: Option<memo::SharedMemo>,
     /// Which side closed its direction first (replay: the first FIN).
     first_fin: Option<Dir>,
+    /// The connection carried a WebSocket (its close takes another path).
+    websocket: bool,
 }
 
 mod http_exchange;
@@ -192,6 +194,7 @@ impl Session {
             held: None,
             memo: None,
             first_fin: None,
+            websocket: false,
         }
     }
 
@@ -351,6 +354,11 @@ impl Session {
             )
             .with("how", how),
         );
+        if self.websocket {
+            if let Some(e) = out.last_mut() {
+                e.kind = Some(Kind::Websocket);
+            }
+        }
     }
 
     fn process(&mut self, dir: Dir, t: f64, out: &mut Vec<Event>) {

@@ -191,7 +191,7 @@ fn polling_handshake_and_post() {
             "sio.packet",
         ]
     );
-    assert_eq!(out[0].kind, Some(Kind::Polling));
+    assert_eq!(out[0].kind, Some(Kind::PollingOpen));
     assert_eq!(out[2].fields["transport"], "polling");
     assert_eq!(out[7].fields["event"], "replace old value");
     assert_eq!(out[7].fields["sid"], "S1");

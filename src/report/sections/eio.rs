@@ -1,6 +1,7 @@
 //! Engine.IO: the packets, their type characters, and the upgrade from long-polling.
 
 use super::*;
+use crate::stage::Kind;
 
 pub(super) fn eio_field_meaning(k: &str) -> &'static str {
     match k {
@@ -115,32 +116,20 @@ pub(super) fn eio_packets<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
             pong.map(|q| format!(", answered by the client's PONG {:.1} ms later", (q.t - p.t) * 1000.0)).unwrap_or_default()
         )));
     }
-    if let Some(noop) = packets.iter().find(|p| p.str("type") == Some("NOOP")) {
-        let after = |ty: &str, data: Option<&str>| {
-            ctx.all
-                .iter()
-                .find(|p| {
-                    p.stage == Stage::EioPacket
-                        && p.str("type") == Some(ty)
-                        && (data.is_none() || p.str("data") == data)
-                        && p.str("sid") == noop.str("sid")
-                        && (p.t - noop.t).abs() <= 1.0
-                })
-                .map(|p| fmt_t(p.t))
-        };
-        let probe = after("PONG", Some("probe"));
-        let upgrade = after("UPGRADE", None);
+    let noops: Vec<&Ev> = packets
+        .iter()
+        .copied()
+        .filter(|p| p.str("type") == Some("NOOP"))
+        .collect();
+    if !noops.is_empty() {
+        let said: Vec<String> = noops
+            .iter()
+            .take(4)
+            .map(|n| noop_sentence(ctx, n))
+            .collect();
         blocks.push(text_para(format!(
-            "NOOP (6) at {}: the server's answer to a long-polling GET it was still holding. {}python-engineio queues a NOOP so that the waiting GET ends and the client can stop polling{}. A NOOP carries nothing.",
-            fmt_t(noop.t),
-            match probe {
-                Some(p) => format!("Once the WebSocket had answered the probe (PONG \"probe\" at {p}), "),
-                None => "When a WebSocket has answered the probe, ".to_string(),
-            },
-            match upgrade {
-                Some(u) => format!("; the client then sent UPGRADE (5) on the WebSocket at {u}"),
-                None => String::new(),
-            }
+            "NOOP (6) packets carry nothing; python-engineio uses them while a session moves from long-polling to its WebSocket. {}",
+            said.join(" ")
         )));
     }
     let rep = open
@@ -199,4 +188,62 @@ pub(super) fn eio_upgrade<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
     ))];
     blocks.push(table(&["event", "time", "direction", "packet"], steps));
     (blocks, Some(u))
+}
+
+/// What one NOOP did, from when things happened: a poll answered at once during an upgrade,
+/// a held poll ended by the NOOP queued after the probe, or that NOOP sent on the WebSocket
+/// because no poll was left to take it.
+fn noop_sentence(ctx: &Ctx, noop: &Ev) -> String {
+    let at = fmt_t(noop.t);
+    let sid = noop.str("sid");
+    let on_websocket = ctx
+        .all
+        .iter()
+        .any(|h| h.stage == Stage::WsHandshake && h.conn == noop.conn && h.seq < noop.seq);
+    let probe = ctx.all.iter().find(|p| {
+        p.stage == Stage::EioPacket
+            && p.str("type") == Some("PONG")
+            && p.str("data") == Some("probe")
+            && (sid.is_none() || p.str("sid") == sid)
+    });
+    let upgrade = ctx.all.iter().find(|p| {
+        p.stage == Stage::EioPacket
+            && p.str("type") == Some("UPGRADE")
+            && p.conn == noop.conn
+            && p.seq < noop.seq
+    });
+    if on_websocket {
+        return format!(
+            "At {at} a NOOP went out on the WebSocket itself: python-engineio queues one when the WebSocket answers the probe{}, to end a poll the server may be holding; polls that come during the upgrade get a NOOP of their own and leave the queue alone, so this one was sent by the WebSocket's writer once the upgrade was complete{}.",
+            probe.map(|p| format!(" (PONG \"probe\" at {})", fmt_t(p.t))).unwrap_or_default(),
+            upgrade.map(|u| format!(" (UPGRADE at {})", fmt_t(u.t))).unwrap_or_default()
+        );
+    }
+    // The poll this NOOP answered, and when the session's WebSocket was asked for.
+    let poll = ctx
+        .all
+        .iter()
+        .filter(|r| r.stage == Stage::HttpRequest && r.conn == noop.conn && r.seq < noop.seq)
+        .last();
+    let websocket = sid.and_then(|sid| {
+        ctx.all.iter().find(|r| {
+            r.stage == Stage::HttpRequest
+                && matches!(r.kind, Some(Kind::Websocket))
+                && r.str("target")
+                    .is_some_and(|t| t.contains(&format!("sid={sid}")))
+        })
+    });
+    match (poll, websocket) {
+        (Some(poll), Some(ws)) if ws.t <= poll.t => format!(
+            "At {at} a long-polling GET (sent at {}) was answered with a NOOP at once: its session's WebSocket had been opened at {}, and from then python-engineio answers every poll with NOOP (it sends no more packets through long-polling).",
+            fmt_t(poll.t),
+            fmt_t(ws.t)
+        ),
+        (Some(poll), _) if probe.is_some_and(|p| p.t >= poll.t && p.t <= noop.t) => format!(
+            "At {at} a NOOP ended the long-polling GET the server had been holding since {}: python-engineio queued it once the WebSocket answered the probe (PONG \"probe\" at {}), so that the client can stop polling.",
+            fmt_t(poll.t),
+            probe.map(|p| fmt_t(p.t)).unwrap_or_default()
+        ),
+        _ => format!("At {at} a long-polling GET was answered with a NOOP."),
+    }
 }

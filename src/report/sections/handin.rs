@@ -90,16 +90,27 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
     let unit = r.unit;
     let mut steps = Vec::new();
     let websocket = ctx.of(Stage::WsHandshake).next().is_some();
-    if let Some(e) = ctx.of(Stage::TcpAccept).next() {
+    // The connection the path follows: the WebSocket's, when there is one.
+    let main = ctx.main_conn();
+    let accept = ctx
+        .of(Stage::TcpAccept)
+        .find(|e| e.conn == Some(main))
+        .or_else(|| ctx.of(Stage::TcpAccept).next());
+    if let Some(e) = accept {
+        let mut shows = format!(
+            "The client ({}) connected to the server ({}).",
+            e.str("client").unwrap_or("?"),
+            e.str("server").unwrap_or("?")
+        );
+        if let Some(more) = connections_sentence(ctx) {
+            shows.push(' ');
+            shows.push_str(&more);
+        }
         steps.push(Step {
             title: "The TCP connection",
             stage: Stage::TcpAccept,
             ev: e,
-            shows: format!(
-                "The client ({}) connected to the server ({}).",
-                e.str("client").unwrap_or("?"),
-                e.str("server").unwrap_or("?")
-            ),
+            shows,
             runner: format!("{}.", r.accept),
             also: None,
         });

@@ -57,6 +57,74 @@ struct Ctx<'a> {
     mode_known: &'static str,
 }
 
+/// One TCP connection of the client, and what it carried.
+struct Carried<'a> {
+    conn: u64,
+    accept: &'a Ev,
+    /// HTTP requests on it (a WebSocket's upgrade request among them).
+    requests: usize,
+    /// Long-polling requests among them.
+    polls: usize,
+    websocket: bool,
+    close: Option<&'a Ev>,
+}
+
+/// In words, what the client's connections carried, when there were several: "This client
+/// opened 8 TCP connections to the server: 4 carried one long-polling request each; 3 carried
+/// requests for the page and its files; this one carried the WebSocket, from its upgrade
+/// request to the end."
+fn connections_sentence(ctx: &Ctx) -> Option<String> {
+    let conns = ctx.connections();
+    if conns.len() < 2 {
+        return None;
+    }
+    let main = ctx.main_conn();
+    let others: Vec<&Carried> = conns.iter().filter(|c| c.conn != main).collect();
+    let count = |n: usize, what: &str| match n {
+        1 => format!("1 carried {what}"),
+        n => format!("{n} carried {what}"),
+    };
+    let mut parts = Vec::new();
+    let polling: Vec<&&Carried> = others.iter().filter(|c| c.polls > 0).collect();
+    if !polling.is_empty() {
+        let polls: usize = polling.iter().map(|c| c.polls).sum();
+        parts.push(if polls == polling.len() {
+            count(polling.len(), "one long-polling request each")
+        } else {
+            count(
+                polling.len(),
+                &format!("{polls} long-polling requests between them"),
+            )
+        });
+    }
+    let pages = others
+        .iter()
+        .filter(|c| c.polls == 0 && c.requests > 0)
+        .count();
+    if pages > 0 {
+        parts.push(count(pages, "requests for the page and its files"));
+    }
+    parts.push(
+        if conns.iter().any(|c| c.conn == main && c.websocket) {
+            "this one carried the WebSocket, from its upgrade request to the end"
+        } else {
+            "this one is followed here"
+        }
+        .to_string(),
+    );
+    let one_each = others.iter().all(|c| c.requests <= 1);
+    let why = if one_each && ctx.stack.mode == links::AsyncMode::Threading && !polling.is_empty() {
+        " Werkzeug's development server ends a connection after every response it writes (it sends Connection: close), so each long-polling request comes on a new one."
+    } else {
+        ""
+    };
+    Some(format!(
+        "This client opened {} TCP connections to the server: {}.{why}",
+        conns.len(),
+        parts.join("; ")
+    ))
+}
+
 impl<'a> Ctx<'a> {
     fn of(&self, stage: Stage) -> impl Iterator<Item = &'a Ev> + '_ {
         self.evs.iter().copied().filter(move |e| e.stage == stage)
@@ -65,6 +133,39 @@ impl<'a> Ctx<'a> {
     /// Is `conn` one of the client's connections (its session's)?
     fn mine(&self, conn: Option<u64>) -> bool {
         conn.is_some_and(|c| self.session.contains(&c))
+    }
+
+    /// The client's TCP connections (its session's), in the order they were opened, each
+    /// with what it carried.
+    fn connections(&self) -> Vec<Carried<'a>> {
+        self.of(Stage::TcpAccept)
+            .filter_map(|accept| {
+                let conn = accept.conn?;
+                let on = |stage: Stage| {
+                    self.evs
+                        .iter()
+                        .filter(move |e| e.stage == stage && e.conn == Some(conn))
+                };
+                Some(Carried {
+                    conn,
+                    accept,
+                    requests: on(Stage::HttpRequest).count(),
+                    polls: on(Stage::HttpRequest)
+                        .filter(|r| r.kind.is_some_and(crate::stage::Kind::is_polling))
+                        .count(),
+                    websocket: on(Stage::WsHandshake).next().is_some(),
+                    close: on(Stage::TcpClose).next().copied(),
+                })
+            })
+            .collect()
+    }
+
+    /// The connection the report follows: the one that carried the WebSocket, else the
+    /// chosen one.
+    fn main_conn(&self) -> u64 {
+        self.of(Stage::WsHandshake)
+            .find_map(|h| h.conn)
+            .unwrap_or(self.conn)
     }
 
     /// A built-in step, found again in the installed files when the report links those.
@@ -77,10 +178,10 @@ impl<'a> Ctx<'a> {
 
     /// The links of an event of `stage`, at the report's versions.
     fn links(&self, stage: Stage, kind: Option<crate::stage::Kind>) -> Vec<StepLink> {
-        links::for_event(self.stack, stage, kind)
-            .iter()
-            .map(|l| self.relink(l.clone()))
-            .collect()
+        match self.installed {
+            Some(inst) => inst.relink_all(links::for_event_all(self.stack, stage, kind)),
+            None => links::for_event(self.stack, stage, kind).to_vec(),
+        }
     }
 
     /// An entry point of the app's code (`entry:on`...), at the report's versions.

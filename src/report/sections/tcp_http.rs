@@ -3,7 +3,12 @@
 use super::*;
 
 pub(super) fn tcp_accept<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
-    let Some(e) = ctx.of(Stage::TcpAccept).next() else {
+    let main = ctx.main_conn();
+    let Some(e) = ctx
+        .of(Stage::TcpAccept)
+        .find(|e| e.conn == Some(main))
+        .or_else(|| ctx.of(Stage::TcpAccept).next())
+    else {
         return (Vec::new(), None);
     };
     let mut rows = vec![
@@ -25,13 +30,41 @@ pub(super) fn tcp_accept<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
             )],
         ]);
     }
-    (
-        vec![
-            text_para("The client's ephemeral port and the server's listening port name this connection for the rest of its life; every event below belongs to this 4-tuple."),
-            table(&["", "value"], rows),
-        ],
-        Some(e),
-    )
+    let mut blocks = vec![
+        text_para("The client's ephemeral port and the server's listening port name this connection for the rest of its life."),
+        table(&["", "value"], rows),
+    ];
+    if let Some(sentence) = connections_sentence(ctx) {
+        blocks.push(text_para(sentence));
+        let rows = ctx
+            .connections()
+            .iter()
+            .map(|x| {
+                let carried = if x.websocket {
+                    "the WebSocket".to_string()
+                } else if x.polls > 0 {
+                    format!("{} long-polling request(s)", x.polls)
+                } else {
+                    format!("{} other request(s)", x.requests)
+                };
+                vec![
+                    vec![t(format!("#{}", x.conn))],
+                    vec![c(x.accept.str("client").unwrap_or("?"))],
+                    vec![t(fmt_t(x.accept.t))],
+                    vec![t(carried)],
+                    vec![t(x
+                        .close
+                        .map(|x| format!("{}: {}", fmt_t(x.t), x.str("how").unwrap_or("closed")))
+                        .unwrap_or_else(|| "not in the capture".into()))],
+                ]
+            })
+            .collect();
+        blocks.push(table(
+            &["connection", "client", "opened", "carried", "closed"],
+            rows,
+        ));
+    }
+    (blocks, Some(e))
 }
 
 pub(super) fn request_head(e: &Ev) -> String {
@@ -119,10 +152,17 @@ pub(super) fn http_request<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
                 .collect(),
         ));
     }
-    if reqs.len() > 1 {
+    let here = reqs.iter().filter(|r| r.conn == e.conn).count();
+    let elsewhere = reqs.len() - here;
+    if here > 1 {
         blocks.push(text_para(format!(
-            "{} more requests followed on this connection (HTTP/1.1 keeps it open).",
-            reqs.len() - 1
+            "{} more requests followed on this connection: the server kept it open.",
+            here - 1
+        )));
+    }
+    if elsewhere > 0 {
+        blocks.push(text_para(format!(
+            "The client sent {elsewhere} more request(s) on its other connections (listed under the TCP connection)."
         )));
     }
     (blocks, Some(e))
@@ -161,7 +201,12 @@ pub(super) fn http_response<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
 }
 
 pub(super) fn tcp_close<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
-    let Some(e) = ctx.of(Stage::TcpClose).next() else {
+    let main = ctx.main_conn();
+    let Some(e) = ctx
+        .of(Stage::TcpClose)
+        .find(|e| e.conn == Some(main))
+        .or_else(|| ctx.of(Stage::TcpClose).next())
+    else {
         return (Vec::new(), None);
     };
     let mut blocks = vec![para(vec![
