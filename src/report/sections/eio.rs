@@ -223,8 +223,8 @@ fn noop_sentence(ctx: &Ctx, noop: &Ev) -> String {
     let poll = ctx
         .all
         .iter()
-        .filter(|r| r.stage == Stage::HttpRequest && r.conn == noop.conn && r.seq < noop.seq)
-        .last();
+        .rev()
+        .find(|r| r.stage == Stage::HttpRequest && r.conn == noop.conn && r.seq < noop.seq);
     let websocket = sid.and_then(|sid| {
         ctx.all.iter().find(|r| {
             r.stage == Stage::HttpRequest
