@@ -194,6 +194,11 @@ kinds! {
     Reserved = "reserved",
     /// A data frame or message the server wrote (the encode path).
     Send = "send",
+    /// A data frame the server wrote compressed (permessage-deflate, RSV1).
+    SendCompressed = "send_compressed",
+    /// A data frame or message of the client's that is compressed (permessage-deflate):
+    /// its payload is inflated after unmasking.
+    Compressed = "compressed",
     // Socket.IO packets; `_sent` ones are the server's.
     Connect = "connect",
     /// A CONNECT read from a WebSocket message rather than a long-polling POST.
@@ -224,6 +229,8 @@ kinds! {
     CloseRoom = "close_room",
     /// A handler of a Flask-SocketIO `Namespace` class, reached through the class.
     Namespace = "namespace",
+    /// A `Namespace` class's `on_connect`: called inline from the CONNECT, through the class.
+    NamespaceConnect = "namespace_connect",
     /// Inferred from a capture: one packet out to several clients, a broadcast or a room emit.
     Fanout = "fanout",
     // The message queue.
@@ -293,9 +300,27 @@ impl Stage {
                 AckSent,
                 BinaryAckSent,
             ],
-            Stage::WsFrame | Stage::WsMessage => {
-                &[Text, Binary, Close, Ping, Pong, Continuation, Send]
-            }
+            Stage::WsFrame => &[
+                Text,
+                Binary,
+                Close,
+                Ping,
+                Pong,
+                Continuation,
+                Send,
+                SendCompressed,
+                Compressed,
+            ],
+            Stage::WsMessage => &[
+                Text,
+                Binary,
+                Close,
+                Ping,
+                Pong,
+                Continuation,
+                Send,
+                Compressed,
+            ],
             Stage::HttpRequest => &[
                 Polling,
                 PollingOpen,
@@ -307,7 +332,7 @@ impl Stage {
             Stage::SioBroadcast => &[Broadcast, Emit, Fanout, Room],
             Stage::SioEmit => &[Room, ConnectSent, AckSent, ConnectError, Disconnect],
             Stage::SioRoom => &[Join, Leave, CloseRoom],
-            Stage::SioDispatch => &[Namespace, Connect],
+            Stage::SioDispatch => &[Namespace, Connect, NamespaceConnect],
             Stage::HttpResponse => &[Polling, PollingOpen, PollingPost, Websocket, Page],
             Stage::MqMessage => &[Own, Subscribe],
             Stage::TcpClose => &[Websocket],

@@ -418,7 +418,8 @@ fn sent_packets_link_the_send_path_and_received_ones_the_receive_path() {
     for set in SETS {
         for stage in Stage::ALL {
             for &kind in stage.kinds() {
-                let sent = kind.as_str().ends_with("_sent") || kind == Kind::Send;
+                let sent = kind.as_str().ends_with("_sent")
+                    || matches!(kind, Kind::Send | Kind::SendCompressed);
                 let wrong = if sent {
                     RECEIVE
                 } else if RECEIVED.contains(&kind.as_str()) {

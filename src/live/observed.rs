@@ -204,7 +204,10 @@ fn handler(msg: &Value, t: f64, chains: &Chains) -> Event {
         .with("sio_sid", msg["sid"].clone())
         .with("eio_sid", msg["eio_sid"].clone())
         .with("observed", Value::Array(frames))
-        .kind(if message == "connect" {
+        .kind(if message == "connect" && name.contains('.') {
+            // A Namespace class's on_connect: inline, through the class.
+            Kind::NamespaceConnect
+        } else if message == "connect" {
             // Called inline from the CONNECT, not in a task of its own.
             Kind::Connect
         } else if name.contains('.') {

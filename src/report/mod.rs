@@ -74,6 +74,13 @@ pub fn run(args: ReportArgs) -> Result<ExitCode, crate::Error> {
 
 /// Reads the input and writes its report.
 pub fn write(req: &Request) -> Result<(), crate::Error> {
+    if let Some(app) = req.app.filter(|a| !a.exists()) {
+        return Err(format!(
+            "--app {}: no such file or folder (give the app's main .py file, or its folder)",
+            app.display()
+        )
+        .into());
+    }
     let path = req.input;
     let reopen =
         || std::fs::File::open(path).map(|f| std::io::BufReader::with_capacity(1 << 20, f));

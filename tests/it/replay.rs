@@ -421,6 +421,26 @@ fn every_committed_event_is_linked_by_its_direction_and_transport() {
                     assert!(has(e, &post_only), "{e}");
                     assert!(!has(e, &open_only) && !has(e, &poll_only), "{e}");
                 }
+                ("ws.frame" | "ws.message", kind)
+                    if matches!(e["fields"]["opcode"].as_u64(), Some(0..=2)) =>
+                {
+                    // Compressed or not: the inflate and deflate steps only where they ran.
+                    let compressed = match stage {
+                        "ws.message" => e["fields"]["compressed"] == true,
+                        // A continuation carries no RSV1: its message's first frame does.
+                        _ => e["fields"]["rsv1"] == true || kind == Some("compressed"),
+                    };
+                    let deflate = e["links"].to_string().contains("extensions.py");
+                    let from_client = e["dir"] == "c2s";
+                    if from_client {
+                        assert_eq!(kind == Some("compressed"), compressed, "{e}");
+                    } else if stage == "ws.frame" {
+                        assert_eq!(kind == Some("send_compressed"), compressed, "{e}");
+                    }
+                    if from_client || stage == "ws.frame" {
+                        assert_eq!(deflate, compressed, "{e}");
+                    }
+                }
                 ("tcp.close", kind) => {
                     let carried = websockets.contains(&&e["conn"]);
                     assert_eq!(kind == Some("websocket"), carried, "{e}");

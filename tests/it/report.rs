@@ -153,6 +153,15 @@ fn bad_inputs_are_clear_errors() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // An app's source that is not there is an error, not a report that says so inside.
+    let out = dispel()
+        .arg("report")
+        .arg(&partial)
+        .args(["--app", "no-such-app.py"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--app no-such-app.py: no such file"));
 }
 
 /// A busy capture (many connections, a broadcast per bid): the report keeps only what it

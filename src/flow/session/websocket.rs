@@ -126,6 +126,24 @@ impl Session {
         })
     }
 
+    /// A frame's kind: by direction and opcode, and for a data frame whether its message is
+    /// compressed (the first frame's RSV1 under permessage-deflate; its continuations too).
+    fn frame_kind(&self, dir: Dir, h: &FrameHeader) -> Kind {
+        let compressed = match h.opcode {
+            OpCode::Text | OpCode::Binary => h.rsv1 && self.deflate.is_some(),
+            OpCode::Continuation => self.sides[dir.index()]
+                .assembly
+                .as_ref()
+                .is_some_and(|a| a.compressed),
+            _ => false,
+        };
+        match (dir, compressed) {
+            (Dir::C2S, true) => Kind::Compressed,
+            (Dir::S2C, true) => Kind::SendCompressed,
+            _ => link_kind(dir, h.opcode),
+        }
+    }
+
     pub(super) fn frame_event(
         &self,
         dir: Dir,
@@ -160,7 +178,7 @@ impl Session {
             .with("payload_len", h.payload_len)
             .with("length_form", h.length_form.name())
             .with("header_hex", header_hex)
-            .kind(link_kind(dir, h.opcode));
+            .kind(self.frame_kind(dir, h));
         if let Some(p) = payload {
             e.fields.insert("payload_hex", hex(clip_bytes(p)));
         }
@@ -323,7 +341,11 @@ impl Session {
             .with("fragments", asm.fragments)
             .with("compressed", asm.compressed)
             .with("len", data.len())
-            .kind(link_kind(dir, asm.opcode));
+            .kind(if asm.compressed && dir == Dir::C2S {
+                Kind::Compressed
+            } else {
+                link_kind(dir, asm.opcode)
+            });
         if asm.compressed {
             ev.fields.insert("compressed_len", compressed_len);
         }

@@ -461,22 +461,31 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
         doc.sections.push(section);
     }
     if !input.diagnoses.is_empty() {
+        let scan = opts.app.and_then(|a| crate::report::pysource::scan(a).ok());
         let items: Vec<Vec<Inline>> = input
             .diagnoses
             .iter()
             .map(|d| {
-                let what = d.summary.clone();
+                let mut item = vec![t(d.summary.clone())];
+                if let Some((line, text)) = scan.as_ref().and_then(|s| deciding_call(s, d)) {
+                    item.push(t(format!(" In the app's code, line {line}: ")));
+                    item.push(c(text));
+                    item.push(t("."));
+                }
                 let fix: String = d
                     .str("fix")
                     .unwrap_or("")
                     .split_inclusive(". ")
                     .filter(|s| !s.contains("dispel"))
                     .collect();
-                vec![t(what), t(" "), b("Fix:"), t(format!(" {fix}"))]
+                if !fix.trim().is_empty() {
+                    item.extend([t(" "), b("Fix:"), t(format!(" {}", fix.trim()))]);
+                }
+                item
             })
             .collect();
         doc.sections.push(Section {
-            title: "What went wrong".into(),
+            title: "What went wrong, or was refused".into(),
             blocks: vec![Block::List {
                 ordered: false,
                 items,
@@ -490,4 +499,46 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
         )],
     });
     doc
+}
+
+/// The app's own statement behind a diagnosis, from its source: the `raise
+/// ConnectionRefusedError` of a refused connection, the `disconnect()` that ended one.
+fn deciding_call(scan: &crate::report::pysource::Scan, d: &Ev) -> Option<(usize, String)> {
+    let cause = d.str("cause")?;
+    let wanted = |call: &crate::report::pysource::Call| match cause {
+        "connection-refused" => {
+            call.text.contains("ConnectionRefusedError") || call.text.trim() == "return False"
+        }
+        "server-disconnected" => call.name == "disconnect",
+        _ => false,
+    };
+    // The namespace the diagnosis names, when it names one.
+    let nsp = d
+        .summary
+        .split_once("namespace ")
+        .and_then(|(_, r)| r.split([' ', ',', ':']).next());
+    let calls = |f: &crate::report::pysource::Function| {
+        f.calls
+            .iter()
+            .filter(|c| wanted(c))
+            .map(|c| {
+                (
+                    c.line,
+                    c.text.lines().next().unwrap_or("").trim().to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let found: Vec<(usize, String)> = scan
+        .functions
+        .iter()
+        .filter(|f| cause != "connection-refused" || f.event == "connect")
+        .filter(|f| nsp.is_none_or(|n| f.nsp == n || f.nsp == "?"))
+        .flat_map(calls)
+        .collect();
+    // Only when the source says which line it was.
+    match found.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
 }
