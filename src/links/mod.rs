@@ -299,6 +299,7 @@ pub const ENTRY_NAMES: &[&str] = &[
     "entry:route",
     "entry:on",
     "entry:emit",
+    "entry:task",
     "entry:run",
 ];
 

@@ -20,6 +20,8 @@ pub enum Kind {
     Handler,
     /// An HTTP route whose body makes Socket.IO calls.
     Route(String),
+    /// A function the app starts with `start_background_task(f)`: where, and the statement.
+    Task { line: usize, text: String },
 }
 
 /// One Socket.IO call in a function's body.
@@ -62,6 +64,8 @@ pub struct Scan {
     /// Where the server is started (`socketio.run(app)`): file, line, statement.
     pub run: Option<(String, usize, String)>,
     pub files: Vec<String>,
+    /// The functions started with `start_background_task(f, ...)`: name, line, statement.
+    pub tasks: Vec<(String, usize, String)>,
     /// The names the app gives its `SocketIO` objects (`socketio = SocketIO(app)`): only their
     /// decorators are handlers (a python-socketio client's `@sio.on` in the same folder is
     /// not). Empty: any receiver is taken.
@@ -292,6 +296,21 @@ pub fn scan_text(file: &str, text: &str, scan: &mut Scan) {
                 registered.push((class, ns));
             }
         }
+        if let Some(at) = l.find("start_background_task(") {
+            let rest = &l[at + "start_background_task(".len()..];
+            let rest = rest
+                .trim_start()
+                .strip_prefix("target=")
+                .unwrap_or(rest)
+                .trim_start();
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() && !l.trim_start().starts_with('#') {
+                scan.tasks.push((name, i + 1, statement(&lines, i)));
+            }
+        }
         if scan.socketio.is_none() && l.contains("SocketIO(") && !l.trim_start().starts_with('#') {
             scan.socketio = Some((file.to_string(), i + 1, statement(&lines, i)));
         }
@@ -369,11 +388,20 @@ pub fn scan_text(file: &str, text: &str, scan: &mut Scan) {
                     }
                 }
             }
+            if what.is_none() && class.is_none() {
+                if let Some((_, line, text)) = scan.tasks.iter().find(|(n, _, _)| *n == name) {
+                    let kind = Kind::Task {
+                        line: *line,
+                        text: text.clone(),
+                    };
+                    what = Some((kind, String::new(), String::new()));
+                }
+            }
             if let Some((kind, event, nsp)) = what {
                 let first = decorators.first().map_or(i, |(d, _)| *d);
                 let mut calls = body_calls(&lines, i, end, ind);
-                if matches!(kind, Kind::Route(_)) {
-                    // A view's return is its HTTP answer, not an ack.
+                if matches!(kind, Kind::Route(_) | Kind::Task { .. }) {
+                    // A view's return is its HTTP answer, a task's is nobody's: not an ack.
                     calls.retain(|c| c.name != "return" && !c.name.starts_with("raise"));
                 }
                 let keep = !(matches!(kind, Kind::Route(_)) && calls.is_empty());
@@ -482,6 +510,12 @@ impl Call {
             return None;
         }
         let to = keyword(t, "to").or_else(|| keyword(t, "room"));
+        let to_sender = ["to=request.sid", "room=request.sid"]
+            .iter()
+            .any(|k| t.replace(' ', "").contains(k));
+        if to_sender {
+            return Some("the client whose event is being handled (its own sid is a room)".into());
+        }
         let to_var = [" to=", "(to=", ",to=", " room=", "(room=", ",room="]
             .iter()
             .any(|k| t.contains(k))
@@ -564,6 +598,15 @@ class Lobby(Namespace):
         pass
 
 socketio.on_namespace(Lobby("/chat"))
+
+def countdown(n):
+    socketio.emit("tick", {"left": n}, to="room1")
+    return n
+
+def unrelated():
+    socketio.emit("x", {})
+
+socketio.start_background_task(target=countdown, n=3)
 "#;
 
     fn find<'a>(s: &'a Scan, name: &str) -> &'a Function {
@@ -587,7 +630,8 @@ socketio.on_namespace(Lobby("/chat"))
                 "on_later",
                 "shout",
                 "Lobby.on_connect",
-                "Lobby.on_ping"
+                "Lobby.on_ping",
+                "countdown"
             ]
         );
         assert_eq!(s.socketio.as_ref().unwrap().1, 4);
@@ -620,9 +664,19 @@ socketio.on_namespace(Lobby("/chat"))
         assert_eq!(connect.calls[0].name, "raise ConnectionRefusedError");
         assert_eq!(
             connect.calls[1].reach().unwrap(),
-            "a room or client named by a variable"
+            "the client whose event is being handled (its own sid is a room)"
         );
         assert_eq!(find(&s, "shout").event, "shout");
+        // A function started with start_background_task is a task, its return no ack; a
+        // function nobody starts is nothing of Socket.IO's.
+        let task = find(&s, "countdown");
+        assert!(
+            matches!(&task.kind, Kind::Task { text, .. } if text.contains("target=countdown")),
+            "{:?}",
+            task.kind
+        );
+        assert_eq!(task.calls.len(), 1, "{:?}", task.calls);
+        assert!(!s.functions.iter().any(|f| f.name == "unrelated"));
         let mut t = Scan::default();
         scan_text(
             "x.py",

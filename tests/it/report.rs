@@ -433,7 +433,7 @@ fn the_hand_in_report_follows_the_template_without_tool_leftovers() {
         );
         for title in [
             "# How Flask-SocketIO carries the live features of chat.py",
-            "1. The TCP connection",
+            "Step 1. The TCP connection",
             "A frame comes in",
             "Your handler",
             "What goes back",
@@ -444,6 +444,29 @@ fn the_hand_in_report_follows_the_template_without_tool_leftovers() {
             assert!(text.contains(title), "{mode}: no {title:?}");
         }
         assert!(text.contains("on_join (chat.py, line 103)"), "{mode}");
+        // Every kind of Socket.IO call the app makes has its chain, once.
+        for kind in [
+            "**socketio = SocketIO(app, async_mode=ASYNC_MODE) (chat.py, line 37).**",
+            "**socketio.run(app, port=args.port",
+            "**An emit or send to every client of the namespace.**",
+            "**An emit or send to one room or one client.**",
+            "**join_room.**",
+            "**leave_room.**",
+            "**close_room.**",
+            "**disconnect().**",
+            "**raise ConnectionRefusedError: a refused connection.**",
+            "**A handler's return value, sent back as the acknowledgement.**",
+            "**start_background_task: a function on a thread of its own.**",
+        ] {
+            assert_eq!(text.matches(kind).count(), 1, "{mode}: {kind}");
+        }
+        // Words are explained before they are used, and the path can be read at a glance.
+        let words = text.find("## Words used here").expect("the glossary");
+        assert!(words < text.find("## Step 1.").unwrap(), "{mode}");
+        assert!(text.contains("**Long-polling**:") && text.contains("**Engine.IO**:"));
+        assert!(text.contains("## The path at a glance"), "{mode}");
+        // The room-only app's emits are never described as broadcast=True ones.
+        assert!(!text.contains("shown for broadcast=True"), "{mode}");
         assert!(
             text.contains(&format!("Who runs it:** The event's own {unit}")),
             "{mode}"
@@ -474,4 +497,14 @@ fn the_hand_in_report_follows_the_template_without_tool_leftovers() {
         let words = text.split_whitespace().count();
         assert!(words < 8000, "{mode}: {words} words");
     }
+    // A capture alone: the handler's step is there, saying what the bytes cannot tell; the
+    // session's start on long-polling and its upgrade are steps of the path.
+    let text = report(
+        &repo().join("traces/flask/chromium_page.pcap"),
+        &["--hand-in"],
+    );
+    assert!(text.contains("the traffic alone does not show"));
+    assert!(text.contains("The session opens on long-polling"));
+    assert!(text.contains("The upgrade to the WebSocket"));
+    assert!(text.contains("compressed with permessage-deflate (RSV1 set"));
 }

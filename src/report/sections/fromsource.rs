@@ -3,6 +3,9 @@
 //! capture shows for the reported client. What the capture cannot say (which function really
 //! ran) is inferred from names and timing, and said to be.
 
+use std::collections::BTreeSet;
+
+use super::calls::CallKind;
 use crate::report::model::*;
 use crate::report::pysource::{Function, Kind, Scan};
 use crate::report::Ev;
@@ -106,13 +109,25 @@ fn followed<'a>(inc: &Incoming, evs: &'a [Ev]) -> Vec<&'a Ev> {
         .collect()
 }
 
-fn function_section(f: &Function, incs: &[Incoming], evs: &[Ev], conn: u64) -> Section {
+fn function_section(
+    f: &Function,
+    incs: &[Incoming],
+    evs: &[Ev],
+    ctx: &super::Ctx,
+    explained: &mut BTreeSet<CallKind>,
+) -> Section {
+    let conn = ctx.conn;
     let mut blocks = vec![code("python", numbered(f))];
     let mine: Vec<&Incoming> = incs.iter().filter(|i| handles(f, i)).collect();
     match &f.kind {
         Kind::Route(path) => blocks.push(text_para(format!(
             "An HTTP route ({path}) that makes Socket.IO calls: a request to it is not a Socket.IO packet, so this capture's client shows only what it received from them."
         ))),
+        Kind::Task { line, text } => blocks.push(para(vec![
+            Inline::Text(format!("A background task, started at line {line} by ")),
+            Inline::Code(text.lines().next().unwrap_or("").trim().to_string()),
+            Inline::Text(format!(". {}", CallKind::Task.what())),
+        ])),
         Kind::Handler if mine.is_empty() => blocks.push(text_para(format!(
             "Not exercised by connection #{conn} in this capture: its client sent no {} to {}.",
             if f.event == "connect" { "CONNECT".to_string() } else { format!("event {:?}", f.event) },
@@ -231,6 +246,37 @@ fn function_section(f: &Function, incs: &[Incoming], evs: &[Ev], conn: u64) -> S
             items: calls,
         });
     }
+    // The library chain of each kind of call, the first time the app makes one. A task is
+    // started elsewhere: its chain goes where it is started.
+    let mut kinds: Vec<(CallKind, bool)> = Vec::new();
+    if matches!(f.kind, Kind::Task { .. }) {
+        kinds.push((CallKind::Task, false));
+    }
+    for c in &f.calls {
+        if c.nested.is_some() || (c.name == "return" && f.kind != Kind::Handler) {
+            continue;
+        }
+        if let Some(k) = CallKind::of(c).filter(|k| *k != CallKind::Task) {
+            kinds.push((k, super::calls::is_method(c)));
+        }
+    }
+    for (kind, method) in kinds {
+        if !explained.insert(kind) {
+            continue;
+        }
+        let links = kind.links(ctx, method);
+        if links.is_empty() {
+            continue;
+        }
+        blocks.push(para(vec![
+            Inline::Strong(format!("{}.", kind.title())),
+            Inline::Text(format!(
+                " {} The library code it goes through:",
+                kind.what()
+            )),
+        ]));
+        blocks.push(super::chain::link_list(&links));
+    }
     Section {
         title: title(f),
         blocks,
@@ -239,7 +285,6 @@ fn function_section(f: &Function, incs: &[Incoming], evs: &[Ev], conn: u64) -> S
 
 /// The "Your code" sections for a capture read with the app's source.
 pub(super) fn sections(scan: &Scan, evs: &[Ev], ctx: &super::Ctx) -> Vec<Section> {
-    let conn = ctx.conn;
     let incs = incoming(evs);
     let mut out = Vec::new();
     if let Some((file, line, text)) = &scan.socketio {
@@ -289,8 +334,9 @@ pub(super) fn sections(scan: &Scan, evs: &[Ev], ctx: &super::Ctx) -> Vec<Section
             blocks,
         });
     }
+    let mut explained = BTreeSet::new();
     for f in &scan.functions {
-        out.push(function_section(f, &incs, evs, conn));
+        out.push(function_section(f, &incs, evs, ctx, &mut explained));
     }
     if let Some(first) = out
         .iter_mut()

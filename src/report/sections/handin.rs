@@ -5,6 +5,7 @@
 //! went wrong, and the licenses of the code quoted. Written for a grader: no connection
 //! numbers, no tool commands or options, no paths of this repository.
 
+use super::calls::{is_method, CallKind};
 use super::*;
 use crate::stage::Kind;
 
@@ -19,6 +20,9 @@ struct Step<'a> {
     /// An event whose code runs first in the same step (the Engine.IO packet a frame
     /// carries out).
     also: Option<(Stage, &'a Ev)>,
+    /// The kind whose links fit this step, when not the event's own (a capture's EVENT
+    /// packet standing for the dispatch to a Namespace class's method).
+    kind: Option<Kind>,
 }
 
 /// Who runs what, in the server's async mode: the words for a thread of that mode.
@@ -60,12 +64,37 @@ fn how(stage: Stage) -> Vec<Block> {
     parse_markdown(&kept.concat())
 }
 
-/// The links of an event not listed in an earlier step; `shown` collects them.
-fn new_links(ctx: &Ctx, stage: Stage, e: &Ev, shown: &mut HashSet<String>) -> Vec<StepLink> {
-    ctx.links(stage, e.kind)
+/// The links of an event not listed in an earlier step; `shown` collects them. A step whose
+/// lines sit inside a step listed before (the same function, described in more detail) is
+/// not listed again either.
+fn new_links(ctx: &Ctx, stage: Stage, kind: Option<Kind>, shown: &mut Shown) -> Vec<StepLink> {
+    ctx.links(stage, kind)
         .into_iter()
-        .filter(|l| shown.insert(l.step.step_id.clone()))
+        .filter(|l| shown.insert(l))
         .collect()
+}
+
+/// The steps a document has listed: by id, and by the lines they cover.
+#[derive(Default)]
+struct Shown {
+    ids: HashSet<String>,
+    spans: Vec<(String, String, u32, u32)>,
+}
+
+impl Shown {
+    /// Whether the step is new (and now listed): not listed, and not inside one that was.
+    fn insert(&mut self, l: &StepLink) -> bool {
+        let s = &l.step;
+        let inside = self.spans.iter().any(|(path, version, a, b)| {
+            *path == s.path && *version == s.version && *a <= s.line_start && s.line_end <= *b
+        });
+        if inside || !self.ids.insert(s.step_id.clone()) {
+            return false;
+        }
+        self.spans
+            .push((s.path.clone(), s.version.clone(), s.line_start, s.line_end));
+        true
+    }
 }
 
 /// The first event of `stage` in the session after `after` (by trace order), matching `pick`.
@@ -74,6 +103,59 @@ fn next<'a>(ctx: &Ctx<'a>, stage: Stage, after: u64, pick: impl Fn(&Ev) -> bool)
         .iter()
         .copied()
         .find(|e| e.stage == stage && e.seq > after && pick(e))
+}
+
+/// The words the report uses that a reader of web applications may not know, explained once,
+/// before they are used.
+fn glossary(mode: links::AsyncMode) -> Vec<(&'static str, String)> {
+    let unit = match mode {
+        links::AsyncMode::Threading => "Thread: the server runs each connection, each event handler and each background task on an operating-system thread of its own (a daemon thread: it does not keep the process alive at exit).".to_string(),
+        links::AsyncMode::Eventlet => "Green thread: eventlet runs each connection, each event handler and each background task as a green thread, a function that takes turns with the others in one operating-system thread, switching whenever it waits on the network.".to_string(),
+        links::AsyncMode::Gevent => "Greenlet: gevent runs each connection, each event handler and each background task as a greenlet, a function that takes turns with the others in one operating-system thread, switching whenever it waits on the network.".to_string(),
+    };
+    vec![
+        ("TCP connection", "the two-way byte stream between the browser (or a Python client) and the server, named by the two address:port pairs; every other layer travels inside it.".into()),
+        ("WSGI", "the Python interface between a web server and a web app (PEP 3333): the server calls the app with the request as a dictionary, the environ.".into()),
+        ("Engine.IO", "the transport under Socket.IO: it opens a session (named by its session id, the sid), carries packets over long-polling or a WebSocket, and checks with PING and PONG that the other side is still there.".into()),
+        ("Long-polling", "the transport that works everywhere: the client sends HTTP GET requests that the server holds open until it has packets for it, and sends its own packets in HTTP POST requests.".into()),
+        ("WebSocket", "RFC 6455: an HTTP request that asks to switch protocols (the upgrade); after the server's 101 answer the same TCP connection carries frames both ways.".into()),
+        ("Frame", "one unit of a WebSocket: a header of 2 to 14 bytes (the opcode, the length, the client's mask) and the payload. Clients mask their payloads; servers never do.".into()),
+        ("permessage-deflate", "a WebSocket extension (RFC 7692) that compresses each message; a compressed frame has its RSV1 bit set.".into()),
+        ("Socket.IO", "the protocol the app's code talks: named events with data, namespaces, acknowledgements and rooms, sent as Engine.IO MESSAGE packets.".into()),
+        ("Namespace", "a channel of a Socket.IO connection (\"/\" by default, \"/chat\" and so on); each has its own handlers.".into()),
+        ("Room", "a group of clients on the server, for emitting to all of them; only the server knows the rooms.".into()),
+        ("Acknowledgement (ack)", "the answer to an event that asked for one: the handler's return value, sent back in an ACK packet with the event's id.".into()),
+        (match mode {
+            links::AsyncMode::Threading => "Thread",
+            links::AsyncMode::Eventlet => "Green thread",
+            links::AsyncMode::Gevent => "Greenlet",
+        }, unit.split_once(": ").map(|(_, m)| m.to_string()).unwrap_or(unit)),
+    ]
+}
+
+/// The first sentence of a text (up to its first ". ").
+fn first_sentence(text: &str) -> &str {
+    match text.find(". ") {
+        Some(i) => &text[..=i],
+        None => text,
+    }
+}
+
+/// For a compressed frame, what its bytes are: ", compressed with permessage-deflate (RSV1
+/// set; the message is 68 characters once inflated)"; nothing for a plain one.
+fn compression(ctx: &Ctx, f: &Ev) -> String {
+    if !f.flag("rsv1") {
+        return String::new();
+    }
+    let message = next(ctx, Stage::WsMessage, f.seq.saturating_sub(1), |m| {
+        m.dir == f.dir && m.conn == f.conn
+    });
+    match message.and_then(|m| m.u64("len")) {
+        Some(len) => format!(
+            ", compressed with permessage-deflate (RSV1 set; the message is {len} bytes once inflated)"
+        ),
+        None => ", compressed with permessage-deflate (RSV1 set)".to_string(),
+    }
 }
 
 /// The last event of `stage` before `before` on the same connection, matching `pick`.
@@ -113,6 +195,46 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
             shows,
             runner: format!("{}.", r.accept),
             also: None,
+            kind: None,
+        });
+    }
+    // A session that began on long-polling: its opening request, before the upgrade.
+    let upgraded = ctx
+        .of(Stage::HttpRequest)
+        .any(|e| e.kind == Some(Kind::Websocket));
+    let opening = ctx
+        .of(Stage::HttpRequest)
+        .find(|e| e.kind == Some(Kind::PollingOpen));
+    if let (true, Some(e)) = (upgraded, opening) {
+        let open = ctx
+            .of(Stage::EioPacket)
+            .find(|p| p.str("type") == Some("OPEN"));
+        let fields = |k: &str| open.and_then(|o| o.fields.get(k)).map(|v| v.to_string());
+        let connect_polled = ctx.of(Stage::SioPacket).any(|p| {
+            p.dir == Some(Dir::C2S) && p.str("type") == Some("CONNECT") && p.conn != Some(main)
+        });
+        steps.push(Step {
+            title: "The session opens on long-polling",
+            stage: Stage::HttpRequest,
+            ev: e,
+            shows: format!(
+                "Before any WebSocket, the client opened its Engine.IO session with the long-polling request GET {}; the answer carried the OPEN packet (type 0){}.{}",
+                e.str("target").map(|t| shorten(t, 60)).unwrap_or_default(),
+                match (fields("sid"), fields("pingInterval"), fields("pingTimeout"), fields("upgrades")) {
+                    (Some(sid), Some(pi), Some(pt), Some(up)) => format!(
+                        " with the session id {sid}, pingInterval {pi} ms, pingTimeout {pt} ms and the upgrades the server offers, {up}"
+                    ),
+                    _ => String::new(),
+                },
+                if connect_polled {
+                    " The client sent its Socket.IO CONNECT in a long-polling POST before it asked for the WebSocket."
+                } else {
+                    ""
+                }
+            ),
+            runner: format!("Each long-polling request is an ordinary HTTP request, run by the {unit} of the connection it came on."),
+            also: None,
+            kind: None,
         });
     }
     let request = ctx
@@ -136,6 +258,7 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
             ),
             runner: format!("The connection's {unit} reads the request line and the headers and calls the Flask app, whose Flask-SocketIO middleware hands /socket.io/ to python-engineio."),
             also: None,
+            kind: None,
         });
     }
     if let Some(e) = ctx.of(Stage::WsHandshake).next() {
@@ -150,6 +273,34 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
             ),
             runner: format!("The same {unit} writes the 101 answer; from here the connection carries WebSocket frames."),
             also: None,
+            kind: None,
+        });
+    }
+    if let Some(u) = ctx.of(Stage::EioUpgrade).next() {
+        let probe = ctx
+            .of(Stage::EioPacket)
+            .find(|p| p.str("type") == Some("PONG") && p.str("data") == Some("probe"));
+        let noops = ctx
+            .of(Stage::EioPacket)
+            .filter(|p| p.str("type") == Some("NOOP") && p.conn != u.conn)
+            .count();
+        steps.push(Step {
+            title: "The upgrade to the WebSocket",
+            stage: Stage::EioUpgrade,
+            ev: u,
+            shows: format!(
+                "On the new WebSocket the client sent PING \"probe\" (2probe), the server answered PONG \"probe\" (3probe){}, and the client sent UPGRADE (5) at {:.3} s: from then on the session's packets go over the WebSocket only{}.",
+                probe.map(|p| format!(" at {:.3} s", p.t)).unwrap_or_default(),
+                u.t,
+                match noops {
+                    0 => String::new(),
+                    1 => "; a long-polling request that came meanwhile was answered with NOOP (6)".to_string(),
+                    n => format!("; {n} long-polling requests that came meanwhile were answered with NOOP (6)"),
+                }
+            ),
+            runner: format!("The WebSocket's {unit} runs python-engineio's upgrade: it answers the probe, queues a NOOP for a poll that may be waiting, and waits for UPGRADE."),
+            also: None,
+            kind: None,
         });
     }
     // One event of the client's: the first that is not the namespace CONNECT.
@@ -166,11 +317,13 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
                 stage: Stage::WsFrame,
                 ev: f,
                 shows: format!(
-                    "The client's event \"{name}\" arrived as one masked text frame of {} bytes: the client XORs every payload byte with a 4-byte key it chose, and the server undoes it.",
-                    f.u64("payload_len").unwrap_or(0)
+                    "The client's event \"{name}\" arrived as one masked text frame of {} bytes{}: the client XORs every payload byte with a 4-byte key it chose, and the server undoes it.",
+                    f.u64("payload_len").unwrap_or(0),
+                    compression(ctx, f)
                 ),
                 runner: format!("{}.", r.reader),
                 also: None,
+                kind: None,
             });
         }
     }
@@ -189,6 +342,7 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
                 format!("The {unit} of the POST that carried it decodes the payload, packet by packet.")
             },
             also: None,
+            kind: None,
         });
     }
     steps.push(Step {
@@ -209,25 +363,38 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
         ),
         runner: format!("The same {unit} decodes it, and python-socketio starts a new {unit} for the event (async_handlers=True, the default), so a slow handler does not hold up the connection."),
         also: None,
+        kind: None,
     });
     // The handler: the dispatch a watched app showed, else the event itself, when the app's
     // source names a handler for it.
     let dispatch = next(ctx, Stage::SioDispatch, event.seq, |d| {
         d.str("event") == Some(&name)
     });
-    if dispatch.is_some() || handler.is_some() {
-        steps.push(Step {
-            title: "Your handler",
-            stage: Stage::SioDispatch,
-            ev: dispatch.unwrap_or(event),
-            shows: match handler {
-                Some(h) => format!("Flask-SocketIO finds your handler for \"{name}\" and calls it: {h}."),
-                None => format!("Flask-SocketIO finds the handler registered for \"{name}\" and calls it."),
-            },
-            runner: format!("The event's own {unit}, inside a Flask request context made for it (so request.sid and emit() know the client)."),
-            also: None,
-        });
-    }
+    // A capture's packet stands for the dispatch: through a Namespace class when the source
+    // says the handler is a method of one.
+    let through_class =
+        handler.is_some_and(|h| h.split(' ').next().is_some_and(|f| f.contains('.')));
+    let nsp = event.str("nsp").unwrap_or("/");
+    steps.push(Step {
+        title: "Your handler",
+        stage: Stage::SioDispatch,
+        ev: dispatch.unwrap_or(event),
+        shows: match (handler, dispatch) {
+            (Some(h), _) => format!("Flask-SocketIO finds your handler for \"{name}\" and calls it: {h}."),
+            (None, Some(d)) => format!(
+                "Flask-SocketIO finds your handler for \"{name}\" and calls it: {}.",
+                d.str("handler").unwrap_or("?")
+            ),
+            (None, None) => format!("python-socketio looks up the handler registered for \"{name}\" on {nsp}, and Flask-SocketIO calls it; which function of the app that is, the traffic alone does not show."),
+        },
+        runner: format!("The event's own {unit}, inside a Flask request context made for it (so request.sid and emit() know the client)."),
+        also: None,
+        kind: match dispatch {
+            Some(_) => None,
+            None if through_class => Some(Kind::Namespace),
+            None => Some(Kind::Event),
+        },
+    });
     // What went back to this client next.
     let answer = next(ctx, Stage::SioPacket, event.seq, |p| {
         p.dir == Some(Dir::S2C) && p.conn == event.conn && p.str("type") != Some("CONNECT")
@@ -254,6 +421,7 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
             shows: format!("The server sent back {what}."),
             runner: format!("The handler's {unit} encodes the packet and puts it, as an Engine.IO MESSAGE, on the session's queue; it does not write to the socket itself."),
             also: None,
+            kind: None,
         });
         if websocket {
             if let Some(f) = next(ctx, Stage::WsFrame, a.seq.saturating_sub(8), |f| {
@@ -264,13 +432,15 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
                     stage: Stage::WsFrame,
                     ev: f,
                     shows: format!(
-                        "It left as one unmasked text frame of {} bytes (servers never mask).",
-                        f.u64("payload_len").unwrap_or(0)
+                        "It left as one unmasked text frame of {} bytes{} (servers never mask).",
+                        f.u64("payload_len").unwrap_or(0),
+                        compression(ctx, f)
                     ),
                     runner: format!("python-engineio's writer, a {unit} of its own per WebSocket session, takes the packet from the queue and sends it."),
                     also: before(ctx, Stage::EioPacket, a, |p| p.dir == Some(Dir::S2C))
                         .or_else(|| next(ctx, Stage::EioPacket, a.seq, |p| p.dir == Some(Dir::S2C) && p.conn == a.conn))
                         .map(|p| (Stage::EioPacket, p)),
+                    kind: None,
                 });
             }
         }
@@ -286,6 +456,7 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
             shows: "The server sent PING (2); the client must answer PONG (3) within pingTimeout, or the session is closed.".into(),
             runner: format!("A background {unit} per session sleeps pingInterval, then queues the PING; the writer sends it."),
             also: None,
+            kind: None,
         });
     }
     steps
@@ -308,11 +479,7 @@ fn versions(ctx: &Ctx) -> String {
 
 /// The app's own handlers and the Socket.IO calls in them, from its source: each with its
 /// line, what the traffic showed of it, and, once, the chain every emit goes down.
-fn your_code(
-    ctx: &Ctx,
-    app: Option<&std::path::Path>,
-    shown: &mut HashSet<String>,
-) -> Option<Section> {
+fn your_code(ctx: &Ctx, app: Option<&std::path::Path>, shown: &mut Shown) -> Option<Section> {
     let scan = crate::report::pysource::scan(app?).ok()?;
     if scan.functions.is_empty() {
         return None;
@@ -330,6 +497,8 @@ fn your_code(
             .count()
     };
     let mut items = Vec::new();
+    // Each kind of call the app makes, in the order first met, with whether it is a method.
+    let mut kinds: Vec<(CallKind, bool)> = Vec::new();
     for f in &scan.functions {
         let what = match &f.kind {
             crate::report::pysource::Kind::Handler => {
@@ -344,6 +513,12 @@ fn your_code(
                 format!("handles \"{}\" on {}{n}", f.event, f.nsp)
             }
             crate::report::pysource::Kind::Route(route) => format!("the HTTP route {route}"),
+            crate::report::pysource::Kind::Task { line, .. } => {
+                if !kinds.iter().any(|(k, _)| *k == CallKind::Task) {
+                    kinds.push((CallKind::Task, false));
+                }
+                format!("a background task, started at line {line}")
+            }
         };
         let mut item = vec![
             c(f.name.clone()),
@@ -352,13 +527,30 @@ fn your_code(
         let calls: Vec<String> = f
             .calls
             .iter()
-            .filter(|call| !call.text.starts_with("raise ") && !call.text.starts_with("return"))
-            .map(|call| {
-                format!(
-                    "{} at line {}",
-                    call.text.lines().next().unwrap_or(""),
-                    call.line
-                )
+            .filter(|call| call.nested.is_none())
+            .filter_map(|call| {
+                let kind = CallKind::of(call)?;
+                if kind == CallKind::Ack && f.kind != crate::report::pysource::Kind::Handler {
+                    return None;
+                }
+                if !kinds.iter().any(|(k, _)| *k == kind) {
+                    kinds.push((kind, is_method(call)));
+                }
+                let what = match kind {
+                    CallKind::Ack => "the acknowledgement".to_string(),
+                    CallKind::Refuse => "the refusal".to_string(),
+                    _ => call.reach().map(|r| format!("to {r}")).unwrap_or_default(),
+                };
+                Some(format!(
+                    "line {}: {}{}",
+                    call.line,
+                    call.text.lines().next().unwrap_or("").trim(),
+                    if what.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({what})")
+                    }
+                ))
             })
             .collect();
         if !calls.is_empty() {
@@ -372,16 +564,52 @@ fn your_code(
         text_para("The functions of the app that Flask-SocketIO calls, found in its source, and the Socket.IO calls each makes:"),
         Block::List { ordered: false, items },
     ];
-    // Every emit of the app's goes down one chain: shown once, without what the path above
-    // already listed.
-    if let Some(emit) = ctx.entry("entry:emit") {
-        let fresh: Vec<StepLink> = emit
-            .links
-            .into_iter()
-            .filter(|l| shown.insert(l.step.step_id.clone()))
-            .collect();
-        if !fresh.is_empty() {
-            blocks.push(text_para("What every emit(...) of these functions goes through, from the call to the session queues of its recipients, shown for broadcast=True (with to=room the manager looks up that room's members instead; one client is alone in a room named by its sid), without the lines listed above:"));
+    // Then each kind of call once: what it does and the library lines it goes through,
+    // without those the path above already listed. The app's own start first.
+    let mut entries: Vec<(String, String, Vec<StepLink>)> = Vec::new();
+    if let Some((file, line, text)) = &scan.socketio {
+        if let Some(e) = ctx.entry("entry:socketio") {
+            entries.push((
+                format!(
+                    "{} ({file}, line {line})",
+                    text.lines().next().unwrap_or("").trim()
+                ),
+                e.summary,
+                e.links,
+            ));
+        }
+    }
+    if let Some((file, line, text)) = &scan.run {
+        if let Some(e) = ctx.entry("entry:run") {
+            entries.push((
+                format!(
+                    "{} ({file}, line {line})",
+                    text.lines().next().unwrap_or("").trim()
+                ),
+                format!(
+                    "It starts the server of the {} async mode. {}",
+                    ctx.stack.mode, e.summary
+                ),
+                e.links,
+            ));
+        }
+    }
+    for (kind, method) in kinds {
+        entries.push((
+            kind.title().to_string(),
+            kind.what().to_string(),
+            kind.links(ctx, method),
+        ));
+    }
+    for (title, what, links) in entries {
+        let fresh: Vec<StepLink> = links.into_iter().filter(|l| shown.insert(l)).collect();
+        blocks.push(para(vec![b(format!("{title}.")), t(format!(" {what}"))]));
+        if fresh.is_empty() {
+            blocks.push(text_para("Its library code is all in the steps above."));
+        } else {
+            blocks.push(text_para(
+                "The library code it goes through, without the lines listed above:",
+            ));
             blocks.push(link_list(&fresh));
         }
     }
@@ -431,7 +659,27 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
         ))],
         sections: Vec::new(),
     };
-    let mut shown = HashSet::new();
+    doc.sections.push(Section {
+        title: "Words used here".into(),
+        blocks: vec![Block::List {
+            ordered: false,
+            items: glossary(ctx.stack.mode)
+                .into_iter()
+                .map(|(word, meaning)| vec![b(word), t(format!(": {meaning}"))])
+                .collect(),
+        }],
+    });
+    doc.sections.push(Section {
+        title: "The path at a glance".into(),
+        blocks: vec![Block::List {
+            ordered: true,
+            items: steps
+                .iter()
+                .map(|s| vec![b(s.title), t(format!(": {}", first_sentence(&s.shows)))])
+                .collect(),
+        }],
+    });
+    let mut shown = Shown::default();
     let mut explained = HashSet::new();
     for (i, s) in steps.iter().enumerate() {
         let mut blocks = Vec::new();
@@ -443,9 +691,9 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
         blocks.push(para(vec![b("Who runs it:"), t(format!(" {}", s.runner))]));
         let mut links = Vec::new();
         if let Some((stage, ev)) = s.also {
-            links.extend(new_links(&ctx, stage, ev, &mut shown));
+            links.extend(new_links(&ctx, stage, ev.kind, &mut shown));
         }
-        links.extend(new_links(&ctx, s.stage, s.ev, &mut shown));
+        links.extend(new_links(&ctx, s.stage, s.kind.or(s.ev.kind), &mut shown));
         if links.is_empty() {
             blocks.push(text_para("The code is the same as in the steps above."));
         } else {
@@ -453,7 +701,7 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
             blocks.push(link_list(&links));
         }
         doc.sections.push(Section {
-            title: format!("{}. {}", i + 1, s.title),
+            title: format!("Step {}. {}", i + 1, s.title),
             blocks,
         });
     }

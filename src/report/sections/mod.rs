@@ -15,6 +15,7 @@ use crate::report::{Ev, Input};
 use crate::trace::{Dir, Stage};
 use crate::wire::{handshake, socketio, ws_frame};
 
+mod calls;
 mod chain;
 mod eio;
 mod entries;

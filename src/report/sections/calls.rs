@@ -1,0 +1,110 @@
+//! The app's Socket.IO calls as its source writes them, sorted by what they do, and the
+//! library chain each kind goes down, at the report's versions: what a student's report
+//! shows once per kind of call, however many lines make it.
+
+use super::*;
+use crate::report::pysource::Call;
+use crate::stage::Kind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) enum CallKind {
+    /// `emit`/`send` to a room or one client (`to=`, or the sender by default).
+    EmitTo,
+    /// `emit`/`send` to every client of the namespace.
+    EmitAll,
+    Join,
+    Leave,
+    CloseRoom,
+    Disconnect,
+    /// A handler's `return`: the acknowledgement.
+    Ack,
+    /// `raise ConnectionRefusedError`: a refused connection.
+    Refuse,
+    Task,
+}
+
+impl CallKind {
+    /// What a call of the source does; `None` for what is no Socket.IO call.
+    pub(super) fn of(call: &Call) -> Option<CallKind> {
+        let n = call.name.as_str();
+        Some(if n == "return" {
+            CallKind::Ack
+        } else if n.starts_with("raise") {
+            return call
+                .text
+                .contains("ConnectionRefusedError")
+                .then_some(CallKind::Refuse);
+        } else if n.ends_with("join_room") {
+            CallKind::Join
+        } else if n.ends_with("leave_room") {
+            CallKind::Leave
+        } else if n.ends_with("close_room") {
+            CallKind::CloseRoom
+        } else if n.ends_with("start_background_task") {
+            CallKind::Task
+        } else if n.ends_with("disconnect") {
+            CallKind::Disconnect
+        } else {
+            match call.reach()? {
+                r if r.starts_with("every client") => CallKind::EmitAll,
+                _ => CallKind::EmitTo,
+            }
+        })
+    }
+
+    pub(super) fn title(self) -> &'static str {
+        match self {
+            CallKind::EmitTo => "An emit or send to one room or one client",
+            CallKind::EmitAll => "An emit or send to every client of the namespace",
+            CallKind::Join => "join_room",
+            CallKind::Leave => "leave_room",
+            CallKind::CloseRoom => "close_room",
+            CallKind::Disconnect => "disconnect()",
+            CallKind::Ack => "A handler's return value, sent back as the acknowledgement",
+            CallKind::Refuse => "raise ConnectionRefusedError: a refused connection",
+            CallKind::Task => "start_background_task: a function on a thread of its own",
+        }
+    }
+
+    /// What it does, in a sentence.
+    pub(super) fn what(self) -> &'static str {
+        match self {
+            CallKind::EmitTo => "Flask-SocketIO's emit (and send, which emits \"message\") goes to the room named by to=, which may be one client's sid; without to= inside a handler it goes back to the client being handled. python-socketio's manager looks up the room's members and queues the packet, encoded once, on each one's session.",
+            CallKind::EmitAll => "With broadcast=True, or socketio.emit outside a handler, the packet goes to every client connected to the namespace: encoded once, queued on each client's session.",
+            CallKind::Join => "Joining a room changes python-socketio's table of rooms (its manager); nothing is sent to anyone.",
+            CallKind::Leave => "Leaving a room changes python-socketio's table of rooms; nothing is sent.",
+            CallKind::CloseRoom => "Closing a room makes every member leave it; nothing is sent.",
+            CallKind::Disconnect => "The server sends the client a Socket.IO DISCONNECT for the namespace and forgets it there; the client does not reconnect by itself.",
+            CallKind::Ack => "When the client asked for an acknowledgement, python-socketio sends the handler's return value back in an ACK packet with the same id, as soon as the handler returns.",
+            CallKind::Refuse => "Raised in a connect handler, it makes python-socketio answer the CONNECT with CONNECT_ERROR carrying the exception's argument; the client's connect fails with that message.",
+            CallKind::Task => "The function runs on a thread (or green thread) of its own, outside any client's request: its emits have no sender, so socketio.emit reaches every client of the namespace unless to= names a room.",
+        }
+    }
+
+    /// The library chain of this kind of call, at the report's versions. `method`: the call
+    /// is `socketio.emit(...)` (the SocketIO object's method), which skips Flask-SocketIO's
+    /// module-level `emit` function.
+    pub(super) fn links(self, ctx: &Ctx, method: bool) -> Vec<StepLink> {
+        let mut links = match self {
+            CallKind::EmitTo => ctx.links(Stage::SioEmit, Some(Kind::Room)),
+            CallKind::EmitAll => ctx.links(Stage::SioEmit, None),
+            CallKind::Join => ctx.links(Stage::SioRoom, Some(Kind::Join)),
+            CallKind::Leave => ctx.links(Stage::SioRoom, Some(Kind::Leave)),
+            CallKind::CloseRoom => ctx.links(Stage::SioRoom, Some(Kind::CloseRoom)),
+            CallKind::Disconnect => ctx.links(Stage::SioEmit, Some(Kind::Disconnect)),
+            CallKind::Ack => ctx.links(Stage::SioEmit, Some(Kind::AckSent)),
+            CallKind::Refuse => ctx.links(Stage::SioEmit, Some(Kind::ConnectError)),
+            CallKind::Task => ctx.entry("entry:task").map(|s| s.links).unwrap_or_default(),
+        };
+        if method {
+            links.retain(|l| !(l.step.package == "flask-socketio" && l.step.symbol == "emit"));
+        }
+        links
+    }
+}
+
+/// Is the call a method (`socketio.emit`, a Namespace's `self.emit`), not Flask-SocketIO's
+/// module-level function?
+pub(super) fn is_method(call: &Call) -> bool {
+    call.name.contains('.')
+}
