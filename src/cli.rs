@@ -428,6 +428,11 @@ pub struct WatchArgs {
     /// When the app exits, write a report of the session (Markdown, or HTML for *.html).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// With --report: write the report a student hands in (as `dispel report --hand-in`):
+    /// one path from the socket to the app's handler and back, the chain of each kind of
+    /// call the app makes, no connection numbers and no tool commands.
+    #[arg(long, requires = "report")]
+    pub hand_in: bool,
     /// Only the wire: no tracer in the app (broadcasts are then inferred, as in replay).
     #[arg(long)]
     pub no_tracer: bool,

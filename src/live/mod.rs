@@ -372,6 +372,7 @@ impl LiveTrace {
         title: Option<String>,
         app: Option<PathBuf>,
         python: Option<PathBuf>,
+        hand_in: bool,
     ) -> Result<(), crate::Error> {
         if let Some(w) = self.writer {
             w.finish()?;
@@ -392,7 +393,7 @@ impl LiveTrace {
                 python: python.as_deref(),
                 site_packages: None,
                 title: title.as_deref(),
-                hand_in: false,
+                hand_in,
             });
             let _ = std::fs::remove_file(raw);
             made?;
@@ -470,7 +471,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::Error> {
     // writer stops.
     runtime.shutdown_timeout(Duration::from_secs(1));
     result?;
-    live.finish("serve", Some("dispel serve's auction".into()), None, None)?;
+    live.finish(
+        "serve",
+        Some("dispel serve's auction".into()),
+        None,
+        None,
+        false,
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -157,11 +157,21 @@ pub fn run(args: WatchArgs) -> Result<ExitCode, crate::Error> {
                 .map_or(a.clone(), |n| n.to_string_lossy().into_owned())
         })
         .unwrap_or_default();
+    // The report reads the app's source: its script when the command names one that is
+    // there, else the folder its files are named from.
+    let source = args
+        .command
+        .iter()
+        .find(|a| a.ends_with(".py"))
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+        .or(app_dir);
     live.finish(
         "watch",
         Some(format!("the app {script}, watched")),
-        app_dir,
+        source,
         python,
+        args.hand_in,
     )?;
     Ok(status)
 }

@@ -17,10 +17,11 @@ pub(super) fn chain_blocks(ctx: &Ctx, stage: Stage, rep: &Ev) -> Vec<Block> {
         blocks.push(text_para("No Python code is linked to this stage."));
         return blocks;
     }
-    blocks.push(para(vec![t(format!(
-        "For {}, outermost call first:",
-        rep.summary.chars().take(60).collect::<String>()
-    ))]));
+    blocks.push(para(vec![
+        t("For "),
+        c(shorten(&rep.summary, 70)),
+        t(", outermost call first:"),
+    ]));
     blocks.push(link_list(&links));
     blocks
 }

@@ -283,9 +283,10 @@ fn function_section(
     }
 }
 
-/// The "Your code" sections for a capture read with the app's source.
-pub(super) fn sections(scan: &Scan, evs: &[Ev], ctx: &super::Ctx) -> Vec<Section> {
-    let incs = incoming(evs);
+/// The app's own start, from its source: `SocketIO(...)` and `socketio.run(...)`, each with
+/// what it does and its library chain; and, with `tasks`, each background task, with how it
+/// is started.
+pub(super) fn startup_sections(scan: &Scan, ctx: &super::Ctx, tasks: bool) -> Vec<Section> {
     let mut out = Vec::new();
     if let Some((file, line, text)) = &scan.socketio {
         let mut blocks = vec![code("python", format!("{text}\n"))];
@@ -334,6 +335,41 @@ pub(super) fn sections(scan: &Scan, evs: &[Ev], ctx: &super::Ctx) -> Vec<Section
             blocks,
         });
     }
+    for f in scan.functions.iter().filter(|_| tasks) {
+        let Kind::Task { line, text } = &f.kind else {
+            continue;
+        };
+        let mut blocks = vec![
+            code("python", numbered(f)),
+            para(vec![
+                Inline::Text(format!(
+                    "A background task of yours, started at line {line} by "
+                )),
+                Inline::Code(text.lines().next().unwrap_or("").trim().to_string()),
+                Inline::Text(format!(". {}", CallKind::Task.what())),
+            ]),
+        ];
+        let links = CallKind::Task.links(ctx, false);
+        if !links.is_empty() {
+            blocks.push(text_para("How it is started:"));
+            blocks.push(super::chain::link_list(&links));
+        }
+        out.push(Section {
+            title: format!(
+                "Your background task {} ({}:{})",
+                f.name, f.file, f.def_line
+            ),
+            blocks,
+        });
+    }
+    out
+}
+
+/// The "Your code" sections for a capture read with the app's source.
+pub(super) fn sections(scan: &Scan, evs: &[Ev], ctx: &super::Ctx) -> Vec<Section> {
+    let incs = incoming(evs);
+    // A task's own section below says how it is started.
+    let mut out = startup_sections(scan, ctx, false);
     let mut explained = BTreeSet::new();
     for f in &scan.functions {
         out.push(function_section(f, &incs, evs, ctx, &mut explained));

@@ -292,6 +292,11 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
         let src = yours::AppSource::new(app);
         doc.sections
             .extend(yours::sections(&input.sites, &input.events, conn, &src));
+        // What the trace cannot show of the app's start, from its source when given.
+        if let Some(scan) = app.and_then(|a| crate::report::pysource::scan(a).ok()) {
+            doc.sections
+                .extend(fromsource::startup_sections(&scan, &ctx, true));
+        }
     } else if let Some(app) = app {
         // A capture and the app's source: the source's handlers, matched to the packets.
         match crate::report::pysource::scan(app) {

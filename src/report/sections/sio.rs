@@ -227,7 +227,10 @@ pub(super) fn sio_broadcast<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
             all.len()
         )
     } else {
-        format!("{} broadcast(s) reached this connection. The first one:", all.len())
+        format!(
+            "{} broadcast(s) were sent by this client's events or reached it. The first one:",
+            all.len()
+        )
     }));
     let rows = deliveries(ctx, first)
         .iter()

@@ -19,7 +19,7 @@ use crate::trace::{Dir, Stage};
 /// Example summaries kept per site.
 const EXAMPLES: usize = 3;
 /// Library frames listed below a call before "... and N more".
-const BELOW_SHOWN: usize = 12;
+const BELOW_SHOWN: usize = 60;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SiteKind {
@@ -39,8 +39,10 @@ pub struct Site {
     /// The first event of the site, in full.
     pub first: Ev,
     pub count: usize,
-    /// The connections it concerned (whose event was handled, who received what it sent).
+    /// The connections it ran for (whose event was handled, or who made the call).
     pub conns: BTreeSet<u64>,
+    /// The connections what it sent reached.
+    pub reached: BTreeSet<u64>,
     pub examples: Vec<String>,
 }
 
@@ -49,7 +51,12 @@ pub struct Site {
 pub struct Sites {
     pub list: Vec<Site>,
     index: HashMap<String, usize>,
+    /// The event each acknowledgement id of a client's answers: (conn, nsp, id) -> event.
+    asked: HashMap<(u64, String, u64), String>,
 }
+
+/// Acknowledgement ids remembered at most (a long trace forgets the oldest).
+const ASKED_KEPT: usize = 10_000;
 
 fn observed(e: &Ev) -> &[Value] {
     e.fields
@@ -59,6 +66,15 @@ fn observed(e: &Ev) -> &[Value] {
 }
 
 impl Sites {
+    /// A client's event that asked for an acknowledgement: its ACK will name the event.
+    pub fn asked(&mut self, conn: u64, nsp: &str, id: u64, event: &str) {
+        if self.asked.len() >= ASKED_KEPT {
+            self.asked.clear();
+        }
+        self.asked
+            .insert((conn, nsp.to_string(), id), event.to_string());
+    }
+
     /// One event of the input: kept if it is the app's own activity.
     pub fn take(&mut self, e: &Ev) {
         if observed(e).is_empty() {
@@ -74,21 +90,48 @@ impl Sites {
                 SiteKind::Raised,
                 format!("raised {} {}", s("handler"), s("raised")),
             ),
-            Stage::SioEmit if e.str("by").is_some() => (
-                SiteKind::Answer,
-                format!("answer {} {}", s("call"), s("nsp")),
-            ),
+            Stage::SioEmit if e.str("by").is_some() => {
+                // An acknowledgement: of which event (so of which handler's return).
+                let answers = (s("call") == "ack")
+                    .then(|| {
+                        let id = e.u64("id")?;
+                        self.asked
+                            .get(&(e.conn?, s("nsp").to_string(), id))
+                            .cloned()
+                    })
+                    .flatten();
+                let key = format!(
+                    "answer {} {} {}",
+                    s("call"),
+                    s("nsp"),
+                    answers.as_deref().unwrap_or("")
+                );
+                if let Some(event) = answers {
+                    if !self.index.contains_key(&key) {
+                        let mut first = e.clone();
+                        first.fields.insert("answers".into(), Value::from(event));
+                        self.add(SiteKind::Answer, key, &first);
+                        return;
+                    }
+                }
+                (SiteKind::Answer, key)
+            }
             Stage::SioEmit | Stage::SioRoom => {
                 (SiteKind::Call, format!("call {} {}", s("call"), s("line")))
             }
             _ => return,
         };
+        self.add(kind, key, e);
+    }
+
+    fn add(&mut self, kind: SiteKind, key: String, e: &Ev) {
         let i = *self.index.entry(key).or_insert_with(|| {
             self.list.push(Site {
                 kind,
                 first: e.clone(),
                 count: 0,
                 conns: BTreeSet::new(),
+                reached: BTreeSet::new(),
                 examples: Vec::new(),
             });
             self.list.len() - 1
@@ -97,7 +140,7 @@ impl Sites {
         site.count += 1;
         site.conns.extend(e.conn);
         if let Some(r) = e.fields.get("recipients").and_then(Value::as_array) {
-            site.conns.extend(r.iter().filter_map(Value::as_u64));
+            site.reached.extend(r.iter().filter_map(Value::as_u64));
         }
         if site.examples.len() < EXAMPLES && !site.examples.contains(&e.summary) {
             site.examples.push(e.summary.clone());
@@ -159,6 +202,38 @@ impl AppSource {
             }
         }
         Some(dedent(&out))
+    }
+
+    /// The `return` statements of the function whose `def` is at line `def` (not those of a
+    /// function nested in it): (line, statement).
+    fn returns(&self, path: &str, def: u64) -> Vec<(u64, String)> {
+        let Some(head) = self.line(path, def) else {
+            return Vec::new();
+        };
+        let indent = |l: &str| l.len() - l.trim_start().len();
+        let body = indent(&head);
+        let mut out = Vec::new();
+        let mut nested: Option<usize> = None;
+        for n in def + 1..def + 400 {
+            let Some(l) = self.line(path, n) else { break };
+            if l.trim().is_empty() || l.trim_start().starts_with('#') {
+                continue;
+            }
+            let i = indent(&l);
+            if i <= body {
+                break;
+            }
+            if nested.is_some_and(|ni| i <= ni) {
+                nested = None;
+            }
+            let code = l.trim_start();
+            if code.starts_with("def ") || code.starts_with("async def ") {
+                nested.get_or_insert(i);
+            } else if nested.is_none() && (code == "return" || code.starts_with("return ")) {
+                out.push((n, code.to_string()));
+            }
+        }
+        out
     }
 
     /// A function's decorators and its `def` line, from the `def` line.
@@ -328,7 +403,7 @@ pub fn sections(sites: &Sites, evs: &[Ev], conn: u64, src: &AppSource) -> Vec<Se
         .filter(|s| s.kind == SiteKind::Answer)
         .collect();
     if !answers.is_empty() {
-        out.push(answers_section(&answers, src));
+        out.push(answers_section(&answers, &handlers, src));
     }
     out
 }
@@ -339,11 +414,29 @@ fn counted(site: &Site) -> String {
         2 => "twice".to_string(),
         n => format!("{n} times"),
     };
-    let conns: Vec<String> = site.conns.iter().map(|c| format!("#{c}")).collect();
-    if conns.is_empty() {
-        format!("It ran {times}, outside any client's connection.")
+    let list = |set: &BTreeSet<u64>| {
+        set.iter()
+            .map(|c| format!("#{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let ran = if site.conns.is_empty() {
+        format!("It ran {times}, outside any client's connection")
     } else {
-        format!("It ran {times} (connections {}).", conns.join(", "))
+        format!("It ran {times}, for connection(s) {}", list(&site.conns))
+    };
+    let shown = if site.count > site.examples.len() && !site.examples.is_empty() {
+        format!(" (the first {} are shown above)", site.examples.len())
+    } else {
+        String::new()
+    };
+    if site.reached.is_empty() {
+        format!("{ran}{shown}.")
+    } else {
+        format!(
+            "{ran}{shown}; what it sent reached {}.",
+            list(&site.reached)
+        )
     }
 }
 
@@ -580,7 +673,8 @@ fn call_note(e: &Ev) -> Option<&'static str> {
         ("close_room", _) => "Closing a room removes every member from it in python-socketio's table; nothing is sent.",
         ("disconnect", _) => "The server sends the client a Socket.IO DISCONNECT packet for the namespace and forgets it there.",
         (_, Some("sender")) => "Inside a handler, Flask-SocketIO's emit and send go back to the client whose event is being handled, unless told otherwise.",
-        (_, Some("room")) => "To a room: python-socketio looks the room's members up in its manager and sends the packet, encoded once, to each of them (include_self=False skips the sender).",
+        (_, Some("room")) if e.fields.get("include_self") == Some(&Value::Bool(false)) => "To a room: python-socketio looks the room's members up in its manager and sends the packet, encoded once, to each of them but the sender (include_self=False).",
+        (_, Some("room")) => "To a room: python-socketio looks the room's members up in its manager and sends the packet, encoded once, to each of them.",
         (_, Some("everyone")) => "To everyone in the namespace: python-socketio sends the packet, encoded once, to every client connected there.",
         _ => return None,
     })
@@ -615,24 +709,64 @@ fn delivered<'a>(e: &Ev, evs: &'a [Ev], conn: u64) -> Option<&'a Ev> {
         .or_else(|| evs.iter().find(matching))
 }
 
-fn answers_section(answers: &[&Site], src: &AppSource) -> Section {
+fn answers_section(answers: &[&Site], handlers: &[&Site], src: &AppSource) -> Section {
     let mut blocks = vec![text_para(
         "Some packets are sent for your app by python-socketio itself, from what your handlers did: the answer to each CONNECT (accepted when the connect handler returns, refused when it raises ConnectionRefusedError or returns False), and an ACK carrying a handler's return value when the client asked for one.",
     )];
     for s in answers {
         let e = &s.first;
-        blocks.push(Block::Heading(match e.str("call") {
-            Some("ack") => "An acknowledgement of a handler's return value".into(),
-            Some("connect") => format!("The CONNECT answer on {}", e.str("nsp").unwrap_or("/")),
-            Some("connect_error") => {
+        let answered = e.str("answers");
+        blocks.push(Block::Heading(match (e.str("call"), answered) {
+            (Some("ack"), Some(event)) => format!("The acknowledgement of {event:?}"),
+            (Some("ack"), None) => "An acknowledgement of a handler's return value".into(),
+            (Some("connect"), _) => {
+                format!("The CONNECT answer on {}", e.str("nsp").unwrap_or("/"))
+            }
+            (Some("connect_error"), _) => {
                 format!(
                     "The CONNECT_ERROR refusal on {}",
                     e.str("nsp").unwrap_or("/")
                 )
             }
-            other => format!("python-socketio's {}", other.unwrap_or("answer")),
+            (other, _) => format!("python-socketio's {}", other.unwrap_or("answer")),
         }));
         blocks.push(para(vec![t(s.examples.join("; ")), t(". "), t(counted(s))]));
+        // The handler whose return value it carries, and its return statements.
+        let nsp = e.str("nsp").unwrap_or("/");
+        let handler = answered.and_then(|event| {
+            handlers.iter().find(|h| {
+                h.first.str("event") == Some(event) && h.first.str("nsp").unwrap_or("/") == nsp
+            })
+        });
+        if let Some(h) = handler {
+            let name = h.first.str("handler").unwrap_or("?");
+            let def = observed(&h.first).last().map(frame);
+            let returns = def
+                .as_ref()
+                .map(|d| src.returns(d.path, d.line))
+                .unwrap_or_default();
+            let readable = def
+                .as_ref()
+                .is_some_and(|d| src.line(d.path, d.line).is_some());
+            let mut line = vec![t("It carries the return value of your handler "), c(name)];
+            match (returns.as_slice(), def.as_ref()) {
+                ([], _) if readable => line.push(t(
+                    " (it has no return statement: None, an ACK with no data)",
+                )),
+                ([], _) => {}
+                (rs, Some(d)) => {
+                    let at: Vec<String> = rs
+                        .iter()
+                        .map(|(n, text)| format!("{}:{n} {text}", d.path))
+                        .collect();
+                    line.push(t(": "));
+                    line.push(c(at.join("; ")));
+                }
+                _ => {}
+            }
+            line.push(t("."));
+            blocks.push(para(line));
+        }
         let frames = observed(e);
         // How the packet got to python-socketio is the handler's story, told above: from
         // python-socketio's first frame down.
