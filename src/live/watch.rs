@@ -158,12 +158,19 @@ pub fn run(args: WatchArgs) -> Result<ExitCode, crate::Error> {
         })
         .unwrap_or_default();
     // The report reads the app's source: its script when the command names one that is
-    // there, else the folder its files are named from.
+    // there, or the module of a WSGI server's `module:app`, else the folder its files are
+    // named from.
+    let module = args.command.iter().find(wsgi).and_then(|a| {
+        let (m, _) = a.split_once(':')?;
+        let dir = app_dir.as_ref()?;
+        Some(dir.join(format!("{}.py", m.replace('.', "/"))))
+    });
     let source = args
         .command
         .iter()
         .find(|a| a.ends_with(".py"))
         .map(PathBuf::from)
+        .or(module)
         .filter(|p| p.is_file())
         .or(app_dir);
     live.finish(

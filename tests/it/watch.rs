@@ -749,11 +749,20 @@ fn check_the_report(
         "## Your handler Lobby.on_ping: \"ping\" on /chat",
         "## Your handler on_connect raised ConnectionRefusedError",
         "## What python-socketio sent for you",
-        "### An acknowledgement of a handler's return value",
+        "### The acknowledgement of \"join\"",
+        "### The acknowledgement of \"ping\"",
         "### The CONNECT_ERROR refusal on /",
+        "## Your code: SocketIO(...) (chat.py:",
     ] {
         assert!(report.contains(title), "no {title:?} in the report");
     }
+    // Each acknowledgement names the handler's return statement, read from its source.
+    assert!(
+        report.contains(
+            "It carries the return value of your handler `on_join`: `chat.py:107 return {\"ok\": True, \"room\": room}`."
+        ),
+        "the return line of on_join"
+    );
     // Every call the app's code made has its section, titled by its line.
     let mut calls = 0;
     for e in trace.events.iter().filter(|e| {
