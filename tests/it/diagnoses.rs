@@ -12,10 +12,20 @@ fn causes(trace: &Trace) -> BTreeSet<String> {
     trace
         .stage("diagnosis")
         .iter()
+        .filter(|d| !harmless(d))
         .filter_map(|d| d["fields"]["cause"].as_str())
         .filter(|c| *c != "summary")
         .map(str::to_string)
         .collect()
+}
+
+/// The error page Werkzeug writes after a WebSocket ended, answering the bytes python-socketio's
+/// client sends after its Close frame: named (it explains the stray bytes) but no failure.
+fn harmless(d: &serde_json::Value) -> bool {
+    d["fields"]["cause"] == "http-page-on-websocket"
+        && d["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("Harmless: the session was over"))
 }
 
 /// Every diagnosis carries its evidence and fix, and the deciding line is a permalink.
@@ -199,6 +209,14 @@ fn healthy_captures_stay_quiet() {
         };
         let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
         assert_eq!(causes(&trace), expected, "{name}");
+        // python-socketio's client writes after its Close frame; Werkzeug answers with a page
+        // (with a status line, or the bare HTML of an "HTTP/0.9" request): named every time.
+        if name == "py_websocket_bid.pcap" {
+            assert!(
+                trace.stage("diagnosis").iter().any(|d| harmless(d)),
+                "{name}: the page after the Close"
+            );
+        }
     }
 }
 

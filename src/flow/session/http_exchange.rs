@@ -357,6 +357,14 @@ impl Session {
         out: &mut Vec<Event>,
     ) -> Option<usize> {
         let buf = &self.sides[dir.index()].buf[at..];
+        // Werkzeug's development server answering bytes the client sent after the WebSocket
+        // ended, as if they were a new HTTP request.
+        if dir == Dir::S2C && http_page(buf) {
+            self.sides[1].mode = Mode::Opaque {
+                why: "HTTP written onto an upgraded socket, not WebSocket frames",
+            };
+            return Some(0);
+        }
         let well_formed = match FrameHeader::parse(buf) {
             Ok(Some(h)) => {
                 let complete =
@@ -367,7 +375,6 @@ impl Session {
                 complete
                     && h.violation(dir == Dir::C2S, self.deflate.is_some())
                         .is_none()
-                    && !buf.starts_with(b"HTTP/1.")
             }
             Ok(None) => return None,
             Err(_) => false,
@@ -395,4 +402,11 @@ impl Session {
         }
         consumed
     }
+}
+
+/// Do these bytes, where WebSocket frames should be, start an HTTP answer? A status line, or
+/// (http.server's answer to an "HTTP/0.9" request line, which has no head) an HTML page.
+pub(super) fn http_page(buf: &[u8]) -> bool {
+    let start = |p: &[u8]| buf.len() >= p.len() && buf[..p.len()].eq_ignore_ascii_case(p);
+    start(b"HTTP/1.") || start(b"<!DOCTYPE HTML") || start(b"<html")
 }

@@ -221,11 +221,12 @@ fn bad_input_is_reported_not_fatal() {
         .take(3)
         .map(|e| e.stage.as_str())
         .collect();
-    assert_eq!(tail, ["tcp.close", "tcp.data", "eio.packet"]);
-    // The HTTP page is reported as bytes; the client's well-formed data frame after its own
-    // Close is decoded, with an error naming the rule.
+    assert_eq!(tail, ["tcp.close", "eio.packet", "ws.message"]);
+    // The HTTP page is reported as bytes, as soon as it comes; the client's well-formed data
+    // frame after its own Close is decoded, with an error naming the rule.
     let data = events.iter().find(|e| e.stage == Stage::TcpData).unwrap();
     assert_eq!(data.dir, Some(Dir::S2C));
+    assert!(data.text("reason").unwrap().starts_with("HTTP written"));
     assert!(events.iter().any(|e| e.stage == Stage::Error
         && e.fields["rule"]
             .as_str()
@@ -650,4 +651,31 @@ fn copies_of_a_frame_decode_as_if_each_were_the_first() {
             .count()
     };
     assert_eq!(attachments(&together[4]), 1);
+}
+
+/// After both Close frames, a client that still sends bytes gets Werkzeug's error page: with a
+/// status line, or (an "HTTP/0.9" request line) the bare HTML. Both are named as HTTP on the
+/// upgraded socket, which the diagnosis reads; other bytes are only "not a frame".
+#[test]
+fn an_http_page_after_the_close_is_named_as_one() {
+    for (page, named) in [
+        (&b"HTTP/1.0 400 Bad request\r\n\r\n<html>"[..], true),
+        (&b"<!DOCTYPE HTML>\n<html lang=\"en\">"[..], true),
+        (&b"\xff\xff\xff"[..], false),
+    ] {
+        let mut chunks = conversation();
+        chunks.push((Dir::C2S, client_frame(OpCode::Text, true, b"1")));
+        chunks.push((Dir::S2C, page.to_vec()));
+        let out = run(&chunks, None);
+        let data = out
+            .iter()
+            .find(|e| e.stage == Stage::TcpData && e.dir == Some(Dir::S2C))
+            .expect("the page is kept as undecoded bytes");
+        let reason = data.text("reason").unwrap_or("");
+        assert_eq!(
+            reason.starts_with("HTTP written onto an upgraded socket"),
+            named,
+            "{reason}"
+        );
+    }
 }

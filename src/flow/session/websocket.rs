@@ -12,7 +12,7 @@ impl Session {
         out: &mut Vec<Event>,
     ) -> Option<usize> {
         let buf = &self.sides[dir.index()].buf[at..];
-        if dir == Dir::S2C && buf.starts_with(b"HTTP/1.") {
+        if dir == Dir::S2C && super::http_exchange::http_page(buf) {
             self.sides[1].mode = Mode::Opaque {
                 why: "HTTP written onto an upgraded socket, not WebSocket frames",
             };
