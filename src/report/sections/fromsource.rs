@@ -129,7 +129,7 @@ fn function_section(
             Inline::Text(format!(". {}", CallKind::Task.what())),
         ])),
         Kind::Handler if mine.is_empty() => blocks.push(text_para(format!(
-            "Not exercised by connection #{conn} in this capture: its client sent no {} to {}.",
+            "Not exercised by the client this report follows (connection #{conn} and its session): it sent no {} to {}. Other clients of the capture may have; a report of one of their connections shows them.",
             if f.event == "connect" { "CONNECT".to_string() } else { format!("event {:?}", f.event) },
             f.nsp
         ))),

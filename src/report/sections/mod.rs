@@ -266,8 +266,13 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
     }
     let mut doc = Doc {
         title: format!(
-            "How Flask-SocketIO works: connection #{conn} of {}",
-            opts.title.unwrap_or(name)
+            "How Flask-SocketIO works: connection #{conn} of {}{}",
+            opts.title.unwrap_or(name),
+            match ctx.session.len() {
+                0 | 1 => String::new(),
+                2 => ", and the client's other connection".to_string(),
+                n => format!(", and the client's {} other connections", n - 1),
+            }
         ),
         intro: intro(&ctx, input, name, opts.title),
         sections,
