@@ -90,11 +90,16 @@ pub struct Condition {
 }
 
 impl Condition {
-    /// Whether the step holds for a file of this text (`None`: no such file).
+    /// Whether the step holds for a file of this text (`None`: no such file, which has no
+    /// text and lacks every one).
     pub fn holds(&self, text: Option<&str>) -> bool {
-        let text = text.unwrap_or("");
-        self.has.as_deref().is_none_or(|h| text.contains(h))
-            && self.lacks.as_deref().is_none_or(|l| !text.contains(l))
+        self.has
+            .as_deref()
+            .is_none_or(|h| text.is_some_and(|t| t.contains(h)))
+            && self
+                .lacks
+                .as_deref()
+                .is_none_or(|l| !text.is_some_and(|t| t.contains(l)))
     }
 }
 

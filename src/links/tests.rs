@@ -369,6 +369,16 @@ fn links_find_a_function_whose_line_changed() {
         ..only_if("", "python-socketio", false)
     };
     assert!(missing.holds(None), "a missing file lacks every text");
+    let wants = Condition {
+        has: Some(String::new()),
+        lacks: None,
+        ..only_if("", "python-socketio", false)
+    };
+    assert!(
+        !wants.holds(None),
+        "a missing file has no text, not even an empty one"
+    );
+    assert!(wants.holds(Some("")));
 }
 
 #[test]

@@ -85,8 +85,9 @@ def check_condition(cond, versions, wheels, cache):
     try:
         text = whl.read(cond["path"]).decode("utf-8")
     except KeyError:
-        text = ""
-    holds = ("has" not in cond or cond["has"] in text) and ("lacks" not in cond or cond["lacks"] not in text)
+        text = None  # no such file: it has no text, and lacks every one
+    holds = ("has" not in cond or (text is not None and cond["has"] in text)) and (
+        "lacks" not in cond or text is None or cond["lacks"] not in text)
     if holds != cond["builtin"]:
         return f"builtin is {cond['builtin']}, but {cond['package']} {version} says {holds}"
     return None
