@@ -753,6 +753,7 @@ fn check_the_report(
         "### The acknowledgement of \"ping\"",
         "### The CONNECT_ERROR refusal on /",
         "## Your code: SocketIO(...) (chat.py:",
+        "## Your background task countdown (chat.py:",
     ] {
         assert!(report.contains(title), "no {title:?} in the report");
     }

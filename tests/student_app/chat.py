@@ -1,9 +1,9 @@
 """A student's chat app, not the auction: what `dispel watch` must explain in a student's own
 terms. Rooms, acknowledgements with return values, a connect handler that checks a token, a
 Namespace class, send(), emits to one client and to a room without the sender, an emit from
-an HTTP route and from a background task, leaving and closing rooms, a server-side disconnect,
-and a handler with a bug (it raises on an empty list). Its page (/) joins room1 and says what
-is typed, with socket.io-client.
+an HTTP route and from background tasks (one nested in a handler, one of its own), leaving
+and closing rooms, a server-side disconnect, and a handler with a bug (it raises on an empty
+list). Its page (/) joins room1 and says what is typed, with socket.io-client.
 
     python chat.py --port P [--async-mode threading|eventlet|gevent]
 """
@@ -157,6 +157,18 @@ class Lobby(Namespace):
 
 
 socketio.on_namespace(Lobby("/chat"))
+
+
+def countdown(n):
+    # A background task of the app's own: no client's request, so no sender.
+    for left in range(n, 0, -1):
+        socketio.sleep(0.05)
+        socketio.emit("left", {"n": left})
+
+
+@socketio.on("countdown")
+def on_countdown(n):
+    socketio.start_background_task(countdown, n)
 
 
 if __name__ == "__main__":

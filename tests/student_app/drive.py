@@ -97,6 +97,9 @@ def main():
     a.emit("later", 0.2)
     wait_for("b", "tick")
     out(check="background")
+    a.emit("countdown", 2)
+    wait_for("b", "left")
+    out(check="task")
     b.emit("bye")
     deadline = time.time() + 5
     while b.connected and time.time() < deadline:
