@@ -923,46 +923,34 @@ pub struct Query {
 /// Prints the chains a query names, relinked to the installed versions when it names some.
 pub fn run(q: &Query) -> Result<ExitCode, crate::Error> {
     let stage = q.stage.as_deref();
-    let (sections, installed) = if q.site_packages.is_some() || q.python.is_some() {
-        let opts = SiteOptions {
+    let installed = if q.site_packages.is_some() || q.python.is_some() {
+        Some(site::inspect(&SiteOptions {
             site_packages: q.site_packages.clone(),
             python: q.python.clone(),
-        };
-        let installed = site::inspect(&opts)?;
-        let mode = q
-            .async_mode
-            .unwrap_or_else(|| installed.default_async_mode());
-        let secs = sections(
-            Stack {
-                set: q.versions,
-                mode,
-            },
-            stage,
-        )?;
-        let secs: Vec<Section> = secs
-            .into_iter()
-            .map(|s| installed.relink_section(s))
-            .collect();
-        (secs, Some(installed))
+        })?)
     } else {
-        let mode = q.async_mode.unwrap_or_default();
-        let secs = sections(
-            Stack {
-                set: q.versions,
-                mode,
-            },
-            stage,
-        )?;
-        // The built-in releases: without the steps of other releases.
-        let secs: Vec<Section> = secs
-            .into_iter()
-            .map(|mut s| {
+        None
+    };
+    let mode = q.async_mode.unwrap_or_else(|| {
+        installed
+            .as_ref()
+            .map_or_else(AsyncMode::default, site::Installed::default_async_mode)
+    });
+    let stack = Stack {
+        set: q.versions,
+        mode,
+    };
+    let sections: Vec<Section> = sections(stack, stage)?
+        .into_iter()
+        .map(|mut s| match &installed {
+            Some(i) => i.relink_section(s),
+            // The built-in releases: without the steps of other releases.
+            None => {
                 s.links.retain(|l| l.step.builtin_holds());
                 s
-            })
-            .collect();
-        (secs, None)
-    };
+            }
+        })
+        .collect();
     render::print(&sections, installed.as_ref(), q.format, q.color)?;
     Ok(ExitCode::SUCCESS)
 }

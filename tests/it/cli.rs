@@ -51,3 +51,47 @@ fn colour_only_when_asked_or_on_a_terminal() {
         .unwrap();
     assert!(!no_color.stdout.contains(&0x1b));
 }
+
+/// A step of some releases only: the built-in links keep python-engineio 4.13's close (a 200
+/// written after the WebSocket); linked to the installed 4.15, the close follows its own
+/// path (the wrapper raises ConnectionError) and not the other.
+#[test]
+fn links_follow_the_path_of_the_installed_release() {
+    let ids = |extra: &[&str]| -> Vec<String> {
+        let out = dispel()
+            .args(["links", "tcp.close:websocket", "--format", "json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v[0]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["step_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let builtin = ids(&[]);
+    assert!(
+        builtin.contains(&"disconnect.15".to_string()),
+        "{builtin:?}"
+    );
+    assert!(
+        !builtin.contains(&"disconnect.39".to_string()),
+        "{builtin:?}"
+    );
+    let python = crate::util::repo().join("tests/.venv/bin/python");
+    if !crate::util::have(&[crate::util::Need::Python]) {
+        return;
+    }
+    let installed = ids(&["--python", python.to_str().unwrap()]);
+    assert!(
+        installed.contains(&"disconnect.39".to_string()),
+        "{installed:?}"
+    );
+    assert!(
+        !installed.contains(&"disconnect.15".to_string()),
+        "{installed:?}"
+    );
+}

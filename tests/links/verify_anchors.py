@@ -53,6 +53,16 @@ def find_wheel(name, version, dest):
     return None
 
 
+def wheel(wheels, key, cache):
+    """The opened wheel of (name, version), downloaded once; the error if it cannot be had."""
+    if key not in wheels:
+        try:
+            wheels[key] = zipfile.ZipFile(download(*key, cache / f"{key[0]}-{key[1]}"))
+        except (RuntimeError, OSError, zipfile.BadZipFile) as err:
+            wheels[key] = err
+    return wheels[key]
+
+
 def set_versions(stages):
     """Each package's version in a set: the one most of its steps name."""
     counts = {}
@@ -73,13 +83,7 @@ def check_condition(cond, versions, wheels, cache):
     version = versions.get(cond["package"])
     if version is None:
         return f"the set has no {cond['package']}"
-    key = (cond["package"], version)
-    if key not in wheels:
-        try:
-            wheels[key] = zipfile.ZipFile(download(*key, cache / f"{key[0]}-{key[1]}"))
-        except (RuntimeError, OSError, zipfile.BadZipFile) as err:
-            wheels[key] = err
-    whl = wheels[key]
+    whl = wheel(wheels, (cond["package"], version), cache)
     if not isinstance(whl, zipfile.ZipFile):
         return f"no wheel ({whl})"
     try:
@@ -116,13 +120,7 @@ def main():
                 if step["package"] == "cpython":
                     cpython += 1
                     continue
-                key = (step["package"], step["version"])
-                if key not in wheels:
-                    try:
-                        wheels[key] = zipfile.ZipFile(download(*key, cache / f"{key[0]}-{key[1]}"))
-                    except (RuntimeError, OSError, zipfile.BadZipFile) as err:
-                        wheels[key] = err
-                whl = wheels[key]
+                whl = wheel(wheels, (step["package"], step["version"]), cache)
                 if not isinstance(whl, zipfile.ZipFile):
                     failures.append(f"{where}: no wheel ({whl})")
                     continue

@@ -489,15 +489,12 @@ fn handler_section(h: &Site, sites: &Sites, evs: &[Ev], conn: u64, src: &AppSour
                 .iter()
                 .map(|s| {
                     let line = s.first.str("line").unwrap_or("?");
-                    let what = s
-                        .examples
-                        .first()
-                        .map_or(String::new(), |x| {
-                            // What the call was, not whom it reached the first time (the call
-                            // has its own section, with every recipient).
-                            let x = x.replace(&format!(" ({line})"), "");
-                            x.split(" -> ").next().unwrap_or("").to_string()
-                        });
+                    let what = s.examples.first().map_or(String::new(), |x| {
+                        // What the call was, not whom it reached the first time (the call
+                        // has its own section, with every recipient).
+                        let x = x.replace(&format!(" ({line})"), "");
+                        x.split(" -> ").next().unwrap_or("").to_string()
+                    });
                     vec![c(line), t(": "), t(what)]
                 })
                 .collect(),
