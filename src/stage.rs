@@ -186,6 +186,10 @@ kinds! {
     Message = "message",
     /// A MESSAGE the server sends: queued and written, not read.
     MessageSent = "message_sent",
+    /// A MESSAGE the client sent in a long-polling POST.
+    MessagePolling = "message_polling",
+    /// A PONG the client sent in a long-polling POST.
+    PongPolling = "pong_polling",
     Upgrade = "upgrade",
     Noop = "noop",
     Text = "text",
@@ -284,6 +288,8 @@ impl Stage {
                 Noop,
                 MessageSent,
                 OpenWebsocket,
+                MessagePolling,
+                PongPolling,
             ],
             Stage::SioPacket => &[
                 Connect,

@@ -386,6 +386,14 @@ fn every_committed_event_is_linked_by_its_direction_and_transport() {
         only(&poll, [&open, &post]),
         only(&post, [&open, &poll]),
     );
+    let (read, posted) = (
+        urls("eio.packet:message"),
+        urls("eio.packet:message_polling"),
+    );
+    let (read_only, posted_only) = (
+        only(&read, [&posted, &posted]),
+        only(&posted, [&read, &read]),
+    );
     let has = |e: &Value, urls: &[String]| {
         let links = e["links"].to_string();
         urls.iter().any(|u| links.contains(u.as_str()))
@@ -441,6 +449,18 @@ fn every_committed_event_is_linked_by_its_direction_and_transport() {
                         assert_eq!(deflate, compressed, "{e}");
                     }
                 }
+                ("eio.packet", kind) if e["dir"] == "c2s" && e["fields"]["type"] == "MESSAGE" => {
+                    // A MESSAGE in a long-polling POST is decoded from its payload, one from
+                    // a WebSocket by its reader.
+                    let polling = e["fields"]["transport"] == "polling";
+                    assert_eq!(kind == Some("message_polling"), polling, "{e}");
+                    let (mine, other) = if polling {
+                        (&posted_only, &read_only)
+                    } else {
+                        (&read_only, &posted_only)
+                    };
+                    assert!(has(e, mine) && !has(e, other), "{e}");
+                }
                 ("tcp.close", kind) => {
                     let carried = websockets.contains(&&e["conn"]);
                     assert_eq!(kind == Some("websocket"), carried, "{e}");
@@ -464,6 +484,9 @@ fn every_committed_event_is_linked_by_its_direction_and_transport() {
                 ("sio.packet", "c2s", "EVENT") => "event",
                 ("sio.packet", "c2s", "ACK") => "ack",
                 ("eio.packet", "s2c", "MESSAGE") => "message_sent",
+                ("eio.packet", "c2s", "MESSAGE") if e["fields"]["transport"] == "polling" => {
+                    "message_polling"
+                }
                 ("eio.packet", "c2s", "MESSAGE") => "message",
                 _ => continue,
             };

@@ -223,6 +223,10 @@ pub(super) fn eio_kind(dir: Dir, ptype: engineio::PacketType, transport: &str) -
         // and written by the WebSocket writer, not returned as a polling response.
         (Dir::S2C, P::Open) if transport == "websocket" => Kind::OpenWebsocket,
         (Dir::S2C, P::Message) => Kind::MessageSent,
+        // The client's packets in a long-polling POST: decoded from its payload, not read
+        // by a WebSocket reader.
+        (Dir::C2S, P::Message) if transport == "polling" => Kind::MessagePolling,
+        (Dir::C2S, P::Pong) if transport == "polling" => Kind::PongPolling,
         (_, P::Open) => Kind::Open,
         (_, P::Close) => Kind::Close,
         (_, P::Ping) => Kind::Ping,
