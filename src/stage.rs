@@ -174,6 +174,8 @@ kinds! {
     Websocket = "websocket",
     /// A WebSocket that opens its own Engine.IO session (no `sid`).
     WebsocketNew = "websocket_new",
+    /// A WebSocket's connection that ended without a Close frame (the reader saw the FIN).
+    WebsocketAbrupt = "websocket_abrupt",
     /// Any other page of the app.
     Page = "page",
     // Engine.IO packets and WebSocket opcodes (`close`, `ping`, `pong` are both).
@@ -341,7 +343,7 @@ impl Stage {
             Stage::SioDispatch => &[Namespace, Connect, NamespaceConnect],
             Stage::HttpResponse => &[Polling, PollingOpen, PollingPost, Websocket, Page],
             Stage::MqMessage => &[Own, Subscribe],
-            Stage::TcpClose => &[Websocket],
+            Stage::TcpClose => &[Websocket, WebsocketAbrupt],
             Stage::MqPublish => &[Callback],
             _ => &[],
         }

@@ -463,7 +463,16 @@ fn every_committed_event_is_linked_by_its_direction_and_transport() {
                 }
                 ("tcp.close", kind) => {
                     let carried = websockets.contains(&&e["conn"]);
-                    assert_eq!(kind == Some("websocket"), carried, "{e}");
+                    let closed = trace
+                        .stage("ws.close")
+                        .iter()
+                        .any(|c| c["conn"] == e["conn"]);
+                    let want = match (carried, closed) {
+                        (false, _) => None,
+                        (true, true) => Some("websocket"),
+                        (true, false) => Some("websocket_abrupt"),
+                    };
+                    assert_eq!(kind, want, "{e}");
                     assert_eq!(websocket_code(e), carried, "{e}");
                 }
                 _ => continue,

@@ -172,6 +172,8 @@ pub struct Session {
     first_fin: Option<Dir>,
     /// The connection carried a WebSocket (its close takes another path).
     websocket: bool,
+    /// A Close frame was seen, either way: the WebSocket ended by its closing handshake.
+    close_frame: bool,
 }
 
 mod http_exchange;
@@ -195,6 +197,7 @@ impl Session {
             memo: None,
             first_fin: None,
             websocket: false,
+            close_frame: false,
         }
     }
 
@@ -356,7 +359,11 @@ impl Session {
         );
         if self.websocket {
             if let Some(e) = out.last_mut() {
-                e.kind = Some(Kind::Websocket);
+                e.kind = Some(if self.close_frame {
+                    Kind::Websocket
+                } else {
+                    Kind::WebsocketAbrupt
+                });
             }
         }
     }

@@ -196,6 +196,7 @@ impl Session {
         let max = self.limits.max_message;
         match h.opcode {
             OpCode::Close => {
+                self.close_frame = true;
                 let (code, reason) = ws_frame::close_payload(&payload);
                 let summary = match code {
                     Some(c) => format!(
