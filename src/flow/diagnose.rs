@@ -948,21 +948,44 @@ impl Diagnoser {
             .map(char::from)
             .collect();
         let conn = e.conn?;
-        let what = if head.starts_with("HTTP/1.1 5") || head.starts_with("HTTP/1.0 5") {
-            "The app raised while this WebSocket was open (python-engineio could not decode a message the client sent: an empty one, or one that does not start with a packet type digit), and Werkzeug's development server wrote its HTTP 500 error page onto the upgraded socket. The client reads it as garbage frames and the connection ends."
-        } else {
-            "After the WebSocket ended, the client sent more bytes (python-socketio's client can send its last packets after its Close frame); Werkzeug's development server read them as a new HTTP request and wrote an HTTP error page onto the socket. Harmless: the session was over."
+        let status = head
+            .strip_prefix("HTTP/1.1 ")
+            .or_else(|| head.strip_prefix("HTTP/1.0 "))
+            .and_then(|r| r.get(..3));
+        // Which server wrote it: the linker follows the app's async mode.
+        let server = match self.linker.async_mode() {
+            crate::links::AsyncMode::Threading => "Werkzeug's development server",
+            crate::links::AsyncMode::Eventlet => "eventlet's WSGI server",
+            crate::links::AsyncMode::Gevent => "gevent's pywsgi server",
         };
-        self.once("http-page-on-websocket", conn.to_string(), Finding {
-            cause: "http-page-on-websocket",
-            conn: Some(conn),
-            t: e.t,
-            what: what.to_string(),
-            evidence: vec![Evidence::of(e)],
-            fix: "For the 500: find what the client sends that is not an Engine.IO packet (the server's console has the traceback). The development server's habit of answering with an HTTP page is its own; production servers (eventlet, gevent, gunicorn) do not.",
-            step: None,
-            guess: false,
-        })
+        let (what, fix) = match status {
+            Some(s) if s.starts_with('5') => (
+                format!("The app raised while this WebSocket was open (python-engineio could not decode a message the client sent: an empty one, or one that does not start with a packet type digit), and {server} wrote its HTTP {s} error page onto the upgraded socket. The client reads it as garbage frames and the connection ends."),
+                "Find what the client sends that is not an Engine.IO packet: the server's console has the traceback.",
+            ),
+            Some(s) if s.starts_with('2') => (
+                format!("After the WebSocket ended, {server} wrote the HTTP {s} response of the WebSocket's own request onto the connection (python-engineio answers the finished request with an empty 200, and this server writes it). Harmless: the session was over."),
+                "Nothing to fix in the app: the bytes come after the WebSocket's end.",
+            ),
+            _ => (
+                format!("After the WebSocket ended, the client sent more bytes (python-socketio's client can send its last packets after its Close frame); {server} read them as a new HTTP request and wrote an HTTP {} error page onto the socket. Harmless: the session was over.", status.unwrap_or("400")),
+                "Nothing to fix in the app: the bytes come after the WebSocket's end.",
+            ),
+        };
+        self.once(
+            "http-page-on-websocket",
+            conn.to_string(),
+            Finding {
+                cause: "http-page-on-websocket",
+                conn: Some(conn),
+                t: e.t,
+                what,
+                evidence: vec![Evidence::of(e)],
+                fix,
+                step: None,
+                guess: false,
+            },
+        )
     }
 
     /// A client EVENT with an ack id waits for its ACK (a session's key is its sid).
@@ -1047,7 +1070,13 @@ impl Diagnoser {
             cause: "connection-refused",
             conn: e.conn,
             t: e.t,
-            what: format!("The server refused the client's connection to the namespace {nsp} with {data}: the app's connect handler raised ConnectionRefusedError or returned False. The client's connect_error handler gets that data; its connect handler never runs."),
+            what: if data.contains("Connection refused by server") {
+                format!("The server refused the client's connection to the namespace {nsp} with {data}: python-socketio sends that message when the connect handler raises Python's built-in ConnectionRefusedError rather than Flask-SocketIO's (from flask_socketio), whose own message would have reached the client. The client's connect_error handler gets that data; its connect handler never runs.")
+            } else if data.contains("Connection rejected by server") {
+                format!("The server refused the client's connection to the namespace {nsp} with {data}, python-socketio's default: the app's connect handler returned False, or raised ConnectionRefusedError with no message. The client's connect_error handler gets that data; its connect handler never runs.")
+            } else {
+                format!("The server refused the client's connection to the namespace {nsp} with {data}: the app's connect handler raised ConnectionRefusedError with that message. The client's connect_error handler gets that data; its connect handler never runs.")
+            },
             evidence,
             fix: "If the refusal is wrong, look at the connect handler's condition (the auth data the client sent in its CONNECT packet, the session cookie); on the client, handle connect_error to tell the user.",
             step: Some("diagnoses.7"),

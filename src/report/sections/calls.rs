@@ -76,7 +76,7 @@ impl CallKind {
             CallKind::CloseRoom => "Closing a room makes every member leave it; nothing is sent.",
             CallKind::Disconnect => "The server sends the client a Socket.IO DISCONNECT for the namespace and forgets it there; the client does not reconnect by itself.",
             CallKind::Ack => "When the client asked for an acknowledgement, python-socketio sends the handler's return value back in an ACK packet with the same id, as soon as the handler returns.",
-            CallKind::Refuse => "Raised in a connect handler, it makes python-socketio answer the CONNECT with CONNECT_ERROR carrying the exception's argument; the client's connect fails with that message.",
+            CallKind::Refuse => "Raised in a connect handler, Flask-SocketIO's ConnectionRefusedError (from flask_socketio) makes python-socketio answer the CONNECT with CONNECT_ERROR carrying the exception's argument, and the client's connect fails with that message. Python's built-in exception of the same name refuses the connection too, but with python-socketio's generic message, \"Connection refused by server\".",
             CallKind::Task => "The function runs on a thread (or green thread) of its own, outside any client's request: its emits have no sender, so socketio.emit reaches every client of the namespace unless to= names a room.",
         }
     }

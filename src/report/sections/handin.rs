@@ -710,15 +710,31 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
     }
     if !input.diagnoses.is_empty() {
         let scan = opts.app.and_then(|a| crate::report::pysource::scan(a).ok());
-        let items: Vec<Vec<Inline>> = input
-            .diagnoses
+        // One item per finding, however many clients showed it.
+        let mut seen: Vec<(&str, usize)> = Vec::new();
+        for d in &input.diagnoses {
+            match seen.iter_mut().find(|(s, _)| *s == d.summary) {
+                Some((_, n)) => *n += 1,
+                None => seen.push((&d.summary, 1)),
+            }
+        }
+        let items: Vec<Vec<Inline>> = seen
             .iter()
-            .map(|d| {
+            .filter_map(|(summary, n)| input.diagnoses.iter().find(|d| d.summary == *summary).map(|d| (d, *n)))
+            .map(|(d, n)| {
                 let mut item = vec![t(d.summary.clone())];
+                if n > 1 {
+                    item.push(t(format!(" ({n} times.)")));
+                }
                 if let Some((line, text)) = scan.as_ref().and_then(|s| deciding_call(s, d)) {
                     item.push(t(format!(" In the app's code, line {line}: ")));
-                    item.push(c(text));
+                    item.push(c(text.clone()));
                     item.push(t("."));
+                    let generic = d.summary.contains("Connection refused by server");
+                    let with_message = text.contains("ConnectionRefusedError(") && !text.contains("ConnectionRefusedError()");
+                    if generic && with_message {
+                        item.push(t(" The client got python-socketio's generic message, not this one: the ConnectionRefusedError raised is Python's built-in exception of that name, which python-socketio catches apart and answers with \"Connection refused by server\". Flask-SocketIO's own (from flask_socketio import ConnectionRefusedError) carries its message to the client."));
+                    }
                 }
                 let fix: String = d
                     .str("fix")
@@ -734,10 +750,13 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
             .collect();
         doc.sections.push(Section {
             title: "What went wrong, or was refused".into(),
-            blocks: vec![Block::List {
-                ordered: false,
-                items,
-            }],
+            blocks: vec![
+                text_para("Found in the whole traffic, every client's and not only the one followed above:"),
+                Block::List {
+                    ordered: false,
+                    items,
+                },
+            ],
         });
     }
     doc.sections.push(Section {
