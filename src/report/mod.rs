@@ -150,23 +150,36 @@ fn async_mode(
     if let Some(m) = req.async_mode {
         return (m, req.async_mode_known.unwrap_or("given"));
     }
-    let from_source = req
+    let call = req
         .app
         .and_then(|app| pysource::scan(app).ok())
-        .and_then(|scan| scan.socketio.map(|s| s.2))
-        .and_then(|call| pysource::keyword_value(&call, "async_mode"))
+        .and_then(|scan| scan.socketio.map(|s| s.2));
+    let from_source = call
+        .as_deref()
+        .and_then(|call| pysource::keyword_value(call, "async_mode"))
         .and_then(|m| AsyncMode::parse(&m));
     if let Some(m) = from_source {
         return (m, "the app's SocketIO(async_mode=...)");
     }
-    if let Some(inst) = installed {
-        return (
+    // The app names its mode with an expression (an environment variable, say): what it
+    // held when the traffic was made cannot be read from the source.
+    let computed = call.is_some_and(|c| c.contains("async_mode"));
+    match (installed, computed) {
+        (Some(inst), false) => (
             inst.default_async_mode(),
             "the first python-engineio would pick among the installed packages",
-        );
+        ),
+        (Some(inst), true) => (
+            inst.default_async_mode(),
+            "the app's SocketIO(async_mode=...) is an expression the source cannot resolve, so this is the mode python-engineio would pick among the installed packages",
+        ),
+        (None, true) => (
+            AsyncMode::Threading,
+            "the app's SocketIO(async_mode=...) is an expression the source cannot resolve, so threading, the default, is assumed",
+        ),
+        (None, false) => (
+            AsyncMode::Threading,
+            "the default, not checked against your app",
+        ),
     }
-    (
-        AsyncMode::Threading,
-        "the default, not checked against your app",
-    )
 }

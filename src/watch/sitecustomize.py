@@ -469,7 +469,8 @@ class _Tracer:
                 note = {"event": "call", "call": kind, "args": [_brief(a) for a in args],
                         "kwargs": {k: _brief(v) for k, v in kwargs.items()},
                         "chain": chain, "below": below,
-                        "recipients": list(tracer.local.recipients)}
+                        # A binary event is several Engine.IO packets to each recipient.
+                        "recipients": list(dict.fromkeys(tracer.local.recipients))}
                 note.update(context)
                 tracer.send(note, began)
                 return result
@@ -551,7 +552,8 @@ class _Tracer:
                                  "channel": getattr(self, "channel", None),
                                  "host_id": getattr(self, "host_id", None),
                                  "message": _brief(message),
-                                 "recipients": list(tracer.local.recipients)}, began)
+                                 "recipients": list(dict.fromkeys(tracer.local.recipients))},
+                                began)
                 except Exception:
                     pass
 

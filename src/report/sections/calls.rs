@@ -108,3 +108,28 @@ impl CallKind {
 pub(super) fn is_method(call: &Call) -> bool {
     call.name.contains('.')
 }
+
+/// The chain of the app's `SocketIO(...)` statement: without python-engineio's search for an
+/// async mode when the statement names one (`async_mode=`), which then settles it.
+pub(super) fn socketio_links(ctx: &Ctx, statement: &str) -> Option<links::Section> {
+    let mut sec = ctx.entry("entry:socketio")?;
+    if statement.contains("async_mode") {
+        sec.links
+            .retain(|l| !matches!(l.step.step_id.as_str(), "startup.4" | "startup.5"));
+    }
+    Some(sec)
+}
+
+/// What `socketio.run(app)` starts, in the app's async mode.
+pub(super) fn run_text(mode: links::AsyncMode) -> String {
+    let server = match mode {
+        links::AsyncMode::Threading => {
+            "Werkzeug's development server, through Flask's app.run, with a thread per connection"
+        }
+        links::AsyncMode::Eventlet => {
+            "eventlet's WSGI server, on a green socket, with a green thread per connection"
+        }
+        links::AsyncMode::Gevent => "gevent's pywsgi server, with a greenlet per connection",
+    };
+    format!("It starts the server of the app's async mode, {mode}: {server}.")
+}

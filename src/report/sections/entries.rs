@@ -37,10 +37,14 @@ pub(super) fn entry_sections(ctx: &Ctx) -> Vec<Section> {
         let Some(sec) = ctx.entry(name) else {
             continue;
         };
-        let mut blocks = vec![
+        let mut blocks = Vec::new();
+        if out.is_empty() {
+            blocks.push(text_para("This capture's events are those of the course's auction app (\"replace old value\", \"replaced values\"): these sections show its entry points as its sample report writes them, not lines read from your source. An app may differ (SocketIO(...) with more options, an emit to a room), and a capture cannot tell emit(..., broadcast=True) from an emit to a room or back to the sender when one client is connected: give the report your source (--app) to match your own lines."));
+        }
+        blocks.extend([
             code("python", format!("{line}\n")),
             para(vec![b(sec.title.clone()), t(format!(". {}", sec.summary))]),
-        ];
+        ]);
         if sec.links.is_empty() {
             blocks.push(text_para("No Python code is linked to this entry point."));
         } else {

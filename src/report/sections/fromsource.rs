@@ -305,7 +305,7 @@ pub(super) fn startup_sections(scan: &Scan, ctx: &super::Ctx, tasks: bool) -> Ve
             said.push("cors_allowed_origins: the pages of those origins may connect; by default only the server's own.".into());
         }
         blocks.push(text_para(said.join(" ")));
-        if let Some(sec) = ctx.entry("entry:socketio") {
+        if let Some(sec) = super::calls::socketio_links(ctx, text) {
             if !sec.links.is_empty() {
                 blocks.push(text_para("The library code it runs:"));
                 blocks.push(super::chain::link_list(&sec.links));
@@ -319,10 +319,7 @@ pub(super) fn startup_sections(scan: &Scan, ctx: &super::Ctx, tasks: bool) -> Ve
     if let Some((file, line, text)) = &scan.run {
         let mut blocks = vec![code("python", format!("{text}\n"))];
         if let Some(sec) = ctx.entry("entry:run") {
-            blocks.push(text_para(format!(
-                "It starts the server of the {} async mode. {}",
-                ctx.stack.mode, sec.summary
-            )));
+            blocks.push(text_para(super::calls::run_text(ctx.stack.mode)));
             if !sec.links.is_empty() {
                 blocks.push(super::chain::link_list(&sec.links));
             }

@@ -109,7 +109,7 @@ fn next<'a>(ctx: &Ctx<'a>, stage: Stage, after: u64, pick: impl Fn(&Ev) -> bool)
 /// before they are used.
 fn glossary(mode: links::AsyncMode) -> Vec<(&'static str, String)> {
     let unit = match mode {
-        links::AsyncMode::Threading => "Thread: the server runs each connection, each event handler and each background task on an operating-system thread of its own (a daemon thread: it does not keep the process alive at exit).".to_string(),
+        links::AsyncMode::Threading => "Thread: the server runs each connection (socketserver's ThreadingMixIn starts its thread), each event handler and each background task on an operating-system thread of its own (a daemon thread: it does not keep the process alive at exit). simple-websocket, wsproto and h11 are the libraries that speak WebSocket for python-engineio here: simple-websocket runs a reader thread per WebSocket, wsproto parses and builds the frames, h11 reads the handshake's HTTP.".to_string(),
         links::AsyncMode::Eventlet => "Green thread: eventlet runs each connection, each event handler and each background task as a green thread, a function that takes turns with the others in one operating-system thread, switching whenever it waits on the network.".to_string(),
         links::AsyncMode::Gevent => "Greenlet: gevent runs each connection, each event handler and each background task as a greenlet, a function that takes turns with the others in one operating-system thread, switching whenever it waits on the network.".to_string(),
     };
@@ -118,10 +118,12 @@ fn glossary(mode: links::AsyncMode) -> Vec<(&'static str, String)> {
         ("WSGI", "the Python interface between a web server and a web app (PEP 3333): the server calls the app with the request as a dictionary, the environ.".into()),
         ("Engine.IO", "the transport under Socket.IO: it opens a session (named by its session id, the sid), carries packets over long-polling or a WebSocket, and checks with PING and PONG that the other side is still there.".into()),
         ("Long-polling", "the transport that works everywhere: the client sends HTTP GET requests that the server holds open until it has packets for it, and sends its own packets in HTTP POST requests.".into()),
-        ("WebSocket", "RFC 6455: an HTTP request that asks to switch protocols (the upgrade); after the server's 101 answer the same TCP connection carries frames both ways.".into()),
+        ("WebSocket", "RFC 6455: an HTTP request that asks to switch protocols (the upgrade); after the server's 101 answer the same TCP connection carries frames both ways. The server proves it understood with Sec-WebSocket-Accept: the SHA-1 of the client's Sec-WebSocket-Key joined to a fixed GUID, in base64.".into()),
         ("Frame", "one unit of a WebSocket: a header of 2 to 14 bytes (the opcode, the length, the client's mask) and the payload. Clients mask their payloads; servers never do.".into()),
+        ("Opcode", "the 4 bits of a frame's first byte that say what it carries: 1 text, 2 binary, 0 the rest of a message, 8 close, 9 ping, 10 pong.".into()),
         ("permessage-deflate", "a WebSocket extension (RFC 7692) that compresses each message; a compressed frame has its RSV1 bit set.".into()),
         ("Socket.IO", "the protocol the app's code talks: named events with data, namespaces, acknowledgements and rooms, sent as Engine.IO MESSAGE packets.".into()),
+        ("Packet types", "Engine.IO numbers its packets 0 OPEN, 1 CLOSE, 2 PING, 3 PONG, 4 MESSAGE, 5 UPGRADE, 6 NOOP (nothing); a Socket.IO packet travels inside a MESSAGE with numbers of its own: 0 CONNECT (joining a namespace), 1 DISCONNECT, 2 EVENT, 3 ACK, 4 CONNECT_ERROR, 5 BINARY_EVENT, 6 BINARY_ACK. So 42[\"name\",...] is an Engine.IO MESSAGE carrying a Socket.IO EVENT.".into()),
         ("Namespace", "a channel of a Socket.IO connection (\"/\" by default, \"/chat\" and so on); each has its own handlers.".into()),
         ("Room", "a group of clients on the server, for emitting to all of them; only the server knows the rooms.".into()),
         ("Acknowledgement (ack)", "the answer to an event that asked for one: the handler's return value, sent back in an ACK packet with the event's id.".into()),
@@ -243,7 +245,11 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
         .or_else(|| ctx.of(Stage::HttpRequest).next());
     if let Some(e) = request {
         steps.push(Step {
-            title: "The HTTP request",
+            title: if matches!(e.kind, Some(Kind::Websocket | Kind::WebsocketNew)) {
+                "The WebSocket request"
+            } else {
+                "The HTTP request"
+            },
             stage: Stage::HttpRequest,
             ev: e,
             shows: format!(
@@ -568,7 +574,7 @@ fn your_code(ctx: &Ctx, app: Option<&std::path::Path>, shown: &mut Shown) -> Opt
     // without those the path above already listed. The app's own start first.
     let mut entries: Vec<(String, String, Vec<StepLink>)> = Vec::new();
     if let Some((file, line, text)) = &scan.socketio {
-        if let Some(e) = ctx.entry("entry:socketio") {
+        if let Some(e) = super::calls::socketio_links(ctx, text) {
             entries.push((
                 format!(
                     "{} ({file}, line {line})",
@@ -586,13 +592,22 @@ fn your_code(ctx: &Ctx, app: Option<&std::path::Path>, shown: &mut Shown) -> Opt
                     "{} ({file}, line {line})",
                     text.lines().next().unwrap_or("").trim()
                 ),
-                format!(
-                    "It starts the server of the {} async mode. {}",
-                    ctx.stack.mode, e.summary
-                ),
+                super::calls::run_text(ctx.stack.mode),
                 e.links,
             ));
         }
+    }
+    if let Some(f) = scan
+        .functions
+        .iter()
+        .find(|f| f.kind == crate::report::pysource::Kind::Handler && f.name.contains('.'))
+    {
+        let class = f.name.split('.').next().unwrap_or("?");
+        entries.push((
+            format!("The Namespace class {class}, on {}", f.nsp),
+            "Its on_<event> methods are handlers too: python-socketio finds no decorated handler for the event, gives it to the Namespace object registered for the namespace (socketio.on_namespace), and Flask-SocketIO's Namespace calls the method of that name inside a request context, as for a decorated handler.".into(),
+            ctx.links(Stage::SioDispatch, Some(Kind::Namespace)),
+        ));
     }
     for (kind, method) in kinds {
         entries.push((

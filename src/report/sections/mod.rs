@@ -70,10 +70,9 @@ struct Carried<'a> {
     close: Option<&'a Ev>,
 }
 
-/// In words, what the client's connections carried, when there were several: "This client
-/// opened 8 TCP connections to the server: 4 carried one long-polling request each; 3 carried
-/// requests for the page and its files; this one carried the WebSocket, from its upgrade
-/// request to the end."
+/// In words, what the client's connections carried, when there were several: "This client's
+/// Engine.IO session used 5 TCP connections: 4 carried one long-polling request each; this
+/// one carried the WebSocket, from its upgrade request to the end."
 fn connections_sentence(ctx: &Ctx) -> Option<String> {
     let conns = ctx.connections();
     if conns.len() < 2 {
@@ -113,14 +112,10 @@ fn connections_sentence(ctx: &Ctx) -> Option<String> {
         }
         .to_string(),
     );
-    let one_each = others.iter().all(|c| c.requests <= 1);
-    let why = if one_each && ctx.stack.mode == links::AsyncMode::Threading && !polling.is_empty() {
-        " Werkzeug's development server ends a connection after every response it writes (it sends Connection: close), so each long-polling request comes on a new one."
-    } else {
-        ""
-    };
+    // Why each long-polling request needs a connection of its own is the stage's "how it
+    // works" text, just above wherever this is said.
     Some(format!(
-        "This client opened {} TCP connections to the server: {}.{why}",
+        "This client's Engine.IO session used {} TCP connections: {}.",
         conns.len(),
         parts.join("; ")
     ))

@@ -218,7 +218,13 @@ pub(super) fn sio_calls<'a>(ctx: &Ctx<'a>, stage: Stage) -> Shown<'a> {
 pub(super) fn sio_broadcast<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
     let all: Vec<&Ev> = ctx.of(Stage::SioBroadcast).collect();
     let mut blocks = Vec::new();
-    let Some(first) = all.first().copied() else {
+    // The example: the first that reached someone (an emit to an empty room shows nothing).
+    let Some(first) = all
+        .iter()
+        .copied()
+        .find(|b| b.u64("count").is_none_or(|n| n > 0))
+        .or_else(|| all.first().copied())
+    else {
         return (blocks, None);
     };
     blocks.push(text_para(if first.flag("inferred") {
@@ -228,7 +234,7 @@ pub(super) fn sio_broadcast<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
         )
     } else {
         format!(
-            "{} broadcast(s) were sent by this client's events or reached it. The first one:",
+            "{} broadcast(s) were sent by this client's events or reached it. The first that reached anyone:",
             all.len()
         )
     }));

@@ -425,10 +425,10 @@ fn counted(site: &Site) -> String {
     } else {
         format!("It ran {times}, for connection(s) {}", list(&site.conns))
     };
-    let shown = if site.count > site.examples.len() && !site.examples.is_empty() {
-        format!(" (the first {} are shown above)", site.examples.len())
-    } else {
-        String::new()
+    let shown = match site.examples.len() {
+        n if site.count <= n || n == 0 => String::new(),
+        1 => " (the first is shown above)".to_string(),
+        n => format!(" (the first {n} are shown above)"),
     };
     if site.reached.is_empty() {
         format!("{ran}{shown}.")
@@ -522,7 +522,7 @@ fn thread_note(frames: &[Value]) -> Option<&'static str> {
         .find(|f| !(f.package == Some("cpython") && f.path == "Lib/threading.py"))?;
     Some(match (first.package, first.function) {
         (Some("python-socketio"), "Server._handle_event_internal") => {
-            "python-socketio runs each event's handler in a thread of its own (async_handlers=True, the default), started by the thread that read the packet from the WebSocket; that is why this chain begins at a thread's start and not at the socket."
+            "python-socketio runs each event's handler in a thread of its own (async_handlers=True, the default), started by the thread that read the packet (the WebSocket's reader, or the long-polling POST's); that is why this chain begins at a thread's start and not at the socket."
         }
         (Some("cpython"), f) if f.starts_with("ThreadingMixIn.") => {
             "Werkzeug's development server gives each TCP connection a thread of its own (socketserver's ThreadingMixIn): this chain begins there, and for a WebSocket that thread keeps reading the connection's frames for as long as it is open."
