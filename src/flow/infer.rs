@@ -42,6 +42,10 @@ pub struct Inference {
     last_queued: Option<(f64, String)>,
     /// Engine.IO session id -> (the connection where it was first seen, the latest one).
     sessions_by_sid: HashMap<String, (u64, u64)>,
+    /// Engine.IO session id -> the latest connection the server's packets can go out on: its
+    /// WebSocket, or its latest long-polling GET (never a POST, which only carries the
+    /// client's packets in).
+    downstream: HashMap<String, u64>,
     /// Inferred broadcasts are left out (`dispel watch` reports the real ones).
     no_broadcasts: bool,
 }
@@ -92,6 +96,15 @@ impl Inference {
         self.sessions_by_sid.get(sid).map(|(_, latest)| *latest)
     }
 
+    /// The connection a packet to an Engine.IO session goes out on now: its WebSocket, or the
+    /// long-polling GET it holds (not the POST that brought its last event in).
+    pub fn conn_to(&self, sid: &str) -> Option<u64> {
+        self.downstream
+            .get(sid)
+            .copied()
+            .or_else(|| self.conn_of(sid))
+    }
+
     /// One Engine.IO session spans several TCP connections (the polling requests, then the
     /// WebSocket). A capture cannot say so; the shared `sid` can: events on a later
     /// connection get `session_conn` (where the session began) and `inferred: true`.
@@ -101,6 +114,12 @@ impl Inference {
         };
         if self.sessions_by_sid.len() > MAX_SESSIONS {
             self.sessions_by_sid.clear();
+            self.downstream.clear();
+        }
+        let outward = e.dir == Some(Dir::S2C)
+            || (e.stage == Stage::HttpRequest && e.text("method") == Some("GET"));
+        if outward {
+            self.downstream.insert(sid.to_string(), conn);
         }
         let first = match self.sessions_by_sid.get_mut(sid) {
             Some((first, latest)) => {

@@ -463,17 +463,34 @@ const SENT_KEPT: usize = 4096;
 struct Sent {
     t: f64,
     conn: u64,
+    /// Its Engine.IO session: a long-polling session's packets go out on whichever GET it
+    /// holds when they are sent, not always the connection the emit was reported for.
+    sid: String,
     event: String,
     nsp: String,
 }
 
-/// An emit of the app, waiting for its packets to these connections.
+/// An emit of the app, waiting for its packets to these recipients.
 struct Waiting {
     t: f64,
     line: Value,
     event: String,
     nsp: String,
-    conns: Vec<u64>,
+    targets: Vec<Target>,
+}
+
+/// A recipient of an emit: the connection its packet should go out on, and its session.
+#[derive(Clone)]
+struct Target {
+    conn: u64,
+    sid: String,
+}
+
+impl Target {
+    /// Is this packet, on `conn` for the session `sid`, the one for this recipient?
+    fn is(&self, conn: u64, sid: &str) -> bool {
+        self.conn == conn || (!sid.is_empty() && self.sid == sid)
+    }
 }
 
 impl Joiner {
@@ -500,15 +517,17 @@ impl Joiner {
         };
         let event = event.to_string();
         let nsp = e.nsp().to_string();
+        let sid = e.sid().unwrap_or("").to_string();
         let t = e.t;
         self.waiting
-            .retain(|w| t - w.t <= LINK_WINDOW && !w.conns.is_empty());
-        if let Some(w) = self
-            .waiting
-            .iter_mut()
-            .find(|w| w.event == event && w.nsp == nsp && w.conns.contains(&conn))
-        {
-            w.conns.retain(|c| *c != conn);
+            .retain(|w| t - w.t <= LINK_WINDOW && !w.targets.is_empty());
+        let mine = |w: &Waiting| {
+            w.event == event && w.nsp == nsp && w.targets.iter().any(|r| r.is(conn, &sid))
+        };
+        if let Some(w) = self.waiting.iter_mut().find(|w| mine(w)) {
+            if let Some(i) = w.targets.iter().position(|r| r.is(conn, &sid)) {
+                w.targets.remove(i);
+            }
             e.fields
                 .insert("emitted_by", json!({"line": w.line, "t": w.t}));
             return;
@@ -523,6 +542,7 @@ impl Joiner {
         self.sent.push_back(Sent {
             t,
             conn,
+            sid,
             event,
             nsp,
         });
@@ -530,21 +550,24 @@ impl Joiner {
 
     /// The packets an emit put on the wire, claimed from those already seen: `wire` on the
     /// emit; the others are tied to it as they come.
-    fn claim(&mut self, e: &mut Event, conns: &[u64]) {
+    fn claim(&mut self, e: &mut Event, targets: &[Target]) {
         let event = e.event_name().unwrap_or("").to_string();
         let nsp = e.nsp().to_string();
         let mut wire = Vec::new();
         let mut missing = Vec::new();
-        for &conn in conns {
+        for target in targets {
             // The oldest unclaimed packet: the app's emits are reported in the order it made
             // them, and their packets go out in that order too (the newest could be the next
             // emit's, whose report has not come yet).
             let found = self.sent.iter().position(|s| {
-                s.conn == conn && s.event == event && s.nsp == nsp && e.t - s.t <= LINK_WINDOW
+                target.is(s.conn, &s.sid)
+                    && s.event == event
+                    && s.nsp == nsp
+                    && e.t - s.t <= LINK_WINDOW
             });
             match found.and_then(|i| self.sent.remove(i)) {
                 Some(s) => wire.push(json!({"conn": s.conn, "t": s.t})),
-                None => missing.push(conn),
+                None => missing.push(target.clone()),
             }
         }
         if !missing.is_empty() {
@@ -553,7 +576,7 @@ impl Joiner {
                 line: e.fields.get("line").cloned().unwrap_or(Value::Null),
                 event,
                 nsp,
-                conns: missing,
+                targets: missing,
             });
         }
         e.fields.insert("wire", Value::Array(wire));
@@ -636,7 +659,7 @@ impl Processor for Joiner {
                 let conns: Vec<Value> = sids
                     .iter()
                     .filter_map(Value::as_str)
-                    .filter_map(|s| self.inference.conn_of(s))
+                    .filter_map(|s| self.inference.conn_to(s))
                     .map(Value::from)
                     .collect();
                 let to: Vec<String> = conns.iter().map(|c| format!("#{c}")).collect();
@@ -676,7 +699,7 @@ impl Processor for Joiner {
             let conns: Vec<Value> = sids
                 .iter()
                 .filter_map(Value::as_str)
-                .filter_map(|s| self.inference.conn_of(s))
+                .filter_map(|s| self.inference.conn_to(s))
                 .map(Value::from)
                 .collect();
             let count = sids.len();
@@ -695,9 +718,18 @@ impl Processor for Joiner {
                 Some(reach @ ("room" | "everyone")) => Some(Self::fan_out(&e, reach, &conns)),
                 _ => None,
             };
-            let numbers: Vec<u64> = conns.iter().filter_map(Value::as_u64).collect();
+            let targets: Vec<Target> = sids
+                .iter()
+                .filter_map(Value::as_str)
+                .filter_map(|s| {
+                    Some(Target {
+                        conn: self.inference.conn_to(s)?,
+                        sid: s.to_string(),
+                    })
+                })
+                .collect();
             if e.fields.get("event").is_some_and(Value::is_string) {
-                self.claim(&mut e, &numbers);
+                self.claim(&mut e, &targets);
             }
             e.fields.insert("recipients", Value::Array(conns));
             e.fields.insert("count", count);
@@ -748,12 +780,42 @@ mod tests {
         let mut emit = Event::new(Stage::SioEmit, 1.001, None, None, String::new())
             .with("event", "status")
             .with("nsp", "/");
-        j.claim(&mut emit, &[2]);
+        let to = |conn: u64| Target {
+            conn,
+            sid: "S".into(),
+        };
+        j.claim(&mut emit, &[to(2)]);
         assert_eq!(emit.fields.get("wire").unwrap()[0]["t"], 1.0);
         let mut next = Event::new(Stage::SioEmit, 1.044, None, None, String::new())
             .with("event", "status")
             .with("nsp", "/");
-        j.claim(&mut next, &[2]);
+        j.claim(&mut next, &[to(2)]);
         assert_eq!(next.fields.get("wire").unwrap()[0]["t"], 1.043);
+    }
+
+    /// A long-polling client: the emit is reported for the GET its session held, and its
+    /// packet goes out on the next GET (another connection) of the same session: still its.
+    #[test]
+    fn a_polling_sessions_packet_is_its_emits_on_any_of_its_gets() {
+        let mut j = Joiner::new(false, crate::links::VersionSet::Current);
+        let mut emit = Event::new(Stage::SioEmit, 1.0, None, None, String::new())
+            .with("event", "welcome")
+            .with("nsp", "/")
+            .with("line", "app.py:9");
+        j.claim(
+            &mut emit,
+            &[Target {
+                conn: 7,
+                sid: "S1".into(),
+            }],
+        );
+        assert_eq!(emit.fields.get("wire").unwrap(), &json!([]));
+        // Another session's packet on that connection number is not it; its own on conn 9 is.
+        let mut other = sent(1.01, 8, "welcome").with("sid", "S2");
+        j.packet_sent(&mut other);
+        assert!(other.fields.get("emitted_by").is_none());
+        let mut later = sent(1.02, 9, "welcome").with("sid", "S1");
+        j.packet_sent(&mut later);
+        assert_eq!(later.fields.get("emitted_by").unwrap()["line"], "app.py:9");
     }
 }

@@ -527,9 +527,9 @@ impl Held {
         }
         if h.stage == Stage::SioPacket && h.dir == Some(Dir::C2S) {
             let id = e.field("id").and_then(Value::as_u64);
-            if let (Some(conn), Some(id), Some(event)) = (h.conn, id, e.str("event")) {
+            if let (Some(sid), Some(id), Some(event)) = (e.str("sid"), id, e.str("event")) {
                 self.sites
-                    .asked(conn, e.str("nsp").unwrap_or("/"), id, event);
+                    .asked(sid, e.str("nsp").unwrap_or("/"), id, event);
             }
         }
         let Keep::Focus(session) = keep else {

@@ -295,6 +295,14 @@ fn the_student_app_under_gevent() {
     watch_the_student_app(".venv-async", "gevent");
 }
 
+/// Threading mode with clients that stay on long-polling: each emit is tied to its packets
+/// though they leave on whichever GET the session holds, never on the POST that brought the
+/// event in.
+#[test]
+fn the_student_app_on_long_polling() {
+    watch_the_student_app(".venv", "polling");
+}
+
 /// Started by gunicorn, as Flask-SocketIO's deployment docs do it (one gthread worker): the
 /// master binds and forks the worker that serves; dispel moves the master's socket and
 /// observes the worker.
@@ -335,7 +343,8 @@ fn watch_the_student_app(venv: &str, mode: &str) {
         command
             .arg(&python)
             .arg(repo().join("tests/student_app/chat.py"))
-            .args(["--port", &port.to_string(), "--async-mode", mode]);
+            .args(["--port", &port.to_string(), "--async-mode"])
+            .arg(if mode == "polling" { "threading" } else { mode });
     }
     let mut child = command
         .stdout(Stdio::null())
@@ -362,6 +371,11 @@ fn watch_the_student_app(venv: &str, mode: &str) {
     let out = std::process::Command::new(&client)
         .arg(repo().join("tests/student_app/drive.py"))
         .arg(format!("http://127.0.0.1:{port}"))
+        .args(if mode == "polling" {
+            &["--transports", "polling"][..]
+        } else {
+            &[]
+        })
         .output()
         .unwrap();
     assert!(
@@ -389,7 +403,7 @@ fn watch_the_student_app(venv: &str, mode: &str) {
         .status();
     let _ = child.wait();
     let log = log.lock().unwrap().clone();
-    let async_mode = if mode == "gunicorn" {
+    let async_mode = if mode == "gunicorn" || mode == "polling" {
         "threading"
     } else {
         mode
@@ -573,9 +587,11 @@ fn watch_the_student_app(venv: &str, mode: &str) {
         if f["call"] != "ack" {
             continue;
         }
+        // The answer's session: on long-polling its packet leaves on a GET of the session,
+        // another connection than the POST that brought the event.
         let packet = trace.stage("sio.packet").into_iter().find(|p| {
             p["dir"] == "s2c"
-                && p["conn"] == answer["conn"]
+                && (p["conn"] == answer["conn"] || p["fields"]["sid"] == f["eio_sid"])
                 && p["fields"]["type"] == "ACK"
                 && p["fields"]["id"] == f["id"]
                 && p["fields"]["nsp"] == f["nsp"]
@@ -625,6 +641,26 @@ fn watch_the_student_app(venv: &str, mode: &str) {
                     && path(last).ends_with("queue.py"),
                 "{mode}: the chain of {} ends at {last}",
                 answer["summary"]
+            );
+        }
+    }
+    // An emit's recipients are the connections its packets can leave on: a WebSocket or a
+    // long-polling GET, never a POST (which only brings the client's packets in).
+    let posts: Vec<&serde_json::Value> = trace
+        .stage("http.request")
+        .into_iter()
+        .filter(|r| r["fields"]["method"] == "POST")
+        .map(|r| &r["conn"])
+        .collect();
+    for emit in trace.stage("sio.emit") {
+        for conn in emit["fields"]["recipients"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            assert!(
+                !posts.contains(&conn),
+                "{mode}: sent to a POST's connection: {emit}"
             );
         }
     }

@@ -51,8 +51,9 @@ pub struct Site {
 pub struct Sites {
     pub list: Vec<Site>,
     index: HashMap<String, usize>,
-    /// The event each acknowledgement id of a client's answers: (conn, nsp, id) -> event.
-    asked: HashMap<(u64, String, u64), String>,
+    /// The event each acknowledgement id of a client's answers: (Engine.IO sid, nsp, id) ->
+    /// event (by session: on long-polling the event and its ACK ride different connections).
+    asked: HashMap<(String, String, u64), String>,
 }
 
 /// Acknowledgement ids remembered at most (a long trace forgets the oldest).
@@ -67,12 +68,12 @@ fn observed(e: &Ev) -> &[Value] {
 
 impl Sites {
     /// A client's event that asked for an acknowledgement: its ACK will name the event.
-    pub fn asked(&mut self, conn: u64, nsp: &str, id: u64, event: &str) {
+    pub fn asked(&mut self, sid: &str, nsp: &str, id: u64, event: &str) {
         if self.asked.len() >= ASKED_KEPT {
             self.asked.clear();
         }
         self.asked
-            .insert((conn, nsp.to_string(), id), event.to_string());
+            .insert((sid.to_string(), nsp.to_string(), id), event.to_string());
     }
 
     /// One event of the input: kept if it is the app's own activity.
@@ -96,7 +97,7 @@ impl Sites {
                     .then(|| {
                         let id = e.u64("id")?;
                         self.asked
-                            .get(&(e.conn?, s("nsp").to_string(), id))
+                            .get(&(e.str("eio_sid")?.to_string(), s("nsp").to_string(), id))
                             .cloned()
                     })
                     .flatten();
