@@ -142,7 +142,16 @@ pub(super) fn glance(ctx: &Ctx) -> Vec<Block> {
             ))),
             Stage::TcpClose => steps.push(Step::Note {
                 over: both.clone(),
-                text: format!("TCP closed: {}", e.str("how").unwrap_or("?")),
+                // The client's other connections close too: say which one this is.
+                text: if e.conn == Some(ctx.main_conn()) {
+                    format!("TCP closed: {}", e.str("how").unwrap_or("?"))
+                } else {
+                    format!(
+                        "TCP connection #{} closed (long-polling): {}",
+                        e.conn.unwrap_or(0),
+                        e.str("how").unwrap_or("?")
+                    )
+                },
             }),
             _ => {}
         }
