@@ -344,6 +344,7 @@ impl Stage {
             Stage::HttpResponse => &[Polling, PollingOpen, PollingPost, Websocket, Page],
             Stage::MqMessage => &[Own, Subscribe],
             Stage::TcpClose => &[Websocket, WebsocketAbrupt],
+            Stage::WsHandshake => &[Compressed],
             Stage::MqPublish => &[Callback],
             _ => &[],
         }

@@ -968,7 +968,7 @@ impl Diagnoser {
                 "Nothing to fix in the app: the bytes come after the WebSocket's end.",
             ),
             _ => (
-                format!("After the WebSocket ended, the client sent more bytes (python-socketio's client can send its last packets after its Close frame); {server} read them as a new HTTP request and wrote an HTTP {} error page onto the socket. Harmless: the session was over.", status.unwrap_or("400")),
+                format!("After the WebSocket ended, the client sent more bytes (python-socketio's client sends its last packets, or a second Close frame, after its first Close frame); {server} read them as a new HTTP request and wrote an HTTP {} error page onto the socket. Harmless: the session was over.", status.unwrap_or("400")),
                 "Nothing to fix in the app: the bytes come after the WebSocket's end.",
             ),
         };
@@ -1102,7 +1102,7 @@ impl Diagnoser {
             cause: "handler-raised",
             conn: e.conn,
             t: e.t,
-            what: format!("The handler {handler} raised {raised} while handling {event:?}: nothing after the failing line ran, no emit it would have made was sent, and a client waiting for an acknowledgement gets none (its callback never fires). python-socketio logs the traceback on the server's console."),
+            what: format!("The handler {handler} raised {raised} while handling {event:?}: nothing after the failing line ran, no emit it would have made was sent, and a client waiting for an acknowledgement gets none (its callback never fires). The exception escapes the handler's thread (or green thread), and Python prints its traceback on the server's console (\"Exception in thread ...\" under threading)."),
             evidence: vec![Evidence::of(e)],
             fix: "Read the traceback in the server's output; catch the error in the handler and answer the client (return an error value for its acknowledgement) instead of letting it escape.",
             step: None,

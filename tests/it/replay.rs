@@ -461,6 +461,16 @@ fn every_committed_event_is_linked_by_its_direction_and_transport() {
                     };
                     assert!(has(e, mine) && !has(e, other), "{e}");
                 }
+                ("ws.handshake", kind) => {
+                    // The extension's accept ran only when the handshake agreed it.
+                    let agreed = e["fields"]["extension_note"] == "permessage-deflate accepted";
+                    assert_eq!(kind == Some("compressed"), agreed, "{e}");
+                    assert_eq!(
+                        e["links"].to_string().contains("extensions.py"),
+                        agreed,
+                        "{e}"
+                    );
+                }
                 ("tcp.close", kind) => {
                     let carried = websockets.contains(&&e["conn"]);
                     let closed = trace

@@ -444,6 +444,11 @@ fn the_hand_in_report_follows_the_template_without_tool_leftovers() {
             assert!(text.contains(title), "{mode}: no {title:?}");
         }
         assert!(text.contains("on_join (chat.py, line 103)"), "{mode}");
+        // A call inside a function the handler defines (its background task) is listed too.
+        assert!(
+            text.contains("line 136: socketio.emit(\"tick\""),
+            "{mode}: the nested task's emit"
+        );
         // Every kind of Socket.IO call the app makes has its chain, once.
         for kind in [
             "**socketio = SocketIO(app, async_mode=ASYNC_MODE) (chat.py, line 37).**",

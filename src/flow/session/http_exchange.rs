@@ -309,11 +309,16 @@ impl Session {
                 ev = ev.with("key", Value::Null).with("accept", accept.as_str());
             }
         }
-        out.push(
-            ev.with("extensions", agreed)
-                .with("offered_extensions", offered)
-                .with("extension_note", ext_note),
-        );
+        let ev = ev
+            .with("extensions", agreed)
+            .with("offered_extensions", offered)
+            .with("extension_note", ext_note);
+        // Only a handshake that agreed permessage-deflate ran the extension's accept.
+        out.push(if deflate.is_some() {
+            ev.kind(Kind::Compressed)
+        } else {
+            ev
+        });
     }
 
     pub(super) fn finish_body(

@@ -109,7 +109,7 @@ fn next<'a>(ctx: &Ctx<'a>, stage: Stage, after: u64, pick: impl Fn(&Ev) -> bool)
 /// before they are used.
 fn glossary(mode: links::AsyncMode) -> Vec<(&'static str, String)> {
     let unit = match mode {
-        links::AsyncMode::Threading => "Thread: the server runs each connection (socketserver's ThreadingMixIn starts its thread), each event handler and each background task on an operating-system thread of its own (a daemon thread: it does not keep the process alive at exit). simple-websocket, wsproto and h11 are the libraries that speak WebSocket for python-engineio here: simple-websocket runs a reader thread per WebSocket, wsproto parses and builds the frames, h11 reads the handshake's HTTP.".to_string(),
+        links::AsyncMode::Threading => "Thread: the server runs each connection (socketserver's ThreadingMixIn starts its thread), each event handler (a connect handler runs inline, in the thread that read the CONNECT) and each background task on an operating-system thread of its own (a daemon thread: it does not keep the process alive at exit). simple-websocket, wsproto and h11 are the libraries that speak WebSocket for python-engineio here: simple-websocket runs a reader thread per WebSocket, wsproto parses and builds the frames, h11 reads the handshake's HTTP.".to_string(),
         links::AsyncMode::Eventlet => "Green thread: eventlet runs each connection, each event handler and each background task as a green thread, a function that takes turns with the others in one operating-system thread, switching whenever it waits on the network.".to_string(),
         links::AsyncMode::Gevent => "Greenlet: gevent runs each connection, each event handler and each background task as a greenlet, a function that takes turns with the others in one operating-system thread, switching whenever it waits on the network.".to_string(),
     };
@@ -533,7 +533,6 @@ fn your_code(ctx: &Ctx, app: Option<&std::path::Path>, shown: &mut Shown) -> Opt
         let calls: Vec<String> = f
             .calls
             .iter()
-            .filter(|call| call.nested.is_none())
             .filter_map(|call| {
                 let kind = CallKind::of(call)?;
                 if kind == CallKind::Ack && f.kind != crate::report::pysource::Kind::Handler {
@@ -551,10 +550,13 @@ fn your_code(ctx: &Ctx, app: Option<&std::path::Path>, shown: &mut Shown) -> Opt
                     "line {}: {}{}",
                     call.line,
                     call.text.lines().next().unwrap_or("").trim(),
-                    if what.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({what})")
+                    match (&call.nested, what.is_empty()) {
+                        (Some(n), true) => format!(" (inside {n}, a function the handler defines)"),
+                        (Some(n), false) => {
+                            format!(" ({what}; inside {n}, a function the handler defines)")
+                        }
+                        (None, true) => String::new(),
+                        (None, false) => format!(" ({what})"),
                     }
                 ))
             })
