@@ -354,6 +354,19 @@ impl Session {
         }
     }
 
+    /// The server writing HTTP where WebSocket frames belong (an error page, or the upgrade
+    /// request's own response after the WebSocket): its side is opaque from here, and its bytes
+    /// are reported as such (the `http-page-on-websocket` diagnosis reads the reason).
+    pub(super) fn http_on_upgraded(&mut self, dir: Dir, at: usize) -> bool {
+        let page = dir == Dir::S2C && http_page(&self.sides[1].buf[at..]);
+        if page {
+            self.sides[1].mode = Mode::Opaque {
+                why: "HTTP written onto an upgraded socket, not WebSocket frames",
+            };
+        }
+        page
+    }
+
     pub(super) fn after_close(
         &mut self,
         dir: Dir,
@@ -361,15 +374,12 @@ impl Session {
         at: usize,
         out: &mut Vec<Event>,
     ) -> Option<usize> {
-        let buf = &self.sides[dir.index()].buf[at..];
         // Werkzeug's development server answering bytes the client sent after the WebSocket
         // ended, as if they were a new HTTP request.
-        if dir == Dir::S2C && http_page(buf) {
-            self.sides[1].mode = Mode::Opaque {
-                why: "HTTP written onto an upgraded socket, not WebSocket frames",
-            };
+        if self.http_on_upgraded(dir, at) {
             return Some(0);
         }
+        let buf = &self.sides[dir.index()].buf[at..];
         let well_formed = match FrameHeader::parse(buf) {
             Ok(Some(h)) => {
                 let complete =

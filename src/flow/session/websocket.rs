@@ -11,13 +11,10 @@ impl Session {
         at: usize,
         out: &mut Vec<Event>,
     ) -> Option<usize> {
-        let buf = &self.sides[dir.index()].buf[at..];
-        if dir == Dir::S2C && super::http_exchange::http_page(buf) {
-            self.sides[1].mode = Mode::Opaque {
-                why: "HTTP written onto an upgraded socket, not WebSocket frames",
-            };
+        if self.http_on_upgraded(dir, at) {
             return Some(0);
         }
+        let buf = &self.sides[dir.index()].buf[at..];
         let h = match FrameHeader::parse(buf) {
             Ok(Some(h)) => h,
             Ok(None) => return None,
