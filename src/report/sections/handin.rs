@@ -176,10 +176,7 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
     let websocket = ctx.of(Stage::WsHandshake).next().is_some();
     // The connection the path follows: the WebSocket's, when there is one.
     let main = ctx.main_conn();
-    let accept = ctx
-        .of(Stage::TcpAccept)
-        .find(|e| e.conn == Some(main))
-        .or_else(|| ctx.of(Stage::TcpAccept).next());
+    let accept = ctx.on_main(Stage::TcpAccept);
     if let Some(e) = accept {
         let mut shows = format!(
             "The client ({}) connected to the server ({}).",

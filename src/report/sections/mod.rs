@@ -156,6 +156,15 @@ impl<'a> Ctx<'a> {
             .collect()
     }
 
+    /// The first event of `stage` on the connection the report follows, else the first of
+    /// the client's.
+    fn on_main(&self, stage: Stage) -> Option<&'a Ev> {
+        let main = self.main_conn();
+        self.of(stage)
+            .find(|e| e.conn == Some(main))
+            .or_else(|| self.of(stage).next())
+    }
+
     /// The connection the report follows: the one that carried the WebSocket, else the
     /// chosen one.
     fn main_conn(&self) -> u64 {

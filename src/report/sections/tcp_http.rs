@@ -3,12 +3,7 @@
 use super::*;
 
 pub(super) fn tcp_accept<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
-    let main = ctx.main_conn();
-    let Some(e) = ctx
-        .of(Stage::TcpAccept)
-        .find(|e| e.conn == Some(main))
-        .or_else(|| ctx.of(Stage::TcpAccept).next())
-    else {
+    let Some(e) = ctx.on_main(Stage::TcpAccept) else {
         return (Vec::new(), None);
     };
     let mut rows = vec![
@@ -201,12 +196,7 @@ pub(super) fn http_response<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
 }
 
 pub(super) fn tcp_close<'a>(ctx: &Ctx<'a>) -> Shown<'a> {
-    let main = ctx.main_conn();
-    let Some(e) = ctx
-        .of(Stage::TcpClose)
-        .find(|e| e.conn == Some(main))
-        .or_else(|| ctx.of(Stage::TcpClose).next())
-    else {
+    let Some(e) = ctx.on_main(Stage::TcpClose) else {
         return (Vec::new(), None);
     };
     let mut blocks = vec![para(vec![
