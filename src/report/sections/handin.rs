@@ -7,6 +7,7 @@
 
 use super::calls::{is_method, CallKind};
 use super::*;
+use crate::report::pysource::Scan;
 use crate::stage::Kind;
 
 /// One step of the path: the event that shows it, and what to say of it.
@@ -482,8 +483,8 @@ fn versions(ctx: &Ctx) -> String {
 
 /// The app's own handlers and the Socket.IO calls in them, from its source: each with its
 /// line, what the traffic showed of it, and, once, the chain every emit goes down.
-fn your_code(ctx: &Ctx, app: Option<&std::path::Path>, shown: &mut Shown) -> Option<Section> {
-    let scan = crate::report::pysource::scan(app?).ok()?;
+fn your_code(ctx: &Ctx, scan: Option<&Scan>, shown: &mut Shown) -> Option<Section> {
+    let scan = scan?;
     if scan.functions.is_empty() {
         return None;
     }
@@ -634,9 +635,8 @@ fn your_code(ctx: &Ctx, app: Option<&std::path::Path>, shown: &mut Shown) -> Opt
 }
 
 /// The student's handler for the event, from the app's source: its `def` and where it is.
-fn handler_of(app: Option<&std::path::Path>, event: &str, nsp: &str) -> Option<String> {
-    let scan = crate::report::pysource::scan(app?).ok()?;
-    let f = scan.functions.iter().find(|f| {
+fn handler_of(scan: Option<&Scan>, event: &str, nsp: &str) -> Option<String> {
+    let f = scan?.functions.iter().find(|f| {
         f.kind == crate::report::pysource::Kind::Handler
             && f.event == event
             && (f.nsp == nsp || f.nsp == "?")
@@ -653,12 +653,14 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
         .map(|n| n.to_string_lossy().into_owned())
         .or_else(|| opts.title.map(str::to_string))
         .unwrap_or_else(|| opts.name.to_string());
+    // The app's source, read once.
+    let scan = opts.app.and_then(|a| crate::report::pysource::scan(a).ok());
     let first_event = ctx.of(Stage::SioPacket).find(|e| {
         e.dir == Some(Dir::C2S) && matches!(e.str("type"), Some("EVENT" | "BINARY_EVENT"))
     });
     let handler = first_event.and_then(|e| {
         handler_of(
-            opts.app,
+            scan.as_ref(),
             e.str("event").unwrap_or(""),
             e.str("nsp").unwrap_or("/"),
         )
@@ -719,11 +721,10 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
             blocks,
         });
     }
-    if let Some(section) = your_code(&ctx, opts.app, &mut shown) {
+    if let Some(section) = your_code(&ctx, scan.as_ref(), &mut shown) {
         doc.sections.push(section);
     }
     if !input.diagnoses.is_empty() {
-        let scan = opts.app.and_then(|a| crate::report::pysource::scan(a).ok());
         // One item per finding, however many clients showed it.
         let mut seen: Vec<(&str, usize)> = Vec::new();
         for d in &input.diagnoses {
