@@ -167,9 +167,13 @@ fn recorded_live_session_replays_to_the_same_events() {
     py_client(&server.url, "bid,ack,binary", "polling,websocket");
     let live = server.stop();
     let replayed = replay_jsonl(&cap, &[]);
+    // Per connection, in order: two connections' events interleave by when the server's
+    // threads and the capture saw them, which may differ by microseconds.
     let wire = |t: &Trace| -> Vec<String> {
-        t.events
-            .iter()
+        let mut events: Vec<&Value> = t.events.iter().collect();
+        events.sort_by_key(|e| e["conn"].as_u64().unwrap_or(0));
+        events
+            .into_iter()
             .filter(|e| {
                 let s = e["stage"].as_str().unwrap();
                 s.starts_with("http.")
