@@ -1130,9 +1130,13 @@ impl Diagnoser {
             cause: "emit-reached-nobody",
             conn: e.conn,
             t: e.t,
-            what: format!("The emit of {event:?} at {line} reached no client: {why}. Nothing was sent."),
+            what: format!("The emit of {event:?} at {line} reached no client this time: {why}. Nothing was sent."),
             evidence: vec![Evidence::of(e)],
-            fix: "Check the room name against the join_room calls (and the namespace: rooms belong to one namespace), and that clients have connected to that namespace before the emit.",
+            fix: if skipped_self {
+                "Nothing to fix when the sender was the room's only member (the first to join a room has no one to tell); otherwise check that the others joined the same room, on the same namespace."
+            } else {
+                "Check the room name against the join_room calls (and the namespace: rooms belong to one namespace), and that clients have connected to that namespace before the emit."
+            },
             step: Some("diagnoses.18"),
             guess: false,
         })
