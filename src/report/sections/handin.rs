@@ -321,7 +321,7 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
                 stage: Stage::WsFrame,
                 ev: f,
                 shows: format!(
-                    "The client's event \"{name}\" arrived as one masked text frame of {} bytes{}: the client XORs every payload byte with a 4-byte key it chose, and the server undoes it.",
+                    "The client's event \"{name}\" arrived as one masked text frame with a payload of {} bytes{}: the client XORs every payload byte with a 4-byte key it chose, and the server undoes it.",
                     f.u64("payload_len").unwrap_or(0),
                     compression(ctx, f)
                 ),
@@ -436,7 +436,7 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
                     stage: Stage::WsFrame,
                     ev: f,
                     shows: format!(
-                        "It left as one unmasked text frame of {} bytes{} (servers never mask).",
+                        "It left as one unmasked text frame with a payload of {} bytes{} (servers never mask).",
                         f.u64("payload_len").unwrap_or(0),
                         compression(ctx, f)
                     ),
