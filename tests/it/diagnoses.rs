@@ -19,6 +19,15 @@ fn causes(trace: &Trace) -> BTreeSet<String> {
         .collect()
 }
 
+/// The trace's diagnosis of `cause`; the test fails without one.
+fn diagnosis<'a>(trace: &'a Trace, cause: &str) -> &'a serde_json::Value {
+    trace
+        .stage("diagnosis")
+        .into_iter()
+        .find(|d| d["fields"]["cause"] == cause)
+        .unwrap_or_else(|| panic!("no {cause} diagnosis"))
+}
+
 /// The error page Werkzeug writes after a WebSocket ended, answering the bytes python-socketio's
 /// client sends after its Close frame: named (it explains the stray bytes) but no failure.
 fn harmless(d: &serde_json::Value) -> bool {
@@ -110,18 +119,10 @@ fn a_real_apps_failures_are_diagnosed_live_and_in_its_capture() {
     assert_eq!(live, expected, "{:#?}", trace.stage("diagnosis"));
     well_formed(&trace);
     // The guess is marked: an unknown session may be another worker's or a restart's.
-    let unknown = trace
-        .stage("diagnosis")
-        .into_iter()
-        .find(|d| d["fields"]["cause"] == "invalid-session")
-        .unwrap();
+    let unknown = diagnosis(&trace, "invalid-session");
     assert_eq!(unknown["fields"]["guess"], true);
     assert!(unknown["summary"].as_str().unwrap().contains(&foreign));
-    let origin = trace
-        .stage("diagnosis")
-        .into_iter()
-        .find(|d| d["fields"]["cause"] == "origin-refused")
-        .unwrap();
+    let origin = diagnosis(&trace, "origin-refused");
     assert!(origin["summary"]
         .as_str()
         .unwrap()
@@ -137,11 +138,7 @@ fn a_real_apps_failures_are_diagnosed_live_and_in_its_capture() {
     let replayed = crate::replay::replay_jsonl(&pcap, &[]);
     assert_eq!(causes(&replayed), expected);
     well_formed(&replayed);
-    let replayed_origin = replayed
-        .stage("diagnosis")
-        .into_iter()
-        .find(|d| d["fields"]["cause"] == "origin-refused")
-        .unwrap();
+    let replayed_origin = diagnosis(&replayed, "origin-refused");
     assert_eq!(replayed_origin["fields"]["source"]["version"], "4.13.3");
     // And the report of the capture opens with them.
     let report = crate::util::dispel()
@@ -282,11 +279,7 @@ fn oversized_and_undecodable_messages_are_diagnosed() {
         assert!(s.contains("maxPayload of 200 bytes"), "{s}");
         assert_eq!(d["fields"]["guess"], false);
     }
-    let page = trace
-        .stage("diagnosis")
-        .into_iter()
-        .find(|d| d["fields"]["cause"] == "http-page-on-websocket")
-        .unwrap();
+    let page = diagnosis(&trace, "http-page-on-websocket");
     assert!(page["summary"].as_str().unwrap().contains("500"), "{page}");
 }
 
@@ -467,11 +460,7 @@ fn a_proxys_two_legs_name_the_dropped_upgrade_and_the_changed_host() {
 fn two_workers_without_a_queue_are_named_as_a_guess() {
     let trace = crate::replay::replay_jsonl(&repo().join("traces/diagnoses/two_workers.pcap"), &[]);
     well_formed(&trace);
-    let d = trace
-        .stage("diagnosis")
-        .into_iter()
-        .find(|d| d["fields"]["cause"] == "no-message-queue")
-        .expect("no-message-queue");
+    let d = diagnosis(&trace, "no-message-queue");
     assert_eq!(d["fields"]["guess"], true);
     let conns: BTreeSet<u64> = d["fields"]["evidence"]
         .as_array()
@@ -494,11 +483,7 @@ fn two_workers_without_a_queue_are_named_as_a_guess() {
 fn a_server_side_disconnect_is_named_with_the_event_before_it() {
     let trace = crate::replay::replay_jsonl(&repo().join("traces/student/chat.pcap"), &[]);
     well_formed(&trace);
-    let d = trace
-        .stage("diagnosis")
-        .into_iter()
-        .find(|d| d["fields"]["cause"] == "server-disconnected")
-        .expect("server-disconnected");
+    let d = diagnosis(&trace, "server-disconnected");
     let summary = d["summary"].as_str().unwrap();
     assert!(summary.contains("\"bye\""), "{summary}");
     assert!(summary.contains("io server disconnect"), "{summary}");
