@@ -511,9 +511,10 @@ pub struct ReportArgs {
     /// Write the report to FILE instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Markdown (GitHub-flavoured) or one self-contained HTML page.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
-    pub format: ReportFormat,
+    /// Markdown (GitHub-flavoured) or one self-contained HTML page. Default: HTML when
+    /// --out ends in .html or .htm, else Markdown.
+    #[arg(long, value_enum)]
+    pub format: Option<ReportFormat>,
     /// Which version set the source links point at.
     #[arg(long, value_enum, default_value_t = VersionSet::Current)]
     pub versions: VersionSet,

@@ -38,10 +38,13 @@ pub enum Stage {
     /// A failure recognised from the events before it: what went wrong, the evidence, the fix
     /// and the source line that decided it (`flow::diagnose`).
     Diagnosis,
+    /// What the watched app runs, as its tracer reported when it started: the Python, the
+    /// async mode, the installed versions, its interpreter and its source (`dispel watch`).
+    App,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 20] = [
+    pub const ALL: [Stage; 21] = [
         Stage::TcpAccept,
         Stage::HttpRequest,
         Stage::HttpResponse,
@@ -62,6 +65,7 @@ impl Stage {
         Stage::MqMessage,
         Stage::Error,
         Stage::Diagnosis,
+        Stage::App,
     ];
 
     /// The stages of a connection's life, in order (`ALL` without `tcp.data`, the message
@@ -90,6 +94,7 @@ impl Stage {
             Stage::MqMessage => "mq.message",
             Stage::Error => "error",
             Stage::Diagnosis => "diagnosis",
+            Stage::App => "app",
         }
     }
 

@@ -381,9 +381,7 @@ impl LiveTrace {
             let made = crate::report::write(&crate::report::Request {
                 input: raw,
                 out: Some(out),
-                html: out
-                    .extension()
-                    .is_some_and(|e| e.eq_ignore_ascii_case("html")),
+                html: crate::report::is_html_path(out),
                 versions: self.linker.set(),
                 async_mode: (what == "watch").then(|| self.linker.async_mode()),
                 async_mode_known: Some("reported by the app when it started"),

@@ -66,6 +66,30 @@ impl AppInfo {
         info
     }
 
+    /// The trace's `app` event: what the app runs, and where its source is (`source`, as
+    /// `dispel watch` found it from the command), for a report made from the trace later.
+    pub fn event(&self, t: f64, name: &str, source: Option<&std::path::Path>) -> Event {
+        let versions: serde_json::Map<String, Value> = self
+            .versions
+            .iter()
+            .map(|(n, v)| (n.clone(), Value::from(v.as_str())))
+            .collect();
+        Event::new(
+            Stage::App,
+            t,
+            None,
+            None,
+            format!("{name}: {}", self.describe()),
+        )
+        .with("name", name)
+        .with("python", self.python.clone())
+        .with("async_mode", self.async_mode.clone())
+        .with("versions", Value::Object(versions))
+        .with("executable", self.executable.clone())
+        .with("app_dir", self.app_dir.clone())
+        .with("source", source.map(|p| p.to_string_lossy().into_owned()))
+    }
+
     /// One line for the terminal.
     pub fn describe(&self) -> String {
         let versions: Vec<String> = self

@@ -133,46 +133,8 @@ pub fn run(args: WatchArgs) -> Result<ExitCode, crate::Error> {
             )
         })
         .unwrap_or_default();
-    // The report is about the app: named by its script (`python chat.py`), its WSGI module
-    // (`gunicorn chat:app`), else its command.
-    let wsgi = |a: &&String| {
-        a.split_once(':').is_some_and(|(m, v)| {
-            !m.is_empty()
-                && !v.is_empty()
-                && m.chars()
-                    .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
-                && v.chars().all(|c| c.is_alphanumeric() || c == '_')
-                && !m.chars().all(|c| c.is_ascii_digit() || c == '.')
-        })
-    };
-    let script = args
-        .command
-        .iter()
-        .find(|a| a.ends_with(".py"))
-        .or_else(|| args.command.iter().find(wsgi))
-        .or(args.command.first())
-        .map(|a| {
-            std::path::Path::new(a)
-                .file_name()
-                .map_or(a.clone(), |n| n.to_string_lossy().into_owned())
-        })
-        .unwrap_or_default();
-    // The report reads the app's source: its script when the command names one that is
-    // there, or the module of a WSGI server's `module:app`, else the folder its files are
-    // named from.
-    let module = args.command.iter().find(wsgi).and_then(|a| {
-        let (m, _) = a.split_once(':')?;
-        let dir = app_dir.as_ref()?;
-        Some(dir.join(format!("{}.py", m.replace('.', "/"))))
-    });
-    let source = args
-        .command
-        .iter()
-        .find(|a| a.ends_with(".py"))
-        .map(PathBuf::from)
-        .or(module)
-        .filter(|p| p.is_file())
-        .or(app_dir);
+    let script = app_name(&args.command);
+    let source = app_source(&args.command, app_dir);
     live.finish(
         "watch",
         Some(format!("the app {script}, watched")),
@@ -203,6 +165,7 @@ async fn watch(
         info,
         live.linker().clone(),
         timeline,
+        Arc::new(args.command.clone()),
     ));
     let app_port = match args.app_port {
         Some(p) => p,
@@ -355,13 +318,19 @@ async fn control_loop(
     info: Arc<Mutex<AppInfo>>,
     linker: crate::links::Linker,
     timeline: Timeline,
+    command: Arc<Vec<String>>,
 ) {
     loop {
         let Ok((stream, _)) = control.accept().await else {
             continue;
         };
-        let (binds, tracer, info, linker) =
-            (binds.clone(), tracer.clone(), info.clone(), linker.clone());
+        let (binds, tracer, info, linker, command) = (
+            binds.clone(),
+            tracer.clone(),
+            info.clone(),
+            linker.clone(),
+            command.clone(),
+        );
         tokio::spawn(async move {
             // One connection per process of the app: its chains, by number.
             let mut chains = observed::Chains::new();
@@ -390,6 +359,15 @@ async fn control_loop(
                         {
                             linker.set_async_mode(mode);
                         }
+                        // In the trace too, so that a report made from it later knows what
+                        // the app ran and where its source is.
+                        let source =
+                            app_source(&command, hello.app_dir.as_ref().map(PathBuf::from));
+                        tracer.emit(hello.event(
+                            timeline.place(None),
+                            &app_name(&command),
+                            source.as_deref(),
+                        ));
                         if let Ok(mut i) = info.lock() {
                             *i = hello;
                         }
@@ -654,4 +632,53 @@ impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Whether a command-line word is a WSGI server's `module:app` (`chat:app`, `pkg.web:create`),
+/// not an address (`127.0.0.1:5000`).
+fn is_wsgi_target(a: &str) -> bool {
+    a.split_once(':').is_some_and(|(m, v)| {
+        !m.is_empty()
+            && !v.is_empty()
+            && m.chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+            && v.chars().all(|c| c.is_alphanumeric() || c == '_')
+            && !m.chars().all(|c| c.is_ascii_digit() || c == '.')
+    })
+}
+
+/// What the report calls the app: its script (`python chat.py`), its WSGI module (`gunicorn
+/// chat:app`), else its command.
+fn app_name(command: &[String]) -> String {
+    command
+        .iter()
+        .find(|a| a.ends_with(".py"))
+        .or_else(|| command.iter().find(|a| is_wsgi_target(a)))
+        .or(command.first())
+        .map(|a| {
+            Path::new(a)
+                .file_name()
+                .map_or(a.clone(), |n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default()
+}
+
+/// The app's source, whose lines the report quotes: its script when the command names one
+/// that is there, or the module of a WSGI server's `module:app`, else the folder its files
+/// are named from (`app_dir`, from the tracer). Absolute, so that a report made later from
+/// another folder finds it.
+fn app_source(command: &[String], app_dir: Option<PathBuf>) -> Option<PathBuf> {
+    let module = command.iter().find(|a| is_wsgi_target(a)).and_then(|a| {
+        let (m, _) = a.split_once(':')?;
+        let dir = app_dir.as_ref()?;
+        Some(dir.join(format!("{}.py", m.replace('.', "/"))))
+    });
+    command
+        .iter()
+        .find(|a| a.ends_with(".py"))
+        .map(PathBuf::from)
+        .or(module)
+        .filter(|p| p.is_file())
+        .or(app_dir)
+        .map(|p| std::path::absolute(&p).unwrap_or(p))
 }

@@ -45,9 +45,12 @@ pub fn page(stage: Stage) -> &'static str {
             "dispatch-broadcast.md"
         }
         Stage::MqPublish | Stage::MqMessage => "mq.md",
-        Stage::WsClose | Stage::TcpClose | Stage::TcpData | Stage::Error | Stage::Diagnosis => {
-            "close.md"
-        }
+        Stage::WsClose
+        | Stage::TcpClose
+        | Stage::TcpData
+        | Stage::Error
+        | Stage::Diagnosis
+        | Stage::App => "close.md",
     }
 }
 

@@ -310,6 +310,8 @@ pub struct Input {
     pub auction: bool,
     /// The diagnoses of the whole input (not only the chosen connection's), the first ones.
     pub diagnoses: Vec<Ev>,
+    /// What the app ran, when the input is a trace of `dispel watch`.
+    pub watched: Option<Watched>,
 }
 
 /// Reads INPUT: a capture (recognised by its magic number) or a JSONL trace, streamed. `reopen`
@@ -391,6 +393,7 @@ pub fn load<R: std::io::BufRead>(
         sites: focus.sites,
         auction: focus.auction,
         diagnoses: focus.diagnoses,
+        watched: focus.watched,
     })
 }
 
@@ -497,6 +500,46 @@ struct Held {
     auction: bool,
     /// See `Input::diagnoses`.
     diagnoses: Vec<Ev>,
+    /// See `Input::watched`.
+    watched: Option<Watched>,
+}
+
+/// What a watched app ran, as the trace's `app` event recorded it when the app started.
+#[derive(Debug, Clone, Default)]
+pub struct Watched {
+    /// The app's script or module (`chat.py`).
+    pub name: String,
+    pub async_mode: Option<crate::links::AsyncMode>,
+    /// The interpreter that ran it: its installed versions are the ones to link, when it is
+    /// on this machine.
+    pub executable: Option<std::path::PathBuf>,
+    /// The app's source, as found from its command.
+    pub source: Option<std::path::PathBuf>,
+    /// The versions the app reported ("Flask-SocketIO 5.7.0"), and its Python.
+    pub versions: Vec<String>,
+}
+
+impl Watched {
+    fn of(e: &impl Source) -> Watched {
+        let path = |k: &str| e.str(k).map(std::path::PathBuf::from);
+        let mut versions: Vec<String> = e
+            .field("versions")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(n, v)| Some(format!("{n} {}", v.as_str()?)))
+            .collect();
+        if let Some(py) = e.str("python") {
+            versions.push(format!("Python {py}"));
+        }
+        Watched {
+            name: e.str("name").unwrap_or("the app").to_string(),
+            async_mode: e.str("async_mode").and_then(crate::links::AsyncMode::parse),
+            executable: path("executable"),
+            source: path("source"),
+            versions,
+        }
+    }
 }
 
 /// The broadcasts whose deliveries a report of a capture keeps: those the diagram draws (the
@@ -514,6 +557,9 @@ impl Held {
         if let Some(c) = h.conn {
             self.conns
                 .note(c, h.stage, h.dir, &|k| e.str(k).map(String::from));
+        }
+        if h.stage == Stage::App && self.watched.is_none() {
+            self.watched = Some(Watched::of(e));
         }
         // Problems with the capture itself (no connection) are reported beside the report.
         if h.stage == Stage::Error && h.conn.is_none() {

@@ -57,7 +57,10 @@ pub fn run(args: ReportArgs) -> Result<ExitCode, crate::Error> {
     write(&Request {
         input: &args.input,
         out: args.out.as_deref(),
-        html: args.format == ReportFormat::Html,
+        html: match args.format {
+            Some(format) => format == ReportFormat::Html,
+            None => args.out.as_deref().is_some_and(is_html_path),
+        },
         versions: args.versions,
         async_mode: args.async_mode,
         async_mode_known: None,
@@ -70,6 +73,13 @@ pub fn run(args: ReportArgs) -> Result<ExitCode, crate::Error> {
         hand_in: args.hand_in,
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether a file's name asks for an HTML page (`report.html`, `REPORT.HTM`).
+pub fn is_html_path(path: &std::path::Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"))
 }
 
 /// Reads the input and writes its report.
@@ -94,16 +104,47 @@ pub fn write(req: &Request) -> Result<(), crate::Error> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let installed = if req.python.is_some() || req.site_packages.is_some() {
+    // A trace of `dispel watch` says what the app ran: its interpreter (whose installed
+    // versions the links follow, when it is on this machine), its async mode and its source,
+    // each unless asked otherwise.
+    let watched = input.watched.as_ref();
+    let own_python = watched
+        .and_then(|w| w.executable.as_deref())
+        .filter(|p| p.is_file());
+    let python = match (req.python, req.site_packages) {
+        (None, None) => own_python,
+        (python, _) => python,
+    };
+    let app_source = req.app.or_else(|| {
+        watched
+            .and_then(|w| w.source.as_deref())
+            .filter(|p| p.exists())
+    });
+    let installed = if python.is_some() || req.site_packages.is_some() {
         Some(crate::links::site::inspect(
             &crate::links::site::SiteOptions {
                 site_packages: req.site_packages.map(std::path::Path::to_path_buf),
-                python: req.python.map(std::path::Path::to_path_buf),
+                python: python.map(std::path::Path::to_path_buf),
             },
         )?)
     } else {
         None
     };
+    let req = &Request {
+        app: app_source,
+        async_mode: req
+            .async_mode
+            .or_else(|| watched.and_then(|w| w.async_mode)),
+        async_mode_known: match (req.async_mode, watched.and_then(|w| w.async_mode)) {
+            (None, Some(_)) => Some("reported by the app when it started, as the trace records"),
+            _ => req.async_mode_known,
+        },
+        ..*req
+    };
+    let title = watched.map(|w| format!("the app {}, watched", w.name));
+    let ran = watched
+        .filter(|_| installed.is_none())
+        .map(|w| w.versions.join(", "));
     let (mode, mode_known) = async_mode(req, installed.as_ref());
     let doc = sections::build(
         &input,
@@ -115,9 +156,10 @@ pub fn write(req: &Request) -> Result<(), crate::Error> {
             },
             mode_known,
             name: &name,
-            title: req.title,
+            title: req.title.or(title.as_deref()),
             app: req.app,
             installed: installed.as_ref(),
+            ran: ran.as_deref(),
             hand_in: req.hand_in,
         },
     );

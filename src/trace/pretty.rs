@@ -58,6 +58,7 @@ fn stage_style(stage: Stage) -> Style {
         | Stage::SioRoom => s.green().bold(),
         Stage::MqPublish | Stage::MqMessage => s.magenta().bold(),
         Stage::Error | Stage::Diagnosis => s.red().bold(),
+        Stage::App => s.bold(),
     }
 }
 

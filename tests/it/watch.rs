@@ -765,6 +765,33 @@ fn watch_the_student_app(venv: &str, mode: &str) {
         "chat.py"
     };
     check_the_report(&trace, &report_path, async_mode, named);
+    // The trace records what the app ran: a report made from it later, with no option,
+    // quotes the same source and links the same installed versions and mode.
+    let app = &trace.stage("app")[0]["fields"];
+    assert_eq!(app["async_mode"], async_mode, "{app}");
+    assert_eq!(app["versions"]["python-socketio"], "5.18.1", "{app}");
+    let later = dir.path().join("later.md");
+    let status = dispel()
+        .arg("report")
+        .arg(&trace_path)
+        .arg("-o")
+        .arg(&later)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let later = std::fs::read_to_string(&later).unwrap();
+    assert!(
+        later.contains("## Your handler on_join: \"join\" on /"),
+        "{mode}"
+    );
+    assert!(later.contains("/tag/v5.18.1/"), "{mode}");
+    assert!(!later.contains("/tag/v5.16.3/"), "{mode}");
+    assert!(
+        later.contains(&format!(
+            "for the {async_mode} async mode (reported by the app when it started, as the trace records"
+        )),
+        "{mode}"
+    );
 }
 
 /// The report of a watched student app is about that app: a section for each handler that

@@ -469,21 +469,28 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
 /// Which versions the links point at, and how that is known, in the report's own words.
 fn versions(ctx: &Ctx) -> String {
     let list = linked_versions(ctx);
-    format!(
-        "{} ({}), {}",
-        if ctx.installed.is_some() {
-            "the versions installed with the app"
-        } else {
-            "a set of released versions that may differ from the app's"
-        },
-        list.join(", "),
-        mode_text(ctx)
-    )
+    let list = list.join(", ");
+    match (ctx.installed, ctx.ran) {
+        (Some(_), _) => format!("the versions installed with the app ({list}), {}", mode_text(ctx)),
+        (None, Some(ran)) => format!(
+            "released versions that are not the ones the app ran: the links are at {list}, while the app ran {ran} (the interpreter that ran it is not on this machine, so its files cannot be read), {}",
+            mode_text(ctx)
+        ),
+        (None, None) => format!(
+            "a set of released versions that may differ from the app's ({list}), {}",
+            mode_text(ctx)
+        ),
+    }
 }
 
 /// The app's own handlers and the Socket.IO calls in them, from its source: each with its
 /// line, what the traffic showed of it, and, once, the chain every emit goes down.
-fn your_code(ctx: &Ctx, scan: Option<&Scan>, shown: &mut Shown) -> Option<Section> {
+fn your_code(
+    ctx: &Ctx,
+    scan: Option<&Scan>,
+    shown: &mut Shown,
+    lines: &mut Vec<(String, Vec<StepLink>)>,
+) -> Option<Section> {
     let scan = scan?;
     if scan.functions.is_empty() {
         return None;
@@ -528,7 +535,7 @@ fn your_code(ctx: &Ctx, scan: Option<&Scan>, shown: &mut Shown) -> Option<Sectio
             c(f.name.clone()),
             t(format!(" ({}, line {}): {what}.", f.file, f.def_line)),
         ];
-        let calls: Vec<String> = f
+        let calls: Vec<Vec<Inline>> = f
             .calls
             .iter()
             .filter_map(|call| {
@@ -544,24 +551,29 @@ fn your_code(ctx: &Ctx, scan: Option<&Scan>, shown: &mut Shown) -> Option<Sectio
                     CallKind::Refuse => "the refusal".to_string(),
                     _ => call.reach().map(|r| format!("to {r}")).unwrap_or_default(),
                 };
-                Some(format!(
-                    "line {}: {}{}",
-                    call.line,
-                    call.text.lines().next().unwrap_or("").trim(),
-                    match (&call.nested, what.is_empty()) {
-                        (Some(n), true) => format!(" (inside {n}, a function the handler defines)"),
+                Some(vec![
+                    t(format!("line {}, ", call.line)),
+                    c(call.text.lines().next().unwrap_or("").trim()),
+                    t(match (&call.nested, what.is_empty()) {
+                        (Some(n), true) => format!(", inside {n}, a function the handler defines"),
                         (Some(n), false) => {
-                            format!(" ({what}; inside {n}, a function the handler defines)")
+                            format!(": {what}, inside {n}, a function the handler defines")
                         }
                         (None, true) => String::new(),
-                        (None, false) => format!(" ({what})"),
-                    }
-                ))
+                        (None, false) => format!(": {what}"),
+                    }),
+                ])
             })
             .collect();
-        if !calls.is_empty() {
-            item.push(t(" Its Socket.IO calls: "));
-            item.push(c(calls.join("; ")));
+        for (i, call) in calls.into_iter().enumerate() {
+            item.push(t(if i == 0 {
+                " Its Socket.IO calls: "
+            } else {
+                "; "
+            }));
+            item.extend(call);
+        }
+        if item.len() > 2 {
             item.push(t("."));
         }
         items.push(item);
@@ -625,7 +637,8 @@ fn your_code(ctx: &Ctx, scan: Option<&Scan>, shown: &mut Shown) -> Option<Sectio
             blocks.push(text_para(
                 "The library code it goes through, without the lines listed above:",
             ));
-            blocks.push(link_list(&fresh));
+            blocks.push(link_chain(&fresh));
+            lines.push((title, fresh));
         }
     }
     Some(Section {
@@ -696,6 +709,8 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
         }],
     });
     let mut shown = Shown::default();
+    // Every chain's lines with what each does, for the last section.
+    let mut lines: Vec<(String, Vec<StepLink>)> = Vec::new();
     let mut explained = HashSet::new();
     for (i, s) in steps.iter().enumerate() {
         let mut blocks = Vec::new();
@@ -710,18 +725,19 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
             links.extend(new_links(&ctx, stage, ev.kind, &mut shown));
         }
         links.extend(new_links(&ctx, s.stage, s.kind.or(s.ev.kind), &mut shown));
+        let title = format!("Step {}. {}", i + 1, s.title);
         if links.is_empty() {
             blocks.push(text_para("The code is the same as in the steps above."));
         } else {
-            blocks.push(text_para("The code that does it:"));
-            blocks.push(link_list(&links));
+            blocks.push(text_para(
+                "The code that does it, outermost call first (each line is described in \"The lines, one by one\" at the end):",
+            ));
+            blocks.push(link_chain(&links));
+            lines.push((title.clone(), links));
         }
-        doc.sections.push(Section {
-            title: format!("Step {}. {}", i + 1, s.title),
-            blocks,
-        });
+        doc.sections.push(Section { title, blocks });
     }
-    if let Some(section) = your_code(&ctx, scan.as_ref(), &mut shown) {
+    if let Some(section) = your_code(&ctx, scan.as_ref(), &mut shown, &mut lines) {
         doc.sections.push(section);
     }
     if !input.diagnoses.is_empty() {
@@ -780,6 +796,19 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
             "The code linked above belongs to its projects and is quoted here by reference, each link at the tag of the release: Flask-SocketIO, python-socketio and python-engineio (MIT License), Flask and Werkzeug (BSD-3-Clause), simple-websocket, wsproto and h11 (MIT), eventlet and gevent (MIT), and the Python standard library (PSF License). The protocols are RFC 9293 (TCP), RFC 9112 (HTTP/1.1), RFC 6455 (WebSocket), RFC 7692 (permessage-deflate), and the Engine.IO v4 and Socket.IO v5 protocol documents.",
         )],
     });
+    if !lines.is_empty() {
+        let mut blocks = vec![text_para(
+            "Each line linked in the chains above, with what it does there, in the order of the chains.",
+        )];
+        for (title, links) in lines {
+            blocks.push(Block::Heading(title));
+            blocks.push(link_list(&links));
+        }
+        doc.sections.push(Section {
+            title: "The lines, one by one".into(),
+            blocks,
+        });
+    }
     doc
 }
 

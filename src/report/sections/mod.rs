@@ -56,6 +56,8 @@ struct Ctx<'a> {
     stack: links::Stack,
     /// How the report knows the async mode.
     mode_known: &'static str,
+    /// See `Options::ran`.
+    ran: Option<&'a str>,
 }
 
 /// One TCP connection of the client, and what it carried.
@@ -215,6 +217,9 @@ pub struct Options<'a> {
     pub installed: Option<&'a links::site::Installed>,
     /// The document a student hands in, instead of the full walk through every stage.
     pub hand_in: bool,
+    /// The versions a watched app ran, when the links cannot follow them (its interpreter is
+    /// not on this machine).
+    pub ran: Option<&'a str>,
 }
 
 /// What the sections are built from: the chosen connection's session and its events, and
@@ -252,6 +257,7 @@ fn context<'a>(input: &'a Input, conn: u64, opts: &Options<'a>) -> Ctx<'a> {
         session,
         stack: opts.stack,
         mode_known: opts.mode_known,
+        ran: opts.ran,
     }
 }
 
@@ -415,7 +421,7 @@ fn stage_title(stage: Stage) -> &'static str {
         Stage::TcpClose => "the TCP connection closes",
         Stage::MqPublish => "publishing on the message queue",
         Stage::MqMessage => "a message from the queue",
-        Stage::TcpData | Stage::Error | Stage::Diagnosis => "other",
+        Stage::TcpData | Stage::Error | Stage::Diagnosis | Stage::App => "other",
     }
 }
 
@@ -428,10 +434,14 @@ fn versions_text(ctx: &Ctx) -> String {
             mode_text(ctx)
         ),
         None => format!(
-            "dispel's built-in {} versions ({list}), not necessarily the ones your app runs, {}",
+            "dispel's built-in {} versions ({list}), {}, {}",
             match ctx.stack.set {
                 VersionSet::Current => "current",
                 VersionSet::Seed => "course-seed",
+            },
+            match ctx.ran {
+                Some(ran) => format!("not the ones your app ran ({ran}, as the trace records; the interpreter that ran it is not on this machine, so the installed files cannot be read)"),
+                None => "not necessarily the ones your app runs".to_string(),
             },
             mode_text(ctx)
         ),
@@ -628,9 +638,12 @@ fn stage_section(ctx: &Ctx, stage: Stage) -> Vec<Block> {
         Stage::WsClose => ws_close(ctx),
         Stage::TcpClose => tcp_close(ctx),
         Stage::SioEmit | Stage::SioRoom => sio_calls(ctx, stage),
-        Stage::MqPublish | Stage::MqMessage | Stage::TcpData | Stage::Error | Stage::Diagnosis => {
-            (Vec::new(), None)
-        }
+        Stage::MqPublish
+        | Stage::MqMessage
+        | Stage::TcpData
+        | Stage::Error
+        | Stage::Diagnosis
+        | Stage::App => (Vec::new(), None),
     };
     blocks.extend(shown);
     if let Some(rep) = rep.or_else(|| ctx.of(stage).next()) {
