@@ -83,6 +83,9 @@ make_venv "$TESTS/.venv" "$(sha256sum "$TESTS/requirements.txt" | cut -d' ' -f1)
 # eventlet and gevent, for the watch tests of Flask-SocketIO's other async modes
 ASYNC_SUM=$(cat "$TESTS/requirements.txt" "$TESTS/requirements-async.txt" | sha256sum | cut -d' ' -f1)
 make_venv "$TESTS/.venv-async" "$ASYNC_SUM" "$TESTS/requirements-async.txt"
+# gevent with gevent-websocket installed: the other WebSocket server of gevent mode
+GW_SUM=$(cat "$TESTS/requirements.txt" "$TESTS/requirements-gevent-websocket.txt" | sha256sum | cut -d' ' -f1)
+make_venv "$TESTS/.venv-gevent-websocket" "$GW_SUM" "$TESTS/requirements-gevent-websocket.txt"
 
 # ---- npm ---------------------------------------------------------------
 LOCK_SUM=$(sha256sum "$TESTS/package-lock.json" | cut -d' ' -f1)

@@ -71,7 +71,9 @@ pub struct Step {
     pub only_if: Option<Condition>,
 }
 
-/// When a step holds: a file of an installed package has, or lacks, a text.
+/// When a step holds: a file of an installed package has, or lacks, a text, or is there at
+/// all (a package installed beside the set, such as gevent-websocket, that changes which code
+/// runs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Condition {
     /// The distribution whose file decides (`python-engineio`).
@@ -84,8 +86,16 @@ pub struct Condition {
     /// ...or where it lacks this one (a missing file lacks every text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lacks: Option<String>,
+    /// ...or where the file is there (`true`) or missing (`false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exists: Option<bool>,
+    /// The async modes the condition is asked in; in the others the step holds (a step of
+    /// simple-websocket holds under threading whether gevent-websocket is installed or not).
+    /// Every mode when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modes: Option<Vec<String>>,
     /// Whether it holds in the version set's own release of `package` (the anchor check
-    /// verifies it against the wheel).
+    /// verifies it against the wheel), or, for `exists`, with the set as installed by itself.
     pub builtin: bool,
 }
 
@@ -93,13 +103,22 @@ impl Condition {
     /// Whether the step holds for a file of this text (`None`: no such file, which has no
     /// text and lacks every one).
     pub fn holds(&self, text: Option<&str>) -> bool {
-        self.has
-            .as_deref()
-            .is_none_or(|h| text.is_some_and(|t| t.contains(h)))
+        self.exists.is_none_or(|e| e == text.is_some())
+            && self
+                .has
+                .as_deref()
+                .is_none_or(|h| text.is_some_and(|t| t.contains(h)))
             && self
                 .lacks
                 .as_deref()
                 .is_none_or(|l| !text.is_some_and(|t| t.contains(l)))
+    }
+
+    /// Whether the condition is asked in this async mode.
+    pub fn asked_in(&self, mode: AsyncMode) -> bool {
+        self.modes
+            .as_ref()
+            .is_none_or(|m| m.iter().any(|x| x == mode.as_str()))
     }
 }
 
@@ -206,6 +225,8 @@ pub enum SourceHost {
     GitHub,
     /// Gitea/Forgejo style: `https://HOST/REPO/src/tag/TAG/PATH#Lstart-Lend`.
     Gitea(String),
+    /// GitLab style: `https://HOST/REPO/-/blob/TAG/PATH#Lstart-end`.
+    GitLab(String),
 }
 
 /// The permalink of a line span. One line gives `#Lstart`, a span `#Lstart-Lend`.
@@ -220,11 +241,12 @@ pub fn permalink(
     let base = match host {
         SourceHost::GitHub => format!("https://github.com/{repo}/blob/{tag}/{path}"),
         SourceHost::Gitea(h) => format!("https://{h}/{repo}/src/tag/{tag}/{path}"),
+        SourceHost::GitLab(h) => format!("https://{h}/{repo}/-/blob/{tag}/{path}"),
     };
-    if end > start {
-        format!("{base}#L{start}-L{end}")
-    } else {
-        format!("{base}#L{start}")
+    match host {
+        _ if end <= start => format!("{base}#L{start}"),
+        SourceHost::GitLab(_) => format!("{base}#L{start}-{end}"),
+        _ => format!("{base}#L{start}-L{end}"),
     }
 }
 
@@ -456,8 +478,13 @@ fn resolve_parts(chain: &[ChainStage], parts: &[Part], mode: AsyncMode) -> Vec<S
     let mut out = Vec::new();
     for part in parts {
         for step in select(chain, &part.chain, part.steps.as_deref(), mode) {
+            let mut step = step.clone();
+            // A condition of other modes does not hold this mode's step back.
+            if step.only_if.as_ref().is_some_and(|c| !c.asked_in(mode)) {
+                step.only_if = None;
+            }
             out.push(StepLink::new(
-                step.clone(),
+                step,
                 &SourceHost::GitHub,
                 phase_name(part.phase.as_deref()),
             ));

@@ -237,6 +237,11 @@ pub fn source_host(dist: &Dist, data_repo: &str) -> (SourceHost, String) {
             };
             return (SourceHost::GitHub, repo);
         }
+        // gevent-websocket names www.gitlab.com; GitLab itself answers on gitlab.com.
+        let bare = host.strip_prefix("www.").unwrap_or(&host);
+        if bare == "gitlab.com" || bare.starts_with("gitlab.") {
+            return (SourceHost::GitLab(bare.to_string()), repo);
+        }
         return (SourceHost::Gitea(host), repo);
     }
     (SourceHost::GitHub, data_repo.to_string())

@@ -340,6 +340,8 @@ fn links_find_a_function_whose_line_changed() {
         path: "socketio/base_manager.py".into(),
         has: Some(has.into()),
         lacks: None,
+        exists: None,
+        modes: None,
         builtin,
     };
     let conditional = |c: Condition| Step {
@@ -382,6 +384,91 @@ fn links_find_a_function_whose_line_changed() {
         "a missing file has no text, not even an empty one"
     );
     assert!(wants.holds(Some("")));
+    // A package installed beside the set: the file is there or not.
+    let beside = |exists: bool| Condition {
+        has: None,
+        exists: Some(exists),
+        modes: Some(vec!["gevent".into()]),
+        ..only_if("", "gevent-websocket", !exists)
+    };
+    assert!(beside(true).holds(Some("")) && !beside(true).holds(None));
+    assert!(beside(false).holds(None) && !beside(false).holds(Some("x")));
+    assert!(beside(true).asked_in(AsyncMode::Gevent));
+    assert!(!beside(true).asked_in(AsyncMode::Threading));
+}
+
+/// With gevent-websocket installed, python-engineio's gevent driver and Flask-SocketIO's run()
+/// use it instead of simple-websocket: the links of a gevent server follow gevent-websocket
+/// then, and simple-websocket otherwise; a threading server's never change.
+#[test]
+fn gevent_links_follow_gevent_websocket_where_it_is_installed() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = |gw: bool| {
+        let mut dists = std::collections::HashMap::new();
+        if gw {
+            let file = dir.path().join("geventwebsocket/handler.py");
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, "class WebSocketHandler: pass\n").unwrap();
+            dists.insert(
+                "gevent-websocket".to_string(),
+                Dist {
+                    name: "gevent-websocket".into(),
+                    version: "0.10.1".into(),
+                    urls: Vec::new(),
+                },
+            );
+        }
+        Installed {
+            site_packages: dir.path().to_path_buf(),
+            python_version: None,
+            stdlib: None,
+            dists,
+        }
+    };
+    let packages = |inst: &Installed, mode, stage, kind| {
+        let stack = Stack {
+            set: VersionSet::Current,
+            mode,
+        };
+        inst.relink_all(for_event_all(stack, stage, kind))
+            .into_iter()
+            .map(|l| l.step.package)
+            .collect::<Vec<_>>()
+    };
+    for (stage, kind) in [
+        (Stage::WsHandshake, None),
+        (Stage::WsFrame, Some(Kind::Text)),
+        (Stage::WsFrame, Some(Kind::Send)),
+        (Stage::WsMessage, Some(Kind::Close)),
+    ] {
+        let gw = packages(&with(true), AsyncMode::Gevent, stage, kind);
+        assert!(gw.iter().any(|p| p == "gevent-websocket"), "{stage} {gw:?}");
+        for other in ["simple-websocket", "wsproto", "h11"] {
+            assert!(!gw.iter().any(|p| p == other), "{stage}: {other} in {gw:?}");
+        }
+        let sw = packages(&with(false), AsyncMode::Gevent, stage, kind);
+        assert!(sw.iter().any(|p| p == "simple-websocket"), "{stage} {sw:?}");
+        assert!(
+            !sw.iter().any(|p| p == "gevent-websocket"),
+            "{stage} {sw:?}"
+        );
+        let threading = packages(&with(true), AsyncMode::Threading, stage, kind);
+        assert!(threading.iter().any(|p| p == "simple-websocket"), "{stage}");
+        assert!(
+            !threading.iter().any(|p| p == "gevent-websocket"),
+            "{stage}"
+        );
+    }
+    // The built-in links assume the set installed by itself: simple-websocket.
+    let builtin = for_event(
+        Stack {
+            set: VersionSet::Current,
+            mode: AsyncMode::Gevent,
+        },
+        Stage::WsFrame,
+        Some(Kind::Text),
+    );
+    assert!(!builtin.iter().any(|l| l.step.package == "gevent-websocket"));
 }
 
 #[test]
@@ -392,6 +479,16 @@ fn links_metadata_and_hosts() {
     assert_eq!(d.version, "5.18.1");
     let (host, repo) = source_host(&d, "miguelgrinberg/python-socketio");
     assert_eq!(host, SourceHost::Gitea("code.miguelgrinberg.com".into()));
+    let gl = parse_metadata(
+        "Name: gevent-websocket\nVersion: 0.10.1\nHome-page: https://www.gitlab.com/noppo/gevent-websocket\n",
+    )
+    .expect("gevent-websocket");
+    let (gl_host, gl_repo) = source_host(&gl, "jgelens/gevent-websocket");
+    assert_eq!(gl_host, SourceHost::GitLab("gitlab.com".into()));
+    assert_eq!(
+        permalink(&gl_host, &gl_repo, "0.10.1", "geventwebsocket/handler.py", 102, 128),
+        "https://gitlab.com/noppo/gevent-websocket/-/blob/0.10.1/geventwebsocket/handler.py#L102-128"
+    );
     assert_eq!(repo, "miguelgrinberg/python-socketio");
     let gh = parse_metadata("Name: Flask\nVersion: 3.1.3\nProject-URL: Documentation, https://flask.palletsprojects.com/\nProject-URL: Source, https://github.com/pallets/flask/\n").expect("flask");
     assert_eq!(

@@ -364,7 +364,7 @@ async fn control_loop(
                         let source =
                             app_source(&command, hello.app_dir.as_ref().map(PathBuf::from));
                         tracer.emit(hello.event(
-                            timeline.place(None),
+                            timeline.place(msg["t"].as_f64()),
                             &app_name(&command),
                             source.as_deref(),
                         ));

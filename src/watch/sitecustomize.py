@@ -152,7 +152,7 @@ _link = _Link()
 # The packages whose frames make a chain, as their top-level modules.
 _STACK = {
     "flask_socketio", "socketio", "engineio", "simple_websocket", "wsproto", "h11",
-    "werkzeug", "flask", "eventlet", "gevent", "gunicorn",
+    "werkzeug", "flask", "eventlet", "gevent", "geventwebsocket", "gunicorn",
 }
 # A queue's put: where the way down from a send stops (queue.py of the standard library,
 # eventlet or gevent).
@@ -379,7 +379,8 @@ class _Tracer:
             from importlib import metadata
 
             for name in ("Flask-SocketIO", "python-socketio", "python-engineio", "simple-websocket",
-                         "wsproto", "h11", "Werkzeug", "Flask", "eventlet", "gevent", "gunicorn"):
+                         "wsproto", "h11", "Werkzeug", "Flask", "eventlet", "gevent", "gevent-websocket",
+                         "gunicorn"):
                 try:
                     versions[name] = metadata.version(name)
                     meta = metadata.metadata(name)

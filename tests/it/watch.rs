@@ -299,6 +299,11 @@ fn the_student_app_under_gevent() {
 /// though they leave on whichever GET the session holds, never on the POST that brought the
 /// event in.
 #[test]
+fn the_student_app_under_gevent_with_gevent_websocket() {
+    watch_the_student_app(".venv-gevent-websocket", "gevent");
+}
+
+#[test]
 fn the_student_app_on_long_polling() {
     watch_the_student_app(".venv", "polling");
 }
@@ -425,6 +430,20 @@ fn watch_the_student_app(venv: &str, mode: &str) {
             assert!(other == server || !links.contains(other), "{mode}: {links}");
         }
     }
+    // The WebSocket's handshake is linked to the library that made it: gevent-websocket's
+    // handler where it is installed, simple-websocket's otherwise (eventlet has its own).
+    let handshake = match trace.stage("ws.handshake").first() {
+        Some(h) => h["links"].to_string(),
+        None => String::new(),
+    };
+    let (made, not) = match (venv, mode) {
+        (_, "polling") => ("", "/"),
+        (".venv-gevent-websocket", _) => ("geventwebsocket/handler.py", "simple_websocket/"),
+        (_, "eventlet") => ("eventlet/websocket.py", "simple_websocket/"),
+        _ => ("simple_websocket/ws.py", "geventwebsocket/"),
+    };
+    assert!(handshake.contains(made), "{venv} {mode}: {handshake}");
+    assert!(!handshake.contains(not), "{venv} {mode}: {handshake}");
     let source = std::fs::read_to_string(repo().join("tests/student_app/chat.py")).unwrap();
     let site = repo()
         .join("tests")

@@ -79,7 +79,10 @@ def set_versions(stages):
 
 def check_condition(cond, versions, wheels, cache):
     """None when the condition's `builtin` answer is what the set's own release of its
-    package says (a file it has, or lacks, a text); else what is wrong."""
+    package says (a file it has, or lacks, a text); else what is wrong. A condition on a
+    package installed beside the set (`exists`) assumes the set installed by itself, where
+    that package is missing: its file must be in the package's wheel, and `builtin` must be
+    what a missing file gives."""
     version = versions.get(cond["package"])
     if version is None:
         return f"the set has no {cond['package']}"
@@ -90,6 +93,12 @@ def check_condition(cond, versions, wheels, cache):
         text = whl.read(cond["path"]).decode("utf-8")
     except KeyError:
         text = None  # no such file: it has no text, and lacks every one
+    if "exists" in cond:
+        if text is None:
+            return f"{cond['package']} {version} has no {cond['path']}"
+        if cond["builtin"] != (not cond["exists"]):
+            return f"builtin is {cond['builtin']}, but the set installed by itself has no {cond['package']}"
+        return None
     holds = ("has" not in cond or (text is not None and cond["has"] in text)) and (
         "lacks" not in cond or text is None or cond["lacks"] not in text)
     if holds != cond["builtin"]:
