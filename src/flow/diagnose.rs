@@ -161,6 +161,8 @@ pub struct Diagnoser {
     named: HashSet<u64>,
     /// The last EVENT each connection's client sent: its name and the packet.
     last_event: HashMap<u64, (String, Evidence)>,
+    /// The app's last disconnect() calls `dispel watch` saw: (Engine.IO sid, its line, when).
+    disconnect_calls: std::collections::VecDeque<(Option<String>, String, f64)>,
     /// (Engine.IO sid, namespace) whose CONNECT the server accepted.
     connected: HashSet<(String, String)>,
     /// Events that asked for an ack not sent yet: (sid, namespace, id) -> (event name, packet).
@@ -206,6 +208,7 @@ impl Diagnoser {
             last_on: HashMap::new(),
             named: HashSet::new(),
             last_event: HashMap::new(),
+            disconnect_calls: std::collections::VecDeque::new(),
             connected: HashSet::new(),
             awaiting: HashMap::new(),
             last_scan: 0.0,
@@ -400,7 +403,17 @@ impl Diagnoser {
             }
             (Stage::TcpData, Some(Dir::S2C)) => self.page_on_websocket(e),
             (Stage::Error, _) => self.raised(e),
-            (Stage::SioEmit, _) => self.emit_to_nobody(e),
+            (Stage::SioEmit, _) => {
+                if e.text("call") == Some("disconnect") {
+                    if self.disconnect_calls.len() >= 64 {
+                        self.disconnect_calls.pop_front();
+                    }
+                    let line = e.text("line").unwrap_or("?").to_string();
+                    let sid = e.text("eio_sid").map(str::to_string);
+                    self.disconnect_calls.push_back((sid, line, e.t));
+                }
+                self.emit_to_nobody(e)
+            }
             _ => None,
         }
     }
@@ -1175,11 +1188,29 @@ impl Diagnoser {
         let sid = e.sid().unwrap_or("").to_string();
         let mut evidence = Vec::new();
         let mut after = ", which python-socketio sends when the app calls disconnect()".to_string();
+        // The app's own call, when the tracer saw it: for this session, just before.
+        let call = self
+            .disconnect_calls
+            .iter()
+            .rev()
+            .find(|(s, _, t)| {
+                e.t - t <= 1.0
+                    && s.as_deref()
+                        .is_none_or(|s| Some(s) == e.sid() || e.sid().is_none())
+            })
+            .map(|(_, line, _)| line.clone());
         if let Some((name, ev)) = self.last_event.get(&conn) {
             if e.t - ev.t <= 1.0 {
-                after = format!(" right after the client's \"{name}\" event: its handler most likely called disconnect(), which makes python-socketio send it");
+                after = match &call {
+                    Some(line) => format!(" right after the client's \"{name}\" event: its handler called disconnect() at {line}, which makes python-socketio send it"),
+                    None => format!(" right after the client's \"{name}\" event: its handler most likely called disconnect(), which makes python-socketio send it"),
+                };
                 evidence.push(ev.clone());
             }
+        } else if let Some(line) = &call {
+            after = format!(
+                ": the app called disconnect() at {line}, which makes python-socketio send it"
+            );
         }
         evidence.push(Evidence::of(e));
         self.once("server-disconnected", format!("{sid} {nsp} {conn}"), Finding {

@@ -326,6 +326,7 @@ pub const ENTRY_NAMES: &[&str] = &[
     "entry:route",
     "entry:on",
     "entry:emit",
+    "entry:send",
     "entry:task",
     "entry:run",
 ];

@@ -34,6 +34,27 @@ fn data_parses_and_every_map_reference_exists() {
 }
 
 #[test]
+fn step_ids_are_unique_in_each_set() {
+    for set in SETS {
+        let mut seen = std::collections::HashSet::new();
+        for stage in chain(Stack {
+            set,
+            mode: AsyncMode::Threading,
+        })
+        .unwrap()
+        {
+            for s in &stage.steps {
+                assert!(
+                    seen.insert(s.step_id.clone()),
+                    "{set:?}: {} twice",
+                    s.step_id
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn links_every_stage_and_kind_maps_to_steps() {
     for set in SETS {
         for stage in Stage::ALL {

@@ -68,7 +68,14 @@ impl AppInfo {
 
     /// The trace's `app` event: what the app runs, and where its source is (`source`, as
     /// `dispel watch` found it from the command), for a report made from the trace later.
-    pub fn event(&self, t: f64, name: &str, source: Option<&std::path::Path>) -> Event {
+    /// `listens`: where the app's own server listens, behind dispel.
+    pub fn event(
+        &self,
+        t: f64,
+        name: &str,
+        source: Option<&std::path::Path>,
+        listens: std::net::SocketAddr,
+    ) -> Event {
         let versions: serde_json::Map<String, Value> = self
             .versions
             .iter()
@@ -87,6 +94,7 @@ impl AppInfo {
         .with("versions", Value::Object(versions))
         .with("executable", self.executable.clone())
         .with("app_dir", self.app_dir.clone())
+        .with("listens", listens.to_string())
         .with("source", source.map(|p| p.to_string_lossy().into_owned()))
     }
 

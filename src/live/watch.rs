@@ -158,6 +158,10 @@ async fn watch(
     let control = TcpListener::bind(("127.0.0.1", 0)).await?;
     let control_addr = control.local_addr()?;
     let (binds_tx, mut binds) = tokio::sync::mpsc::channel(4);
+    let app_port = match args.app_port {
+        Some(p) => p,
+        None => free_port()?,
+    };
     tokio::spawn(control_loop(
         control,
         binds_tx,
@@ -165,12 +169,11 @@ async fn watch(
         info,
         live.linker().clone(),
         timeline,
-        Arc::new(args.command.clone()),
+        Arc::new(Started {
+            command: args.command.clone(),
+            listens: SocketAddr::from(([127, 0, 0, 1], app_port)),
+        }),
     ));
-    let app_port = match args.app_port {
-        Some(p) => p,
-        None => free_port()?,
-    };
     let hook_dir = std::env::temp_dir().join(format!("dispel-watch-{}", std::process::id()));
     std::fs::create_dir_all(&hook_dir)
         .and_then(|_| std::fs::write(hook_dir.join("sitecustomize.py"), HOOK))
@@ -318,18 +321,18 @@ async fn control_loop(
     info: Arc<Mutex<AppInfo>>,
     linker: crate::links::Linker,
     timeline: Timeline,
-    command: Arc<Vec<String>>,
+    started: Arc<Started>,
 ) {
     loop {
         let Ok((stream, _)) = control.accept().await else {
             continue;
         };
-        let (binds, tracer, info, linker, command) = (
+        let (binds, tracer, info, linker, started) = (
             binds.clone(),
             tracer.clone(),
             info.clone(),
             linker.clone(),
-            command.clone(),
+            started.clone(),
         );
         tokio::spawn(async move {
             // One connection per process of the app: its chains, by number.
@@ -362,11 +365,12 @@ async fn control_loop(
                         // In the trace too, so that a report made from it later knows what
                         // the app ran and where its source is.
                         let source =
-                            app_source(&command, hello.app_dir.as_ref().map(PathBuf::from));
+                            app_source(&started.command, hello.app_dir.as_ref().map(PathBuf::from));
                         tracer.emit(hello.event(
                             timeline.place(msg["t"].as_f64()),
-                            &app_name(&command),
+                            &app_name(&started.command),
                             source.as_deref(),
+                            started.listens,
                         ));
                         if let Ok(mut i) = info.lock() {
                             *i = hello;
@@ -632,6 +636,12 @@ impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// How the app was started: its command, and where its own server listens, behind dispel.
+struct Started {
+    command: Vec<String>,
+    listens: SocketAddr,
 }
 
 /// Whether a command-line word is a WSGI server's `module:app` (`chat:app`, `pkg.web:create`),

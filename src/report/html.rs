@@ -122,7 +122,7 @@ fn blocks(out: &mut String, blocks: &[Block]) {
                         .all(|i| i.iter().any(|s| matches!(s, Inline::Link { .. })));
                 if chain {
                     out.push_str(&format!(
-                        "<details open class=\"chain\"><summary>{} steps, outermost call first</summary>\n",
+                        "<details open class=\"chain\"><summary>{} steps, in the order they run</summary>\n",
                         items.len()
                     ));
                 }

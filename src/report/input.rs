@@ -517,6 +517,8 @@ pub struct Watched {
     pub source: Option<std::path::PathBuf>,
     /// The versions the app reported ("Flask-SocketIO 5.7.0"), and its Python.
     pub versions: Vec<String>,
+    /// Where the app's own server listened, behind the relay the clients connected to.
+    pub listens: Option<String>,
 }
 
 impl Watched {
@@ -538,6 +540,7 @@ impl Watched {
             executable: path("executable"),
             source: path("source"),
             versions,
+            listens: e.str("listens").map(str::to_string),
         }
     }
 }

@@ -66,6 +66,9 @@ pub struct Scan {
     pub files: Vec<String>,
     /// The functions started with `start_background_task(f, ...)`: name, line, statement.
     pub tasks: Vec<(String, usize, String)>,
+    /// The `Namespace` classes registered with `on_namespace(...)`: class, file, line,
+    /// statement.
+    pub namespaces: Vec<(String, String, usize, String)>,
     /// The names the app gives its `SocketIO` objects (`socketio = SocketIO(app)`): only their
     /// decorators are handlers (a python-socketio client's `@sio.on` in the same folder is
     /// not). Empty: any receiver is taken.
@@ -293,6 +296,14 @@ pub fn scan_text(file: &str, text: &str, scan: &mut Scan) {
                 .take_while(|c| c.is_alphanumeric() || *c == '_')
                 .collect();
             if let Some(ns) = first_string(rest) {
+                if !l.trim_start().starts_with('#') {
+                    scan.namespaces.push((
+                        class.clone(),
+                        file.to_string(),
+                        i + 1,
+                        statement(&lines, i),
+                    ));
+                }
                 registered.push((class, ns));
             }
         }
@@ -537,7 +548,7 @@ impl Call {
                 if skip_self { " but the sender" } else { "" }
             ),
             (None, false, false, true) => {
-                "every client in the namespace (socketio.emit outside a handler broadcasts)".into()
+                "every client in the namespace (the SocketIO object's emit and send go to everyone unless to= names a room, wherever they are called)".into()
             }
             (None, false, false, false) => "the client whose event is being handled".into(),
         })
@@ -695,7 +706,7 @@ socketio.start_background_task(target=countdown, n=3)
         assert_eq!((ping.event.as_str(), ping.nsp.as_str()), ("ping", "/chat"));
         assert_eq!(
             find(&s, "announce").calls[0].reach().unwrap(),
-            "every client in the namespace (socketio.emit outside a handler broadcasts)"
+            "every client in the namespace (the SocketIO object's emit and send go to everyone unless to= names a room, wherever they are called)"
         );
         assert_eq!(
             find(&s, "announce").kind,

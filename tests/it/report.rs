@@ -255,7 +255,7 @@ fn a_capture_and_the_apps_source_give_its_own_code() {
     // The handler that raised: the ack that never came.
     assert!(md.contains("none came back within 1 s: the handler raised"));
     assert!(md.contains(
-        "reaches every client in the namespace (socketio.emit outside a handler broadcasts)"
+        "reaches every client in the namespace (the SocketIO object's emit and send go to everyone unless to= names a room, wherever they are called)"
     ));
     assert!(!md.contains("replace old value") && !md.contains("/auctions"));
     let bare = report(&pcap, &[]);

@@ -70,21 +70,20 @@ impl CallKind {
     pub(super) fn what(self) -> &'static str {
         match self {
             CallKind::EmitTo => "Flask-SocketIO's emit (and send, which emits \"message\") goes to the room named by to=, which may be one client's sid; without to= inside a handler it goes back to the client being handled. python-socketio's manager looks up the room's members and queues the packet, encoded once, on each one's session.",
-            CallKind::EmitAll => "With broadcast=True, or socketio.emit outside a handler, the packet goes to every client connected to the namespace: encoded once, queued on each client's session.",
+            CallKind::EmitAll => "With broadcast=True, or through the SocketIO object (socketio.emit, socketio.send) without to=, wherever it is called, the packet goes to every client connected to the namespace: encoded once, queued on each client's session.",
             CallKind::Join => "Joining a room changes python-socketio's table of rooms (its manager); nothing is sent to anyone.",
             CallKind::Leave => "Leaving a room changes python-socketio's table of rooms; nothing is sent.",
             CallKind::CloseRoom => "Closing a room makes every member leave it; nothing is sent.",
             CallKind::Disconnect => "The server sends the client a Socket.IO DISCONNECT for the namespace and forgets it there; the client does not reconnect by itself.",
             CallKind::Ack => "When the client asked for an acknowledgement, python-socketio sends the handler's return value back in an ACK packet with the same id, as soon as the handler returns.",
-            CallKind::Refuse => "Raised in a connect handler, Flask-SocketIO's ConnectionRefusedError (from flask_socketio) makes python-socketio answer the CONNECT with CONNECT_ERROR carrying the exception's argument, and the client's connect fails with that message. Python's built-in exception of the same name refuses the connection too, but with python-socketio's generic message, \"Connection refused by server\".",
+            CallKind::Refuse => "Raised in a connect handler, Flask-SocketIO's ConnectionRefusedError (from flask_socketio) makes python-socketio answer the CONNECT with CONNECT_ERROR carrying the exception's argument; the client's connect_error handler gets that message (socket.io-client's connect_error event carries it; python-socketio's client calls its connect_error handler with it, and its connect() raises a ConnectionError of its own, \"One or more namespaces failed to connect\"). Python's built-in exception of the same name refuses the connection too, but with python-socketio's generic message, \"Connection refused by server\".",
             CallKind::Task => "The function runs on a thread (or green thread) of its own, outside any client's request: its emits have no sender, so socketio.emit reaches every client of the namespace unless to= names a room.",
         }
     }
 
-    /// The library chain of this kind of call, at the report's versions. `method`: the call
-    /// is `socketio.emit(...)` (the SocketIO object's method), which skips Flask-SocketIO's
-    /// module-level `emit` function.
-    pub(super) fn links(self, ctx: &Ctx, method: bool) -> Vec<StepLink> {
+    /// The library chain of this kind of call, at the report's versions, for the form the
+    /// app's call has (see [`Form`]).
+    pub(super) fn links(self, ctx: &Ctx, form: Form) -> Vec<StepLink> {
         let mut links = match self {
             CallKind::EmitTo => ctx.links(Stage::SioEmit, Some(Kind::Room)),
             CallKind::EmitAll => ctx.links(Stage::SioEmit, None),
@@ -96,17 +95,45 @@ impl CallKind {
             CallKind::Refuse => ctx.links(Stage::SioEmit, Some(Kind::ConnectError)),
             CallKind::Task => ctx.entry("entry:task").map(|s| s.links).unwrap_or_default(),
         };
-        if method {
+        let emits = matches!(self, CallKind::EmitTo | CallKind::EmitAll);
+        if emits && (form.method || form.send) {
+            // Not through the module-level emit function.
             links.retain(|l| !(l.step.package == "flask-socketio" && l.step.symbol == "emit"));
+        }
+        if emits && form.send {
+            // send() and SocketIO.send, then SocketIO.emit.
+            let mut send = ctx.entry("entry:send").map(|s| s.links).unwrap_or_default();
+            if form.method {
+                send.retain(|l| l.step.symbol != "send");
+            }
+            send.extend(links);
+            links = send;
         }
         links
     }
 }
 
-/// Is the call a method (`socketio.emit`, a Namespace's `self.emit`), not Flask-SocketIO's
-/// module-level function?
-pub(super) fn is_method(call: &Call) -> bool {
-    call.name.contains('.')
+/// How the app's code wrote a call: through the SocketIO object (`socketio.emit`, a
+/// Namespace's `self.emit`) or Flask-SocketIO's module-level function, and `send` or `emit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Form {
+    pub method: bool,
+    pub send: bool,
+}
+
+impl Form {
+    /// A call that is neither (a background task's start).
+    pub(super) const PLAIN: Form = Form {
+        method: false,
+        send: false,
+    };
+
+    pub(super) fn of(call: &Call) -> Form {
+        Form {
+            method: call.name.contains('.'),
+            send: call.name.rsplit('.').next() == Some("send"),
+        }
+    }
 }
 
 /// The chain of the app's `SocketIO(...)` statement: without python-engineio's search for an

@@ -20,7 +20,7 @@ pub(super) fn chain_blocks(ctx: &Ctx, stage: Stage, rep: &Ev) -> Vec<Block> {
     blocks.push(para(vec![
         t("For "),
         c(shorten(&rep.summary, 70)),
-        t(", outermost call first:"),
+        t(", in the order they run:"),
     ]));
     blocks.push(link_list(&links));
     blocks
@@ -73,61 +73,86 @@ pub(super) fn link_item(l: &StepLink) -> Vec<Inline> {
     out
 }
 
-/// A chain in one paragraph, for a reader who follows the path rather than studies each line:
-/// each function a link to its lines, the package and file named where they change, calls
-/// joined by arrows, outermost first.
-pub(super) fn link_chain(links: &[StepLink]) -> Block {
-    let mut spans = Vec::new();
-    let mut last: Option<(&str, &str)> = None;
-    for (i, l) in links.iter().enumerate() {
+/// A chain for a reader who follows the path rather than studies each line: one short item
+/// per step, in the order they run, each function a link to its lines, the package named
+/// where it changes; `None` stands for lines an earlier step listed.
+pub(super) fn link_chain(links: &[Option<StepLink>]) -> Block {
+    let mut items = Vec::new();
+    let mut last: Option<&str> = None;
+    for l in links {
+        let Some(l) = l else {
+            items.push(vec![t("… (lines listed above)")]);
+            continue;
+        };
         let s = &l.step;
-        // A module's constants or table are not a call: named by what they are, beside
-        // the call that uses them.
-        let module = s.symbol == "<module>";
-        if i > 0 {
-            spans.push(t(if module { ", with " } else { " → " }));
+        let mut item = Vec::new();
+        if last != Some(s.package.as_str()) {
+            item.push(b(format!("{} {}", s.package, s.version)));
+            item.push(t(" "));
         }
+        last = Some(s.package.as_str());
         let file = links::installed_path(&s.path);
         let file = file.rsplit_once('/').map_or(file, |(_, name)| name);
-        if last.map(|(p, _)| p) != Some(s.package.as_str()) {
-            spans.push(b(format!("{} {}", s.package, s.version)));
-            spans.push(t(" "));
-            spans.push(c(file.to_string()));
-            spans.push(t(": "));
-        } else if last.map(|(_, f)| f) != Some(file) {
-            spans.push(c(file.to_string()));
-            spans.push(t(": "));
-        }
-        last = Some((s.package.as_str(), file));
         let lines = if s.line_end > s.line_start {
-            format!("lines {}-{}", s.line_start, s.line_end)
+            format!("{file}:{}-{}", s.line_start, s.line_end)
         } else {
-            format!("line {}", s.line_start)
+            format!("{file}:{}", s.line_start)
         };
-        let name = if module {
+        // A module's constants or table are not a call: named by what they are.
+        let name = if s.symbol == "<module>" {
             let what = s.what.trim_end_matches('.');
             let what = what.split([':', ';']).next().unwrap_or(what);
             let what = what.split(". ").next().unwrap_or(what);
-            let what = what.strip_prefix("The ").unwrap_or(what);
-            format!("the {what}")
+            format!(
+                "{} (module level)",
+                what.strip_prefix("The ").unwrap_or(what)
+            )
         } else {
             s.symbol.clone()
         };
-        spans.push(link(format!("{name} ({lines})"), l.url.clone()));
+        item.push(c(lines));
+        item.push(t(" "));
+        item.push(link(name, l.url.clone()));
         if let Some(p) = l.phase {
-            spans.push(t(format!(" ({p})")));
+            item.push(t(format!(" ({p})")));
         }
         match &l.status {
             Some(links::StepStatus::NotFound { .. }) => {
-                spans.push(t(" (not in your installed version)"));
+                item.push(t(" (not in your installed version)"));
             }
             Some(links::StepStatus::Function { .. }) => {
-                spans.push(t(
+                item.push(t(
                     " (the whole function: this line changed in your version)",
                 ));
             }
             _ => {}
         }
+        items.push(item);
     }
-    Block::Para(spans)
+    Block::List {
+        ordered: false,
+        items,
+    }
+}
+
+/// The links of a chain not listed before (`fresh` says which), each run of the others
+/// folded into one `None`. A step the chain repeats (two stages' chains joined) is left out
+/// of it without a mark.
+pub(super) fn with_gaps(
+    links: Vec<StepLink>,
+    mut fresh: impl FnMut(&StepLink) -> bool,
+) -> Vec<Option<StepLink>> {
+    let mut out: Vec<Option<StepLink>> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for l in links {
+        if !seen.insert(l.step.step_id.clone()) {
+            continue;
+        }
+        if fresh(&l) {
+            out.push(Some(l));
+        } else if out.last().is_none_or(Option::is_some) {
+            out.push(None);
+        }
+    }
+    out
 }

@@ -248,16 +248,16 @@ fn function_section(
     }
     // The library chain of each kind of call, the first time the app makes one. A task is
     // started elsewhere: its chain goes where it is started.
-    let mut kinds: Vec<(CallKind, bool)> = Vec::new();
+    let mut kinds: Vec<(CallKind, super::calls::Form)> = Vec::new();
     if matches!(f.kind, Kind::Task { .. }) {
-        kinds.push((CallKind::Task, false));
+        kinds.push((CallKind::Task, super::calls::Form::PLAIN));
     }
     for c in &f.calls {
         if c.nested.is_some() || (c.name == "return" && f.kind != Kind::Handler) {
             continue;
         }
         if let Some(k) = CallKind::of(c).filter(|k| *k != CallKind::Task) {
-            kinds.push((k, super::calls::is_method(c)));
+            kinds.push((k, super::calls::Form::of(c)));
         }
     }
     for (kind, method) in kinds {
@@ -346,7 +346,7 @@ pub(super) fn startup_sections(scan: &Scan, ctx: &super::Ctx, tasks: bool) -> Ve
                 Inline::Text(format!(". {}", CallKind::Task.what())),
             ]),
         ];
-        let links = CallKind::Task.links(ctx, false);
+        let links = CallKind::Task.links(ctx, super::calls::Form::PLAIN);
         if !links.is_empty() {
             blocks.push(text_para("How it is started:"));
             blocks.push(super::chain::link_list(&links));

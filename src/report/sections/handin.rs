@@ -5,7 +5,7 @@
 //! went wrong, and the licenses of the code quoted. Written for a grader: no connection
 //! numbers, no tool commands or options, no paths of this repository.
 
-use super::calls::{is_method, CallKind};
+use super::calls::{CallKind, Form};
 use super::*;
 use crate::report::pysource::Scan;
 use crate::stage::Kind;
@@ -18,9 +18,11 @@ struct Step<'a> {
     /// What this trace shows, in a sentence or two.
     shows: String,
     runner: String,
-    /// An event whose code runs first in the same step (the Engine.IO packet a frame
-    /// carries out).
-    also: Option<(Stage, &'a Ev)>,
+    /// Code that runs first in the same step (the Engine.IO packet a frame carries out),
+    /// by stage and kind.
+    also: Vec<(Stage, Option<Kind>)>,
+    /// Code that runs after it in the same step (the WebSocket message a frame completes).
+    then: Vec<(Stage, Option<Kind>)>,
     /// The kind whose links fit this step, when not the event's own (a capture's EVENT
     /// packet standing for the dispatch to a Namespace class's method).
     kind: Option<Kind>,
@@ -63,16 +65,6 @@ fn how(stage: Stage) -> Vec<Block> {
         .filter(|sentence| !sentence.contains("dispel"))
         .collect();
     parse_markdown(&kept.concat())
-}
-
-/// The links of an event not listed in an earlier step; `shown` collects them. A step whose
-/// lines sit inside a step listed before (the same function, described in more detail) is
-/// not listed again either.
-fn new_links(ctx: &Ctx, stage: Stage, kind: Option<Kind>, shown: &mut Shown) -> Vec<StepLink> {
-    ctx.links(stage, kind)
-        .into_iter()
-        .filter(|l| shown.insert(l))
-        .collect()
 }
 
 /// The steps a document has listed: by id, and by the lines they cover.
@@ -170,7 +162,8 @@ fn before<'a>(ctx: &Ctx<'a>, stage: Stage, at: &Ev, pick: impl Fn(&Ev) -> bool) 
         .last()
 }
 
-fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
+/// `listens`: where a watched app's own server listened, behind the relay that recorded it.
+fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>, listens: Option<&str>) -> Vec<Step<'a>> {
     let r = runners(ctx.stack.mode);
     let unit = r.unit;
     let mut steps = Vec::new();
@@ -179,11 +172,16 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
     let main = ctx.main_conn();
     let accept = ctx.on_main(Stage::TcpAccept);
     if let Some(e) = accept {
-        let mut shows = format!(
-            "The client ({}) connected to the server ({}).",
+        let (client, server) = (
             e.str("client").unwrap_or("?"),
-            e.str("server").unwrap_or("?")
+            e.str("server").unwrap_or("?"),
         );
+        let mut shows = match listens {
+            Some(listens) => format!(
+                "The client ({client}) connected to {server}, a recording relay in front of the app; the app's own server listened on {listens}, accepted the relay's connection and exchanged the same bytes over it, unchanged."
+            ),
+            None => format!("The client ({client}) connected to the server ({server})."),
+        };
         if let Some(more) = connections_sentence(ctx) {
             shows.push(' ');
             shows.push_str(&more);
@@ -194,7 +192,8 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
             ev: e,
             shows,
             runner: format!("{}.", r.accept),
-            also: None,
+            also: Vec::new(),
+            then: Vec::new(),
             kind: None,
         });
     }
@@ -233,7 +232,8 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
                 }
             ),
             runner: format!("Each long-polling request is an ordinary HTTP request, run by the {unit} of the connection it came on."),
-            also: None,
+            also: Vec::new(),
+            then: Vec::new(),
             kind: None,
         });
     }
@@ -261,7 +261,8 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
                 }
             ),
             runner: format!("The connection's {unit} reads the request line and the headers and calls the Flask app, whose Flask-SocketIO middleware hands /socket.io/ to python-engineio."),
-            also: None,
+            also: Vec::new(),
+            then: Vec::new(),
             kind: None,
         });
     }
@@ -276,7 +277,8 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
                 if e.flag("accept_ok") { ", which the client checks" } else { "" }
             ),
             runner: format!("The same {unit} writes the 101 answer; from here the connection carries WebSocket frames."),
-            also: None,
+            also: Vec::new(),
+            then: Vec::new(),
             kind: None,
         });
     }
@@ -303,7 +305,8 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
                 }
             ),
             runner: format!("The WebSocket's {unit} runs python-engineio's upgrade: it answers the probe, queues a NOOP for a poll that may be waiting, and waits for UPGRADE."),
-            also: None,
+            also: Vec::new(),
+            then: Vec::new(),
             kind: None,
         });
     }
@@ -326,7 +329,14 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
                     compression(ctx, f)
                 ),
                 runner: format!("{}.", r.reader),
-                also: None,
+                also: Vec::new(),
+                // The message the frame completes, handed over to python-engineio.
+                then: next(ctx, Stage::WsMessage, f.seq, |m| {
+                    m.dir == Some(Dir::C2S) && m.conn == f.conn
+                })
+                .map(|m| (Stage::WsMessage, m.kind))
+                .into_iter()
+                .collect(),
                 kind: None,
             });
         }
@@ -345,7 +355,8 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
             } else {
                 format!("The {unit} of the POST that carried it decodes the payload, packet by packet.")
             },
-            also: None,
+            also: Vec::new(),
+            then: Vec::new(),
             kind: None,
         });
     }
@@ -366,7 +377,8 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
             }
         ),
         runner: format!("The same {unit} decodes it, and python-socketio starts a new {unit} for the event (async_handlers=True, the default), so a slow handler does not hold up the connection."),
-        also: None,
+        also: Vec::new(),
+        then: Vec::new(),
         kind: None,
     });
     // The handler: the dispatch a watched app showed, else the event itself, when the app's
@@ -392,7 +404,8 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
             (None, None) => format!("python-socketio looks up the handler registered for \"{name}\" on {nsp}, and Flask-SocketIO calls it; which function of the app that is, the traffic alone does not show."),
         },
         runner: format!("The event's own {unit}, inside a Flask request context made for it (so request.sid and emit() know the client)."),
-        also: None,
+        also: Vec::new(),
+        then: Vec::new(),
         kind: match dispatch {
             Some(_) => None,
             None if through_class => Some(Kind::Namespace),
@@ -424,7 +437,8 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
             ev: a,
             shows: format!("The server sent back {what}."),
             runner: format!("The handler's {unit} encodes the packet and puts it, as an Engine.IO MESSAGE, on the session's queue; it does not write to the socket itself."),
-            also: None,
+            also: Vec::new(),
+            then: Vec::new(),
             kind: None,
         });
         if websocket {
@@ -441,9 +455,19 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
                         compression(ctx, f)
                     ),
                     runner: format!("python-engineio's writer, a {unit} of its own per WebSocket session, takes the packet from the queue and sends it."),
-                    also: before(ctx, Stage::EioPacket, a, |p| p.dir == Some(Dir::S2C))
-                        .or_else(|| next(ctx, Stage::EioPacket, a.seq, |p| p.dir == Some(Dir::S2C) && p.conn == a.conn))
-                        .map(|p| (Stage::EioPacket, p)),
+                    // The Engine.IO packet the writer takes from the queue, and the message
+                    // it hands to the WebSocket, before the frame.
+                    also: [
+                        before(ctx, Stage::EioPacket, a, |p| p.dir == Some(Dir::S2C))
+                            .or_else(|| next(ctx, Stage::EioPacket, a.seq, |p| p.dir == Some(Dir::S2C) && p.conn == a.conn))
+                            .map(|p| (Stage::EioPacket, p.kind)),
+                        before(ctx, Stage::WsMessage, f, |m| m.dir == Some(Dir::S2C))
+                            .map(|m| (Stage::WsMessage, m.kind)),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+                    then: Vec::new(),
                     kind: None,
                 });
             }
@@ -459,11 +483,43 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>) -> Vec<Step<'a>> {
             ev: p,
             shows: "The server sent PING (2); the client must answer PONG (3) within pingTimeout, or the session is closed.".into(),
             runner: format!("A background {unit} per session sleeps pingInterval, then queues the PING; the writer sends it."),
-            also: None,
+            also: Vec::new(),
+            then: Vec::new(),
             kind: None,
         });
     }
     steps
+}
+
+/// Which client the path follows, how it used the transports, and how many others the
+/// traffic holds.
+fn followed(ctx: &Ctx, input: &Input) -> String {
+    let requests: Vec<&Ev> = ctx.of(Stage::HttpRequest).collect();
+    let how = if requests.iter().any(|e| e.kind == Some(Kind::WebsocketNew)) {
+        "It opened its Engine.IO session directly on a WebSocket (transport=websocket in its first request, as a client told to use only WebSocket does); a browser's Socket.IO client starts on long-polling and then upgrades, so its first requests take the long-polling code before the WebSocket's."
+    } else if requests.iter().any(|e| e.kind == Some(Kind::Websocket)) {
+        "It started on long-polling and then upgraded to a WebSocket, as a browser's Socket.IO client does."
+    } else if requests.is_empty() {
+        ""
+    } else {
+        "It used long-polling only: every packet travelled in HTTP requests."
+    };
+    // The other clients: other Engine.IO sessions (a connection without one counts alone).
+    let mut sessions = HashSet::new();
+    for c in &input.conns {
+        if ctx.session.contains(&c.id) {
+            continue;
+        }
+        if c.eio || c.handshake {
+            sessions.insert(c.sid.clone().unwrap_or_else(|| format!("#{}", c.id)));
+        }
+    }
+    let others = match sessions.len() {
+        0 => String::new(),
+        1 => " The traffic holds one other client; what went wrong for any client is listed near the end.".to_string(),
+        n => format!(" The traffic holds {n} other clients; what went wrong for any client is listed near the end."),
+    };
+    format!("{how}{others}")
 }
 
 /// Which versions the links point at, and how that is known, in the report's own words.
@@ -509,7 +565,7 @@ fn your_code(
     };
     let mut items = Vec::new();
     // Each kind of call the app makes, in the order first met, with whether it is a method.
-    let mut kinds: Vec<(CallKind, bool)> = Vec::new();
+    let mut kinds: Vec<(CallKind, Form)> = Vec::new();
     for f in &scan.functions {
         let what = match &f.kind {
             crate::report::pysource::Kind::Handler => {
@@ -526,7 +582,7 @@ fn your_code(
             crate::report::pysource::Kind::Route(route) => format!("the HTTP route {route}"),
             crate::report::pysource::Kind::Task { line, .. } => {
                 if !kinds.iter().any(|(k, _)| *k == CallKind::Task) {
-                    kinds.push((CallKind::Task, false));
+                    kinds.push((CallKind::Task, Form::PLAIN));
                 }
                 format!("a background task, started at line {line}")
             }
@@ -543,8 +599,14 @@ fn your_code(
                 if kind == CallKind::Ack && f.kind != crate::report::pysource::Kind::Handler {
                     return None;
                 }
-                if !kinds.iter().any(|(k, _)| *k == kind) {
-                    kinds.push((kind, is_method(call)));
+                // An emit kind once, and once more for send() when the app uses both.
+                let form = Form::of(call);
+                let emits = matches!(kind, CallKind::EmitTo | CallKind::EmitAll);
+                if !kinds
+                    .iter()
+                    .any(|(k, f)| *k == kind && (!emits || f.send == form.send))
+                {
+                    kinds.push((kind, form));
                 }
                 let what = match kind {
                     CallKind::Ack => "the acknowledgement".to_string(),
@@ -609,35 +671,92 @@ fn your_code(
             ));
         }
     }
+    // How a decorated handler is registered, and found again when its event comes: shown on
+    // an event's handler (a connect handler is called from the CONNECT instead).
+    let decorated = |f: &&crate::report::pysource::Function| {
+        f.kind == crate::report::pysource::Kind::Handler && !f.name.contains('.')
+    };
+    let example = scan
+        .functions
+        .iter()
+        .filter(decorated)
+        .find(|f| !matches!(f.event.as_str(), "connect" | "disconnect"))
+        .or_else(|| scan.functions.iter().find(decorated));
+    if let Some(f) = example {
+        if let Some(e) = ctx.entry("entry:on") {
+            entries.push((
+                format!(
+                    "@socketio.on(...), as on {} ({}, line {})",
+                    f.name, f.file, f.first_line
+                ),
+                "At import time the decorator wraps the function and stores it under its namespace and event name; when an EVENT comes, python-socketio looks it up there and calls it.".into(),
+                e.links,
+            ));
+        }
+    }
+    // An HTTP route: Flask reaches it through the Socket.IO middleware, which lets every path
+    // but /socket.io/ through.
+    if let Some(f) = scan
+        .functions
+        .iter()
+        .find(|f| matches!(f.kind, crate::report::pysource::Kind::Route(_)))
+    {
+        if let (crate::report::pysource::Kind::Route(route), Some(e)) =
+            (&f.kind, ctx.entry("entry:route"))
+        {
+            entries.push((
+                format!("@app.route(\"{route}\"), as on {} ({}, line {})", f.name, f.file, f.first_line),
+                "At import time Flask maps the URL rule to the function; a request for it passes python-engineio's middleware (which takes only /socket.io/ paths) to Flask's own wsgi_app, which dispatches the matched rule.".into(),
+                e.links,
+            ));
+        }
+    }
     if let Some(f) = scan
         .functions
         .iter()
         .find(|f| f.kind == crate::report::pysource::Kind::Handler && f.name.contains('.'))
     {
         let class = f.name.split('.').next().unwrap_or("?");
+        let registered = scan
+            .namespaces
+            .iter()
+            .find(|(c, ..)| c == class)
+            .map(|(_, file, line, text)| {
+                format!(
+                    ", registered at {file}, line {line}: {}",
+                    text.lines().next().unwrap_or("").trim()
+                )
+            })
+            .unwrap_or_default();
         entries.push((
-            format!("The Namespace class {class}, on {}", f.nsp),
+            format!("The Namespace class {class}, on {}{registered}", f.nsp),
             "Its on_<event> methods are handlers too: python-socketio finds no decorated handler for the event, gives it to the Namespace object registered for the namespace (socketio.on_namespace), and Flask-SocketIO's Namespace calls the method of that name inside a request context, as for a decorated handler.".into(),
             ctx.links(Stage::SioDispatch, Some(Kind::Namespace)),
         ));
     }
-    for (kind, method) in kinds {
+    for (kind, form) in kinds {
+        let title = match (kind, form.send) {
+            (CallKind::EmitAll, true) => "A send() to every client of the namespace",
+            (CallKind::EmitTo, true) => "A send() to one room or one client",
+            _ => kind.title(),
+        };
         entries.push((
-            kind.title().to_string(),
+            title.to_string(),
             kind.what().to_string(),
-            kind.links(ctx, method),
+            kind.links(ctx, form),
         ));
     }
     for (title, what, links) in entries {
-        let fresh: Vec<StepLink> = links.into_iter().filter(|l| shown.insert(l)).collect();
+        let chain = with_gaps(links, |l| shown.insert(l));
+        let fresh: Vec<StepLink> = chain.iter().flatten().cloned().collect();
         blocks.push(para(vec![b(format!("{title}.")), t(format!(" {what}"))]));
         if fresh.is_empty() {
             blocks.push(text_para("Its library code is all in the steps above."));
         } else {
             blocks.push(text_para(
-                "The library code it goes through, without the lines listed above:",
+                "The library code it goes through, in the order it runs:",
             ));
-            blocks.push(link_chain(&fresh));
+            blocks.push(link_chain(&chain));
             lines.push((title, fresh));
         }
     }
@@ -678,14 +797,18 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
             e.str("nsp").unwrap_or("/"),
         )
     });
-    let steps = path(&ctx, handler.as_deref());
+    let steps = path(
+        &ctx,
+        handler.as_deref(),
+        input.watched.as_ref().and_then(|w| w.listens.as_deref()),
+    );
     let mut doc = Doc {
         title: format!("How Flask-SocketIO carries the live features of {app}"),
         intro: vec![text_para(format!(
-            "This report follows one client of {app} through the stack that serves it, from the moment its TCP connection is accepted to the bytes that carry the answer back. Each step says what the traffic showed, which {} of the server runs it, and the Python source lines that do it, outermost call first; a line listed in one step is not listed again. The links point at {}.",
+            "This report follows one client of {app} through the stack that serves it, from the moment its TCP connection is accepted to the bytes that carry the answer back. Each step says what the traffic showed, which {} of the server runs it, and the Python source lines that do it, in the order they run; a line listed once is not listed again (a chain marks where it passes through lines listed above). The links point at {}.",
             runners(ctx.stack.mode).unit,
             versions(&ctx)
-        ))],
+        )), text_para(format!("The client followed is the first in the traffic that sent the server an event over a WebSocket (without one, the first that spoke Engine.IO). {}", followed(&ctx, input)))],
         sections: Vec::new(),
     };
     doc.sections.push(Section {
@@ -720,20 +843,25 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
         }
         blocks.push(para(vec![b("In this trace:"), t(format!(" {}", s.shows))]));
         blocks.push(para(vec![b("Who runs it:"), t(format!(" {}", s.runner))]));
-        let mut links = Vec::new();
-        if let Some((stage, ev)) = s.also {
-            links.extend(new_links(&ctx, stage, ev.kind, &mut shown));
+        let mut all = Vec::new();
+        for (stage, kind) in &s.also {
+            all.extend(ctx.links(*stage, *kind));
         }
-        links.extend(new_links(&ctx, s.stage, s.kind.or(s.ev.kind), &mut shown));
+        all.extend(ctx.links(s.stage, s.kind.or(s.ev.kind)));
+        for (stage, kind) in &s.then {
+            all.extend(ctx.links(*stage, *kind));
+        }
+        let chain = with_gaps(all, |l| shown.insert(l));
+        let fresh: Vec<StepLink> = chain.iter().flatten().cloned().collect();
         let title = format!("Step {}. {}", i + 1, s.title);
-        if links.is_empty() {
+        if fresh.is_empty() {
             blocks.push(text_para("The code is the same as in the steps above."));
         } else {
             blocks.push(text_para(
-                "The code that does it, outermost call first (each line is described in \"The lines, one by one\" at the end):",
+                "The code that does it, in the order it runs (what each line does is in \"The lines, one by one\" at the end):",
             ));
-            blocks.push(link_chain(&links));
-            lines.push((title.clone(), links));
+            blocks.push(link_chain(&chain));
+            lines.push((title.clone(), fresh));
         }
         doc.sections.push(Section { title, blocks });
     }
@@ -792,9 +920,10 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
     }
     doc.sections.push(Section {
         title: "Sources and licenses".into(),
-        blocks: vec![text_para(
-            "The code linked above belongs to its projects and is quoted here by reference, each link at the tag of the release: Flask-SocketIO, python-socketio and python-engineio (MIT License), Flask and Werkzeug (BSD-3-Clause), simple-websocket, wsproto and h11 (MIT), eventlet and gevent (MIT), and the Python standard library (PSF License). The protocols are RFC 9293 (TCP), RFC 9112 (HTTP/1.1), RFC 6455 (WebSocket), RFC 7692 (permessage-deflate), and the Engine.IO v4 and Socket.IO v5 protocol documents.",
-        )],
+        blocks: vec![text_para(format!(
+            "The code linked above belongs to its projects and is quoted here by reference, each link at the tag of the release: {}. The protocols are RFC 9293 (TCP), RFC 9112 (HTTP/1.1), RFC 6455 (WebSocket), RFC 7692 (permessage-deflate), and the Engine.IO v4 and Socket.IO v5 protocol documents.",
+            licenses(lines.iter().flat_map(|(_, l)| l.iter().map(|l| l.step.package.as_str())))
+        ))],
     });
     if !lines.is_empty() {
         let mut blocks = vec![text_para(
@@ -810,6 +939,49 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
         });
     }
     doc
+}
+
+/// The license of each package the document links, grouped: "Flask-SocketIO, python-socketio
+/// and python-engineio (MIT License), Werkzeug (BSD-3-Clause) and ...".
+fn licenses<'a>(packages: impl Iterator<Item = &'a str>) -> String {
+    const KNOWN: &[(&str, &str, &str)] = &[
+        ("flask-socketio", "Flask-SocketIO", "MIT License"),
+        ("python-socketio", "python-socketio", "MIT License"),
+        ("python-engineio", "python-engineio", "MIT License"),
+        ("flask", "Flask", "BSD-3-Clause"),
+        ("werkzeug", "Werkzeug", "BSD-3-Clause"),
+        ("simple-websocket", "simple-websocket", "MIT License"),
+        ("wsproto", "wsproto", "MIT License"),
+        ("h11", "h11", "MIT License"),
+        ("eventlet", "eventlet", "MIT License"),
+        ("gevent", "gevent", "MIT License"),
+        ("gevent-websocket", "gevent-websocket", "Apache License 2.0"),
+        ("cpython", "the Python standard library", "PSF License"),
+    ];
+    let used: HashSet<String> = packages.map(str::to_ascii_lowercase).collect();
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (key, name, license) in KNOWN {
+        if !used.contains(*key) {
+            continue;
+        }
+        match groups.iter_mut().find(|(l, _)| l == license) {
+            Some((_, names)) => names.push(name),
+            None => groups.push((license, vec![name])),
+        }
+    }
+    let and = |items: &[String]| match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    };
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(license, names)| {
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            format!("{} ({license})", and(&names))
+        })
+        .collect();
+    and(&parts)
 }
 
 /// The app's own statement behind a diagnosis, from its source: the `raise

@@ -456,6 +456,8 @@ fn linked_versions(ctx: &Ctx) -> Vec<String> {
         .into_iter()
         .flatten()
         .flat_map(|c| c.steps.iter())
+        // Built-in: the set as installed by itself (not a package beside it).
+        .filter(|s| ctx.installed.is_some() || s.builtin_holds())
     {
         if !packages.iter().any(|(p, _)| p == &step.package) {
             packages.push((step.package.clone(), step.version.clone()));
