@@ -548,10 +548,9 @@ fn build_set(chain: Vec<ChainStage>, map: &StageMap, mode: AsyncMode) -> Result<
             name: e.name.clone(),
             title: e.title.clone(),
             summary: e.summary.to_string(),
-            links: resolve_parts(&chain, &e.parts, mode)
-                .into_iter()
-                .filter(|l| l.step.builtin_holds())
-                .collect(),
+            // Every step, those of other releases too: each use keeps the built-in ones or
+            // asks the installed files (`Installed::relink_section`).
+            links: resolve_parts(&chain, &e.parts, mode),
         })
         .collect();
     Ok(SetTables {
@@ -833,12 +832,21 @@ pub fn entry_points(stack: impl Into<Stack>) -> Result<&'static [Section], crate
     Ok(&set_tables(stack)?.entries)
 }
 
-/// One entry point by name (`entry:on`), see [`ENTRY_NAMES`].
+/// One entry point by name (`entry:on`), see [`ENTRY_NAMES`], with the steps of every
+/// release: [`Section::builtin`] keeps the built-in releases' ones.
 pub fn entry_point(
     stack: impl Into<Stack>,
     name: &str,
 ) -> Result<Option<&'static Section>, crate::Error> {
     Ok(entry_points(stack)?.iter().find(|s| s.name == name))
+}
+
+impl Section {
+    /// Without the steps that do not hold in the built-in releases.
+    pub fn builtin(mut self) -> Section {
+        self.links.retain(|l| l.step.builtin_holds());
+        self
+    }
 }
 
 /// Which sections `dispel links [STAGE]` prints.

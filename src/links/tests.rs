@@ -12,9 +12,11 @@ fn data_parses_and_every_map_reference_exists() {
     for set in SETS {
         set_tables(set).expect("tables build");
     }
-    // Every step number named in the map exists in at least one version set.
-    let cur = chain(VersionSet::Current).expect("current");
-    let seed = chain(VersionSet::Seed).expect("seed");
+    // Every step number named in the map exists in at least one version set and mode.
+    let all: Vec<&[ChainStage]> = SETS
+        .iter()
+        .flat_map(|&set| AsyncMode::ALL.map(|mode| chain(Stack { set, mode }).expect("chain")))
+        .collect();
     let parts = map
         .trace
         .iter()
@@ -23,7 +25,7 @@ fn data_parses_and_every_map_reference_exists() {
     for part in parts {
         for n in part.steps.iter().flatten() {
             let id = format!("{}.{n}", part.chain);
-            let known = [cur, seed]
+            let known = all
                 .iter()
                 .any(|c| c.iter().flat_map(|s| &s.steps).any(|s| s.step_id == id));
             assert!(known, "stage-map.json names {id}, which no version set has");
@@ -36,19 +38,16 @@ fn data_parses_and_every_map_reference_exists() {
 #[test]
 fn step_ids_are_unique_in_each_set() {
     for set in SETS {
-        let mut seen = std::collections::HashSet::new();
-        for stage in chain(Stack {
-            set,
-            mode: AsyncMode::Threading,
-        })
-        .unwrap()
-        {
-            for s in &stage.steps {
-                assert!(
-                    seen.insert(s.step_id.clone()),
-                    "{set:?}: {} twice",
-                    s.step_id
-                );
+        for mode in AsyncMode::ALL {
+            let mut seen = std::collections::HashSet::new();
+            for stage in chain(Stack { set, mode }).unwrap() {
+                for s in &stage.steps {
+                    assert!(
+                        seen.insert(s.step_id.clone()),
+                        "{set:?} {mode}: {} twice",
+                        s.step_id
+                    );
+                }
             }
         }
     }

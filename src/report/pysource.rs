@@ -548,7 +548,8 @@ impl Call {
                 if skip_self { " but the sender" } else { "" }
             ),
             (None, false, false, true) => {
-                "every client in the namespace (the SocketIO object's emit and send go to everyone unless to= names a room, wherever they are called)".into()
+                "every client in the namespace (the SocketIO object's emit or send without to=)"
+                    .into()
             }
             (None, false, false, false) => "the client whose event is being handled".into(),
         })
@@ -706,7 +707,7 @@ socketio.start_background_task(target=countdown, n=3)
         assert_eq!((ping.event.as_str(), ping.nsp.as_str()), ("ping", "/chat"));
         assert_eq!(
             find(&s, "announce").calls[0].reach().unwrap(),
-            "every client in the namespace (the SocketIO object's emit and send go to everyone unless to= names a room, wherever they are called)"
+            "every client in the namespace (the SocketIO object's emit or send without to=)"
         );
         assert_eq!(
             find(&s, "announce").kind,

@@ -255,7 +255,7 @@ fn a_capture_and_the_apps_source_give_its_own_code() {
     // The handler that raised: the ack that never came.
     assert!(md.contains("none came back within 1 s: the handler raised"));
     assert!(md.contains(
-        "reaches every client in the namespace (the SocketIO object's emit and send go to everyone unless to= names a room, wherever they are called)"
+        "reaches every client in the namespace (the SocketIO object's emit or send without to=)"
     ));
     assert!(!md.contains("replace old value") && !md.contains("/auctions"));
     let bare = report(&pcap, &[]);
@@ -486,11 +486,16 @@ fn the_hand_in_report_follows_the_template_without_tool_leftovers() {
         ] {
             assert_eq!(text.matches(kind).count(), 1, "{mode}: {kind}");
         }
-        // Words are explained before they are used, and the path can be read at a glance.
+        // Words are explained before they are used; a step of a stage explained before
+        // points to it instead of repeating it.
         let words = text.find("## Words used here").expect("the glossary");
         assert!(words < text.find("## Step 1.").unwrap(), "{mode}");
         assert!(text.contains("**Long-polling**:") && text.contains("**Engine.IO**:"));
-        assert!(text.contains("## The path at a glance"), "{mode}");
+        assert!(text.contains("**Middleware**:"), "{mode}");
+        assert!(text.contains("How Socket.IO packets work is explained in Step "), "{mode}");
+        // A chain that passes through lines listed before names them.
+        assert!(text.contains(", listed above"), "{mode}");
+        assert!(!text.contains("… (lines listed above)"), "{mode}");
         // The room-only app's emits are never described as broadcast=True ones.
         assert!(!text.contains("shown for broadcast=True"), "{mode}");
         assert!(

@@ -73,22 +73,48 @@ pub(super) fn link_item(l: &StepLink) -> Vec<Inline> {
     out
 }
 
+/// One item of a chain as a reader follows it: a step, or the steps it passes through that
+/// an earlier list has, by name.
+pub(super) enum Item {
+    Link(Box<StepLink>),
+    Listed(Vec<String>),
+}
+
+impl Item {
+    pub(super) fn link(&self) -> Option<&StepLink> {
+        match self {
+            Item::Link(l) => Some(l),
+            Item::Listed(_) => None,
+        }
+    }
+}
+
 /// A chain for a reader who follows the path rather than studies each line: one short item
 /// per step, in the order they run, each function a link to its lines, the package named
-/// where it changes; `None` stands for lines an earlier step listed.
-pub(super) fn link_chain(links: &[Option<StepLink>]) -> Block {
-    let mut items = Vec::new();
+/// where it changes, and where it passes through lines listed above, their names.
+pub(super) fn link_chain(items: &[Item]) -> Block {
+    let mut out = Vec::new();
     let mut last: Option<&str> = None;
-    for l in links {
-        let Some(l) = l else {
-            items.push(vec![t("… (lines listed above)")]);
-            continue;
+    for item in items {
+        let l = match item {
+            Item::Link(l) => l,
+            Item::Listed(names) => {
+                let shown = match names.as_slice() {
+                    [] => String::new(),
+                    [a] => a.clone(),
+                    [a, b] => format!("{a} and {b}"),
+                    [a, b, rest @ ..] => format!("{a}, {b} and {} more", rest.len()),
+                };
+                out.push(vec![t(format!("… {shown}, listed above"))]);
+                last = None;
+                continue;
+            }
         };
         let s = &l.step;
-        let mut item = Vec::new();
+        let mut line = Vec::new();
         if last != Some(s.package.as_str()) {
-            item.push(b(format!("{} {}", s.package, s.version)));
-            item.push(t(" "));
+            line.push(b(format!("{} {}", s.package, s.version)));
+            line.push(t(" "));
         }
         last = Some(s.package.as_str());
         let file = links::installed_path(&s.path);
@@ -98,60 +124,71 @@ pub(super) fn link_chain(links: &[Option<StepLink>]) -> Block {
         } else {
             format!("{file}:{}", s.line_start)
         };
-        // A module's constants or table are not a call: named by what they are.
-        let name = if s.symbol == "<module>" {
-            let what = s.what.trim_end_matches('.');
-            let what = what.split([':', ';']).next().unwrap_or(what);
-            let what = what.split(". ").next().unwrap_or(what);
-            format!(
-                "{} (module level)",
-                what.strip_prefix("The ").unwrap_or(what)
-            )
-        } else {
-            s.symbol.clone()
-        };
-        item.push(c(lines));
-        item.push(t(" "));
-        item.push(link(name, l.url.clone()));
+        line.push(c(lines));
+        line.push(t(" "));
+        line.push(link(name_of(s), l.url.clone()));
         if let Some(p) = l.phase {
-            item.push(t(format!(" ({p})")));
+            line.push(t(format!(" ({p})")));
         }
         match &l.status {
             Some(links::StepStatus::NotFound { .. }) => {
-                item.push(t(" (not in your installed version)"));
+                line.push(t(" (not in your installed version)"));
             }
             Some(links::StepStatus::Function { .. }) => {
-                item.push(t(
+                line.push(t(
                     " (the whole function: this line changed in your version)",
                 ));
             }
             _ => {}
         }
-        items.push(item);
+        out.push(line);
     }
     Block::List {
         ordered: false,
-        items,
+        items: out,
     }
 }
 
+/// How a chain names a step: its function, or for a module's constants what they are (they
+/// are defined when the module is imported, not called).
+fn name_of(s: &links::Step) -> String {
+    if s.symbol != "<module>" {
+        return s.symbol.clone();
+    }
+    let what = s.what.trim_end_matches('.');
+    let what = what.split([':', ';']).next().unwrap_or(what);
+    let what = what.split(". ").next().unwrap_or(what);
+    format!(
+        "{} (defined when the module is imported)",
+        what.strip_prefix("The ").unwrap_or(what)
+    )
+}
+
 /// The links of a chain not listed before (`fresh` says which), each run of the others
-/// folded into one `None`. A step the chain repeats (two stages' chains joined) is left out
-/// of it without a mark.
+/// folded into one item that names them. A step the chain repeats (two stages' chains
+/// joined) is left out of it without a mark.
 pub(super) fn with_gaps(
     links: Vec<StepLink>,
     mut fresh: impl FnMut(&StepLink) -> bool,
-) -> Vec<Option<StepLink>> {
-    let mut out: Vec<Option<StepLink>> = Vec::new();
+) -> Vec<Item> {
+    let mut out: Vec<Item> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for l in links {
         if !seen.insert(l.step.step_id.clone()) {
             continue;
         }
         if fresh(&l) {
-            out.push(Some(l));
-        } else if out.last().is_none_or(Option::is_some) {
-            out.push(None);
+            out.push(Item::Link(Box::new(l)));
+            continue;
+        }
+        let name = name_of(&l.step);
+        match out.last_mut() {
+            Some(Item::Listed(names)) => {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+            _ => out.push(Item::Listed(vec![name])),
         }
     }
     out

@@ -6,6 +6,7 @@
 //! numbers, no tool commands or options, no paths of this repository.
 
 use super::calls::{CallKind, Form};
+use super::chain::Item;
 use super::*;
 use crate::report::pysource::Scan;
 use crate::stage::Kind;
@@ -35,12 +36,21 @@ struct Runners {
     reader: &'static str,
 }
 
-fn runners(mode: links::AsyncMode) -> Runners {
-    match mode {
+fn runners(ctx: &Ctx) -> Runners {
+    // gevent-websocket, where it is installed, reads the frames in the connection's greenlet.
+    let gevent_websocket = ctx
+        .installed
+        .is_some_and(|i| i.dists.contains_key("gevent-websocket"));
+    match ctx.stack.mode {
+        links::AsyncMode::Gevent if gevent_websocket => Runners {
+            unit: "greenlet",
+            accept: "gevent's pywsgi server accepts the connection and spawns a greenlet for it: one greenlet per connection, all in one OS thread",
+            reader: "The connection's own greenlet reads the bytes and parses the frames (gevent-websocket's WebSocket) when python-engineio's loop asks for the next message: there is no reader greenlet",
+        },
         links::AsyncMode::Threading => Runners {
             unit: "thread",
             accept: "Werkzeug's server loop accepts the connection and starts a thread for it: one thread per connection (socketserver's ThreadingMixIn)",
-            reader: "simple-websocket's reader thread for this WebSocket reads the bytes from the socket and parses the frames (with wsproto), and hands each message over",
+            reader: "simple-websocket's reader thread for this WebSocket reads the bytes from the socket, parses the frames (with wsproto) and queues each message; the connection's thread, waiting in python-engineio's loop, takes it from there",
         },
         links::AsyncMode::Eventlet => Runners {
             unit: "green thread",
@@ -50,7 +60,7 @@ fn runners(mode: links::AsyncMode) -> Runners {
         links::AsyncMode::Gevent => Runners {
             unit: "greenlet",
             accept: "gevent's pywsgi server accepts the connection and spawns a greenlet for it: one greenlet per connection, all in one OS thread",
-            reader: "the WebSocket's reader, a greenlet, reads the bytes and parses the frames, and hands each message over",
+            reader: "simple-websocket's reader, a greenlet, reads the bytes and parses the frames (with wsproto) and queues each message; the connection's greenlet, waiting in python-engineio's loop, takes it from there",
         },
     }
 }
@@ -109,6 +119,8 @@ fn glossary(mode: links::AsyncMode) -> Vec<(&'static str, String)> {
     vec![
         ("TCP connection", "the two-way byte stream between the browser (or a Python client) and the server, named by the two address:port pairs; every other layer travels inside it.".into()),
         ("WSGI", "the Python interface between a web server and a web app (PEP 3333): the server calls the app with the request as a dictionary, the environ.".into()),
+        ("Middleware", "a WSGI app wrapped around another that sees each request first: Flask-SocketIO puts python-engineio's in front of the Flask app, to take the /socket.io/ requests and pass every other one on.".into()),
+        ("Request context", "what Flask sets up while it handles a request, so that request, session and the app's config can be used as if global; Flask-SocketIO makes one for each Socket.IO event, in which request.sid names the client.".into()),
         ("Engine.IO", "the transport under Socket.IO: it opens a session (named by its session id, the sid), carries packets over long-polling or a WebSocket, and checks with PING and PONG that the other side is still there.".into()),
         ("Long-polling", "the transport that works everywhere: the client sends HTTP GET requests that the server holds open until it has packets for it, and sends its own packets in HTTP POST requests.".into()),
         ("WebSocket", "RFC 6455: an HTTP request that asks to switch protocols (the upgrade); after the server's 101 answer the same TCP connection carries frames both ways. The server proves it understood with Sec-WebSocket-Accept: the SHA-1 of the client's Sec-WebSocket-Key joined to a fixed GUID, in base64.".into()),
@@ -126,14 +138,6 @@ fn glossary(mode: links::AsyncMode) -> Vec<(&'static str, String)> {
             links::AsyncMode::Gevent => "Greenlet",
         }, unit.split_once(": ").map(|(_, m)| m.to_string()).unwrap_or(unit)),
     ]
-}
-
-/// The first sentence of a text (up to its first ". ").
-fn first_sentence(text: &str) -> &str {
-    match text.find(". ") {
-        Some(i) => &text[..=i],
-        None => text,
-    }
 }
 
 /// For a compressed frame, what its bytes are: ", compressed with permessage-deflate (RSV1
@@ -164,7 +168,7 @@ fn before<'a>(ctx: &Ctx<'a>, stage: Stage, at: &Ev, pick: impl Fn(&Ev) -> bool) 
 
 /// `listens`: where a watched app's own server listened, behind the relay that recorded it.
 fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>, listens: Option<&str>) -> Vec<Step<'a>> {
-    let r = runners(ctx.stack.mode);
+    let r = runners(ctx);
     let unit = r.unit;
     let mut steps = Vec::new();
     let websocket = ctx.of(Stage::WsHandshake).next().is_some();
@@ -516,8 +520,8 @@ fn followed(ctx: &Ctx, input: &Input) -> String {
     }
     let others = match sessions.len() {
         0 => String::new(),
-        1 => " The traffic holds one other client; what went wrong for any client is listed near the end.".to_string(),
-        n => format!(" The traffic holds {n} other clients; what went wrong for any client is listed near the end."),
+        1 => " The traffic holds one other Socket.IO client; what went wrong for any client is listed near the end.".to_string(),
+        n => format!(" The traffic holds {n} other Socket.IO clients; what went wrong for any client is listed near the end."),
     };
     format!("{how}{others}")
 }
@@ -740,15 +744,16 @@ fn your_code(
             (CallKind::EmitTo, true) => "A send() to one room or one client",
             _ => kind.title(),
         };
-        entries.push((
-            title.to_string(),
-            kind.what().to_string(),
-            kind.links(ctx, form),
-        ));
+        let what = if form.send && matches!(kind, CallKind::EmitAll | CallKind::EmitTo) {
+            "send() is an emit of the event \"message\" (\"json\" with json=True): Flask-SocketIO's send takes the same to=, broadcast and include_self arguments and calls the SocketIO object's send, which emits; from there it goes the way of the emit above.".to_string()
+        } else {
+            kind.what().to_string()
+        };
+        entries.push((title.to_string(), what, kind.links(ctx, form)));
     }
     for (title, what, links) in entries {
         let chain = with_gaps(links, |l| shown.insert(l));
-        let fresh: Vec<StepLink> = chain.iter().flatten().cloned().collect();
+        let fresh: Vec<StepLink> = chain.iter().filter_map(Item::link).cloned().collect();
         blocks.push(para(vec![b(format!("{title}.")), t(format!(" {what}"))]));
         if fresh.is_empty() {
             blocks.push(text_para("Its library code is all in the steps above."));
@@ -806,7 +811,7 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
         title: format!("How Flask-SocketIO carries the live features of {app}"),
         intro: vec![text_para(format!(
             "This report follows one client of {app} through the stack that serves it, from the moment its TCP connection is accepted to the bytes that carry the answer back. Each step says what the traffic showed, which {} of the server runs it, and the Python source lines that do it, in the order they run; a line listed once is not listed again (a chain marks where it passes through lines listed above). The links point at {}.",
-            runners(ctx.stack.mode).unit,
+            runners(&ctx).unit,
             versions(&ctx)
         )), text_para(format!("The client followed is the first in the traffic that sent the server an event over a WebSocket (without one, the first that spoke Engine.IO). {}", followed(&ctx, input)))],
         sections: Vec::new(),
@@ -821,25 +826,28 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
                 .collect(),
         }],
     });
-    doc.sections.push(Section {
-        title: "The path at a glance".into(),
-        blocks: vec![Block::List {
-            ordered: true,
-            items: steps
-                .iter()
-                .map(|s| vec![b(s.title), t(format!(": {}", first_sentence(&s.shows)))])
-                .collect(),
-        }],
-    });
     let mut shown = Shown::default();
     // Every chain's lines with what each does, for the last section.
     let mut lines: Vec<(String, Vec<StepLink>)> = Vec::new();
-    let mut explained = HashSet::new();
+    let mut explained: HashMap<Stage, usize> = HashMap::new();
     for (i, s) in steps.iter().enumerate() {
         let mut blocks = Vec::new();
-        // The stage's explanation once, where it first matters.
-        if explained.insert(s.stage) {
-            blocks.extend(how(s.stage));
+        // The stage's explanation once, where it first matters; later steps point to it.
+        match explained.get(&s.stage) {
+            None => {
+                explained.insert(s.stage, i + 1);
+                blocks.extend(how(s.stage));
+            }
+            Some(at) => blocks.push(text_para(format!(
+                "How {} work is explained in Step {at}.",
+                match s.stage {
+                    Stage::SioPacket => "Socket.IO packets",
+                    Stage::EioPacket => "Engine.IO packets",
+                    Stage::WsFrame => "WebSocket frames",
+                    Stage::HttpRequest => "HTTP requests",
+                    _ => "these",
+                }
+            ))),
         }
         blocks.push(para(vec![b("In this trace:"), t(format!(" {}", s.shows))]));
         blocks.push(para(vec![b("Who runs it:"), t(format!(" {}", s.runner))]));
@@ -852,7 +860,7 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
             all.extend(ctx.links(*stage, *kind));
         }
         let chain = with_gaps(all, |l| shown.insert(l));
-        let fresh: Vec<StepLink> = chain.iter().flatten().cloned().collect();
+        let fresh: Vec<StepLink> = chain.iter().filter_map(Item::link).cloned().collect();
         let title = format!("Step {}. {}", i + 1, s.title);
         if fresh.is_empty() {
             blocks.push(text_para("The code is the same as in the steps above."));
@@ -884,6 +892,9 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
                 let mut item = vec![t(d.summary.clone())];
                 if n > 1 {
                     item.push(t(format!(" ({n} times.)")));
+                }
+                if let Some(reached) = reached_other_times(input, d) {
+                    item.push(t(format!(" The same line reached {reached} at other times in this traffic, so the emit works; it had no one to reach here.")));
                 }
                 if let Some((line, text)) = scan.as_ref().and_then(|s| deciding_call(s, d)) {
                     item.push(t(format!(" In the app's code, line {line}: ")));
@@ -939,6 +950,33 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
         });
     }
     doc
+}
+
+/// For an emit that reached nobody: how many clients the same line of the app reached at
+/// other times ("2 clients"), when it did.
+fn reached_other_times(input: &Input, d: &Ev) -> Option<String> {
+    if d.str("cause") != Some("emit-reached-nobody") {
+        return None;
+    }
+    let line = d
+        .summary
+        .split_once(" at ")
+        .and_then(|(_, rest)| rest.split_once(" reached no client"))
+        .map(|(line, _)| line)?;
+    // The app's own sites hold every connection's calls, the report's events only the
+    // followed client's.
+    let reached = input
+        .sites
+        .list
+        .iter()
+        .filter(|s| s.first.stage == Stage::SioEmit && s.first.str("line") == Some(line))
+        .map(|s| s.reached.len())
+        .max()
+        .filter(|&n| n > 0)?;
+    Some(match reached {
+        1 => "a client".to_string(),
+        n => format!("{n} clients"),
+    })
 }
 
 /// The license of each package the document links, grouped: "Flask-SocketIO, python-socketio

@@ -196,7 +196,7 @@ impl<'a> Ctx<'a> {
         let sec = links::entry_point(self.stack, name).ok().flatten()?.clone();
         Some(match self.installed {
             Some(inst) => inst.relink_section(sec),
-            None => sec,
+            None => sec.builtin(),
         })
     }
 }
@@ -456,8 +456,14 @@ fn linked_versions(ctx: &Ctx) -> Vec<String> {
         .into_iter()
         .flatten()
         .flat_map(|c| c.steps.iter())
-        // Built-in: the set as installed by itself (not a package beside it).
-        .filter(|s| ctx.installed.is_some() || s.builtin_holds())
+        .filter(|s| s.holds_for(ctx.stack.mode))
+        // The releases linked: as installed, else the set as installed by itself.
+        .filter(|s| match (&s.only_if, ctx.installed) {
+            (None, _) => true,
+            (Some(c), _) if !c.asked_in(ctx.stack.mode) => true,
+            (Some(c), Some(inst)) => inst.holds(c),
+            (Some(c), None) => c.builtin,
+        })
     {
         if !packages.iter().any(|(p, _)| p == &step.package) {
             packages.push((step.package.clone(), step.version.clone()));
