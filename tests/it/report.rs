@@ -492,7 +492,10 @@ fn the_hand_in_report_follows_the_template_without_tool_leftovers() {
         assert!(words < text.find("## Step 1.").unwrap(), "{mode}");
         assert!(text.contains("**Long-polling**:") && text.contains("**Engine.IO**:"));
         assert!(text.contains("**Middleware**:"), "{mode}");
-        assert!(text.contains("How Socket.IO packets work is explained in Step "), "{mode}");
+        assert!(
+            text.contains("How Socket.IO packets work is explained in Step "),
+            "{mode}"
+        );
         // A chain that passes through lines listed before names them.
         assert!(text.contains(", listed above"), "{mode}");
         assert!(!text.contains("… (lines listed above)"), "{mode}");
