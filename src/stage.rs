@@ -234,6 +234,18 @@ kinds! {
     Emit = "emit",
     /// An emit to a room (`to=room`), as the app called it; also a room event of old traces.
     Room = "room",
+    /// The app's call through the SocketIO object (`socketio.emit`, a Namespace's
+    /// `self.emit`) to everyone: not through Flask-SocketIO's module-level `emit`.
+    Method = "method",
+    /// The same to a room or one client.
+    MethodRoom = "method_room",
+    /// Flask-SocketIO's module-level `send` to a room or one client (`send` alone is to
+    /// everyone: `Send`).
+    SendRoom = "send_room",
+    /// The SocketIO object's `send` to everyone.
+    MethodSend = "method_send",
+    /// The SocketIO object's `send` to a room or one client.
+    MethodSendRoom = "method_send_room",
     /// The app's `join_room`, `leave_room`, `close_room`.
     Join = "join",
     Leave = "leave",
@@ -343,7 +355,19 @@ impl Stage {
                 Page,
             ],
             Stage::SioBroadcast => &[Broadcast, Emit, Fanout, Room],
-            Stage::SioEmit => &[Room, ConnectSent, AckSent, ConnectError, Disconnect],
+            Stage::SioEmit => &[
+                Room,
+                Method,
+                MethodRoom,
+                Send,
+                SendRoom,
+                MethodSend,
+                MethodSendRoom,
+                ConnectSent,
+                AckSent,
+                ConnectError,
+                Disconnect,
+            ],
             Stage::SioRoom => &[Join, Leave, CloseRoom],
             Stage::SioDispatch => &[Namespace, Connect, NamespaceConnect],
             Stage::HttpResponse => &[Polling, PollingOpen, PollingPost, Websocket, Page],

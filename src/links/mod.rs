@@ -326,7 +326,6 @@ pub const ENTRY_NAMES: &[&str] = &[
     "entry:route",
     "entry:on",
     "entry:emit",
-    "entry:send",
     "entry:task",
     "entry:run",
 ];

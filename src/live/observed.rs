@@ -420,16 +420,31 @@ fn call(msg: &Value, t: f64, chains: &Chains) -> Event {
     fields.push(("recipient_sids", msg["recipients"].clone()));
     fields.push(("thread", msg["thread"].clone()));
     fields.push(("observed", Value::Array(frames)));
+    // To one client (the sender's own sid is a room) or a room: python-socketio's room path.
     let reach_room = fields
         .iter()
-        .any(|(k, v)| *k == "reach" && v.as_str() == Some("room"));
+        .any(|(k, v)| *k == "reach" && matches!(v.as_str(), Some("room" | "sender")));
     let mut e = Event::new(stage, t, None, None, summary).kind(match (stage, kind) {
         (Stage::SioRoom, "join_room") => Kind::Join,
         (Stage::SioRoom, "leave_room") => Kind::Leave,
         (Stage::SioRoom, _) => Kind::CloseRoom,
         (_, "disconnect") => Kind::Disconnect,
-        _ if reach_room => Kind::Room,
-        _ => Kind::Emit,
+        // The way in: the module-level function or the SocketIO object's method, emit or
+        // send; then to a room (or one client) or to everyone.
+        (_, call) => {
+            let method = call.contains('.');
+            let send = call.ends_with("send");
+            match (method, send, reach_room) {
+                (false, false, true) => Kind::Room,
+                (false, false, false) => Kind::Emit,
+                (true, false, true) => Kind::MethodRoom,
+                (true, false, false) => Kind::Method,
+                (false, true, true) => Kind::SendRoom,
+                (false, true, false) => Kind::Send,
+                (true, true, true) => Kind::MethodSendRoom,
+                (true, true, false) => Kind::MethodSend,
+            }
+        }
     });
     for (k, v) in fields {
         e.fields.insert(k, v);

@@ -784,6 +784,30 @@ fn watch_the_student_app(venv: &str, mode: &str) {
         "chat.py"
     };
     check_the_report(&trace, &report_path, async_mode, named);
+    // Each call's links start where the call went in: Flask-SocketIO's module-level emit or
+    // send, or the SocketIO object's method; then to a room or to everyone.
+    for e in trace.stage("sio.emit") {
+        let call = e["fields"]["call"].as_str().unwrap_or("");
+        let room = e["fields"]["reach"] != "everyone";
+        let want = match (call, room) {
+            ("emit", true) => "room",
+            ("emit", false) => "emit",
+            ("send", true) => "send_room",
+            ("send", false) => "send",
+            ("SocketIO.emit", true) => "method_room",
+            ("SocketIO.emit", false) => "method",
+            ("SocketIO.send", true) => "method_send_room",
+            ("SocketIO.send", false) => "method_send",
+            _ => continue,
+        };
+        assert_eq!(e["kind"], want, "{mode}: {e}");
+        let links = e["links"].to_string();
+        assert_eq!(
+            links.contains("flask_socketio/__init__.py#L9"),
+            !call.contains('.') && call == "emit",
+            "{mode}: the module-level emit is in the chain of {call} only: {links}"
+        );
+    }
     // The trace records what the app ran: a report made from it later, with no option,
     // quotes the same source and links the same installed versions and mode.
     let app = &trace.stage("app")[0]["fields"];

@@ -84,9 +84,22 @@ impl CallKind {
     /// The library chain of this kind of call, at the report's versions, for the form the
     /// app's call has (see [`Form`]).
     pub(super) fn links(self, ctx: &Ctx, form: Form) -> Vec<StepLink> {
-        let mut links = match self {
-            CallKind::EmitTo => ctx.links(Stage::SioEmit, Some(Kind::Room)),
-            CallKind::EmitAll => ctx.links(Stage::SioEmit, None),
+        let emit = |room: bool| {
+            let kind = match (form.method, form.send, room) {
+                (false, false, true) => Kind::Room,
+                (false, false, false) => return ctx.links(Stage::SioEmit, None),
+                (true, false, true) => Kind::MethodRoom,
+                (true, false, false) => Kind::Method,
+                (false, true, true) => Kind::SendRoom,
+                (false, true, false) => Kind::Send,
+                (true, true, true) => Kind::MethodSendRoom,
+                (true, true, false) => Kind::MethodSend,
+            };
+            ctx.links(Stage::SioEmit, Some(kind))
+        };
+        match self {
+            CallKind::EmitTo => emit(true),
+            CallKind::EmitAll => emit(false),
             CallKind::Join => ctx.links(Stage::SioRoom, Some(Kind::Join)),
             CallKind::Leave => ctx.links(Stage::SioRoom, Some(Kind::Leave)),
             CallKind::CloseRoom => ctx.links(Stage::SioRoom, Some(Kind::CloseRoom)),
@@ -94,22 +107,7 @@ impl CallKind {
             CallKind::Ack => ctx.links(Stage::SioEmit, Some(Kind::AckSent)),
             CallKind::Refuse => ctx.links(Stage::SioEmit, Some(Kind::ConnectError)),
             CallKind::Task => ctx.entry("entry:task").map(|s| s.links).unwrap_or_default(),
-        };
-        let emits = matches!(self, CallKind::EmitTo | CallKind::EmitAll);
-        if emits && (form.method || form.send) {
-            // Not through the module-level emit function.
-            links.retain(|l| !(l.step.package == "flask-socketio" && l.step.symbol == "emit"));
         }
-        if emits && form.send {
-            // send() and SocketIO.send, then SocketIO.emit.
-            let mut send = ctx.entry("entry:send").map(|s| s.links).unwrap_or_default();
-            if form.method {
-                send.retain(|l| l.step.symbol != "send");
-            }
-            send.extend(links);
-            links = send;
-        }
-        links
     }
 }
 
