@@ -53,6 +53,13 @@ impl Timeline {
 /// longer than this (`socketio.call` waiting for its answer) is placed late, never lost.
 pub const HOLD: Duration = Duration::from_millis(150);
 
+/// The longest an event waits: while reports have been arriving late (a loaded machine, an
+/// app whose threads the GIL starves), the hold grows to 1.5 times their lateness, up to this.
+pub const MAX_HOLD: Duration = Duration::from_millis(1000);
+
+/// How fast a lateness seen is forgotten: halved every this many seconds.
+const LATE_HALF_LIFE: f64 = 10.0;
+
 /// A processor fed in time order: events wait [`HOLD`] and leave sorted by `t` (events with
 /// the same `t` keep the order they came in). One that comes after later ones have left goes
 /// on at once, where it came.
@@ -61,6 +68,8 @@ pub struct InOrder<P> {
     held: VecDeque<Event>,
     /// The `t` of the last event passed on.
     released: f64,
+    /// The largest lateness seen (how long after its `t` an event came), capped, and when.
+    late: (f64, f64),
     now: Box<dyn Fn() -> f64 + Send>,
 }
 
@@ -74,6 +83,7 @@ impl<P: Processor> InOrder<P> {
             inner,
             held: VecDeque::new(),
             released: f64::NEG_INFINITY,
+            late: (0.0, 0.0),
             now,
         }
     }
@@ -88,8 +98,20 @@ impl<P: Processor> InOrder<P> {
         }
     }
 
+    /// The lateness remembered at `now`, fading.
+    fn lateness(&self, now: f64) -> f64 {
+        let (late, at) = self.late;
+        late * 0.5f64.powf((now - at).max(0.0) / LATE_HALF_LIFE)
+    }
+
+    /// How long events wait now: [`HOLD`], more while reports have come late.
+    pub fn hold(&self) -> f64 {
+        let now = (self.now)();
+        (1.5 * self.lateness(now)).clamp(HOLD.as_secs_f64(), MAX_HOLD.as_secs_f64())
+    }
+
     fn due(&self) -> f64 {
-        (self.now)() - HOLD.as_secs_f64()
+        (self.now)() - self.hold()
     }
 }
 
@@ -99,6 +121,11 @@ impl<P: Processor> Processor for InOrder<P> {
     }
 
     fn push(&mut self, e: Event, out: &mut Vec<Event>) {
+        let now = (self.now)();
+        let late = (now - e.t).min(MAX_HOLD.as_secs_f64());
+        if late > self.lateness(now) {
+            self.late = (late, now);
+        }
         if e.t < self.released {
             self.inner.push(e, out);
         } else {
@@ -179,6 +206,34 @@ mod tests {
         p.tick(&mut out);
         assert_eq!(names(&out), ["EVENT in", "handler", "ACK out"]);
         assert!(!p.holding());
+    }
+
+    #[test]
+    fn the_hold_grows_while_reports_come_late_and_shrinks_after() {
+        let (ms, now) = clock();
+        let mut p = InOrder::with_clock(Same, now);
+        let mut out = Vec::new();
+        ms.store(1_000, Ordering::Relaxed);
+        assert_eq!(p.hold(), HOLD.as_secs_f64());
+        // A report 400 ms late: events now wait 600 ms.
+        p.push(at(0.600, "late report"), &mut out);
+        assert!((p.hold() - 0.6).abs() < 1e-9, "{}", p.hold());
+        p.push(at(1.000, "bytes"), &mut out);
+        ms.store(1_300, Ordering::Relaxed);
+        p.push(at(1.100, "the call behind them"), &mut out);
+        p.tick(&mut out);
+        assert_eq!(names(&out), ["late report"]);
+        ms.store(1_800, Ordering::Relaxed);
+        p.tick(&mut out);
+        assert_eq!(
+            names(&out),
+            ["late report", "bytes", "the call behind them"]
+        );
+        // A minute later it has faded back to the floor; a report a minute late counts 1 s.
+        ms.store(61_800, Ordering::Relaxed);
+        assert_eq!(p.hold(), HOLD.as_secs_f64());
+        p.push(at(0.0, "very late"), &mut out);
+        assert_eq!(p.hold(), MAX_HOLD.as_secs_f64());
     }
 
     #[test]
