@@ -597,17 +597,23 @@ fn exit_code(status: &std::process::ExitStatus) -> ExitCode {
 /// (they share the process group), so it is given a few seconds to finish on its own; then
 /// SIGTERM, then SIGKILL.
 async fn stop(child: &mut tokio::process::Child) -> std::io::Result<std::process::ExitStatus> {
-    if let Ok(status) = tokio::time::timeout(Duration::from_secs(3), child.wait()).await {
+    // Ctrl-C at a terminal reaches the app too (one process group): give it a moment.
+    if let Ok(status) = tokio::time::timeout(Duration::from_secs(1), child.wait()).await {
         return status;
     }
     #[cfg(unix)]
     if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-        // SAFETY: kill(2) with a pid and a signal number touches no memory of ours.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-        if let Ok(status) = tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
-            return status;
+        // Stopped some other way (kill -INT, a supervisor): the app gets the same Ctrl-C,
+        // so its KeyboardInterrupt clean-up runs; then SIGTERM.
+        for (signal, wait) in [(libc::SIGINT, 3), (libc::SIGTERM, 5)] {
+            // SAFETY: kill(2) with a pid and a signal number touches no memory of ours.
+            unsafe {
+                libc::kill(pid, signal);
+            }
+            if let Ok(status) = tokio::time::timeout(Duration::from_secs(wait), child.wait()).await
+            {
+                return status;
+            }
         }
     }
     let _ = child.start_kill();

@@ -312,6 +312,11 @@ pub struct Input {
     pub diagnoses: Vec<Ev>,
     /// What the app ran, when the input is a trace of `dispel watch`.
     pub watched: Option<Watched>,
+    /// Whether the server's HTTP responses (not a WebSocket's 101, which the WebSocket library
+    /// writes) named Werkzeug, on any connection: `Some(true)` when one did, `Some(false)` when
+    /// responses came and none had a Server header; `None` without responses, or when one
+    /// names another server (gunicorn, a proxy).
+    pub werkzeug: Option<bool>,
 }
 
 /// Reads INPUT: a capture (recognised by its magic number) or a JSONL trace, streamed. `reopen`
@@ -394,6 +399,7 @@ pub fn load<R: std::io::BufRead>(
         auction: focus.auction,
         diagnoses: focus.diagnoses,
         watched: focus.watched,
+        werkzeug: focus.werkzeug,
     })
 }
 
@@ -502,6 +508,10 @@ struct Held {
     diagnoses: Vec<Ev>,
     /// See `Input::watched`.
     watched: Option<Watched>,
+    /// See `Input::werkzeug`.
+    werkzeug: Option<bool>,
+    /// A response named a server other than Werkzeug.
+    other_server: bool,
 }
 
 /// What a watched app ran, as the trace's `app` event recorded it when the app started.
@@ -563,6 +573,32 @@ impl Held {
         }
         if h.stage == Stage::App && self.watched.is_none() {
             self.watched = Some(Watched::of(e));
+        }
+        if h.stage == Stage::HttpResponse
+            && e.field("status").and_then(Value::as_u64) != Some(101)
+            && self.werkzeug != Some(true)
+        {
+            let server = e
+                .field("headers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_array)
+                .find(|h| {
+                    h.first()
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| n.eq_ignore_ascii_case("server"))
+                })
+                .and_then(|h| h.get(1).and_then(Value::as_str));
+            self.werkzeug = match (server, self.werkzeug) {
+                (Some(s), _) if s.contains("Werkzeug") => Some(true),
+                (Some(_), _) => None,
+                (None, Some(false) | None) if !self.other_server => Some(false),
+                (None, w) => w,
+            };
+            if server.is_some_and(|s| !s.contains("Werkzeug")) {
+                self.other_server = true;
+            }
         }
         // Problems with the capture itself (no connection) are reported beside the report.
         if h.stage == Stage::Error && h.conn.is_none() {

@@ -145,7 +145,29 @@ pub fn write(req: &Request) -> Result<(), crate::Error> {
     let ran = watched
         .filter(|_| installed.is_none())
         .map(|w| w.versions.join(", "));
-    let (mode, mode_known) = async_mode(req, installed.as_ref());
+    let (mut mode, mut mode_known) = async_mode(req, installed.as_ref());
+    // A mode assumed, not known: the server's own responses may say. Werkzeug's development
+    // server names itself in every response it writes (Server: Werkzeug/3.1.9 Python/3.11.7);
+    // eventlet's and gevent's servers send no Server header.
+    if mode_known.contains("assumed") || mode_known.starts_with("the default") {
+        match input.werkzeug {
+            Some(true) => {
+                mode = crate::links::AsyncMode::Threading;
+                mode_known =
+                    "the HTTP responses' Server header names Werkzeug, the threading mode's server";
+            }
+            Some(false) => {
+                mode_known = "assumed, though the HTTP responses do not name Werkzeug, as every response of the threading mode's server does: the app may run eventlet or gevent, which --async-mode names";
+                eprintln!("dispel report: the links follow the threading mode, assumed; the responses do not name Werkzeug, so the app may run eventlet or gevent: --async-mode eventlet|gevent says which");
+            }
+            None => {}
+        }
+    }
+    if installed.is_none() && watched.is_none() {
+        eprintln!(
+            "dispel report: the links point at dispel's built-in versions; --python .venv/bin/python (the app's interpreter) links the versions the app runs"
+        );
+    }
     let doc = sections::build(
         &input,
         conn,

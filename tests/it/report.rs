@@ -474,13 +474,14 @@ fn the_hand_in_report_follows_the_template_without_tool_leftovers() {
         for kind in [
             "**socketio = SocketIO(app, async_mode=ASYNC_MODE) (chat.py, line 37).**",
             "**socketio.run(app, port=args.port",
-            "**An emit or send to every client of the namespace.**",
-            "**An emit or send to one room or one client.**",
+            "**socketio.emit (the SocketIO object's emit) to every client of the namespace.**",
+            "**A send() to every client of the namespace.**",
+            "**An emit to one room or one client.**",
             "**join_room.**",
             "**leave_room.**",
             "**close_room.**",
             "**disconnect().**",
-            "**raise ConnectionRefusedError: a refused connection.**",
+            "**A refused connection (raise ConnectionRefusedError, or return False).**",
             "**A handler's return value, sent back as the acknowledgement.**",
             "**start_background_task: a function on a thread of its own.**",
         ] {

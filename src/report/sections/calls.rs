@@ -52,16 +52,58 @@ impl CallKind {
         })
     }
 
+    /// What a call does in the function it is in: a connect handler's `return False` refuses
+    /// the connection, and its other returns are no acknowledgement; only a handler's return
+    /// is one.
+    pub(super) fn in_function(
+        call: &Call,
+        f: &crate::report::pysource::Function,
+    ) -> Option<CallKind> {
+        let kind = CallKind::of(call)?;
+        if kind != CallKind::Ack {
+            return Some(kind);
+        }
+        if f.kind != crate::report::pysource::Kind::Handler {
+            return None;
+        }
+        if matches!(f.event.as_str(), "connect" | "disconnect") {
+            return (f.event == "connect" && call.text.trim() == "return False")
+                .then_some(CallKind::Refuse);
+        }
+        Some(kind)
+    }
+
+    /// The title of an emit kind as the app wrote the call.
+    pub(super) fn title_for(self, form: Form) -> &'static str {
+        match (self, form.method, form.send) {
+            (CallKind::EmitAll, true, false) => {
+                "socketio.emit (the SocketIO object's emit) to every client of the namespace"
+            }
+            (CallKind::EmitAll, false, true) => "A send() to every client of the namespace",
+            (CallKind::EmitAll, true, true) => "socketio.send to every client of the namespace",
+            (CallKind::EmitTo, true, false) => {
+                "The SocketIO object's emit (socketio.emit, a Namespace's self.emit) to one room or one client"
+            }
+            (CallKind::EmitTo, false, true) => "A send() to one room or one client",
+            (CallKind::EmitTo, true, true) => {
+                "The SocketIO object's send to one room or one client"
+            }
+            _ => self.title(),
+        }
+    }
+
     pub(super) fn title(self) -> &'static str {
         match self {
-            CallKind::EmitTo => "An emit or send to one room or one client",
-            CallKind::EmitAll => "An emit or send to every client of the namespace",
+            CallKind::EmitTo => "An emit to one room or one client",
+            CallKind::EmitAll => "An emit to every client of the namespace",
             CallKind::Join => "join_room",
             CallKind::Leave => "leave_room",
             CallKind::CloseRoom => "close_room",
             CallKind::Disconnect => "disconnect()",
             CallKind::Ack => "A handler's return value, sent back as the acknowledgement",
-            CallKind::Refuse => "raise ConnectionRefusedError: a refused connection",
+            CallKind::Refuse => {
+                "A refused connection (raise ConnectionRefusedError, or return False)"
+            }
             CallKind::Task => "start_background_task: a function on a thread of its own",
         }
     }
@@ -76,7 +118,7 @@ impl CallKind {
             CallKind::CloseRoom => "Closing a room makes every member leave it; nothing is sent.",
             CallKind::Disconnect => "The server sends the client a Socket.IO DISCONNECT for the namespace and forgets it there; the client does not reconnect to it by itself. Only that namespace: the client's other namespaces and its Engine.IO session (its WebSocket) stay open.",
             CallKind::Ack => "When the client asked for an acknowledgement, python-socketio sends the handler's return value back in an ACK packet with the same id, as soon as the handler returns.",
-            CallKind::Refuse => "Raised in a connect handler, Flask-SocketIO's ConnectionRefusedError (from flask_socketio) makes python-socketio answer the CONNECT with CONNECT_ERROR carrying the exception's argument; the client's connect_error handler gets that message (socket.io-client's connect_error event carries it; python-socketio's client calls its connect_error handler with it, and its connect() raises a ConnectionError of its own, \"One or more namespaces failed to connect\"). Python's built-in exception of the same name refuses the connection too, but with python-socketio's generic message, \"Connection refused by server\".",
+            CallKind::Refuse => "A connect handler that returns False refuses the connection with python-socketio's default message, \"Connection rejected by server\". Raised in a connect handler, Flask-SocketIO's ConnectionRefusedError (from flask_socketio) makes python-socketio answer the CONNECT with CONNECT_ERROR carrying the exception's argument; the client's connect_error handler gets that message (socket.io-client's connect_error event carries it; python-socketio's client calls its connect_error handler with it, and its connect() raises a ConnectionError of its own, \"One or more namespaces failed to connect\"). Python's built-in exception of the same name refuses the connection too, but with python-socketio's generic message, \"Connection refused by server\".",
             CallKind::Task => "The function runs on a thread (or green thread) of its own, outside any client's request: its emits have no sender, so socketio.emit reaches every client of the namespace unless to= names a room.",
         }
     }

@@ -181,7 +181,7 @@ pub(super) fn with_gaps(
             out.push(Item::Link(Box::new(l)));
             continue;
         }
-        let name = name_of(&l.step);
+        let name = format!("{}'s {}", l.step.package, name_of(&l.step));
         match out.last_mut() {
             Some(Item::Listed(names)) => {
                 if !names.contains(&name) {

@@ -253,10 +253,10 @@ fn function_section(
         kinds.push((CallKind::Task, super::calls::Form::PLAIN));
     }
     for c in &f.calls {
-        if c.nested.is_some() || (c.name == "return" && f.kind != Kind::Handler) {
+        if c.nested.is_some() {
             continue;
         }
-        if let Some(k) = CallKind::of(c).filter(|k| *k != CallKind::Task) {
+        if let Some(k) = CallKind::in_function(c, f).filter(|k| *k != CallKind::Task) {
             kinds.push((k, super::calls::Form::of(c)));
         }
     }
@@ -269,7 +269,7 @@ fn function_section(
             continue;
         }
         blocks.push(para(vec![
-            Inline::Strong(format!("{}.", kind.title())),
+            Inline::Strong(format!("{}.", kind.title_for(method))),
             Inline::Text(format!(
                 " {} The library code it goes through:",
                 kind.what()

@@ -182,7 +182,7 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>, listens: Option<&str>) -> Vec<
         );
         let mut shows = match listens {
             Some(listens) => format!(
-                "The client ({client}) connected to {server}, a recording relay in front of the app; the app's own server listened on {listens}, accepted the relay's connection and exchanged the same bytes over it, unchanged."
+                "The client ({client}) connected to {server}, the app's address. While this traffic was recorded, the recording tool listened there and passed every byte on, unchanged, to the app's own server, which it had moved to {listens}; that server accepted the tool's connection, and everything below happened on it."
             ),
             None => format!("The client ({client}) connected to the server ({server})."),
         };
@@ -599,16 +599,14 @@ fn your_code(
             .calls
             .iter()
             .filter_map(|call| {
-                let kind = CallKind::of(call)?;
-                if kind == CallKind::Ack && f.kind != crate::report::pysource::Kind::Handler {
-                    return None;
-                }
-                // An emit kind once, and once more for send() when the app uses both.
+                let kind = CallKind::in_function(call, f)?;
+                // An emit kind once for each way in the app uses (emit or send, the
+                // module-level function or the SocketIO object's method).
                 let form = Form::of(call);
                 let emits = matches!(kind, CallKind::EmitTo | CallKind::EmitAll);
                 if !kinds
                     .iter()
-                    .any(|(k, f)| *k == kind && (!emits || f.send == form.send))
+                    .any(|(k, f)| *k == kind && (!emits || *f == form))
                 {
                     kinds.push((kind, form));
                 }
@@ -739,11 +737,7 @@ fn your_code(
         ));
     }
     for (kind, form) in kinds {
-        let title = match (kind, form.send) {
-            (CallKind::EmitAll, true) => "A send() to every client of the namespace",
-            (CallKind::EmitTo, true) => "A send() to one room or one client",
-            _ => kind.title(),
-        };
+        let title = kind.title_for(form);
         let what = if form.send && matches!(kind, CallKind::EmitAll | CallKind::EmitTo) {
             "send() is an emit of the event \"message\" (\"json\" with json=True): Flask-SocketIO's send takes the same to=, broadcast and include_self arguments and calls the SocketIO object's send, which emits; from there it goes the way of the emit above.".to_string()
         } else {
