@@ -326,6 +326,7 @@ pub const ENTRY_NAMES: &[&str] = &[
     "entry:route",
     "entry:on",
     "entry:emit",
+    "entry:namespace",
     "entry:task",
     "entry:run",
 ];

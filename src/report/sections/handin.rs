@@ -732,8 +732,13 @@ fn your_code(
             .unwrap_or_default();
         entries.push((
             format!("The Namespace class {class}, on {}{registered}", f.nsp),
-            "Its on_<event> methods are handlers too: python-socketio finds no decorated handler for the event, gives it to the Namespace object registered for the namespace (socketio.on_namespace), and Flask-SocketIO's Namespace calls the method of that name inside a request context, as for a decorated handler.".into(),
-            ctx.links(Stage::SioDispatch, Some(Kind::Namespace)),
+            "socketio.on_namespace registers the object for its namespace; its on_<event> methods are handlers too: python-socketio finds no decorated handler for the event, gives it to the Namespace object registered for the namespace, and Flask-SocketIO's Namespace calls the method of that name inside a request context, as for a decorated handler.".into(),
+            ctx.entry("entry:namespace")
+                .map(|e| e.links)
+                .unwrap_or_default()
+                .into_iter()
+                .chain(ctx.links(Stage::SioDispatch, Some(Kind::Namespace)))
+                .collect(),
         ));
     }
     for (kind, form) in kinds {
