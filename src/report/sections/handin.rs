@@ -673,6 +673,32 @@ fn your_code(
             ));
         }
     }
+    // The connect and disconnect handlers: called from the CONNECT packet (inline, before the
+    // answer) and when the client leaves the namespace.
+    for (event, what) in [
+        ("connect", "python-socketio calls it inline, in the thread that read the client's CONNECT for the namespace, before it answers: its auth argument is the CONNECT's data; raising ConnectionRefusedError or returning False refuses the connection, anything else accepts it."),
+        ("disconnect", "python-socketio calls it when the client leaves the namespace: its DISCONNECT packet, or the end of its Engine.IO session (a closed WebSocket, a ping timeout, the server's own disconnect()); python-socketio 5.12 and later pass the reason."),
+    ] {
+        let Some(f) = scan.functions.iter().find(|f| {
+            f.kind == crate::report::pysource::Kind::Handler && f.event == event
+        }) else {
+            continue;
+        };
+        let class = f.name.contains('.');
+        let links = match (event, class) {
+            ("connect", false) => ctx.links(Stage::SioDispatch, Some(Kind::Connect)),
+            ("connect", true) => ctx.links(Stage::SioDispatch, Some(Kind::NamespaceConnect)),
+            _ => ctx.links(Stage::SioPacket, Some(Kind::Disconnect)),
+        };
+        entries.push((
+            format!(
+                "Your {event} handler {} ({}, line {}) on {}",
+                f.name, f.file, f.def_line, f.nsp
+            ),
+            what.to_string(),
+            links,
+        ));
+    }
     // How a decorated handler is registered, and found again when its event comes: shown on
     // an event's handler (a connect handler is called from the CONNECT instead).
     let decorated = |f: &&crate::report::pysource::Function| {
