@@ -43,6 +43,24 @@ pub enum Stage {
     App,
 }
 
+impl Kind {
+    /// The kind of an emit the app's code made: through Flask-SocketIO's module-level
+    /// function or the SocketIO object's method (`method`), `send` or `emit`, to a room or one
+    /// client (`room`) or to everyone. Each starts its chain where the call went in.
+    pub fn of_emit(method: bool, send: bool, room: bool) -> Kind {
+        match (method, send, room) {
+            (false, false, true) => Kind::Room,
+            (false, false, false) => Kind::Emit,
+            (true, false, true) => Kind::MethodRoom,
+            (true, false, false) => Kind::Method,
+            (false, true, true) => Kind::SendRoom,
+            (false, true, false) => Kind::Send,
+            (true, true, true) => Kind::MethodSendRoom,
+            (true, true, false) => Kind::MethodSend,
+        }
+    }
+}
+
 impl Stage {
     pub const ALL: [Stage; 21] = [
         Stage::TcpAccept,

@@ -421,19 +421,7 @@ impl Diagnoser {
     fn request(&mut self, e: &Event) -> Option<Finding<'static>> {
         let conn = e.conn?;
         let header = |name: &str| -> Option<String> {
-            e.fields
-                .get("headers")?
-                .as_array()?
-                .iter()
-                .filter_map(Value::as_array)
-                .find(|h| {
-                    h.first()
-                        .and_then(Value::as_str)
-                        .is_some_and(|n| n.eq_ignore_ascii_case(name))
-                })
-                .and_then(|h| h.get(1))
-                .and_then(Value::as_str)
-                .map(str::to_string)
+            crate::trace::header(e.fields.get("headers"), name).map(str::to_string)
         };
         let field = |k: &str| e.fields.get(k).and_then(Value::as_str).map(str::to_string);
         let upgrade_header = header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
@@ -519,20 +507,8 @@ impl Diagnoser {
             return None;
         }
         let version = e.text("version").unwrap_or("HTTP/1.1");
-        let header = |name: &str| {
-            e.fields
-                .get("headers")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_array)
-                .find(|h| {
-                    h.first()
-                        .and_then(Value::as_str)
-                        .is_some_and(|n| n.eq_ignore_ascii_case(name))
-                })
-                .and_then(|h| h.get(1)?.as_str().map(str::to_string))
-        };
+        let header =
+            |name: &str| crate::trace::header(e.fields.get("headers"), name).map(str::to_string);
         let connection = header("connection");
         // python-engineio checks the Origin before the transport: when the page's origin is
         // not the Host the app was given, the upgrade check is never reached.

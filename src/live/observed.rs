@@ -431,20 +431,7 @@ fn call(msg: &Value, t: f64, chains: &Chains) -> Event {
         (_, "disconnect") => Kind::Disconnect,
         // The way in: the module-level function or the SocketIO object's method, emit or
         // send; then to a room (or one client) or to everyone.
-        (_, call) => {
-            let method = call.contains('.');
-            let send = call.ends_with("send");
-            match (method, send, reach_room) {
-                (false, false, true) => Kind::Room,
-                (false, false, false) => Kind::Emit,
-                (true, false, true) => Kind::MethodRoom,
-                (true, false, false) => Kind::Method,
-                (false, true, true) => Kind::SendRoom,
-                (false, true, false) => Kind::Send,
-                (true, true, true) => Kind::MethodSendRoom,
-                (true, true, false) => Kind::MethodSend,
-            }
-        }
+        (_, call) => Kind::of_emit(call.contains('.'), call.ends_with("send"), reach_room),
     });
     for (k, v) in fields {
         e.fields.insert(k, v);

@@ -578,18 +578,7 @@ impl Held {
             && e.field("status").and_then(Value::as_u64) != Some(101)
             && self.werkzeug != Some(true)
         {
-            let server = e
-                .field("headers")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_array)
-                .find(|h| {
-                    h.first()
-                        .and_then(Value::as_str)
-                        .is_some_and(|n| n.eq_ignore_ascii_case("server"))
-                })
-                .and_then(|h| h.get(1).and_then(Value::as_str));
+            let server = crate::trace::header(e.field("headers"), "server");
             self.werkzeug = match (server, self.werkzeug) {
                 (Some(s), _) if s.contains("Werkzeug") => Some(true),
                 (Some(_), _) => None,

@@ -9,6 +9,21 @@ use serde_json::Value;
 use super::Fields;
 pub use crate::stage::{Dir, Kind, Stage};
 
+/// The value of an HTTP header in an event's `headers` field (`[[name, value], ...]`, in wire
+/// order): the first of that name, compared without case.
+pub fn header<'a>(headers: Option<&'a Value>, name: &str) -> Option<&'a str> {
+    headers?
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_array)
+        .find(|h| {
+            h.first()
+                .and_then(Value::as_str)
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+        .and_then(|h| h.get(1)?.as_str())
+}
+
 /// One trace event. `seq` is assigned by the writer, in output order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {

@@ -12,7 +12,7 @@ mod jsonl;
 mod pretty;
 mod writer;
 
-pub use event::{Dir, Event, Kind, Stage, Summary};
+pub use event::{header, Dir, Event, Kind, Stage, Summary};
 pub use fields::{Fields, Shared};
 pub use filter::Filter;
 pub use jsonl::{to_json, Jsonl, LineWriter};

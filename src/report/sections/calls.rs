@@ -126,18 +126,10 @@ impl CallKind {
     /// The library chain of this kind of call, at the report's versions, for the form the
     /// app's call has (see [`Form`]).
     pub(super) fn links(self, ctx: &Ctx, form: Form) -> Vec<StepLink> {
-        let emit = |room: bool| {
-            let kind = match (form.method, form.send, room) {
-                (false, false, true) => Kind::Room,
-                (false, false, false) => return ctx.links(Stage::SioEmit, None),
-                (true, false, true) => Kind::MethodRoom,
-                (true, false, false) => Kind::Method,
-                (false, true, true) => Kind::SendRoom,
-                (false, true, false) => Kind::Send,
-                (true, true, true) => Kind::MethodSendRoom,
-                (true, true, false) => Kind::MethodSend,
-            };
-            ctx.links(Stage::SioEmit, Some(kind))
+        // A module-level emit to everyone is the stage's own chain (its kind `emit` has none).
+        let emit = |room: bool| match Kind::of_emit(form.method, form.send, room) {
+            Kind::Emit => ctx.links(Stage::SioEmit, None),
+            kind => ctx.links(Stage::SioEmit, Some(kind)),
         };
         match self {
             CallKind::EmitTo => emit(true),
