@@ -1195,7 +1195,7 @@ impl Diagnoser {
             t: e.t,
             what: format!("The server disconnected the client from the namespace {nsp}: it sent a Socket.IO DISCONNECT{after}. The client's disconnect reason is \"io server disconnect\" (socket.io-client) or \"server disconnect\", and neither client reconnects by itself after it."),
             evidence,
-            fix: "If the disconnect is not meant, find the disconnect() call (dispel watch names its line); if it is, have the client reconnect when it wants to: socket.connect() in its \"disconnect\" handler when the reason is \"io server disconnect\".",
+            fix: "If the disconnect is not meant, find the app's disconnect() call (named above when the app was watched); if it is, have the client reconnect when it wants to: socket.connect() in its \"disconnect\" handler when the reason is \"io server disconnect\".",
             step: Some("diagnoses.16"),
             guess: false,
         })

@@ -125,10 +125,8 @@ fn glossary(mode: links::AsyncMode) -> Vec<(&'static str, String)> {
         ("Long-polling", "the transport that works everywhere: the client sends HTTP GET requests that the server holds open until it has packets for it, and sends its own packets in HTTP POST requests.".into()),
         ("WebSocket", "RFC 6455: an HTTP request that asks to switch protocols (the upgrade); after the server's 101 answer the same TCP connection carries frames both ways. The server proves it understood with Sec-WebSocket-Accept: the SHA-1 of the client's Sec-WebSocket-Key joined to a fixed GUID, in base64.".into()),
         ("Frame", "one unit of a WebSocket: a header of 2 to 14 bytes (the opcode, the length, the client's mask) and the payload. Clients mask their payloads; servers never do.".into()),
-        ("Opcode", "the 4 bits of a frame's first byte that say what it carries: 1 text, 2 binary, 0 the rest of a message, 8 close, 9 ping, 10 pong.".into()),
         ("permessage-deflate", "a WebSocket extension (RFC 7692) that compresses each message; a compressed frame has its RSV1 bit set.".into()),
         ("Socket.IO", "the protocol the app's code talks: named events with data, namespaces, acknowledgements and rooms, sent as Engine.IO MESSAGE packets.".into()),
-        ("Packet types", "Engine.IO numbers its packets 0 OPEN, 1 CLOSE, 2 PING, 3 PONG, 4 MESSAGE, 5 UPGRADE, 6 NOOP (nothing); a Socket.IO packet travels inside a MESSAGE with numbers of its own: 0 CONNECT (joining a namespace), 1 DISCONNECT, 2 EVENT, 3 ACK, 4 CONNECT_ERROR, 5 BINARY_EVENT, 6 BINARY_ACK. So 42[\"name\",...] is an Engine.IO MESSAGE carrying a Socket.IO EVENT.".into()),
         ("Namespace", "a channel of a Socket.IO connection (\"/\" by default, \"/chat\" and so on); each has its own handlers.".into()),
         ("Room", "a group of clients on the server, for emitting to all of them; only the server knows the rooms.".into()),
         ("Acknowledgement (ack)", "the answer to an event that asked for one: the handler's return value, sent back in an ACK packet with the event's id.".into()),
@@ -400,9 +398,9 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>, listens: Option<&str>) -> Vec<
         stage: Stage::SioDispatch,
         ev: dispatch.unwrap_or(event),
         shows: match (handler, dispatch) {
-            (Some(h), _) => format!("Flask-SocketIO finds your handler for \"{name}\" and calls it: {h}."),
+            (Some(h), _) => format!("python-socketio finds your handler for \"{name}\", and Flask-SocketIO calls it: {h}."),
             (None, Some(d)) => format!(
-                "Flask-SocketIO finds your handler for \"{name}\" and calls it: {}.",
+                "python-socketio finds your handler for \"{name}\", and Flask-SocketIO calls it: {}.",
                 d.str("handler").unwrap_or("?")
             ),
             (None, None) => format!("python-socketio looks up the handler registered for \"{name}\" on {nsp}, and Flask-SocketIO calls it; which function of the app that is, the traffic alone does not show."),
@@ -679,11 +677,11 @@ fn your_code(
         ("connect", "python-socketio calls it inline, in the thread that read the client's CONNECT for the namespace, before it answers: its auth argument is the CONNECT's data; raising ConnectionRefusedError or returning False refuses the connection, anything else accepts it."),
         ("disconnect", "python-socketio calls it when the client leaves the namespace: its DISCONNECT packet, or the end of its Engine.IO session (a closed WebSocket, a ping timeout, the server's own disconnect()); python-socketio 5.12 and later pass the reason."),
     ] {
-        let Some(f) = scan.functions.iter().find(|f| {
-            f.kind == crate::report::pysource::Kind::Handler && f.event == event
-        }) else {
-            continue;
-        };
+        for f in scan
+            .functions
+            .iter()
+            .filter(|f| f.kind == crate::report::pysource::Kind::Handler && f.event == event)
+        {
         let class = f.name.contains('.');
         let links = match (event, class) {
             ("connect", false) => ctx.links(Stage::SioDispatch, Some(Kind::Connect)),
@@ -698,6 +696,7 @@ fn your_code(
             what.to_string(),
             links,
         ));
+        }
     }
     // How a decorated handler is registered, and found again when its event comes: shown on
     // an event's handler (a connect handler is called from the CONNECT instead).
@@ -758,7 +757,7 @@ fn your_code(
             .unwrap_or_default();
         entries.push((
             format!("The Namespace class {class}, on {}{registered}", f.nsp),
-            "socketio.on_namespace registers the object for its namespace; its on_<event> methods are handlers too: python-socketio finds no decorated handler for the event, gives it to the Namespace object registered for the namespace, and Flask-SocketIO's Namespace calls the method of that name inside a request context, as for a decorated handler.".into(),
+            "socketio.on_namespace registers the object for its namespace; its on_<event> methods are handlers too: python-socketio finds no decorated handler for the event, gives it to the Namespace object registered for the namespace, and Flask-SocketIO's Namespace calls the method of that name inside a request context, as for a decorated handler. An event's method runs on a thread of its own, as below; the class's on_connect runs inline, as its connect handler's entry shows.".into(),
             ctx.entry("entry:namespace")
                 .map(|e| e.links)
                 .unwrap_or_default()
@@ -783,9 +782,7 @@ fn your_code(
         if fresh.is_empty() {
             blocks.push(text_para("Its library code is all in the steps above."));
         } else {
-            blocks.push(text_para(
-                "The library code it goes through, in the order it runs:",
-            ));
+            blocks.push(text_para("Its library code, in the order it runs:"));
             blocks.push(link_chain(&chain));
             lines.push((title, fresh));
         }
@@ -835,7 +832,7 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
     let mut doc = Doc {
         title: format!("How Flask-SocketIO carries the live features of {app}"),
         intro: vec![text_para(format!(
-            "This report follows one client of {app} through the stack that serves it, from the moment its TCP connection is accepted to the bytes that carry the answer back. Each step says what the traffic showed, which {} of the server runs it, and the Python source lines that do it, in the order they run; a line listed once is not listed again (a chain marks where it passes through lines listed above). The links point at {}.",
+            "This report follows one client of {app} through the stack that serves it, from the moment its TCP connection is accepted to the bytes that carry the answer back. Each step says what the traffic showed, which {} of the server runs it, and the Python source lines that do it, in the order they run; a line listed once is not listed again (a chain marks where it passes through lines listed above), and what each line does is in \"The lines, one by one\" at the end. The links point at {}.",
             runners(&ctx).unit,
             versions(&ctx)
         )), text_para(format!("The client followed is the first in the traffic that sent the server an event over a WebSocket (without one, the first that spoke Engine.IO). {}", followed(&ctx, input)))],
@@ -890,9 +887,7 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
         if fresh.is_empty() {
             blocks.push(text_para("The code is the same as in the steps above."));
         } else {
-            blocks.push(text_para(
-                "The code that does it, in the order it runs (what each line does is in \"The lines, one by one\" at the end):",
-            ));
+            blocks.push(text_para("The code, in the order it runs:"));
             blocks.push(link_chain(&chain));
             lines.push((title.clone(), fresh));
         }
@@ -917,6 +912,19 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
                 let mut item = vec![t(d.summary.clone())];
                 if n > 1 {
                     item.push(t(format!(" ({n} times.)")));
+                }
+                // The handler that raised, where the source shows it.
+                let raised_in = (d.str("cause") == Some("handler-raised"))
+                    .then(|| d.summary.strip_prefix("The handler ")?.split_once(" raised"))
+                    .flatten()
+                    .and_then(|(name, _)| {
+                        scan.as_ref()?.functions.iter().find(|f| f.name == name)
+                    });
+                if let Some(f) = raised_in {
+                    item.push(t(format!(
+                        " In the app's code: {}, {} line {} (the traceback on the server's console names the failing line).",
+                        f.name, f.file, f.def_line
+                    )));
                 }
                 if let Some(reached) = reached_other_times(input, d) {
                     item.push(t(format!(" The same line reached {reached} at other times in this traffic, so the emit works; it had no one to reach here.")));
