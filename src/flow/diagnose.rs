@@ -1093,8 +1093,8 @@ impl Diagnoser {
             t: e.t,
             what: format!("The handler {handler} raised {raised} while handling {event:?}: nothing after the failing line ran, no emit it would have made was sent, and a client waiting for an acknowledgement gets none (its callback never fires). The exception escapes the handler's thread (or green thread), and its traceback is printed on the server's console (\"Exception in thread ...\" under threading; under gevent the traceback and \"<Thread at ...> failed with {raised}\" (python-engineio's Thread is a greenlet); under eventlet the green thread's traceback)."),
             evidence: vec![Evidence::of(e)],
-            fix: "Read the traceback in the server's output; catch the error in the handler and answer the client (return an error value for its acknowledgement) instead of letting it escape.",
-            step: None,
+            fix: "Read the traceback in the server's output; catch the error in the handler and answer the client (return an error value for its acknowledgement) instead of letting it escape, or give the namespace an error handler (@socketio.on_error).",
+            step: Some("diagnoses.19"),
             guess: false,
         })
     }

@@ -327,6 +327,7 @@ pub const ENTRY_NAMES: &[&str] = &[
     "entry:on",
     "entry:emit",
     "entry:namespace",
+    "entry:sleep",
     "entry:task",
     "entry:run",
 ];

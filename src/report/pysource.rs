@@ -229,6 +229,7 @@ const CALLS: &[&str] = &[
     "close_room",
     "disconnect",
     "start_background_task",
+    "sleep",
 ];
 
 /// The Socket.IO call a line makes, if any: `emit(`, `socketio.emit(`, `self.emit(`...
@@ -259,6 +260,17 @@ fn call_on(line: &str) -> Option<String> {
                     .rev()
                     .collect();
                 let dotted = prev == Some('.');
+                // Only the SocketIO object's sleep: not time.sleep, eventlet's or gevent's.
+                if *name == "sleep"
+                    && (!dotted
+                        || matches!(
+                            recv.as_str(),
+                            "" | "time" | "eventlet" | "gevent" | "asyncio"
+                        ))
+                {
+                    from = at + pat.len();
+                    continue;
+                }
                 return Some(if dotted && !recv.is_empty() {
                     format!("{recv}.{name}")
                 } else {
@@ -559,6 +571,23 @@ impl Call {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_socketio_objects_sleep_is_a_call() {
+        assert_eq!(
+            call_on("    socketio.sleep(0.5)").as_deref(),
+            Some("socketio.sleep")
+        );
+        assert_eq!(call_on("    sio.sleep(1)").as_deref(), Some("sio.sleep"));
+        for line in [
+            "time.sleep(1)",
+            "sleep(1)",
+            "eventlet.sleep(0)",
+            "gevent.sleep(0)",
+        ] {
+            assert_eq!(call_on(line), None, "{line}");
+        }
+    }
 
     const APP: &str = r#"
 from flask_socketio import SocketIO, Namespace, emit, join_room

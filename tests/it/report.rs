@@ -484,6 +484,7 @@ fn the_hand_in_report_follows_the_template_without_tool_leftovers() {
             "**A refused connection (raise ConnectionRefusedError, or return False).**",
             "**A handler's return value, sent back as the acknowledgement.**",
             "**start_background_task: a function on a thread of its own.**",
+            "**socketio.sleep: a wait in the async mode's own way.**",
         ] {
             assert_eq!(text.matches(kind).count(), 1, "{mode}: {kind}");
         }

@@ -21,6 +21,8 @@ pub(super) enum CallKind {
     /// `raise ConnectionRefusedError`: a refused connection.
     Refuse,
     Task,
+    /// `socketio.sleep`: a wait that lets the server go on.
+    Sleep,
 }
 
 impl CallKind {
@@ -42,6 +44,8 @@ impl CallKind {
             CallKind::CloseRoom
         } else if n.ends_with("start_background_task") {
             CallKind::Task
+        } else if n.ends_with(".sleep") {
+            CallKind::Sleep
         } else if n.ends_with("disconnect") {
             CallKind::Disconnect
         } else {
@@ -105,6 +109,7 @@ impl CallKind {
                 "A refused connection (raise ConnectionRefusedError, or return False)"
             }
             CallKind::Task => "start_background_task: a function on a thread of its own",
+            CallKind::Sleep => "socketio.sleep: a wait in the async mode's own way",
         }
     }
 
@@ -120,6 +125,7 @@ impl CallKind {
             CallKind::Ack => "When the client asked for an acknowledgement, python-socketio sends the handler's return value back in an ACK packet with the same id, as soon as the handler returns.",
             CallKind::Refuse => "A connect handler that returns False refuses the connection with python-socketio's default message, \"Connection rejected by server\". Raised in a connect handler, Flask-SocketIO's ConnectionRefusedError (from flask_socketio) makes python-socketio answer the CONNECT with CONNECT_ERROR carrying the exception's argument; the client's connect_error handler gets that message (socket.io-client's connect_error event carries it; python-socketio's client calls its connect_error handler with it, and its connect() raises a ConnectionError of its own, \"One or more namespaces failed to connect\"). Python's built-in exception of the same name refuses the connection too, but with python-socketio's generic message, \"Connection refused by server\".",
             CallKind::Task => "The function runs on a thread (or green thread) of its own, outside any client's request: its emits have no sender, so socketio.emit reaches every client of the namespace unless to= names a room.",
+            CallKind::Sleep => "The wait goes down to the async mode's sleep: under threading the thread waits and the others go on; under eventlet or gevent the green thread yields, which time.sleep would not do unless the standard library is monkey-patched.",
         }
     }
 
@@ -141,6 +147,10 @@ impl CallKind {
             CallKind::Ack => ctx.links(Stage::SioEmit, Some(Kind::AckSent)),
             CallKind::Refuse => ctx.links(Stage::SioEmit, Some(Kind::ConnectError)),
             CallKind::Task => ctx.entry("entry:task").map(|s| s.links).unwrap_or_default(),
+            CallKind::Sleep => ctx
+                .entry("entry:sleep")
+                .map(|s| s.links)
+                .unwrap_or_default(),
         }
     }
 }
