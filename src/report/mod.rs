@@ -145,24 +145,7 @@ pub fn write(req: &Request) -> Result<(), crate::Error> {
     let ran = watched
         .filter(|_| installed.is_none())
         .map(|w| w.versions.join(", "));
-    let (mut mode, mut mode_known) = async_mode(req, installed.as_ref());
-    // A mode assumed, not known: the server's own responses may say. Werkzeug's development
-    // server names itself in every response it writes (Server: Werkzeug/3.1.9 Python/3.11.7);
-    // eventlet's and gevent's servers send no Server header.
-    if mode_known.contains("assumed") || mode_known.starts_with("the default") {
-        match input.werkzeug {
-            Some(true) => {
-                mode = crate::links::AsyncMode::Threading;
-                mode_known =
-                    "the HTTP responses' Server header names Werkzeug, the threading mode's server";
-            }
-            Some(false) => {
-                mode_known = "assumed, though the HTTP responses do not name Werkzeug, as every response of the threading mode's server does: the app may run eventlet or gevent, which --async-mode names";
-                eprintln!("dispel report: the links follow the threading mode, assumed; the responses do not name Werkzeug, so the app may run eventlet or gevent: --async-mode eventlet|gevent says which");
-            }
-            None => {}
-        }
-    }
+    let (mode, mode_known) = async_mode(req, installed.as_ref(), input.werkzeug);
     if installed.is_none() && watched.is_none() {
         eprintln!(
             "dispel report: the links point at dispel's built-in versions; --python .venv/bin/python (the app's interpreter) links the versions the app runs"
@@ -204,11 +187,14 @@ pub fn write(req: &Request) -> Result<(), crate::Error> {
 }
 
 /// The server's async mode, and how the report knows it: asked for (or reported by the
-/// watched app), the app's own `SocketIO(..., async_mode=...)`, what python-engineio would
-/// pick among the installed packages, or the default.
+/// watched app), the app's own `SocketIO(..., async_mode=...)`, the capture's own responses
+/// (Werkzeug, the threading mode's server, names itself in every one), what python-engineio
+/// would pick among the installed packages, or the default. `werkzeug`: see
+/// [`input::Input::werkzeug`].
 fn async_mode(
     req: &Request,
     installed: Option<&crate::links::site::Installed>,
+    werkzeug: Option<bool>,
 ) -> (crate::links::AsyncMode, &'static str) {
     use crate::links::AsyncMode;
     if let Some(m) = req.async_mode {
@@ -225,10 +211,16 @@ fn async_mode(
     if let Some(m) = from_source {
         return (m, "the app's SocketIO(async_mode=...)");
     }
+    if werkzeug == Some(true) {
+        return (
+            AsyncMode::Threading,
+            "the HTTP responses' Server header names Werkzeug, the threading mode's server",
+        );
+    }
     // The app names its mode with an expression (an environment variable, say): what it
     // held when the traffic was made cannot be read from the source.
     let computed = call.is_some_and(|c| c.contains("async_mode"));
-    match (installed, computed) {
+    let (mode, known) = match (installed, computed) {
         (Some(inst), false) => (
             inst.default_async_mode(),
             "the first python-engineio would pick among the installed packages",
@@ -245,5 +237,13 @@ fn async_mode(
             AsyncMode::Threading,
             "the default, not checked against your app",
         ),
+    };
+    if mode == AsyncMode::Threading && werkzeug == Some(false) {
+        eprintln!("dispel report: the links follow the threading mode, assumed; the responses do not name Werkzeug, so the app may run eventlet or gevent: --async-mode eventlet|gevent says which");
+        return (
+            mode,
+            "assumed, though the HTTP responses do not name Werkzeug, as every response of the threading mode's server does: the app may run eventlet or gevent, which --async-mode names",
+        );
     }
+    (mode, known)
 }
