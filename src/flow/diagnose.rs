@@ -1087,11 +1087,15 @@ impl Diagnoser {
             self.awaiting
                 .retain(|(s, n, _), (name, _)| !(s == sid && n == nsp && name == event));
         }
+        let at = e
+            .text("line")
+            .map(|l| format!(" at {l}"))
+            .unwrap_or_default();
         self.once("handler-raised", format!("{handler} {raised}"), Finding {
             cause: "handler-raised",
             conn: e.conn,
             t: e.t,
-            what: format!("The handler {handler} raised {raised} while handling {event:?}: nothing after the failing line ran, no emit it would have made was sent, and a client waiting for an acknowledgement gets none (its callback never fires). The exception escapes the handler's thread (or green thread), and its traceback is printed on the server's console (\"Exception in thread ...\" under threading; under gevent the traceback and \"<Thread at ...> failed with {raised}\" (python-engineio's Thread is a greenlet); under eventlet the green thread's traceback)."),
+            what: format!("The handler {handler} raised {raised}{} while handling {event:?}: nothing after the failing line ran, no emit it would have made was sent, and a client waiting for an acknowledgement gets none (its callback never fires). The exception escapes the handler's thread (or green thread), and its traceback is printed on the server's console (\"Exception in thread ...\" under threading; under gevent the traceback and \"<Thread at ...> failed with {raised}\" (python-engineio's Thread is a greenlet); under eventlet the green thread's traceback).", at),
             evidence: vec![Evidence::of(e)],
             fix: "Read the traceback in the server's output; catch the error in the handler and answer the client (return an error value for its acknowledgement) instead of letting it escape, or give the namespace an error handler (@socketio.on_error).",
             step: Some("diagnoses.19"),
@@ -1195,7 +1199,7 @@ impl Diagnoser {
             t: e.t,
             what: format!("The server disconnected the client from the namespace {nsp}: it sent a Socket.IO DISCONNECT{after}. The client's disconnect reason is \"io server disconnect\" (socket.io-client) or \"server disconnect\", and neither client reconnects by itself after it."),
             evidence,
-            fix: "If the disconnect is not meant, find the app's disconnect() call (named above when the app was watched); if it is, have the client reconnect when it wants to: socket.connect() in its \"disconnect\" handler when the reason is \"io server disconnect\".",
+            fix: "If the disconnect is not meant, find the app's disconnect() call (named above when the app's own calls were seen); if it is, have the client reconnect when it wants to: socket.connect() in its \"disconnect\" handler when the reason is \"io server disconnect\".",
             step: Some("diagnoses.16"),
             guess: false,
         })

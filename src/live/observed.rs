@@ -264,14 +264,23 @@ fn raised(msg: &Value, t: f64, chains: &Chains) -> Event {
         .map(brief)
         .collect();
     let refused = what == "ConnectionRefusedError";
+    // The app's line that raised (`chat.py:143`): the handler's file, the traceback's line.
+    let line = msg["at"].as_u64().and_then(|at| {
+        let file = frames.iter().rev().find(|f| f["package"].is_null())?;
+        Some(format!("{}:{at}", file["path"].as_str()?))
+    });
+    let place = line
+        .as_ref()
+        .map(|l| format!(" at {l}"))
+        .unwrap_or_default();
     let summary = if refused {
         format!(
-            "{name} raised ConnectionRefusedError({}): the connection is refused",
+            "{name} raised ConnectionRefusedError({}){place}: the connection is refused",
             args.join(", ")
         )
     } else {
         format!(
-            "{name} raised {what}({}): nothing more follows from this event",
+            "{name} raised {what}({}){place}: nothing more follows from this event",
             args.join(", ")
         )
     };
@@ -290,6 +299,7 @@ fn raised(msg: &Value, t: f64, chains: &Chains) -> Event {
         .with("handler", name)
         .with("raised", what)
         .with("refused", refused)
+        .with("line", line)
         .with("eio_sid", msg["eio_sid"].clone())
         .with("observed", Value::Array(frames))
 }

@@ -431,10 +431,18 @@ class _Tracer:
             try:
                 return original(self, handler, message, namespace, sid, *args)
             except BaseException as e:
+                # The app's line that raised: the deepest frame of the traceback in the
+                # handler's own file.
+                at = None
+                tb = e.__traceback__
+                while tb is not None:
+                    if code is not None and tb.tb_frame.f_code.co_filename == code.co_filename:
+                        at = tb.tb_lineno
+                    tb = tb.tb_next
                 tracer.send({"event": "raised", "message": message,
                              "namespace": namespace or "/", "sid": sid, "eio_sid": eio_sid,
                              "handler": note["handler"], "raised": type(e).__name__,
-                             "args": [_brief(a) for a in e.args], "chain": chain})
+                             "args": [_brief(a) for a in e.args], "chain": chain, "at": at})
                 raise
 
         return _handle_event

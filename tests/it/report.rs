@@ -501,6 +501,21 @@ fn the_hand_in_report_follows_the_template_without_tool_leftovers() {
         // A chain that passes through lines listed before names them.
         assert!(text.contains(", listed above"), "{mode}");
         assert!(!text.contains("… (lines listed above)"), "{mode}");
+        // Under threading the connection's thread takes the message simple-websocket's reader
+        // queued: in the Engine.IO step, in call order after the loop's wait.
+        if mode == "threading" {
+            let step5 = text
+                .split("## Step 5.")
+                .nth(1)
+                .and_then(|s| s.split("## Step 6.").next())
+                .expect("step 5");
+            let at = |s: &str| step5.find(s).unwrap_or_else(|| panic!("{s} not in step 5"));
+            assert!(
+                at("[Socket.\\_websocket_handler.websocket_wait") < at("[SimpleWebSocketWSGI.wait")
+            );
+            assert!(at("[SimpleWebSocketWSGI.wait") < at("[Base.receive"));
+            assert!(at("[Base.receive") < at("[Packet.decode"));
+        }
         // The room-only app's emits are never described as broadcast=True ones.
         assert!(!text.contains("shown for broadcast=True"), "{mode}");
         assert!(

@@ -77,6 +77,12 @@ fn how(stage: Stage) -> Vec<Block> {
     parse_markdown(&kept.concat())
 }
 
+/// A line that runs on the connection's thread when it takes a message simple-websocket's
+/// reader queued: simple-websocket's `receive` and python-engineio's driver's `wait`.
+fn is_handover(l: &StepLink) -> bool {
+    l.step.symbol == "Base.receive" || l.step.symbol.ends_with("WebSocketWSGI.wait")
+}
+
 /// The steps a document has listed: by id, and by the lines they cover.
 #[derive(Default)]
 struct Shown {
@@ -112,7 +118,7 @@ fn next<'a>(ctx: &Ctx<'a>, stage: Stage, after: u64, pick: impl Fn(&Ev) -> bool)
 /// before they are used.
 fn glossary(mode: links::AsyncMode) -> Vec<(&'static str, String)> {
     let unit = match mode {
-        links::AsyncMode::Threading => "Thread: the server runs each connection (socketserver's ThreadingMixIn starts its thread), each event handler (a connect handler runs inline, in the thread that read the CONNECT) and each background task on an operating-system thread of its own (a daemon thread: it does not keep the process alive at exit). simple-websocket, wsproto and h11 are the libraries that speak WebSocket for python-engineio here: simple-websocket runs a reader thread per WebSocket, wsproto parses and builds the frames, h11 reads the handshake's HTTP.".to_string(),
+        links::AsyncMode::Threading => "Thread: the server runs each connection (socketserver's ThreadingMixIn starts its thread), each event handler (a connect handler runs inline, in the connection's thread that takes the CONNECT) and each background task on an operating-system thread of its own (a daemon thread: it does not keep the process alive at exit). simple-websocket, wsproto and h11 are the libraries that speak WebSocket for python-engineio here: simple-websocket runs a reader thread per WebSocket, wsproto parses and builds the frames, h11 reads the handshake's HTTP.".to_string(),
         links::AsyncMode::Eventlet => "Green thread: eventlet runs each connection, each event handler and each background task as a green thread, a function that takes turns with the others in one operating-system thread, switching whenever it waits on the network.".to_string(),
         links::AsyncMode::Gevent => "Greenlet: gevent runs each connection, each event handler and each background task as a greenlet, a function that takes turns with the others in one operating-system thread, switching whenever it waits on the network.".to_string(),
     };
@@ -125,7 +131,7 @@ fn glossary(mode: links::AsyncMode) -> Vec<(&'static str, String)> {
         ("Long-polling", "the transport that works everywhere: the client sends HTTP GET requests that the server holds open until it has packets for it, and sends its own packets in HTTP POST requests.".into()),
         ("WebSocket", "RFC 6455: an HTTP request that asks to switch protocols (the upgrade); after the server's 101 answer the same TCP connection carries frames both ways. The server proves it understood with Sec-WebSocket-Accept: the SHA-1 of the client's Sec-WebSocket-Key joined to a fixed GUID, in base64.".into()),
         ("Frame", "one unit of a WebSocket: a header of 2 to 14 bytes (the opcode, the length, the client's mask) and the payload. Clients mask their payloads; servers never do.".into()),
-        ("permessage-deflate", "a WebSocket extension (RFC 7692) that compresses each message; a compressed frame has its RSV1 bit set.".into()),
+        ("permessage-deflate", "a WebSocket extension (RFC 7692) that compresses each message; the first frame of a compressed message has its RSV1 bit set.".into()),
         ("Socket.IO", "the protocol the app's code talks: named events with data, namespaces, acknowledgements and rooms, sent as Engine.IO MESSAGE packets.".into()),
         ("Namespace", "a channel of a Socket.IO connection (\"/\" by default, \"/chat\" and so on); each has its own handlers.".into()),
         ("Room", "a group of clients on the server, for emitting to all of them; only the server knows the rooms.".into()),
@@ -398,7 +404,8 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>, listens: Option<&str>) -> Vec<
         stage: Stage::SioDispatch,
         ev: dispatch.unwrap_or(event),
         shows: match (handler, dispatch) {
-            (Some(h), _) => format!("python-socketio finds your handler for \"{name}\", and Flask-SocketIO calls it: {h}."),
+            (Some(h), Some(_)) => format!("python-socketio finds your handler for \"{name}\", and Flask-SocketIO calls it: {h}."),
+            (Some(h), None) => format!("python-socketio finds the handler registered for \"{name}\", and Flask-SocketIO calls it: in the app's source that is {h} (matched by the event's name: the bytes do not show the call)."),
             (None, Some(d)) => format!(
                 "python-socketio finds your handler for \"{name}\", and Flask-SocketIO calls it: {}.",
                 d.str("handler").unwrap_or("?")
@@ -674,7 +681,7 @@ fn your_code(
     // The connect and disconnect handlers: called from the CONNECT packet (inline, before the
     // answer) and when the client leaves the namespace.
     for (event, what) in [
-        ("connect", "python-socketio calls it inline, in the thread that read the client's CONNECT for the namespace, before it answers: its auth argument is the CONNECT's data; raising ConnectionRefusedError or returning False refuses the connection, anything else accepts it."),
+        ("connect", "python-socketio calls it inline, before it answers, in the thread that takes the client's CONNECT for the namespace from the transport (the connection's thread on a WebSocket, the POST's on long-polling): its auth argument is the CONNECT's data; raising ConnectionRefusedError or returning False refuses the connection, anything else accepts it."),
         ("disconnect", "python-socketio calls it when the client leaves the namespace: its DISCONNECT packet, or the end of its Engine.IO session (a closed WebSocket, a ping timeout, the server's own disconnect()); python-socketio 5.12 and later pass the reason."),
     ] {
         for f in scan
@@ -852,6 +859,7 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
     // Every chain's lines with what each does, for the last section.
     let mut lines: Vec<(String, Vec<StepLink>)> = Vec::new();
     let mut explained: HashMap<Stage, usize> = HashMap::new();
+    let mut handover: Vec<StepLink> = Vec::new();
     for (i, s) in steps.iter().enumerate() {
         let mut blocks = Vec::new();
         // The stage's explanation once, where it first matters; later steps point to it.
@@ -878,8 +886,23 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
             all.extend(ctx.links(*stage, *kind));
         }
         all.extend(ctx.links(s.stage, s.kind.or(s.ev.kind)));
+        // Where the next step's thread takes over (it waits in python-engineio's loop for
+        // the message this step's reader queued), those lines go to that step, after the
+        // wait that calls them.
+        if !handover.is_empty() {
+            let at = all
+                .iter()
+                .position(|l| l.step.symbol.ends_with("websocket_wait"))
+                .map_or(0, |i| i + 1);
+            all.splice(at..at, std::mem::take(&mut handover));
+        }
         for (stage, kind) in &s.then {
-            all.extend(ctx.links(*stage, *kind));
+            let (theirs, ours): (Vec<StepLink>, Vec<StepLink>) =
+                ctx.links(*stage, *kind).into_iter().partition(is_handover);
+            all.extend(ours);
+            // The message chain lists them as the reader's hand-off returns (receive, then
+            // wait); the connection's thread calls them the other way round.
+            handover.extend(theirs.into_iter().rev());
         }
         let chain = with_gaps(all, |l| shown.insert(l));
         let fresh: Vec<StepLink> = chain.iter().filter_map(Item::link).cloned().collect();
@@ -914,7 +937,13 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
                     item.push(t(format!(" ({n} times.)")));
                 }
                 // The handler that raised, where the source shows it.
-                let raised_in = (d.str("cause") == Some("handler-raised"))
+                // Unless the summary names the line that raised (a watched app's).
+                let named = d
+                    .summary
+                    .split(" while handling")
+                    .next()
+                    .is_some_and(|head| head.contains(" at "));
+                let raised_in = (d.str("cause") == Some("handler-raised") && !named)
                     .then(|| d.summary.strip_prefix("The handler ")?.split_once(" raised"))
                     .flatten()
                     .and_then(|(name, _)| {
@@ -922,7 +951,7 @@ pub fn build(input: &Input, conn: u64, opts: &Options) -> Doc {
                     });
                 if let Some(f) = raised_in {
                     item.push(t(format!(
-                        " In the app's code: {}, {} line {} (the traceback on the server's console names the failing line).",
+                        " In the app's code: {}, defined at {} line {} (the traceback on the server's console names the line that raised).",
                         f.name, f.file, f.def_line
                     )));
                 }
