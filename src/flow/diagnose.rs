@@ -971,7 +971,10 @@ impl Diagnoser {
                 what,
                 evidence: vec![Evidence::of(e)],
                 fix,
-                step: None,
+                // Late bytes read as a request: http.server's loop, under Werkzeug.
+                step: (status.is_none_or(|s| s.starts_with('4'))
+                    && self.linker.async_mode() == crate::links::AsyncMode::Threading)
+                    .then_some("diagnoses.20"),
                 guess: false,
             },
         )
