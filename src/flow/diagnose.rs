@@ -1067,7 +1067,7 @@ impl Diagnoser {
             } else if data.contains("Connection rejected by server") {
                 format!("The server refused the client's connection to the namespace {nsp} with {data}, python-socketio's default: the app's connect handler returned False, or raised ConnectionRefusedError with no message. The client's connect_error handler gets that data; its connect handler never runs.")
             } else {
-                format!("The server refused the client's connection to the namespace {nsp} with {data}: the app's connect handler raised ConnectionRefusedError with that message. The client's connect_error handler gets that data; its connect handler never runs.")
+                format!("The server refused the client's connection to the namespace {nsp} with {data}, which python-socketio sends when the app's connect handler raises ConnectionRefusedError with that message. The client's connect_error handler gets that data; its connect handler never runs.")
             },
             evidence,
             fix: "If the refusal is wrong, look at the connect handler's condition (the auth data the client sent in its CONNECT packet, the session cookie); on the client, handle connect_error to tell the user.",

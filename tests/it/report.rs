@@ -519,7 +519,9 @@ fn the_hand_in_report_follows_the_template_without_tool_leftovers() {
         // The room-only app's emits are never described as broadcast=True ones.
         assert!(!text.contains("shown for broadcast=True"), "{mode}");
         assert!(
-            text.contains(&format!("Who runs it:** The event's own {unit}")),
+            text.contains(&format!(
+                "Who runs it:** python-socketio, in the {unit} that decoded the event, starts a {unit} for it"
+            )),
             "{mode}"
         );
         assert!(text.contains(server), "{mode}: {server}");

@@ -412,7 +412,7 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>, listens: Option<&str>) -> Vec<
             ),
             (None, None) => format!("python-socketio looks up the handler registered for \"{name}\" on {nsp}, and Flask-SocketIO calls it; which function of the app that is, the traffic alone does not show."),
         },
-        runner: format!("The event's own {unit}, inside a Flask request context made for it (so request.sid and emit() know the client)."),
+        runner: format!("python-socketio, in the {unit} that decoded the event, starts a {unit} for it; in that {unit}, inside a Flask request context made for it (so request.sid and emit() know the client), Flask-SocketIO calls the handler."),
         also: Vec::new(),
         then: Vec::new(),
         kind: match dispatch {
@@ -428,7 +428,7 @@ fn path<'a>(ctx: &Ctx<'a>, handler: Option<&str>, listens: Option<&str>) -> Vec<
     if let Some(a) = answer {
         let what = match a.str("type") {
             Some("ACK") => format!(
-                "an ACK (id {}) carrying the handler's return value {}",
+                "an ACK (id {}) carrying {} (python-socketio puts the handler's return value in it)",
                 a.u64("id").unwrap_or(0),
                 shorten(
                     &a.fields
