@@ -523,10 +523,15 @@ fn followed(ctx: &Ctx, input: &Input) -> String {
             sessions.insert(c.sid.clone().unwrap_or_else(|| format!("#{}", c.id)));
         }
     }
+    let listed = if input.diagnoses.is_empty() {
+        ""
+    } else {
+        "; what went wrong for any client is listed near the end"
+    };
     let others = match sessions.len() {
         0 => String::new(),
-        1 => " The traffic holds one other Socket.IO client; what went wrong for any client is listed near the end.".to_string(),
-        n => format!(" The traffic holds {n} other Socket.IO clients; what went wrong for any client is listed near the end."),
+        1 => format!(" The traffic holds one other Socket.IO client{listed}."),
+        n => format!(" The traffic holds {n} other Socket.IO clients{listed}."),
     };
     format!("{how}{others}")
 }
