@@ -822,6 +822,18 @@ pub fn deciding_line(stack: impl Into<Stack>, step_id: &str) -> Option<StepLink>
     Some(StepLink::new(step.clone(), &SourceHost::GitHub, None))
 }
 
+/// One step of any chain by its id (`broadcast_emit_encode.49`), for a report that names a
+/// single line no stage's chain has.
+pub fn step_link(stack: impl Into<Stack>, step_id: &str) -> Option<StepLink> {
+    let t = set_tables(stack).ok()?;
+    let step = t
+        .chain
+        .iter()
+        .flat_map(|c| c.steps.iter())
+        .find(|s| s.step_id == step_id)?;
+    Some(StepLink::new(step.clone(), &SourceHost::GitHub, None))
+}
+
 /// The whole chain of a version set, stage by stage.
 pub fn chain(stack: impl Into<Stack>) -> Result<&'static [ChainStage], crate::Error> {
     Ok(&set_tables(stack)?.chain)

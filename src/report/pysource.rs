@@ -545,7 +545,10 @@ impl Call {
             && to.is_none();
         let skip_self = t.contains("include_self=False");
         let broadcast = t.contains("broadcast=True");
-        let module_level = self.name.starts_with("socketio.");
+        // Through the SocketIO object (`socketio.emit`, `sio.emit`) or a Namespace class's own
+        // method (`self.emit`): without a room, to everyone. Flask-SocketIO's module-level
+        // function (`emit`, `flask_socketio.emit`) goes to the sender instead.
+        let module_level = self.name.contains('.') && !self.name.starts_with("flask_socketio.");
         Some(match (to, to_var, broadcast, module_level) {
             (Some(r), _, _, _) => format!(
                 "the room {r:?}{}",
@@ -560,7 +563,7 @@ impl Call {
                 if skip_self { " but the sender" } else { "" }
             ),
             (None, false, false, true) => {
-                "every client in the namespace (the SocketIO object's emit or send without to=)"
+                "every client in the namespace (the SocketIO object's emit or send, or a Namespace class's self.emit, without a room)"
                     .into()
             }
             (None, false, false, false) => "the client whose event is being handled".into(),
@@ -736,7 +739,7 @@ socketio.start_background_task(target=countdown, n=3)
         assert_eq!((ping.event.as_str(), ping.nsp.as_str()), ("ping", "/chat"));
         assert_eq!(
             find(&s, "announce").calls[0].reach().unwrap(),
-            "every client in the namespace (the SocketIO object's emit or send without to=)"
+            "every client in the namespace (the SocketIO object's emit or send, or a Namespace class's self.emit, without a room)"
         );
         assert_eq!(
             find(&s, "announce").kind,

@@ -255,7 +255,7 @@ fn a_capture_and_the_apps_source_give_its_own_code() {
     // The handler that raised: the ack that never came.
     assert!(md.contains("none came back within 1 s: the handler raised"));
     assert!(md.contains(
-        "reaches every client in the namespace (the SocketIO object's emit or send without to=)"
+        "reaches every client in the namespace (the SocketIO object's emit or send, or a Namespace class's self.emit, without a room)"
     ));
     assert!(!md.contains("replace old value") && !md.contains("/auctions"));
     let bare = report(&pcap, &[]);
@@ -570,4 +570,36 @@ fn the_hand_in_report_follows_the_template_without_tool_leftovers() {
     assert!(text.contains("The session opens on long-polling"));
     assert!(text.contains("The upgrade to the WebSocket"));
     assert!(text.contains("compressed with permessage-deflate (RSV1 set"));
+}
+
+/// A Namespace class's `self.emit` goes through Flask-SocketIO's `Namespace.emit` first, and
+/// without `room=` reaches every client of its namespace.
+#[test]
+fn a_namespace_classs_own_emit_has_its_chain() {
+    let source = std::fs::read_to_string(repo().join("tests/student_app/chat.py")).unwrap();
+    let changed = source.replace(
+        "        emit(\"lobby\", {\"hello\": request.sid})",
+        "        self.emit(\"lobby\", {\"hello\": request.sid})",
+    );
+    assert_ne!(source, changed, "chat.py's Lobby.on_connect emit");
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("chat.py");
+    std::fs::write(&app, changed).unwrap();
+    let text = report(
+        &repo().join("traces/student/chat.pcap"),
+        &["--hand-in", "--app", app.to_str().unwrap()],
+    );
+    assert!(text.contains(
+        "line 153, `self.emit(\"lobby\", {\"hello\": request.sid})`: to every client in the namespace"
+    ));
+    let entry = text
+        .split("**A Namespace class's self.emit to every client of its namespace.**")
+        .nth(1)
+        .expect("the entry");
+    let first = entry.split("\n- ").nth(1).unwrap_or("");
+    assert!(first.contains("[Namespace.emit]"), "{first}");
+    assert!(
+        first.contains("flask_socketio/namespace.py#L39-L42"),
+        "{first}"
+    );
 }

@@ -79,6 +79,18 @@ impl CallKind {
 
     /// The title of an emit kind as the app wrote the call.
     pub(super) fn title_for(self, form: Form) -> &'static str {
+        if form.own_namespace && matches!(self, CallKind::EmitTo | CallKind::EmitAll) {
+            return match (self, form.send) {
+                (CallKind::EmitTo, false) => {
+                    "A Namespace class's self.emit to one room or one client (room=)"
+                }
+                (CallKind::EmitTo, true) => {
+                    "A Namespace class's self.send to one room or one client (room=)"
+                }
+                (_, false) => "A Namespace class's self.emit to every client of its namespace",
+                (_, true) => "A Namespace class's self.send to every client of its namespace",
+            };
+        }
         match (self, form.method, form.send) {
             (CallKind::EmitAll, true, false) => {
                 "socketio.emit (the SocketIO object's emit) to every client of the namespace"
@@ -137,7 +149,19 @@ impl CallKind {
             Kind::Emit => ctx.links(Stage::SioEmit, None),
             kind => ctx.links(Stage::SioEmit, Some(kind)),
         };
+        // A Namespace class's self.emit or self.send goes through its own method first.
+        let own = |room: bool| {
+            let first = match form.send {
+                true => "broadcast_emit_encode.50",
+                false => "broadcast_emit_encode.49",
+            };
+            let mut links: Vec<StepLink> = ctx.step(first).into_iter().collect();
+            links.extend(emit(room));
+            links
+        };
         match self {
+            CallKind::EmitTo if form.own_namespace => own(true),
+            CallKind::EmitAll if form.own_namespace => own(false),
             CallKind::EmitTo => emit(true),
             CallKind::EmitAll => emit(false),
             CallKind::Join => ctx.links(Stage::SioRoom, Some(Kind::Join)),
@@ -161,6 +185,8 @@ impl CallKind {
 pub(super) struct Form {
     pub method: bool,
     pub send: bool,
+    /// `self.emit` in a method of a Namespace class.
+    pub own_namespace: bool,
 }
 
 impl Form {
@@ -168,12 +194,14 @@ impl Form {
     pub(super) const PLAIN: Form = Form {
         method: false,
         send: false,
+        own_namespace: false,
     };
 
     pub(super) fn of(call: &Call) -> Form {
         Form {
             method: call.name.contains('.'),
             send: call.name.rsplit('.').next() == Some("send"),
+            own_namespace: call.name.starts_with("self."),
         }
     }
 }

@@ -780,7 +780,10 @@ fn your_code(
     }
     for (kind, form) in kinds {
         let title = kind.title_for(form);
-        let what = if form.send && matches!(kind, CallKind::EmitAll | CallKind::EmitTo) {
+        let emits = matches!(kind, CallKind::EmitAll | CallKind::EmitTo);
+        let what = if form.own_namespace && emits {
+            "A Namespace class's self.emit (or self.send) calls the SocketIO object's emit (or send) with the class's namespace: room= (not to=) picks the room or one client's sid, and without it the event goes to every client of the namespace, the sender too; from there it goes the way of the SocketIO object's emit.".to_string()
+        } else if form.send && emits {
             "send() is an emit of the event \"message\" (\"json\" with json=True): Flask-SocketIO's send takes the same to=, broadcast and include_self arguments and calls the SocketIO object's send, which emits; from there it goes the way of the emit above.".to_string()
         } else {
             kind.what().to_string()

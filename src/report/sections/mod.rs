@@ -191,6 +191,15 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// One step by its id, at the report's versions; none where it does not hold.
+    fn step(&self, step_id: &str) -> Option<StepLink> {
+        let l = links::step_link(self.stack, step_id)?;
+        match self.installed {
+            Some(inst) => Some(inst.relink(l)).filter(StepLink::applies),
+            None => l.step.builtin_holds().then_some(l),
+        }
+    }
+
     /// An entry point of the app's code (`entry:on`...), at the report's versions.
     fn entry(&self, name: &str) -> Option<links::Section> {
         let sec = links::entry_point(self.stack, name).ok().flatten()?.clone();
