@@ -399,7 +399,7 @@ pub fn load<R: std::io::BufRead>(
         auction: focus.auction,
         diagnoses: focus.diagnoses,
         watched: focus.watched,
-        werkzeug: focus.werkzeug,
+        werkzeug: focus.servers.werkzeug(),
     })
 }
 
@@ -508,10 +508,27 @@ struct Held {
     diagnoses: Vec<Ev>,
     /// See `Input::watched`.
     watched: Option<Watched>,
+    /// How the server's HTTP responses named it (`Input::werkzeug`).
+    servers: ServerNames,
+}
+
+/// What the Server headers of a capture's HTTP responses said, besides a WebSocket's 101.
+#[derive(Default)]
+struct ServerNames {
+    werkzeug: bool,
+    other: bool,
+    unnamed: bool,
+}
+
+impl ServerNames {
     /// See `Input::werkzeug`.
-    werkzeug: Option<bool>,
-    /// A response named a server other than Werkzeug.
-    other_server: bool,
+    fn werkzeug(&self) -> Option<bool> {
+        match self {
+            ServerNames { werkzeug: true, .. } => Some(true),
+            ServerNames { other: true, .. } => None,
+            ServerNames { unnamed, .. } => unnamed.then_some(false),
+        }
+    }
 }
 
 /// What a watched app ran, as the trace's `app` event recorded it when the app started.
@@ -574,19 +591,12 @@ impl Held {
         if h.stage == Stage::App && self.watched.is_none() {
             self.watched = Some(Watched::of(e));
         }
-        if h.stage == Stage::HttpResponse
-            && e.field("status").and_then(Value::as_u64) != Some(101)
-            && self.werkzeug != Some(true)
+        if h.stage == Stage::HttpResponse && e.field("status").and_then(Value::as_u64) != Some(101)
         {
-            let server = crate::trace::header(e.field("headers"), "server");
-            self.werkzeug = match (server, self.werkzeug) {
-                (Some(s), _) if s.contains("Werkzeug") => Some(true),
-                (Some(_), _) => None,
-                (None, Some(false) | None) if !self.other_server => Some(false),
-                (None, w) => w,
-            };
-            if server.is_some_and(|s| !s.contains("Werkzeug")) {
-                self.other_server = true;
+            match crate::trace::header(e.field("headers"), "server") {
+                Some(s) if s.contains("Werkzeug") => self.servers.werkzeug = true,
+                Some(_) => self.servers.other = true,
+                None => self.servers.unnamed = true,
             }
         }
         // Problems with the capture itself (no connection) are reported beside the report.
